@@ -1,0 +1,1 @@
+"""Pydantic types shared by every room of stanch."""

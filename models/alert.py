@@ -1,0 +1,204 @@
+"""The Azure Monitor common alert schema, as action groups POST it.
+
+Tolerant where Azure varies (unknown fields, nulls, lower-cased ids, per-signal
+`alertContext` shapes) and strict only about what the engine needs to open and
+deduplicate an incident: the schema id, the alert instance id, the rule, the
+targets and whether it fired or resolved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+from models.severity import Severity
+
+COMMON_ALERT_SCHEMA_ID = "azureMonitorCommonAlertSchema"
+
+
+class MonitorCondition(StrEnum):
+    FIRED = "Fired"
+    RESOLVED = "Resolved"
+
+
+class _Lenient(BaseModel):
+    # Azure adds fields over time; refusing them would drop real alerts.
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class Essentials(_Lenient):
+    alert_id: str = Field(alias="alertId", min_length=1)
+    alert_rule: str = Field(alias="alertRule", min_length=1)
+    alert_rule_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("alertRuleId", "alertRuleID")
+    )
+    severity: Severity | None = None
+    signal_type: str | None = Field(default=None, alias="signalType")
+    monitor_condition: MonitorCondition = Field(alias="monitorCondition")
+    monitoring_service: str | None = Field(default=None, alias="monitoringService")
+    alert_target_ids: list[str] = Field(default_factory=list, alias="alertTargetIDs")
+    configuration_items: list[str] = Field(default_factory=list, alias="configurationItems")
+    origin_alert_id: str | None = Field(default=None, alias="originAlertId")
+    fired_date_time: datetime | None = Field(default=None, alias="firedDateTime")
+    resolved_date_time: datetime | None = Field(default=None, alias="resolvedDateTime")
+    description: str | None = None
+    essentials_version: str | None = Field(default=None, alias="essentialsVersion")
+    alert_context_version: str | None = Field(default=None, alias="alertContextVersion")
+
+    @field_validator("alert_target_ids", "configuration_items", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    @field_validator("monitor_condition", mode="before")
+    @classmethod
+    def _condition_any_case(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            for condition in MonitorCondition:
+                if condition.value.lower() == value.strip().lower():
+                    return condition
+        return value
+
+    @field_validator("severity", mode="before")
+    @classmethod
+    def _severity_tolerant(cls, value: Any) -> Any:
+        # Some rules send "" or an unknown label; an unknown severity is not a
+        # reason to drop a page, the response plan's default applies instead.
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return Severity.parse(value)
+
+
+class MetricCriterion(_Lenient):
+    metric_name: str | None = Field(default=None, alias="metricName")
+    metric_namespace: str | None = Field(default=None, alias="metricNamespace")
+    operator: str | None = None
+    threshold: str | float | None = None
+    time_aggregation: str | None = Field(default=None, alias="timeAggregation")
+    metric_value: float | None = Field(default=None, alias="metricValue")
+    search_query: str | None = Field(default=None, alias="searchQuery")
+    dimensions: list[dict[str, Any]] | None = None
+
+
+class Condition(_Lenient):
+    window_size: str | None = Field(default=None, alias="windowSize")
+    all_of: list[MetricCriterion] = Field(default_factory=list, alias="allOf")
+    window_start_time: datetime | None = Field(default=None, alias="windowStartTime")
+    window_end_time: datetime | None = Field(default=None, alias="windowEndTime")
+
+    @field_validator("all_of", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class AlertContext(_Lenient):
+    """Union of the per-signal contexts (Metric, Log, Activity Log, Resource Health,
+    Service Health, smart detection). Everything is optional: which keys appear
+    depends on the monitoring service, and the engine reads them only for display
+    and runbook matching."""
+
+    condition_type: str | None = Field(default=None, alias="conditionType")
+    condition: Condition | None = None
+    properties: dict[str, Any] | None = None
+    # Activity Log / Resource Health / Service Health
+    operation_name: str | None = Field(default=None, alias="operationName")
+    caller: str | None = None
+    status: str | None = None
+    level: str | None = None
+    event_source: str | None = Field(default=None, alias="eventSource")
+    correlation_id: str | None = Field(default=None, alias="correlationId")
+    # Smart detection (Application Insights)
+    detection_summary: str | None = Field(default=None, alias="DetectionSummary")
+
+    @field_validator("condition", mode="before")
+    @classmethod
+    def _condition_object_only(cls, value: Any) -> Any:
+        # Some older contexts carry a string here; it is informational only.
+        return value if isinstance(value, dict) else None
+
+    @field_validator("properties", mode="before")
+    @classmethod
+    def _properties_object_only(cls, value: Any) -> Any:
+        return value if isinstance(value, dict) else None
+
+
+class AlertData(_Lenient):
+    essentials: Essentials
+    alert_context: AlertContext | None = Field(default=None, alias="alertContext")
+    custom_properties: dict[str, Any] | None = Field(default=None, alias="customProperties")
+
+    @field_validator("alert_context", mode="before")
+    @classmethod
+    def _context_object_only(cls, value: Any) -> Any:
+        return value if isinstance(value, dict) else None
+
+
+class CommonAlert(_Lenient):
+    schema_id: Literal["azureMonitorCommonAlertSchema"] = Field(alias="schemaId")
+    data: AlertData
+
+    @property
+    def essentials(self) -> Essentials:
+        return self.data.essentials
+
+    def fingerprint(self) -> str:
+        return fingerprint(
+            self.essentials.alert_rule_id or self.essentials.alert_rule,
+            self.essentials.alert_target_ids,
+        )
+
+    def to_event(self) -> AlertEvent:
+        e = self.essentials
+        return AlertEvent(
+            alert_id=e.alert_id,
+            condition=e.monitor_condition,
+            rule=e.alert_rule,
+            rule_id=e.alert_rule_id,
+            severity=e.severity,
+            signal_type=e.signal_type,
+            monitoring_service=e.monitoring_service,
+            targets=[t.lower() for t in e.alert_target_ids],
+            description=e.description,
+            fired_at=e.fired_date_time,
+            resolved_at=e.resolved_date_time,
+        )
+
+
+def fingerprint(rule: str, target_ids: list[str]) -> str:
+    """One incident per alert rule and set of targets.
+
+    Not the alertId: Azure mints a new one each time a rule fires. Ids are
+    lower-cased because Azure lower-cases some of them (`resourcegroups`,
+    `microsoft.compute`) but not consistently across alert types.
+    """
+    targets = sorted({t.strip().lower() for t in target_ids})
+    material = "\n".join([rule.strip().lower(), *targets])
+    return hashlib.sha256(material.encode()).hexdigest()[:20]
+
+
+class AlertEvent(BaseModel):
+    """What an incident keeps of one alert: small, so alert storms stay cheap in
+    workflow history. The full payload is never stored in Temporal."""
+
+    alert_id: str
+    condition: MonitorCondition
+    rule: str
+    rule_id: str | None = None
+    severity: Severity | None = None
+    signal_type: str | None = None
+    monitoring_service: str | None = None
+    targets: list[str] = Field(default_factory=list)
+    description: str | None = None
+    fired_at: datetime | None = None
+    resolved_at: datetime | None = None
+
+    @property
+    def dedup_key(self) -> str:
+        # Azure retries webhooks and signals are at-least-once: the same
+        # instance in the same condition must count once.
+        return f"{self.alert_id.lower()}|{self.condition.value}"

@@ -1,0 +1,313 @@
+"""`stanch.yaml`: the response plan. Who is on the roster, who is on call when,
+how each service escalates, where pages go.
+
+Everything a human edits is validated here, and every problem is reported with
+the path of the offending key (`escalation_policies.db.tiers[1].people[0]`), so
+`stanch config check` can tell an on-call engineer exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from models.duration import Duration
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$"
+
+
+class _Strict(BaseModel):
+    # A typo in a policy file must be an error, not a silently ignored key.
+    model_config = ConfigDict(extra="forbid")
+
+
+class Person(_Strict):
+    id: str = Field(pattern=_ID)
+    name: str | None = None
+    email: str | None = None
+    roles: list[str] = Field(default_factory=list)
+
+    @property
+    def display(self) -> str:
+        return self.name or self.id
+
+
+class Schedule(_Strict):
+    """A rotation: `rotation[k]` is on call during the k-th shift after `starts`."""
+
+    rotation: list[str] = Field(min_length=1)
+    shift: Duration = timedelta(days=7)
+    starts: datetime = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+    @field_validator("shift")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("shift must be longer than zero")
+        return value
+
+    @field_validator("starts")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    def on_call_at(self, when: datetime) -> str:
+        shifts = int((when - self.starts) / self.shift)
+        return self.rotation[shifts % len(self.rotation)]
+
+
+class Tier(_Strict):
+    people: list[str] = Field(default_factory=list)
+    schedules: list[str] = Field(default_factory=list)
+    timeout: Duration = timedelta(minutes=15)
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("timeout must be longer than zero")
+        return value
+
+
+class AfterLastTier(StrEnum):
+    REPEAT = "repeat"  # start again at tier 1, `repeat` more times
+    BROADCAST = "broadcast"  # page everyone in every tier at once, then stop
+    STOP = "stop"
+
+
+class EscalationPolicy(_Strict):
+    tiers: list[Tier] = Field(min_length=1)
+    after_last_tier: AfterLastTier = AfterLastTier.REPEAT
+    repeat: int = Field(default=2, ge=0, le=100)
+    channels: list[str] | None = None  # None: every configured channel
+
+
+class ServiceMatch(_Strict):
+    """All given lists must match (each list matches if any pattern does).
+    Patterns are shell globs compared case-insensitively."""
+
+    rules: list[str] = Field(default_factory=list)
+    resource_groups: list[str] = Field(default_factory=list)
+    resource_types: list[str] = Field(default_factory=list)
+    resource_ids: list[str] = Field(default_factory=list)
+
+
+class Service(_Strict):
+    name: str = Field(pattern=_ID)
+    escalation_policy: str
+    match: ServiceMatch = Field(default_factory=ServiceMatch)
+
+
+class ChannelFormat(StrEnum):
+    GENERIC = "generic"
+    SLACK = "slack"
+    TEAMS = "teams"
+
+
+class WebhookChannel(_Strict):
+    name: str = Field(pattern=_ID)
+    type: Literal["webhook"]
+    # Chat webhook URLs embed their credential; `${VAR}` keeps it out of the file.
+    url: SecretStr
+    format: ChannelFormat = ChannelFormat.GENERIC
+    timeout: Duration = timedelta(seconds=10)
+
+    def resolved_url(self) -> str:
+        url = os.path.expandvars(self.url.get_secret_value())
+        if "${" in url or not re.match(r"^https?://", url):
+            raise ValueError(f"channel {self.name}: url is not set or not http(s)")
+        return url
+
+
+class FileChannel(_Strict):
+    """Appends one JSON line per page: the embedded default, and what drills read."""
+
+    name: str = Field(pattern=_ID)
+    type: Literal["file"]
+    path: Path
+
+
+Channel = WebhookChannel | FileChannel
+
+
+class IncidentSettings(_Strict):
+    # A resolved incident stays open this long so a flapping alert reopens it
+    # instead of paging for a brand-new incident.
+    reopen_window: Duration = timedelta(minutes=30)
+    default_service: str = "default"
+
+
+class StanchConfig(_Strict):
+    roster: list[Person] = Field(min_length=1)
+    schedules: dict[str, Schedule] = Field(default_factory=dict)
+    escalation_policies: dict[str, EscalationPolicy] = Field(min_length=1)
+    services: list[Service] = Field(default_factory=list)
+    channels: list[Channel] = Field(default_factory=list)
+    incident: IncidentSettings = Field(default_factory=IncidentSettings)
+
+    def person(self, person_id: str) -> Person | None:
+        return next((p for p in self.roster if p.id == person_id), None)
+
+    def channel(self, name: str) -> Channel | None:
+        return next((c for c in self.channels if c.name == name), None)
+
+    def service_for(self, rule: str, targets: list[str]) -> Service | None:
+        for service in self.services:
+            if _matches(service.match, rule, targets):
+                return service
+        return None
+
+    def reference_problems(self) -> list[str]:
+        """Cross-references pydantic cannot see: names that must exist elsewhere."""
+        problems: list[str] = []
+        people = {p.id for p in self.roster}
+        seen: set[str] = set()
+        for i, person in enumerate(self.roster):
+            if person.id in seen:
+                problems.append(f"roster[{i}].id: duplicate person {person.id!r}")
+            seen.add(person.id)
+        for name, schedule in self.schedules.items():
+            for i, pid in enumerate(schedule.rotation):
+                if pid not in people:
+                    problems.append(
+                        f"schedules.{name}.rotation[{i}]: {pid!r} is not on the roster"
+                    )
+        channels = {c.name for c in self.channels}
+        for name, policy in self.escalation_policies.items():
+            for t, tier in enumerate(policy.tiers):
+                where = f"escalation_policies.{name}.tiers[{t}]"
+                if not tier.people and not tier.schedules:
+                    problems.append(f"{where}: a tier must name people or schedules")
+                for i, pid in enumerate(tier.people):
+                    if pid not in people:
+                        problems.append(f"{where}.people[{i}]: {pid!r} is not on the roster")
+                for i, sid in enumerate(tier.schedules):
+                    if sid not in self.schedules:
+                        problems.append(f"{where}.schedules[{i}]: no schedule named {sid!r}")
+            for i, ch in enumerate(policy.channels or []):
+                if ch not in channels:
+                    problems.append(
+                        f"escalation_policies.{name}.channels[{i}]: no channel named {ch!r}"
+                    )
+        for i, service in enumerate(self.services):
+            if service.escalation_policy not in self.escalation_policies:
+                problems.append(
+                    f"services[{i}].escalation_policy: no policy named "
+                    f"{service.escalation_policy!r}"
+                )
+        default = self.incident.default_service
+        if default not in {s.name for s in self.services} and "default" not in (
+            self.escalation_policies
+        ):
+            problems.append(
+                "incident.default_service: needs a service of that name or an "
+                "escalation policy named 'default'"
+            )
+        return problems
+
+
+def _matches(match: ServiceMatch, rule: str, targets: list[str]) -> bool:
+    def any_glob(patterns: list[str], values: list[str]) -> bool:
+        return any(fnmatch.fnmatch(v.lower(), p.lower()) for p in patterns for v in values)
+
+    groups = [part for t in targets if (part := _segment(t, "resourcegroups"))]
+    types = [part for t in targets if (part := _resource_type(t))]
+    checks = [
+        (match.rules, [rule]),
+        (match.resource_groups, groups),
+        (match.resource_types, types),
+        (match.resource_ids, targets),
+    ]
+    given = [(patterns, values) for patterns, values in checks if patterns]
+    return bool(given) and all(any_glob(patterns, values) for patterns, values in given)
+
+
+def _segment(resource_id: str, key: str) -> str | None:
+    parts = resource_id.strip("/").split("/")
+    for i, part in enumerate(parts[:-1]):
+        if part.lower() == key:
+            return parts[i + 1]
+    return None
+
+
+def _resource_type(resource_id: str) -> str | None:
+    parts = resource_id.strip("/").split("/")
+    lowered = [p.lower() for p in parts]
+    if "providers" not in lowered:
+        return None
+    i = len(lowered) - 1 - lowered[::-1].index("providers")
+    tail = parts[i + 1 :]
+    if len(tail) < 3:
+        return None
+    # namespace/type/name[/subtype/subname...] -> namespace/type[/subtype...]
+    return "/".join([tail[0], *tail[1::2]])
+
+
+class ConfigError(Exception):
+    """A policy file that cannot be used, with one line per problem, each naming
+    the path of the key at fault."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def describe_validation_error(error: ValidationError) -> list[str]:
+    problems = []
+    for err in error.errors():
+        # Tagged unions add the tag to the path (`channels[0].webhook.url`): drop it.
+        loc = tuple(p for p in err["loc"] if p not in {"webhook", "file"})
+        problems.append(f"{_loc(loc)}: {err['msg']}")
+    return problems
+
+
+def parse_config(data: Any, source: str = "stanch.yaml") -> StanchConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["(top level): expected a mapping of sections"])
+    try:
+        config = StanchConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(source, describe_validation_error(e)) from None
+    problems = config.reference_problems()
+    if problems:
+        raise ConfigError(source, problems)
+    return config
+
+
+def load_config(path: str | Path) -> StanchConfig:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(str(path), [f"cannot read: {e.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        raise ConfigError(str(path), [f"{where}: {getattr(e, 'problem', e)}"]) from None
+    config = parse_config(data, str(path))
+    # Relative file sinks are relative to the policy file, not the process.
+    for channel in config.channels:
+        if isinstance(channel, FileChannel) and not channel.path.is_absolute():
+            channel.path = (path.parent / channel.path).resolve()
+    return config

@@ -1,0 +1,46 @@
+"""Durations as people write them in a policy file: `15m`, `1h30m`, `45s`, `2d`,
+ISO 8601 (`PT15M`) or a number of seconds."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer
+
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> Any:
+    if isinstance(value, timedelta) or value is None:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower().replace(" ", "")
+    if text.startswith("p"):
+        return value  # ISO 8601: pydantic's own timedelta parser handles it
+    if not text or _PART.sub("", text):
+        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 15m, 1h30m, 2d or PT15M)")
+    return timedelta(
+        seconds=sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(text))
+    )
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    if seconds and seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds and seconds % 60 == 0:
+        return f"{seconds // 60}m"
+    return f"{value.total_seconds():g}s"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(lambda d: d.total_seconds(), return_type=float, when_used="json"),
+]

@@ -1,0 +1,188 @@
+"""An incident as the IncidentWorkflow holds it, and the messages it accepts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from models.alert import AlertEvent
+from models.config import EscalationPolicy, Schedule
+from models.severity import Severity
+
+
+class IncidentStatus(StrEnum):
+    TRIGGERED = "triggered"
+    ACKNOWLEDGED = "acknowledged"
+    CONTAINED = "contained"
+    MITIGATED = "mitigated"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+    @property
+    def order(self) -> int:
+        return list(IncidentStatus).index(self)
+
+    @property
+    def is_open(self) -> bool:
+        return self not in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED)
+
+
+class Role(StrEnum):
+    INCIDENT_COMMANDER = "incident_commander"
+    TECH_LEAD = "tech_lead"
+    COMMUNICATIONS_LEAD = "communications_lead"
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    kind: str  # alert_fired, alert_repeated, paged, acknowledged, resolved, ...
+    summary: str
+    actor: str | None = None  # a roster id, or "azure-monitor" / "stanch"
+    count: int = 1  # alert_repeated entries fold a run of repeats into one line
+
+
+class RosterEntry(BaseModel):
+    id: str
+    name: str
+    roles: list[str] = Field(default_factory=list)
+
+
+class ResponsePlan(BaseModel):
+    """What an incident needs from stanch.yaml, loaded by an activity so that the
+    workflow's validators can decide synchronously. Holds no secrets: channels
+    are passed by name and resolved to URLs only inside the notifier."""
+
+    service: str
+    policy_name: str
+    policy: EscalationPolicy
+    schedules: dict[str, Schedule] = Field(default_factory=dict)
+    roster: list[RosterEntry]
+    reopen_window: timedelta
+
+    def on_roster(self, person_id: str) -> bool:
+        return any(p.id == person_id for p in self.roster)
+
+    def display_name(self, person_id: str) -> str:
+        return next((p.name for p in self.roster if p.id == person_id), person_id)
+
+
+class Escalation(BaseModel):
+    """Where paging stands. `next_tier` is the index of the tier to page next."""
+
+    active: bool = True
+    next_tier: int = 0
+    round: int = 0
+    next_page_at: datetime | None = None
+    pages_sent: int = 0
+
+
+class IncidentState(BaseModel):
+    incident_id: str
+    workflow_id: str
+    title: str
+    status: IncidentStatus = IncidentStatus.TRIGGERED
+    severity: Severity
+    service: str | None = None
+    alert_rule: str
+    alert_rule_id: str | None = None
+    resources: list[str] = Field(default_factory=list)
+    opened_at: datetime
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    closed_at: datetime | None = None
+    roles: dict[Role, str] = Field(default_factory=dict)
+    alert_count: int = 0
+    last_alert_at: datetime | None = None
+    escalation: Escalation = Field(default_factory=Escalation)
+    runs: int = 1  # how many workflow runs (continue-as-new) the incident spans
+
+
+class IncidentInput(BaseModel):
+    """Starts or continues an incident. `carried` is set only by continue-as-new."""
+
+    incident_id: str
+    first_alert: AlertEvent
+    carried: CarriedIncident | None = None
+
+
+class CarriedIncident(BaseModel):
+    state: IncidentState
+    timeline: list[TimelineEntry]
+    plan: ResponsePlan | None
+    seen_alerts: list[str]  # recent dedup keys, oldest first
+
+
+class IncidentView(BaseModel):
+    """The `state` query: everything the CLI and dashboard show at a glance."""
+
+    state: IncidentState
+    plan_loaded: bool
+
+
+class Acknowledge(BaseModel):
+    by: str
+    note: str | None = None
+
+
+class Resolve(BaseModel):
+    by: str
+    note: str | None = None
+
+
+class AssignRole(BaseModel):
+    by: str
+    role: Role
+    assignee: str
+
+
+class AddNote(BaseModel):
+    by: str
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class ChangeStatus(BaseModel):
+    """Record progress a human made by hand (contained, mitigated)."""
+
+    by: str
+    status: IncidentStatus
+    note: str | None = None
+
+
+class UpdateResult(BaseModel):
+    incident_id: str
+    status: IncidentStatus
+    changed: bool  # False when the request was already true (a retried ack)
+
+
+class PlanRequest(BaseModel):
+    rule: str
+    targets: list[str]
+
+
+class Page(BaseModel):
+    """One page to one tier's people, through the policy's channels."""
+
+    incident_id: str
+    workflow_id: str
+    title: str
+    severity: Severity
+    status: IncidentStatus
+    service: str | None
+    resources: list[str]
+    recipients: list[RosterEntry]
+    tier: int  # 1-based, as people count them; 0 for a broadcast
+    round: int
+    channels: list[str] | None
+    reason: str  # "opened", "escalated: tier 1 did not acknowledge within 15m", ...
+
+
+class PageResult(BaseModel):
+    delivered: list[str]  # channel names
+    failed: list[str]
+
+
+IncidentInput.model_rebuild()

@@ -1,0 +1,47 @@
+"""Process settings, from `STANCH_*` environment variables (and `<state-dir>/env`,
+which `stanch dev` writes so that commands in another terminal find the stack).
+The response plan itself lives in `stanch.yaml`, see models/config.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Registered on the dev server by `stanch dev` and on a cluster by an operator
+# (`temporal operator search-attribute create`); see README.
+SEARCH_ATTRIBUTES = {
+    "IncidentStatus": "Keyword",
+    "IncidentSeverity": "Keyword",
+    "IncidentService": "Keyword",
+    "IncidentResources": "KeywordList",
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STANCH_", extra="ignore")
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_tls: bool = False
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_tls_ca: Path | None = None
+    temporal_api_key: SecretStr | None = None
+    task_queue: str = "stanch"
+    config: Path = Path("stanch.yaml")
+    alert_token: SecretStr | None = None
+    gateway_url: str = "http://127.0.0.1:8080"
+    azure_subscription_id: str | None = None
+    azure_endpoint: str | None = None
+    azure_ca_file: Path | None = None
+    web_ui_url: str | None = None
+
+
+def load_settings(state_dir: Path | str = ".stanch") -> Settings:
+    """Environment first, then `<state-dir>/env` of a running `stanch dev`."""
+    env_file = Path(state_dir) / "env"
+    if env_file.is_file():
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    return Settings()

@@ -1,0 +1,32 @@
+"""Incident severity, on Azure Monitor's scale: Sev0 is the most severe."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    SEV0 = "Sev0"
+    SEV1 = "Sev1"
+    SEV2 = "Sev2"
+    SEV3 = "Sev3"
+    SEV4 = "Sev4"
+
+    @property
+    def rank(self) -> int:
+        """0 for Sev0: lower is more severe."""
+        return int(self.value[-1])
+
+    def is_more_severe_than(self, other: Severity) -> bool:
+        return self.rank < other.rank
+
+    @classmethod
+    def parse(cls, value: Any) -> Severity:
+        """Accept `Sev2`, `sev2`, `2`; refuse anything else by name."""
+        if isinstance(value, Severity):
+            return value
+        text = str(value).strip().lower().removeprefix("sev")
+        if text in {"0", "1", "2", "3", "4"}:
+            return cls(f"Sev{text}")
+        raise ValueError(f"severity must be one of Sev0..Sev4, got {value!r}")

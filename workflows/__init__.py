@@ -1,0 +1,1 @@
+"""The durable lifecycle: incidents, escalation, and (later) the runbook kit."""

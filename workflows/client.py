@@ -1,0 +1,40 @@
+"""One way to reach Temporal, shared by the worker, the gateway and the CLI, so
+TLS, API keys and the pydantic data converter are set the same everywhere."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import TLSConfig
+
+from models.settings import Settings
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """mTLS when a client certificate is set (self-hosted clusters, Temporal
+    Cloud with certificates); plain server TLS with an API key (Temporal Cloud)."""
+    if settings.temporal_tls_cert or settings.temporal_tls_key:
+        if not (settings.temporal_tls_cert and settings.temporal_tls_key):
+            raise ValueError("STANCH_TEMPORAL_TLS_CERT and STANCH_TEMPORAL_TLS_KEY go together")
+        return TLSConfig(
+            client_cert=settings.temporal_tls_cert.read_bytes(),
+            client_private_key=settings.temporal_tls_key.read_bytes(),
+            server_root_ca_cert=(
+                settings.temporal_tls_ca.read_bytes() if settings.temporal_tls_ca else None
+            ),
+        )
+    if settings.temporal_tls_ca:
+        return TLSConfig(server_root_ca_cert=settings.temporal_tls_ca.read_bytes())
+    return settings.temporal_tls or settings.temporal_api_key is not None
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        tls=tls_config(settings),
+        api_key=(
+            settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+        ),
+        data_converter=pydantic_data_converter,
+    )

@@ -1,0 +1,489 @@
+"""IncidentWorkflow: one durable incident per alert fingerprint.
+
+triggered -> acknowledged -> contained -> mitigated -> resolved -> closed
+
+The run loop is a small state machine driven by deadlines (the next page, the
+end of the reopen window) and by messages (alerts, acks, resolutions). All of
+its state is one model, so continue-as-new carries it over whole and an alert
+storm cannot grow the history without bound.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.notify import NotifyActivities
+    from activities.response_plan import ResponsePlanActivities
+    from models.alert import AlertEvent, MonitorCondition
+    from models.duration import format_duration
+    from models.incident import (
+        Acknowledge,
+        AddNote,
+        AssignRole,
+        CarriedIncident,
+        ChangeStatus,
+        IncidentInput,
+        IncidentState,
+        IncidentStatus,
+        IncidentView,
+        Page,
+        PlanRequest,
+        Resolve,
+        ResponsePlan,
+        RosterEntry,
+        TimelineEntry,
+        UpdateResult,
+    )
+    from models.severity import Severity
+    from workflows.escalation import everyone_in_policy, names, tier_recipients
+    from workflows.search_attributes import (
+        INCIDENT_RESOURCES,
+        INCIDENT_SERVICE,
+        INCIDENT_SEVERITY,
+        INCIDENT_STATUS,
+    )
+
+# Azure retries a webhook within minutes; remembering the last few hundred
+# alert instances is enough to drop its duplicates without unbounded state.
+SEEN_ALERTS_KEPT = 500
+DEFAULT_SEVERITY = Severity.SEV3
+AZURE_MONITOR = "azure-monitor"
+STANCH = "stanch"
+
+PLAN_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+PAGE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30))
+
+
+def workflow_id_for(incident_id: str) -> str:
+    return f"incident-{incident_id}"
+
+
+@workflow.defn
+class IncidentWorkflow:
+    @workflow.init
+    def __init__(self, inp: IncidentInput) -> None:
+        # Initialised here, not in run: the first alert arrives through
+        # signal-with-start and its handler runs before run() does.
+        if inp.carried is not None:
+            self._state = inp.carried.state
+            self._state.runs += 1
+            self._timeline = inp.carried.timeline
+            self._plan = inp.carried.plan
+            self._seen = inp.carried.seen_alerts
+        else:
+            alert = inp.first_alert
+            now = workflow.now()
+            self._state = IncidentState(
+                incident_id=inp.incident_id,
+                workflow_id=workflow.info().workflow_id,
+                title=alert.rule,
+                severity=alert.severity or DEFAULT_SEVERITY,
+                alert_rule=alert.rule,
+                alert_rule_id=alert.rule_id,
+                resources=alert.targets,
+                opened_at=now,
+            )
+            self._state.escalation.next_page_at = now
+            self._timeline: list[TimelineEntry] = []
+            self._plan: ResponsePlan | None = None
+            self._seen: list[str] = []
+            self._note("opened", f"Incident opened for {alert.rule}", STANCH)
+        self._wake = False
+
+    # ---- the run loop -----------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: IncidentInput) -> IncidentState:
+        if self._plan is None:
+            await self._load_plan()
+        while self._state.status is not IncidentStatus.CLOSED:
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    IncidentInput(
+                        incident_id=inp.incident_id,
+                        first_alert=inp.first_alert,
+                        carried=CarriedIncident(
+                            state=self._state,
+                            timeline=self._timeline,
+                            plan=self._plan,
+                            seen_alerts=self._seen,
+                        ),
+                    )
+                )
+            await self._wait_for_next_event()
+            await self._act_on_deadlines()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._state
+
+    async def _wait_for_next_event(self) -> None:
+        deadline, summary = self._next_deadline()
+        timeout = None
+        if deadline is not None:
+            timeout = max(deadline - workflow.now(), timedelta(0))
+        try:
+            await workflow.wait_condition(
+                lambda: self._wake or workflow.info().is_continue_as_new_suggested(),
+                timeout=timeout,
+                timeout_summary=summary,
+            )
+        except TimeoutError:
+            pass
+        self._wake = False
+
+    def _next_deadline(self) -> tuple[datetime | None, str | None]:
+        esc = self._state.escalation
+        if self._state.status is IncidentStatus.RESOLVED and self._plan is not None:
+            assert self._state.resolved_at is not None
+            return self._state.resolved_at + self._plan.reopen_window, "close after reopen window"
+        if esc.active and esc.next_page_at is not None and self._plan is not None:
+            return esc.next_page_at, f"page tier {esc.next_tier + 1}"
+        return None, None
+
+    async def _act_on_deadlines(self) -> None:
+        now = workflow.now()
+        deadline, _ = self._next_deadline()
+        if deadline is None or now < deadline:
+            return
+        if self._state.status is IncidentStatus.RESOLVED:
+            self._close(now)
+        else:
+            await self._escalate(now)
+
+    async def _load_plan(self) -> None:
+        self._plan = await workflow.execute_activity_method(
+            ResponsePlanActivities.load_response_plan,
+            PlanRequest(rule=self._state.alert_rule, targets=self._state.resources),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=PLAN_RETRY,
+        )
+        self._state.service = self._plan.service
+        esc = self._state.escalation
+        if esc.active and esc.next_tier == 0 and esc.round == 0:
+            esc.next_page_at = workflow.now()  # the escalation clock starts with tier 1's page
+        self._note(
+            "plan_loaded",
+            f"Service {self._plan.service}, escalation policy {self._plan.policy_name}",
+            STANCH,
+        )
+        self._publish()
+
+    # ---- paging and escalation -------------------------------------------
+
+    async def _escalate(self, now: datetime) -> None:
+        assert self._plan is not None
+        esc = self._state.escalation
+        policy = self._plan.policy
+        if esc.next_tier < len(policy.tiers):
+            tier = policy.tiers[esc.next_tier]
+            if esc.next_tier == 0 and esc.round == 0:
+                reason = "incident opened"
+            elif esc.next_tier == 0:
+                reason = f"nobody acknowledged; round {esc.round + 1} of the policy"
+            else:
+                previous = policy.tiers[esc.next_tier - 1]
+                reason = (
+                    f"tier {esc.next_tier} did not acknowledge within "
+                    f"{format_duration(previous.timeout)}"
+                )
+            tier_number = esc.next_tier + 1
+            esc.next_tier += 1
+            # From the deadline, not from `now`: timer latency must not add up
+            # across tiers.
+            esc.next_page_at = (esc.next_page_at or now) + tier.timeout
+            await self._page(tier_recipients(self._plan, tier, now), tier_number, reason)
+            return
+        if policy.after_last_tier == "repeat" and esc.round < policy.repeat:
+            esc.round += 1
+            esc.next_tier = 0
+            esc.next_page_at = now
+            self._wake = True
+            return
+        if policy.after_last_tier == "broadcast":
+            esc.active = False
+            await self._page(
+                everyone_in_policy(self._plan, now), 0, "no tier acknowledged: broadcast"
+            )
+            return
+        esc.active = False
+        esc.next_page_at = None
+        self._note(
+            "escalation_exhausted",
+            "Nobody acknowledged after every tier of the policy; paging stopped",
+            STANCH,
+        )
+
+    async def _page(self, recipients: list[RosterEntry], tier: int, reason: str) -> None:
+        assert self._plan is not None
+        self._state.escalation.pages_sent += 1
+        who = f"tier {tier}" if tier else "everyone"
+        kind = "paged" if tier <= 1 and self._state.escalation.round == 0 else "escalated"
+        self._note(kind, f"Paging {who}: {names(recipients)} ({reason})", STANCH)
+        page = Page(
+            incident_id=self._state.incident_id,
+            workflow_id=self._state.workflow_id,
+            title=self._state.title,
+            severity=self._state.severity,
+            status=self._state.status,
+            service=self._state.service,
+            resources=self._state.resources,
+            recipients=recipients,
+            tier=tier,
+            round=self._state.escalation.round,
+            channels=self._plan.policy.channels,
+            reason=reason,
+        )
+        try:
+            result = await workflow.execute_activity_method(
+                NotifyActivities.page_on_call,
+                page,
+                start_to_close_timeout=timedelta(seconds=30),
+                # Bounded: escalation must move on to the next tier even if a
+                # chat service is down, rather than block on one page.
+                schedule_to_close_timeout=timedelta(minutes=2),
+                retry_policy=PAGE_RETRY,
+                summary=f"page {who}",
+            )
+        except ActivityError as e:
+            cause = e.cause.message if isinstance(e.cause, ApplicationError) else str(e.cause)
+            self._note("page_failed", f"Page to {who} failed: {cause}", STANCH)
+            return
+        if result.failed:
+            self._note("page_failed", f"Channels refused the page: {', '.join(result.failed)}", STANCH)
+
+    # ---- alerts -----------------------------------------------------------
+
+    @workflow.signal
+    def add_alert(self, alert: AlertEvent) -> None:
+        if alert.dedup_key in self._seen:
+            return
+        self._seen.append(alert.dedup_key)
+        del self._seen[:-SEEN_ALERTS_KEPT]
+        now = workflow.now()
+        self._wake = True
+        if alert.condition is MonitorCondition.RESOLVED:
+            if self._state.status.is_open:
+                self._note("alert_resolved", f"Azure Monitor resolved {alert.rule}", AZURE_MONITOR)
+                self._resolve(now, AZURE_MONITOR)
+            return
+        self._state.alert_count += 1
+        self._state.last_alert_at = now
+        if self._state.alert_count == 1:
+            self._note("alert_fired", _describe(alert), AZURE_MONITOR)
+        else:
+            self._note_repeat(now)
+        if alert.severity is not None and alert.severity.is_more_severe_than(self._state.severity):
+            self._note(
+                "severity_raised",
+                f"Severity raised from {self._state.severity} to {alert.severity}",
+                AZURE_MONITOR,
+            )
+            self._state.severity = alert.severity
+            self._publish()
+        if self._state.status is IncidentStatus.RESOLVED:
+            self._reopen(now)
+
+    def _note_repeat(self, now: datetime) -> None:
+        last = self._timeline[-1] if self._timeline else None
+        if last is not None and last.kind == "alert_repeated":
+            last.count += 1
+            last.summary = f"Alert repeated {last.count} times (latest {now:%H:%M:%S}Z)"
+        else:
+            self._note("alert_repeated", "Alert repeated", AZURE_MONITOR)
+
+    def _reopen(self, now: datetime) -> None:
+        self._state.status = IncidentStatus.TRIGGERED
+        self._state.resolved_at = self._state.resolved_by = None
+        self._state.acknowledged_at = self._state.acknowledged_by = None
+        esc = self._state.escalation
+        esc.active, esc.next_tier, esc.round, esc.next_page_at = True, 0, 0, now
+        self._note("reopened", "Alert fired again within the reopen window: reopened", STANCH)
+        self._publish()
+
+    # ---- people -----------------------------------------------------------
+
+    @workflow.update
+    async def acknowledge(self, request: Acknowledge) -> UpdateResult:
+        await self._require_on_roster(request.by)
+        changed = self._state.status is IncidentStatus.TRIGGERED
+        if changed:
+            self._acknowledge(workflow.now(), request.by, request.note)
+        return self._result(changed)
+
+    @acknowledge.validator
+    def _validate_acknowledge(self, request: Acknowledge) -> None:
+        self._check_actor(request.by)
+        if not self._state.status.is_open:
+            raise ValueError(f"incident is already {self._state.status}: nothing to acknowledge")
+
+    @workflow.update
+    async def resolve(self, request: Resolve) -> UpdateResult:
+        await self._require_on_roster(request.by)
+        changed = self._state.status.is_open
+        if changed:
+            suffix = f": {request.note}" if request.note else ""
+            self._note("resolved", f"Resolved by {self._name(request.by)}{suffix}", request.by)
+            self._resolve(workflow.now(), request.by)
+        return self._result(changed)
+
+    @resolve.validator
+    def _validate_resolve(self, request: Resolve) -> None:
+        self._check_actor(request.by)
+
+    @workflow.update
+    async def assign_role(self, request: AssignRole) -> UpdateResult:
+        await self._require_on_roster(request.by)
+        await self._require_on_roster(request.assignee)
+        changed = self._state.roles.get(request.role) != request.assignee
+        if changed:
+            self._state.roles[request.role] = request.assignee
+            self._note(
+                "role_assigned",
+                f"{self._name(request.assignee)} is {request.role.replace('_', ' ')} "
+                f"(assigned by {self._name(request.by)})",
+                request.by,
+            )
+        return self._result(changed)
+
+    @assign_role.validator
+    def _validate_assign_role(self, request: AssignRole) -> None:
+        self._check_actor(request.by)
+        if self._plan is not None and not self._plan.on_roster(request.assignee):
+            raise ValueError(f"assignee {request.assignee!r} is not on the roster")
+
+    @workflow.update
+    async def add_note(self, request: AddNote) -> UpdateResult:
+        await self._require_on_roster(request.by)
+        self._note("note", request.text, request.by)
+        return self._result(True)
+
+    @add_note.validator
+    def _validate_add_note(self, request: AddNote) -> None:
+        self._check_actor(request.by)
+
+    @workflow.update
+    async def change_status(self, request: ChangeStatus) -> UpdateResult:
+        await self._require_on_roster(request.by)
+        now = workflow.now()
+        if self._state.status is IncidentStatus.TRIGGERED:
+            self._acknowledge(now, request.by, None)
+        self._state.status = request.status
+        suffix = f": {request.note}" if request.note else ""
+        self._note(
+            str(request.status), f"Marked {request.status} by {self._name(request.by)}{suffix}",
+            request.by,
+        )
+        self._publish()
+        return self._result(True)
+
+    @change_status.validator
+    def _validate_change_status(self, request: ChangeStatus) -> None:
+        self._check_actor(request.by)
+        if request.status not in (IncidentStatus.CONTAINED, IncidentStatus.MITIGATED):
+            raise ValueError("status: only contained or mitigated can be set this way")
+        if not self._state.status.is_open:
+            raise ValueError(f"incident is already {self._state.status}")
+        if request.status.order <= self._state.status.order:
+            raise ValueError(f"incident is already {self._state.status}; status only moves forward")
+
+    def _check_actor(self, person: str) -> None:
+        # The roster arrives by activity just after the incident opens; until
+        # then the handler re-checks once it is there.
+        if self._plan is not None and not self._plan.on_roster(person):
+            raise ValueError(f"{person!r} is not on the roster")
+        if self._state.status is IncidentStatus.CLOSED:
+            raise ValueError("incident is closed")
+
+    async def _require_on_roster(self, person: str) -> None:
+        await workflow.wait_condition(lambda: self._plan is not None)
+        assert self._plan is not None
+        if not self._plan.on_roster(person):
+            raise ApplicationError(f"{person!r} is not on the roster", type="NotOnRoster")
+
+    # ---- transitions --------------------------------------------------------
+
+    def _acknowledge(self, now: datetime, by: str, note: str | None) -> None:
+        self._state.status = IncidentStatus.ACKNOWLEDGED
+        self._state.acknowledged_at = now
+        self._state.acknowledged_by = by
+        self._stop_paging()
+        suffix = f": {note}" if note else ""
+        self._note("acknowledged", f"Acknowledged by {self._name(by)}; paging stopped{suffix}", by)
+        self._publish()
+
+    def _resolve(self, now: datetime, by: str) -> None:
+        self._state.status = IncidentStatus.RESOLVED
+        self._state.resolved_at = now
+        self._state.resolved_by = by
+        self._stop_paging()
+        self._wake = True
+        self._publish()
+
+    def _close(self, now: datetime) -> None:
+        self._state.status = IncidentStatus.CLOSED
+        self._state.closed_at = now
+        self._note("closed", "Closed: no alert fired again within the reopen window", STANCH)
+        self._publish()
+
+    def _stop_paging(self) -> None:
+        self._state.escalation.active = False
+        self._state.escalation.next_page_at = None
+        self._wake = True
+
+    # ---- queries and helpers ------------------------------------------------
+
+    @workflow.query
+    def state(self) -> IncidentView:
+        return IncidentView(state=self._state, plan_loaded=self._plan is not None)
+
+    @workflow.query
+    def timeline(self) -> list[TimelineEntry]:
+        return self._timeline
+
+    def _note(self, kind: str, summary: str, actor: str | None) -> None:
+        self._timeline.append(
+            TimelineEntry(at=workflow.now(), kind=kind, summary=summary, actor=actor)
+        )
+
+    def _name(self, person: str) -> str:
+        return self._plan.display_name(person) if self._plan else person
+
+    def _result(self, changed: bool) -> UpdateResult:
+        return UpdateResult(
+            incident_id=self._state.incident_id, status=self._state.status, changed=changed
+        )
+
+    def _publish(self) -> None:
+        """Keep the listing's search attributes in step with the state.
+
+        Only when the starter set them: a namespace without stanch's search
+        attributes registered (the time-skipping test server, a cluster whose
+        operator has not run the setup yet) would fail every workflow task."""
+        current = workflow.info().typed_search_attributes
+        if current.get(INCIDENT_STATUS) is None:
+            return
+        wanted = [
+            INCIDENT_STATUS.value_set(str(self._state.status)),
+            INCIDENT_SEVERITY.value_set(str(self._state.severity)),
+            INCIDENT_RESOURCES.value_set(self._state.resources),
+        ]
+        if self._state.service:
+            wanted.append(INCIDENT_SERVICE.value_set(self._state.service))
+        changes: list[SearchAttributeUpdate] = [
+            u for u in wanted if current.get(u.key) != u.value
+        ]
+        if changes:
+            workflow.upsert_search_attributes(changes)
+
+
+def _describe(alert: AlertEvent) -> str:
+    severity = alert.severity or "no severity"
+    targets = ", ".join(t.rsplit("/", 1)[-1] for t in alert.targets) or "no target"
+    service = f" via {alert.monitoring_service}" if alert.monitoring_service else ""
+    return f"Alert fired: {alert.rule} ({severity}) on {targets}{service}"
+

@@ -1,0 +1,12 @@
+"""Typed search attributes: how incidents are listed without a second database.
+Names and kinds match models.settings.SEARCH_ATTRIBUTES, which `stanch dev`
+registers."""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+INCIDENT_STATUS = SearchAttributeKey.for_keyword("IncidentStatus")
+INCIDENT_SEVERITY = SearchAttributeKey.for_keyword("IncidentSeverity")
+INCIDENT_SERVICE = SearchAttributeKey.for_keyword("IncidentService")
+INCIDENT_RESOURCES = SearchAttributeKey.for_keyword_list("IncidentResources")
