@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from models.duration import Duration
+from models.errors import describe_validation_error
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$"
 
@@ -259,25 +260,6 @@ class ConfigError(Exception):
         self.source = source
         self.problems = problems
         super().__init__(f"{source}: " + "; ".join(problems))
-
-
-def _loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
-
-
-def describe_validation_error(error: ValidationError) -> list[str]:
-    problems = []
-    for err in error.errors():
-        # Tagged unions add the tag to the path (`channels[0].webhook.url`): drop it.
-        loc = tuple(p for p in err["loc"] if p not in {"webhook", "file"})
-        problems.append(f"{_loc(loc)}: {err['msg']}")
-    return problems
 
 
 def parse_config(data: Any, source: str = "stanch.yaml") -> StanchConfig:

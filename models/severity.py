@@ -30,3 +30,7 @@ class Severity(StrEnum):
         if text in {"0", "1", "2", "3", "4"}:
             return cls(f"Sev{text}")
         raise ValueError(f"severity must be one of Sev0..Sev4, got {value!r}")
+
+
+# When an alert carries no severity: worth a page, not a war room.
+DEFAULT_SEVERITY = Severity.SEV3

@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
         UpdateResult,
     )
-    from models.severity import Severity
+    from models.severity import DEFAULT_SEVERITY
     from workflows.escalation import everyone_in_policy, names, tier_recipients
     from workflows.search_attributes import (
         INCIDENT_RESOURCES,
@@ -51,7 +51,6 @@ with workflow.unsafe.imports_passed_through():
 # Azure retries a webhook within minutes; remembering the last few hundred
 # alert instances is enough to drop its duplicates without unbounded state.
 SEEN_ALERTS_KEPT = 500
-DEFAULT_SEVERITY = Severity.SEV3
 AZURE_MONITOR = "azure-monitor"
 STANCH = "stanch"
 

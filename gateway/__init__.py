@@ -1,0 +1,1 @@
+"""HTTP: alert intake (and, later, the on-call API and dashboard)."""

@@ -1,0 +1,143 @@
+"""The gateway's HTTP app: alert intake and health."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from gateway.auth import presented_token, token_matches
+from gateway.intake import IntakeResult, record_alert
+from models.alert import CommonAlert
+from models.errors import describe_validation_error
+from models.settings import Settings
+
+MAX_ALERT_BYTES = 1024 * 1024  # Azure caps payloads at 256 KB; 1 MiB leaves room
+
+log = logging.getLogger("stanch.gateway")
+
+
+class Problem(Exception):
+    """A refusal with a status and a message that names what is wrong."""
+
+    def __init__(self, status: int, error: str, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.status, self.error, self.message = status, error, message
+        self.problems = problems or []
+
+
+def create_app(
+    settings: Settings, connect: Callable[[Settings], Awaitable[Client]] | None = None
+) -> FastAPI:
+    if settings.alert_token is None or not settings.alert_token.get_secret_value():
+        raise ValueError("STANCH_ALERT_TOKEN is not set: the alert intake must be authenticated")
+    token = settings.alert_token
+    state: dict[str, Client] = {}
+
+    async def client() -> Client:
+        if "client" not in state:
+            if connect is None:
+                from workflows.client import connect as default_connect
+
+                state["client"] = await default_connect(settings)
+            else:
+                state["client"] = await connect(settings)
+        return state["client"]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await client()
+        except Exception as e:  # noqa: BLE001 - intake answers 503 until Temporal is up
+            log.warning("Temporal not reachable at start-up (%s); will retry per request", e)
+        yield
+
+    app = FastAPI(
+        title="stanch gateway",
+        version="0.1.0",
+        description="Alert intake and on-call API for stanch.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        body: dict[str, Any] = {"error": exc.error, "message": exc.message}
+        if exc.problems:
+            body["problems"] = exc.problems
+        headers = {"Retry-After": "10"} if exc.status == 503 else None
+        return JSONResponse(body, status_code=exc.status, headers=headers)
+
+    @app.post("/alerts", status_code=202, response_model=IntakeResult)
+    async def receive_alert(request: Request) -> IntakeResult:
+        """Azure Monitor action-group webhook (common alert schema)."""
+        if not token_matches(presented_token(request), token):
+            raise Problem(401, "unauthorized", "missing or wrong intake token")
+        alert = parse_alert(await read_limited(request))
+        try:
+            result = await record_alert(await client(), settings.task_queue, alert)
+        except (RPCError, RuntimeError, OSError) as e:
+            # 503 is one of the codes Azure action groups retry.
+            log.error("Temporal unavailable, alert %s not recorded: %s", alert.essentials.alert_id, e)
+            raise Problem(503, "unavailable", "incident engine unavailable; retry later") from None
+        log.info(
+            "alert %s %s -> %s%s",
+            alert.essentials.alert_id,
+            alert.essentials.monitor_condition,
+            result.workflow_id,
+            " (joined)" if result.deduplicated else "",
+        )
+        return result
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        try:
+            await (await client()).service_client.check_health()
+        except Exception as e:  # noqa: BLE001
+            raise Problem(503, "unavailable", f"Temporal not reachable: {type(e).__name__}") from None
+        return {"status": "ok"}
+
+    return app
+
+
+async def read_limited(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_ALERT_BYTES:
+        raise Problem(413, "too_large", f"body is {declared} bytes; the limit is {MAX_ALERT_BYTES}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_ALERT_BYTES:
+            raise Problem(413, "too_large", f"body exceeds the limit of {MAX_ALERT_BYTES} bytes")
+    return bytes(body)
+
+
+def parse_alert(body: bytes) -> CommonAlert:
+    if not body.strip():
+        raise Problem(400, "malformed", "empty body: expected a common alert schema JSON object")
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise Problem(400, "malformed", f"body is not JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise Problem(422, "invalid_alert", "body must be a JSON object")
+    if data.get("schemaId") != "azureMonitorCommonAlertSchema":
+        got = data.get("schemaId")
+        raise Problem(
+            422,
+            "invalid_alert",
+            f"schemaId: expected 'azureMonitorCommonAlertSchema', got {got!r} "
+            "(enable the common alert schema on the action group)",
+        )
+    try:
+        return CommonAlert.model_validate(data)
+    except ValidationError as e:
+        problems = describe_validation_error(e)
+        raise Problem(422, "invalid_alert", problems[0], problems) from None
