@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -23,7 +25,7 @@ from workflows.incident import IncidentWorkflow
 WORKFLOWS = [IncidentWorkflow]
 
 
-def activities_for(config_path: Path) -> list[object]:
+def activities_for(config_path: Path) -> list[Callable[..., Any]]:
     plans = ResponsePlanActivities(config_path)
     notify = NotifyActivities(config_path)
     return [plans.load_response_plan, notify.page_on_call]

@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 from models.config import ChannelFormat, FileChannel, StanchConfig, WebhookChannel, load_config
 from models.incident import Page, PageResult
 
+
 def page_text(page: Page) -> str:
     who = ", ".join(p.name for p in page.recipients) or "nobody"
     where = f" [{page.service}]" if page.service else ""

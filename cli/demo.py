@@ -29,7 +29,9 @@ PORTS = {"--http-port": 18080, "--temporal-port": 17233, "--ui-port": 18233, "--
 def stanch(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "cli.main", "--state-dir", str(STATE), *args],
-        capture_output=True, text=True, cwd=os.getcwd(),
+        capture_output=True,
+        text=True,
+        cwd=os.getcwd(),
     )
     if check and result.returncode != 0:
         raise DemoFailed(f"stanch {' '.join(args)} exited {result.returncode}: {result.stderr}")
@@ -74,9 +76,19 @@ def run_demo() -> int:
     ports = [str(x) for pair in PORTS.items() for x in pair]
     say("Starting the embedded stack: Temporal dev server, worker, gateway")
     dev = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "--state-dir", str(STATE), "dev",
-         "--config", str(STATE / "stanch.yaml"), *ports],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "--state-dir",
+            str(STATE),
+            "dev",
+            "--config",
+            str(STATE / "stanch.yaml"),
+            *ports,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         return _walkthrough()

@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
 from temporalio.client import Client
 
 from cli.errors import UsageError
@@ -110,9 +111,9 @@ def start_temporal(options: DevOptions) -> subprocess.Popen[bytes]:
 
 
 async def wait_for_temporal(
-    settings: Settings, process: subprocess.Popen[bytes], log: Path, timeout: float = 60
+    settings: Settings, process: subprocess.Popen[bytes], log: Path
 ) -> Client:
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + 60  # a cold start on a slow disk
     while True:
         if process.poll() is not None:
             raise UsageError(
@@ -121,7 +122,7 @@ async def wait_for_temporal(
             )
         try:
             return await connect(settings)
-        except Exception:  # noqa: BLE001 - not up yet
+        except Exception:
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.25)
@@ -143,7 +144,7 @@ async def run_dev(options: DevOptions) -> None:
     settings = Settings(
         temporal_address=f"{options.host}:{options.temporal_port}",
         config=config,
-        alert_token=alert_token(options.state_dir),  # type: ignore[arg-type]
+        alert_token=SecretStr(alert_token(options.state_dir)),
         gateway_url=f"http://{options.host}:{options.http_port}",
         web_ui_url=f"http://{options.host}:{options.ui_port}",
     )
@@ -164,7 +165,8 @@ async def run_dev(options: DevOptions) -> None:
             "stanch dev is up\n"
             f"  gateway      {settings.gateway_url}\n"
             f"  alert intake {settings.gateway_url}/alerts?token={token}\n"
-            f"  temporal     {settings.temporal_address} (namespace {settings.temporal_namespace})\n"
+            f"  temporal     {settings.temporal_address} "
+            f"(namespace {settings.temporal_namespace})\n"
             f"  web ui       {settings.web_ui_url}\n"
             f"  policy       {config}\n"
             f"  state        {options.state_dir.resolve()} (settings in {env_file})\n"
@@ -177,7 +179,7 @@ async def run_dev(options: DevOptions) -> None:
                 serve_gateway(settings, options.host, options.http_port, stop), name="gateway"
             ),
         ]
-        done, _ = await asyncio.wait(
+        _done, _ = await asyncio.wait(
             [*tasks, asyncio.create_task(stop.wait())], return_when="FIRST_COMPLETED"
         )
         stop.set()

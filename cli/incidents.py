@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
@@ -134,7 +134,9 @@ def print_incident(detail: IncidentDetail, as_json: bool) -> None:
         print(f"  closed:    {_when(s.closed_at)}")
     print(f"  alerts:    {s.alert_count}    pages sent: {s.escalation.pages_sent}")
     if s.escalation.active and s.escalation.next_page_at:
-        print(f"  next page: tier {s.escalation.next_tier + 1} at {_when(s.escalation.next_page_at)}")
+        print(
+            f"  next page: tier {s.escalation.next_tier + 1} at {_when(s.escalation.next_page_at)}"
+        )
     for role, person in s.roles.items():
         print(f"  {role.replace('_', ' ')}: {person}")
     print(f"  workflow:  {s.workflow_id}")
@@ -148,16 +150,13 @@ def print_timeline(timeline: list[TimelineEntry]) -> None:
         print(f"  {entry.at:%Y-%m-%d %H:%M:%S}Z  {entry.kind:<20} {entry.summary}{actor}")
 
 
-async def send_update(client: Client, incident: str, update: str, request: BaseModel) -> UpdateResult:
+async def send_update(
+    client: Client, incident: str, update: str, request: BaseModel
+) -> UpdateResult:
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id(incident))
-    method = {
-        "acknowledge": IncidentWorkflow.acknowledge,
-        "resolve": IncidentWorkflow.resolve,
-        "assign_role": IncidentWorkflow.assign_role,
-        "add_note": IncidentWorkflow.add_note,
-    }[update]
     try:
-        return await handle.execute_update(method, request, result_type=UpdateResult)  # type: ignore[arg-type]
+        result = await handle.execute_update(update, request, result_type=UpdateResult)
+        return cast(UpdateResult, result)
     except WorkflowUpdateFailedError as e:
         raise UsageError(f"refused: {_reason(e)}") from None
     except RPCError as e:

@@ -21,7 +21,9 @@ from models.settings import Settings, load_settings
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stanch", description=__doc__)
     parser.add_argument(
-        "--state-dir", type=Path, default=Path(".stanch"),
+        "--state-dir",
+        type=Path,
+        default=Path(".stanch"),
         help="where a running `stanch dev` keeps its env file (default .stanch)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -38,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.add_argument("--host", default="127.0.0.1")
     gateway.add_argument("--port", type=int, default=8080)
 
-    alert = sub.add_parser("alert", help="alerts").add_subparsers(dest="alert_command", required=True)
+    alert = sub.add_parser("alert", help="alerts").add_subparsers(
+        dest="alert_command", required=True
+    )
     send = alert.add_parser("send", help="POST a common-alert-schema JSON file to the gateway")
     send.add_argument("file", type=Path)
 
@@ -83,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         return run(args)
     except UsageError as e:
@@ -102,8 +108,12 @@ def run(args: argparse.Namespace) -> int:
         from cli.dev import DevOptions, run_dev
 
         options = DevOptions(
-            state_dir=args.state_dir, http_port=args.http_port, temporal_port=args.temporal_port,
-            ui_port=args.ui_port, sim_port=args.sim_port, config=args.config,
+            state_dir=args.state_dir,
+            http_port=args.http_port,
+            temporal_port=args.temporal_port,
+            ui_port=args.ui_port,
+            sim_port=args.sim_port,
+            config=args.config,
         )
         asyncio.run(run_dev(options))
         return 0
@@ -126,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
         from gateway.server import serve_gateway
 
         if settings.alert_token is None:
-            raise UsageError("STANCH_ALERT_TOKEN is not set: the alert intake must be authenticated")
+            raise UsageError(
+                "STANCH_ALERT_TOKEN is not set: the alert intake must be authenticated"
+            )
         asyncio.run(serve_gateway(settings, args.host, args.port))
         return 0
     if command == "alert":
@@ -142,7 +154,7 @@ async def _with_client(settings: Settings, args: argparse.Namespace) -> int:
 
     try:
         client = await connect(settings)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise Unavailable(
             f"cannot reach Temporal at {settings.temporal_address}: {e} "
             "(start `stanch dev`, or set STANCH_TEMPORAL_ADDRESS)"
@@ -188,7 +200,6 @@ def check_config(path: Path) -> int:
         f"escalation policies, {len(config.services)} services, {len(config.channels)} channels)"
     )
     return 0
-
 
 
 if __name__ == "__main__":

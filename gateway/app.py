@@ -56,7 +56,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             await client()
-        except Exception as e:  # noqa: BLE001 - intake answers 503 until Temporal is up
+        except Exception as e:
             log.warning("Temporal not reachable at start-up (%s); will retry per request", e)
         yield
 
@@ -85,7 +85,9 @@ def create_app(
             result = await record_alert(await client(), settings.task_queue, alert)
         except (RPCError, RuntimeError, OSError) as e:
             # 503 is one of the codes Azure action groups retry.
-            log.error("Temporal unavailable, alert %s not recorded: %s", alert.essentials.alert_id, e)
+            log.error(
+                "Temporal unavailable, alert %s not recorded: %s", alert.essentials.alert_id, e
+            )
             raise Problem(503, "unavailable", "incident engine unavailable; retry later") from None
         log.info(
             "alert %s %s -> %s%s",
@@ -100,8 +102,10 @@ def create_app(
     async def healthz() -> dict[str, str]:
         try:
             await (await client()).service_client.check_health()
-        except Exception as e:  # noqa: BLE001
-            raise Problem(503, "unavailable", f"Temporal not reachable: {type(e).__name__}") from None
+        except Exception as e:
+            raise Problem(
+                503, "unavailable", f"Temporal not reachable: {type(e).__name__}"
+            ) from None
         return {"status": "ok"}
 
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
@@ -76,7 +78,7 @@ async def record_alert(client: Client, task_queue: str, alert: CommonAlert) -> I
     )
 
 
-def _started_new_run(handle: WorkflowHandle[object, object]) -> bool:
+def _started_new_run(handle: WorkflowHandle[Any, Any]) -> bool:
     # SignalWithStartWorkflowExecutionResponse.started says whether this call
     # created the run. The SDK keeps the response but has no public accessor
     # for it yet, so read it defensively: unknown counts as "joined".

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -16,9 +18,7 @@ async def serve_gateway(
     config = uvicorn.Config(
         create_app(settings), host=host, port=port, log_level="warning", access_log=False
     )
-    server = uvicorn.Server(config)
-    # The caller owns signals (stanch dev stops everything together).
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server = _QuietServer(config) if stop is not None else uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     if stop is None:
         await serving
@@ -26,3 +26,12 @@ async def serve_gateway(
     await asyncio.wait([serving, asyncio.create_task(stop.wait())], return_when="FIRST_COMPLETED")
     server.should_exit = True
     await serving
+
+
+class _QuietServer(uvicorn.Server):
+    """Leaves signals to the caller, which stops the gateway together with the
+    worker and the Temporal server (uvicorn would otherwise take SIGINT)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

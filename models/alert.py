@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from models.severity import Severity
 
@@ -96,24 +96,34 @@ class Condition(_Lenient):
         return [] if value is None else value
 
 
+def _scalar_as_text(value: Any) -> Any:
+    if isinstance(value, bool | int | float):
+        return str(value)
+    return value if isinstance(value, str) else None
+
+
+Text = Annotated[str | None, BeforeValidator(_scalar_as_text)]
+
+
 class AlertContext(_Lenient):
     """Union of the per-signal contexts (Metric, Log, Activity Log, Resource Health,
     Service Health, smart detection). Everything is optional: which keys appear
     depends on the monitoring service, and the engine reads them only for display
     and runbook matching."""
 
-    condition_type: str | None = Field(default=None, alias="conditionType")
+    condition_type: Text = Field(default=None, alias="conditionType")
     condition: Condition | None = None
     properties: dict[str, Any] | None = None
-    # Activity Log / Resource Health / Service Health
-    operation_name: str | None = Field(default=None, alias="operationName")
-    caller: str | None = None
-    status: str | None = None
-    level: str | None = None
-    event_source: str | None = Field(default=None, alias="eventSource")
-    correlation_id: str | None = Field(default=None, alias="correlationId")
+    # Activity Log / Resource Health / Service Health. Service Health sends
+    # some of these as numbers (`"level": 3`), so any scalar is kept as text.
+    operation_name: Text = Field(default=None, alias="operationName")
+    caller: Text = None
+    status: Text = None
+    level: Text = None
+    event_source: Text = Field(default=None, alias="eventSource")
+    correlation_id: Text = Field(default=None, alias="correlationId")
     # Smart detection (Application Insights)
-    detection_summary: str | None = Field(default=None, alias="DetectionSummary")
+    detection_summary: Text = Field(default=None, alias="DetectionSummary")
 
     @field_validator("condition", mode="before")
     @classmethod

@@ -178,9 +178,7 @@ class StanchConfig(_Strict):
         for name, schedule in self.schedules.items():
             for i, pid in enumerate(schedule.rotation):
                 if pid not in people:
-                    problems.append(
-                        f"schedules.{name}.rotation[{i}]: {pid!r} is not on the roster"
-                    )
+                    problems.append(f"schedules.{name}.rotation[{i}]: {pid!r} is not on the roster")
         channels = {c.name for c in self.channels}
         for name, policy in self.escalation_policies.items():
             for t, tier in enumerate(policy.tiers):

@@ -25,9 +25,7 @@ def parse_duration(value: Any) -> Any:
         return value  # ISO 8601: pydantic's own timedelta parser handles it
     if not text or _PART.sub("", text):
         raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 15m, 1h30m, 2d or PT15M)")
-    return timedelta(
-        seconds=sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(text))
-    )
+    return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(text)))
 
 
 def format_duration(value: timedelta) -> str:

@@ -43,5 +43,5 @@ def load_settings(state_dir: Path | str = ".stanch") -> Settings:
     """Environment first, then `<state-dir>/env` of a running `stanch dev`."""
     env_file = Path(state_dir) / "env"
     if env_file.is_file():
-        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file)
     return Settings()

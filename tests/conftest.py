@@ -61,7 +61,8 @@ def task_queue() -> str:
 @pytest.fixture(scope="session")
 async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
     async with await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=installed("temporal-test-server"), data_converter=pydantic_data_converter
+        test_server_existing_path=installed("temporal-test-server"),
+        data_converter=pydantic_data_converter,
     ) as env:
         yield env
 

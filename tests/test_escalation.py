@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import timedelta
 
@@ -19,8 +20,9 @@ from workflows.incident import IncidentWorkflow
 
 
 def _worker(env: WorkflowEnvironment, task_queue: str, config) -> Worker:
-    return Worker(env.client, task_queue=task_queue, workflows=WORKFLOWS,
-                  activities=activities_for(config))
+    return Worker(
+        env.client, task_queue=task_queue, workflows=WORKFLOWS, activities=activities_for(config)
+    )
 
 
 async def test_three_tiers_page_the_right_people_in_order(ts_env, task_queue, tmp_path, new_id):
@@ -37,7 +39,7 @@ async def test_three_tiers_page_the_right_people_in_order(ts_env, task_queue, tm
     assert [p["recipients"] for p in sent] == [["alice"], ["bob"], ["carol"]]
     assert [p["tier"] for p in sent] == [1, 2, 3]
     paged_at = [e.at for e in timeline if e.kind in ("paged", "escalated")]
-    gaps = [b - a for a, b in zip(paged_at, paged_at[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(paged_at)]
     assert len(gaps) == 2
     assert all(abs(gap - timedelta(minutes=15)) < timedelta(seconds=1) for gap in gaps), gaps
     assert any(e.kind == "escalation_exhausted" for e in timeline)
@@ -66,7 +68,10 @@ async def test_repeat_policy_pages_again_from_tier_one(ts_env, task_queue, tmp_p
         tmp_path,
         escalation_policies={
             "default": {
-                "tiers": [{"people": ["alice"], "timeout": "10m"}, {"people": ["bob"], "timeout": "10m"}],
+                "tiers": [
+                    {"people": ["alice"], "timeout": "10m"},
+                    {"people": ["bob"], "timeout": "10m"},
+                ],
                 "after_last_tier": "repeat",
                 "repeat": 1,
             }
@@ -76,7 +81,10 @@ async def test_repeat_policy_pages_again_from_tier_one(ts_env, task_queue, tmp_p
         await open_incident(ts_env.client, task_queue, new_id())
         await ts_env.sleep(timedelta(hours=2))
     assert [p["recipients"] for p in pages(tmp_path / "pages.jsonl")] == [
-        ["alice"], ["bob"], ["alice"], ["bob"]
+        ["alice"],
+        ["bob"],
+        ["alice"],
+        ["bob"],
     ]
 
 
@@ -85,7 +93,10 @@ async def test_broadcast_after_last_tier(ts_env, task_queue, tmp_path, new_id):
         tmp_path,
         escalation_policies={
             "default": {
-                "tiers": [{"people": ["alice"], "timeout": "5m"}, {"people": ["bob", "carol"], "timeout": "5m"}],
+                "tiers": [
+                    {"people": ["alice"], "timeout": "5m"},
+                    {"people": ["bob", "carol"], "timeout": "5m"},
+                ],
                 "after_last_tier": "broadcast",
             }
         },
@@ -94,7 +105,11 @@ async def test_broadcast_after_last_tier(ts_env, task_queue, tmp_path, new_id):
         await open_incident(ts_env.client, task_queue, new_id())
         await ts_env.sleep(timedelta(hours=1))
     sent = pages(tmp_path / "pages.jsonl")
-    assert [p["recipients"] for p in sent] == [["alice"], ["bob", "carol"], ["alice", "bob", "carol"]]
+    assert [p["recipients"] for p in sent] == [
+        ["alice"],
+        ["bob", "carol"],
+        ["alice", "bob", "carol"],
+    ]
     assert sent[-1]["tier"] == 0
 
 

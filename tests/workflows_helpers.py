@@ -26,7 +26,9 @@ def alert_event(
         condition=condition,
         rule=rule,
         severity=severity,
-        targets=["/subscriptions/s/resourcegroups/rg/providers/microsoft.compute/virtualmachines/vm1"],
+        targets=[
+            "/subscriptions/s/resourcegroups/rg/providers/microsoft.compute/virtualmachines/vm1"
+        ],
     )
 
 

@@ -11,6 +11,7 @@ storm cannot grow the history without bound.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
@@ -54,8 +55,12 @@ SEEN_ALERTS_KEPT = 500
 AZURE_MONITOR = "azure-monitor"
 STANCH = "stanch"
 
-PLAN_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
-PAGE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30))
+PLAN_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
+)
+PAGE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30)
+)
 
 
 def workflow_id_for(incident_id: str) -> str:
@@ -68,6 +73,9 @@ class IncidentWorkflow:
     def __init__(self, inp: IncidentInput) -> None:
         # Initialised here, not in run: the first alert arrives through
         # signal-with-start and its handler runs before run() does.
+        self._timeline: list[TimelineEntry]
+        self._plan: ResponsePlan | None
+        self._seen: list[str]
         if inp.carried is not None:
             self._state = inp.carried.state
             self._state.runs += 1
@@ -88,9 +96,9 @@ class IncidentWorkflow:
                 opened_at=now,
             )
             self._state.escalation.next_page_at = now
-            self._timeline: list[TimelineEntry] = []
-            self._plan: ResponsePlan | None = None
-            self._seen: list[str] = []
+            self._timeline = []
+            self._plan = None
+            self._seen = []
             self._note("opened", f"Incident opened for {alert.rule}", STANCH)
         self._wake = False
 
@@ -253,7 +261,9 @@ class IncidentWorkflow:
             self._note("page_failed", f"Page to {who} failed: {cause}", STANCH)
             return
         if result.failed:
-            self._note("page_failed", f"Channels refused the page: {', '.join(result.failed)}", STANCH)
+            self._note(
+                "page_failed", f"Channels refused the page: {', '.join(result.failed)}", STANCH
+            )
 
     # ---- alerts -----------------------------------------------------------
 
@@ -374,7 +384,8 @@ class IncidentWorkflow:
         self._state.status = request.status
         suffix = f": {request.note}" if request.note else ""
         self._note(
-            str(request.status), f"Marked {request.status} by {self._name(request.by)}{suffix}",
+            str(request.status),
+            f"Marked {request.status} by {self._name(request.by)}{suffix}",
             request.by,
         )
         self._publish()
@@ -466,16 +477,14 @@ class IncidentWorkflow:
         current = workflow.info().typed_search_attributes
         if current.get(INCIDENT_STATUS) is None:
             return
-        wanted = [
+        wanted: list[SearchAttributeUpdate[Any]] = [
             INCIDENT_STATUS.value_set(str(self._state.status)),
             INCIDENT_SEVERITY.value_set(str(self._state.severity)),
             INCIDENT_RESOURCES.value_set(self._state.resources),
         ]
         if self._state.service:
             wanted.append(INCIDENT_SERVICE.value_set(self._state.service))
-        changes: list[SearchAttributeUpdate] = [
-            u for u in wanted if current.get(u.key) != u.value
-        ]
+        changes = [u for u in wanted if current.get(u.key) != u.value]
         if changes:
             workflow.upsert_search_attributes(changes)
 
@@ -485,4 +494,3 @@ def _describe(alert: AlertEvent) -> str:
     targets = ", ".join(t.rsplit("/", 1)[-1] for t in alert.targets) or "no target"
     service = f" via {alert.monitoring_service}" if alert.monitoring_service else ""
     return f"Alert fired: {alert.rule} ({severity}) on {targets}{service}"
-
