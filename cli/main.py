@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,67 +27,94 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path(".stanch"),
         help="where a running `stanch dev` keeps its env file (default .stanch)",
     )
+    # `--state-dir` is accepted before or after the command (`stanch dev --state-dir X`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--state-dir", type=Path, default=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    dev = sub.add_parser("dev", help="run everything on this machine")
+    dev = sub.add_parser("dev", parents=[common], help="run everything on this machine")
     dev.add_argument("--http-port", type=int, default=8080)
     dev.add_argument("--temporal-port", type=int, default=7233)
     dev.add_argument("--ui-port", type=int, default=8233)
     dev.add_argument("--sim-port", type=int, default=8443)
     dev.add_argument("--config", type=Path, default=None)
 
-    sub.add_parser("worker", help="run a worker against STANCH_TEMPORAL_ADDRESS")
-    gateway = sub.add_parser("gateway", help="run the HTTP gateway")
+    sub.add_parser("worker", parents=[common], help="run a worker against STANCH_TEMPORAL_ADDRESS")
+    gateway = sub.add_parser("gateway", parents=[common], help="run the HTTP gateway")
     gateway.add_argument("--host", default="127.0.0.1")
     gateway.add_argument("--port", type=int, default=8080)
 
-    alert = sub.add_parser("alert", help="alerts").add_subparsers(
+    alert = sub.add_parser("alert", parents=[common], help="alerts").add_subparsers(
         dest="alert_command", required=True
     )
-    send = alert.add_parser("send", help="POST a common-alert-schema JSON file to the gateway")
+    send = alert.add_parser(
+        "send", parents=[common], help="POST a common-alert-schema JSON file to the gateway"
+    )
     send.add_argument("file", type=Path)
 
-    listing = sub.add_parser("incidents", help="list incidents (open ones by default)")
+    listing = sub.add_parser(
+        "incidents", parents=[common], help="list incidents (open ones by default)"
+    )
     listing.add_argument("--status")
     listing.add_argument("--severity")
     listing.add_argument("--service")
     listing.add_argument("--all", action="store_true", help="include closed incidents")
     listing.add_argument("--json", action="store_true")
 
-    show = sub.add_parser("show", help="an incident's state and timeline")
+    show = sub.add_parser("show", parents=[common], help="an incident's state and timeline")
     show.add_argument("id")
     show.add_argument("--json", action="store_true")
 
     for name, text in (("ack", "acknowledge: stops paging"), ("resolve", "resolve by hand")):
-        p = sub.add_parser(name, help=text)
+        p = sub.add_parser(name, parents=[common], help=text)
         p.add_argument("id")
         p.add_argument("--as", dest="by", required=True, metavar="USER")
         p.add_argument("--note")
         p.add_argument("--json", action="store_true")
 
-    role = sub.add_parser("role", help="assign an incident role")
+    role = sub.add_parser("role", parents=[common], help="assign an incident role")
     role.add_argument("id")
     role.add_argument("role", help="incident_commander, tech_lead or communications_lead")
     role.add_argument("assignee")
     role.add_argument("--as", dest="by", required=True, metavar="USER")
 
-    note = sub.add_parser("note", help="add a note to the timeline")
+    note = sub.add_parser("note", parents=[common], help="add a note to the timeline")
     note.add_argument("id")
     note.add_argument("text")
     note.add_argument("--as", dest="by", required=True, metavar="USER")
 
-    config = sub.add_parser("config", help="policy file").add_subparsers(
+    config = sub.add_parser("config", parents=[common], help="policy file").add_subparsers(
         dest="config_command", required=True
     )
-    check = config.add_parser("check", help="validate a stanch.yaml, naming every problem")
+    check = config.add_parser(
+        "check", parents=[common], help="validate a stanch.yaml, naming every problem"
+    )
     check.add_argument("file", type=Path, nargs="?")
 
-    sub.add_parser("demo", help="run the end-to-end demo on a throwaway embedded stack")
+    sub.add_parser(
+        "demo", parents=[common], help="run the end-to-end demo on a throwaway embedded stack"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    code = _main(args)
+    if args.command in CLIENT_COMMANDS:
+        # The Temporal client's Rust threads can call into Python while the
+        # interpreter finalizes and abort it ("PyGILState_Release"), turning
+        # exit 2 into 134. Nothing is left to clean up: leave without
+        # finalizing, after flushing what we printed.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+CLIENT_COMMANDS = {"incidents", "show", "ack", "resolve", "role", "note"}
+
+
+def _main(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

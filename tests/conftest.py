@@ -3,15 +3,23 @@ plan written to a temporary stanch.yaml, and a worker on a fresh task queue."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import secrets
 import shutil
+import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
+from pydantic import SecretStr
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -70,3 +78,81 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture
 def new_id() -> Callable[[], str]:
     return lambda: uuid.uuid4().hex[:20]
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real dev server, where visibility and search attributes exist. A low
+    history limit makes every long-lived incident continue-as-new for real."""
+    from workflows import search_attributes
+
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=installed("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=search_attributes.ALL,
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            f"limit.historyCount.suggestContinueAsNew={CONTINUE_AS_NEW_AFTER}",
+        ],
+    ) as env:
+        yield env
+
+
+CONTINUE_AS_NEW_AFTER = 60
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    """A worker and the HTTP gateway on a fresh task queue of the dev server."""
+
+    client: Client
+    url: str
+    token: str
+    task_queue: str
+    config: Path
+    pages: Path
+
+    async def post_alert(self, http: httpx.AsyncClient, body: Any, **kw: Any) -> httpx.Response:
+        content = body if isinstance(body, bytes | str) else json.dumps(body)
+        params = kw.pop("params", {"token": self.token})
+        return await http.post(f"{self.url}/alerts", content=content, params=params, **kw)
+
+
+@pytest.fixture
+async def stack(
+    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+) -> AsyncIterator[Stack]:
+    from gateway.server import serve_gateway
+    from models.settings import Settings
+    from worker import build_worker
+
+    config = policy_file(tmp_path)
+    token = secrets.token_urlsafe(16)
+    port = free_port()
+    settings = Settings(
+        temporal_address=dev_env.client.service_client.config.target_host,
+        task_queue=task_queue,
+        config=config,
+        alert_token=SecretStr(token),
+    )
+    stop = asyncio.Event()
+    async with build_worker(dev_env.client, task_queue, config):
+        serving = asyncio.create_task(serve_gateway(settings, "127.0.0.1", port, stop))
+        url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient() as http:
+            for _ in range(200):
+                try:
+                    if (await http.get(f"{url}/healthz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.05)
+        yield Stack(dev_env.client, url, token, task_queue, config, tmp_path / "pages.jsonl")
+        stop.set()
+        await serving
