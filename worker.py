@@ -16,6 +16,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.notify import NotifyActivities
+from activities.policy import PolicySource
 from activities.response_plan import ResponsePlanActivities
 from models.config import load_config
 from models.settings import Settings, load_settings
@@ -26,8 +27,9 @@ WORKFLOWS = [IncidentWorkflow]
 
 
 def activities_for(config_path: Path) -> list[Callable[..., Any]]:
-    plans = ResponsePlanActivities(config_path)
-    notify = NotifyActivities(config_path)
+    policy = PolicySource(config_path)
+    plans = ResponsePlanActivities(policy)
+    notify = NotifyActivities(policy)
     return [plans.load_response_plan, notify.page_on_call]
 
 

@@ -18,7 +18,8 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from models.config import ChannelFormat, FileChannel, StanchConfig, WebhookChannel, load_config
+from activities.policy import PolicySource
+from models.config import ChannelFormat, FileChannel, StanchConfig, WebhookChannel
 from models.incident import Page, PageResult
 
 
@@ -79,14 +80,14 @@ def page_payload(page: Page, fmt: ChannelFormat) -> dict[str, Any]:
 
 
 class NotifyActivities:
-    def __init__(self, config_path: Path, http: httpx.AsyncClient | None = None) -> None:
-        self._config_path = config_path
+    def __init__(self, policy: PolicySource, http: httpx.AsyncClient | None = None) -> None:
+        self._policy = policy
         self._http = http or httpx.AsyncClient()
 
     @activity.defn
     async def page_on_call(self, page: Page) -> PageResult:
         """Delivers `page` to each channel once (see module docstring)."""
-        config = load_config(self._config_path)
+        config, _ = self._policy.current()
         info = activity.info()
         key = f"{info.workflow_id}/{info.activity_id}"
         delivered: list[str] = list(info.heartbeat_details[0]) if info.heartbeat_details else []

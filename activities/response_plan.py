@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from models.config import ConfigError, StanchConfig, load_config
+from activities.policy import PolicySource
+from models.config import ConfigError, StanchConfig
 from models.incident import PlanRequest, ResponsePlan, RosterEntry
 
 
@@ -32,18 +31,20 @@ def build_plan(config: StanchConfig, request: PlanRequest) -> ResponsePlan:
 
 
 class ResponsePlanActivities:
-    def __init__(self, config_path: Path) -> None:
-        self._config_path = config_path
+    def __init__(self, policy: PolicySource) -> None:
+        self._policy = policy
 
     @activity.defn
     async def load_response_plan(self, request: PlanRequest) -> ResponsePlan:
-        """Read-only; re-read on every call so roster edits apply to new incidents
-        (and to running ones at their next continue-as-new) without a restart."""
+        """Read-only, so safe to retry. Re-reads the file on every call: roster
+        edits apply to new incidents (and to running ones at their next
+        continue-as-new) without a restart."""
         try:
-            config = load_config(self._config_path)
+            config, warning = self._policy.current()
         except ConfigError as e:
-            # A broken policy file is fixed by a human; retrying sooner than the
-            # retry policy's backoff would only spam the log. Keep retrying: an
-            # incident must never be dropped because of a typo.
+            # Only when no valid version was ever read: retried with backoff
+            # until a human fixes it, so the incident is never dropped.
             raise ApplicationError(str(e), type="ConfigError") from None
-        return build_plan(config, request)
+        plan = build_plan(config, request)
+        plan.warning = warning
+        return plan

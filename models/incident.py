@@ -60,6 +60,7 @@ class ResponsePlan(BaseModel):
     schedules: dict[str, Schedule] = Field(default_factory=dict)
     roster: list[RosterEntry]
     reopen_window: timedelta
+    warning: str | None = None  # set when the policy file on disk is invalid
 
     def on_roster(self, person_id: str) -> bool:
         return any(p.id == person_id for p in self.roster)

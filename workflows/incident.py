@@ -178,6 +178,8 @@ class IncidentWorkflow:
             f"Service {self._plan.service}, escalation policy {self._plan.policy_name}",
             STANCH,
         )
+        if self._plan.warning:
+            self._note("policy_invalid", self._plan.warning, STANCH)
         self._publish()
 
     # ---- paging and escalation -------------------------------------------

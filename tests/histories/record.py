@@ -1,0 +1,107 @@
+"""Records the workflow histories replayed by tests/test_replay.py.
+
+Run `python -m tests.histories.record` after a deliberate, patched change to a
+workflow, and commit the new files beside the old ones: old histories must keep
+replaying, since incidents recorded by them may still be running somewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from models.alert import MonitorCondition
+from models.incident import Acknowledge, AddNote, AssignRole, Resolve, Role
+from tests.conftest import installed, policy_file
+from tests.workflows_helpers import alert_event, open_incident
+from worker import WORKFLOWS, activities_for
+from workflows import search_attributes
+from workflows.incident import IncidentWorkflow
+
+HERE = Path(__file__).parent
+
+
+async def save(handle: WorkflowHandle[object, object], name: str) -> None:
+    history = await handle.fetch_history()
+    (HERE / f"{name}.json").write_text(history.to_json())
+    print(f"wrote {name}.json ({len(history.events)} events)")
+
+
+async def lifecycle(client: Client, env: WorkflowEnvironment, config: Path) -> None:
+    """Escalation to tier 2, ack, roles, note, a repeat, resolve, reopen, close."""
+    queue = f"record-{uuid.uuid4()}"
+    async with Worker(
+        client, task_queue=queue, workflows=WORKFLOWS, activities=activities_for(config)
+    ):
+        handle = await open_incident(client, queue, "lifecycle0000000000")
+        await env.sleep(timedelta(minutes=20))
+        await handle.execute_update(IncidentWorkflow.acknowledge, Acknowledge(by="bob"))
+        await handle.execute_update(
+            IncidentWorkflow.assign_role,
+            AssignRole(by="bob", role=Role.INCIDENT_COMMANDER, assignee="carol"),
+        )
+        await handle.execute_update(IncidentWorkflow.add_note, AddNote(by="carol", text="on it"))
+        await handle.signal(IncidentWorkflow.add_alert, alert_event("a2"))
+        await handle.execute_update(IncidentWorkflow.resolve, Resolve(by="carol"))
+        await env.sleep(timedelta(minutes=5))
+        await handle.signal(IncidentWorkflow.add_alert, alert_event("a3"))  # reopens
+        await env.sleep(timedelta(minutes=1))
+        await handle.signal(
+            IncidentWorkflow.add_alert, alert_event("a3", MonitorCondition.RESOLVED)
+        )
+        await env.sleep(timedelta(hours=1))
+        await handle.result()
+        await save(handle, "incident_lifecycle")
+
+
+async def storm_with_search_attributes(client: Client, config: Path) -> None:
+    """Repeated alerts and a severity rise on the dev server, with search attributes."""
+    from gateway.intake import record_alert  # the real intake path
+    from models.alert import CommonAlert
+
+    queue = f"record-{uuid.uuid4()}"
+    sample = HERE.parents[1] / "examples/alerts/test_action_metric_static_threshold.json"
+    async with Worker(
+        client, task_queue=queue, workflows=WORKFLOWS, activities=activities_for(config)
+    ):
+        alert = CommonAlert.model_validate_json(sample.read_text())
+        alert.data.essentials.alert_rule = f"record-{uuid.uuid4().hex[:6]}"
+        first = await record_alert(client, queue, alert)
+        for i in range(12):
+            repeat = alert.model_copy(deep=True)
+            repeat.data.essentials.alert_id = f"instance-{i}"
+            repeat.data.essentials.severity = "Sev1" if i == 6 else "Sev4"  # type: ignore[assignment]
+            await record_alert(client, queue, repeat)
+        handle = client.get_workflow_handle(first.workflow_id)
+        await asyncio.sleep(2)
+        await handle.execute_update(IncidentWorkflow.acknowledge, Acknowledge(by="alice"))
+        await handle.terminate("recorded")
+        await save(handle, "incident_storm_dev_server")
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        config = policy_file(Path(tmp))
+        async with await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=installed("temporal-test-server"),
+            data_converter=pydantic_data_converter,
+        ) as env:
+            await lifecycle(env.client, env, config)
+        async with await WorkflowEnvironment.start_local(
+            dev_server_existing_path=installed("temporal"),
+            data_converter=pydantic_data_converter,
+            search_attributes=search_attributes.ALL,
+        ) as env:
+            await storm_with_search_attributes(env.client, config)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
