@@ -1,0 +1,432 @@
+"""Azure Resource Manager routes: providers, resource groups, generic resources
+by id, tags, locks, NSGs and their rules, NICs, VM power actions with
+`Azure-AsyncOperation`, Resource Health."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from azuresim.state import PROVIDERS, ArmError, Resource, SimState, api_versions, resource_type
+
+TAGS_API = "2025-04-01"
+LOCKS_API = "2020-05-01"
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # percent-decoded, `//` collapsed, original case
+    query: dict[str, str]  # keys lower-cased
+    body: Any
+    base_url: str  # https://host:port, for URLs the SDK must follow
+
+    @property
+    def segments(self) -> list[str]:
+        return [p for p in self.path.split("/") if p]
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def handle_arm(state: SimState, req: Request) -> Response:
+    if "api-version" not in req.query:
+        raise ArmError(
+            400,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )
+    segs = req.segments
+    low = [s.lower() for s in segs]
+    if len(segs) < 2 or low[0] != "subscriptions":
+        raise ArmError(404, "InvalidResourceType", f"no route for {req.path}")
+    if low[1] not in state.subscriptions:
+        raise ArmError(404, "SubscriptionNotFound", f"The subscription '{segs[1]}' could not be found.")
+
+    extension = _extension(low)
+    if extension is not None:
+        i, kind = extension
+        scope = "/" + "/".join(segs[:i])
+        rest = segs[i + 2 :]
+        if kind == "microsoft.resources" and [r.lower() for r in rest] == ["tags", "default"]:
+            return _tags(state, req, scope)
+        if kind == "microsoft.authorization" and rest and rest[0].lower() == "locks":
+            return _locks(state, req, scope, rest[1] if len(rest) > 1 else None)
+        if kind == "microsoft.resourcehealth":
+            return _health(state, req, scope)
+
+    if len(low) == 4 and low[2] == "providers":
+        return _provider(segs[3])
+    if len(low) >= 3 and low[2] == "resourcegroups":
+        if len(low) <= 4:
+            return _resource_groups(state, req, segs)
+        if len(low) == 5 and low[4] == "resources":
+            return _list_resources(state, segs[3])
+    if len(low) == 8 and low[2:4] == ["providers", "microsoft.compute"] and low[6] == "operations":
+        return _operation(state, req, segs[7])
+    return _resource(state, req)
+
+
+def _extension(low: list[str]) -> tuple[int, str] | None:
+    """Where a scope ends and an extension resource begins (tags, locks, health)."""
+    for i in range(len(low) - 2, -1, -1):
+        if low[i] == "providers" and low[i + 1] in (
+            "microsoft.resources",
+            "microsoft.authorization",
+            "microsoft.resourcehealth",
+        ):
+            return i, low[i + 1]
+    return None
+
+
+def _provider(namespace: str) -> Response:
+    for ns, types in PROVIDERS.items():
+        if ns.lower() == namespace.lower():
+            return Response(
+                200,
+                {
+                    "id": f"/providers/{ns}",
+                    "namespace": ns,
+                    "registrationState": "Registered",
+                    "resourceTypes": [
+                        {"resourceType": t, "locations": ["West Europe"], "apiVersions": v}
+                        for t, v in types.items()
+                    ],
+                },
+            )
+    raise ArmError(404, "InvalidResourceNamespace", f"The resource namespace '{namespace}' is invalid.")
+
+
+def _resource_groups(state: SimState, req: Request, segs: list[str]) -> Response:
+    prefix = f"/subscriptions/{segs[1]}/resourcegroups/".lower()
+    groups: dict[str, str] = {}
+    for r in state.resources.values():
+        if r.id.lower().startswith(prefix):
+            name = r.id.split("/")[4]
+            groups.setdefault(name.lower(), name)
+    def body(name: str) -> dict[str, Any]:
+        return {
+            "id": f"/subscriptions/{segs[1]}/resourceGroups/{name}",
+            "name": name,
+            "type": "Microsoft.Resources/resourceGroups",
+            "location": "westeurope",
+            "properties": {"provisioningState": "Succeeded"},
+        }
+    if len(segs) == 4:
+        if segs[3].lower() not in groups:
+            raise ArmError(404, "ResourceGroupNotFound", f"Resource group '{segs[3]}' could not be found.")
+        return Response(200, body(groups[segs[3].lower()]))
+    return Response(200, {"value": [body(n) for n in groups.values()]})
+
+
+def _list_resources(state: SimState, group: str) -> Response:
+    values = [
+        r.arm_json()
+        for r in state.resources.values()
+        if r.id.split("/")[4].lower() == group.lower() and r.type.count("/") == 1
+    ]
+    return Response(200, {"value": values})
+
+
+# ---- generic resources ----------------------------------------------------------
+
+
+_VM_ACTIONS = {  # action -> (state while running, final state)
+    "restart": ("starting", "running"),
+    "start": ("starting", "running"),
+    "deallocate": ("deallocating", "deallocated"),
+    "poweroff": ("stopping", "stopped"),
+}
+
+
+def _resource(state: SimState, req: Request) -> Response:
+    segs = req.segments
+    low = [s.lower() for s in segs]
+    rtype = (resource_type(req.path) or "").lower()
+    # VM actions and views: .../virtualMachines/{vm}/{action}
+    if len(low) == 9 and low[5:7] == ["microsoft.compute", "virtualmachines"]:
+        vm_id = "/" + "/".join(segs[:8])
+        return _vm_action(state, req, vm_id, low[8])
+    if rtype.startswith("microsoft.network/networksecuritygroups/securityrules"):
+        return _security_rule(state, req)
+
+    _check_api_version(req, rtype)
+    resource_id = req.path.rstrip("/")
+    if req.method == "GET":
+        return Response(200, state.get(resource_id).arm_json())
+    if req.method == "DELETE":
+        if not state.exists(resource_id):
+            return Response(204)
+        state.check_locks(resource_id, "delete")
+        state.delete(resource_id)
+        return Response(200)
+    if req.method in ("PUT", "PATCH"):
+        body = req.body if isinstance(req.body, dict) else {}
+        exists = state.exists(resource_id)
+        if exists:
+            state.check_locks(resource_id, "write")
+            current = state.get(resource_id)
+        elif req.method == "PATCH":
+            state.get(resource_id)  # 404
+        else:
+            _check_parent_exists(state, resource_id)
+            state.check_locks(resource_id, "write")
+        if req.method == "PATCH":
+            assert current is not None
+            properties = {**current.properties, **(body.get("properties") or {})}
+            tags = body.get("tags", current.tags)
+            location = current.location
+        else:
+            properties = dict(body.get("properties") or {})
+            tags = body.get("tags") or {}
+            location = body.get("location") or "westeurope"
+        if rtype == "microsoft.network/networksecuritygroups":
+            _validate_rules(properties.get("securityRules") or [], resource_id)
+            for rule in properties.get("securityRules") or []:
+                rule.setdefault("id", f"{resource_id}/securityRules/{rule.get('name')}")
+        resource, created = state.put(resource_id, location, tags, properties)
+        return Response(201 if created else 200, resource.arm_json())
+    raise ArmError(405, "MethodNotAllowed", f"{req.method} is not supported on {req.path}")
+
+
+def _check_api_version(req: Request, rtype: str) -> None:
+    allowed = api_versions(rtype)
+    if req.query["api-version"] not in allowed:
+        raise ArmError(
+            400,
+            "NoRegisteredProviderFound",
+            f"No registered resource provider found for location 'westeurope' and API version "
+            f"'{req.query['api-version']}' for type '{rtype}'. The supported api-versions are "
+            f"'{', '.join(allowed)}'.",
+        )
+
+
+def _check_parent_exists(state: SimState, resource_id: str) -> None:
+    group = "/".join(resource_id.split("/")[:5]).lower()
+    if not any(k.startswith(group + "/") for k in state.resources):
+        raise ArmError(
+            404, "ResourceGroupNotFound",
+            f"Resource group '{resource_id.split('/')[4]}' could not be found.",
+        )
+
+
+def _validate_rules(rules: list[dict[str, Any]], nsg_id: str) -> None:
+    seen: dict[tuple[str, int], str] = {}
+    for rule in rules:
+        props = rule.get("properties") or {}
+        key = (str(props.get("direction", "")).lower(), int(props.get("priority", 0)))
+        if not 100 <= key[1] <= 4096:
+            raise ArmError(
+                400, "SecurityRuleInvalidPriority",
+                f"Security rule {rule.get('name')} has invalid priority {key[1]}. "
+                "Value provided: must be between 100 and 4096.",
+            )
+        if key in seen and seen[key] != rule.get("name"):
+            raise ArmError(
+                400, "SecurityRuleConflict",
+                f"Security rule {rule.get('name')} conflicts with rule {seen[key]}. Rules "
+                "cannot have the same Priority and Direction.",
+            )
+        seen[key] = str(rule.get("name"))
+
+
+def _security_rule(state: SimState, req: Request) -> Response:
+    _check_api_version(req, "microsoft.network/networksecuritygroups/securityrules")
+    nsg_id, _, rule_name = req.path.rstrip("/").rpartition("/securityRules/")
+    if not rule_name:
+        nsg_id, _, rule_name = req.path.rstrip("/").lower().rpartition("/securityrules/")
+    nsg = state.get(nsg_id)
+    rules: list[dict[str, Any]] = nsg.properties.setdefault("securityRules", [])
+    existing = next((r for r in rules if r.get("name", "").lower() == rule_name.lower()), None)
+    rule_id = f"{nsg.id}/securityRules/{rule_name}"
+    if req.method == "GET":
+        if existing is None:
+            raise ArmError(404, "NotFound", f"Security rule {rule_name} not found.")
+        return Response(200, _rule_json(existing))
+    if req.method == "DELETE":
+        if existing is None:
+            return Response(204)
+        state.check_locks(rule_id, "delete")
+        rules.remove(existing)
+        return Response(200)
+    if req.method == "PUT":
+        state.check_locks(rule_id, "write")
+        body = req.body if isinstance(req.body, dict) else {}
+        rule = {"name": rule_name, "id": rule_id, "properties": dict(body.get("properties") or {})}
+        candidate = [r for r in rules if r is not existing] + [rule]
+        _validate_rules(candidate, nsg.id)
+        if existing is not None:
+            rules[rules.index(existing)] = rule
+        else:
+            rules.append(rule)
+        return Response(200 if existing else 201, _rule_json(rule))
+    raise ArmError(405, "MethodNotAllowed", f"{req.method} is not supported on {req.path}")
+
+
+def _rule_json(rule: dict[str, Any]) -> dict[str, Any]:
+    body = {**rule, "type": "Microsoft.Network/networkSecurityGroups/securityRules"}
+    body["properties"] = {**rule["properties"], "provisioningState": "Succeeded"}
+    return body
+
+
+def _vm_action(state: SimState, req: Request, vm_id: str, action: str) -> Response:
+    vm = state.get(vm_id)
+    if action == "instanceview" and req.method == "GET":
+        return Response(200, _instance_view(vm))
+    if action in _VM_ACTIONS and req.method == "POST":
+        state.check_locks(vm_id, "write" if action != "deallocate" else "write")
+        interim, final = _VM_ACTIONS[action]
+        if action == "start" and vm.power_state == "running":
+            return Response(200)
+        op = state.start_operation(vm, final, interim)
+        sub = vm.id.split("/")[2]
+        status_url = (
+            f"{req.base_url}/subscriptions/{sub}/providers/Microsoft.Compute/locations/"
+            f"{vm.location}/operations/{op.id}?api-version={req.query['api-version']}"
+        )
+        return Response(
+            202, None, {"Azure-AsyncOperation": status_url, "Location": status_url + "&monitor=true"}
+        )
+    raise ArmError(404, "NotFound", f"no VM action {action!r}")
+
+
+def _instance_view(vm: Resource) -> dict[str, Any]:
+    power = vm.power_state or "unknown"
+    display = {
+        "running": "VM running", "deallocated": "VM deallocated", "stopped": "VM stopped",
+        "starting": "VM starting", "deallocating": "VM deallocating", "stopping": "VM stopping",
+    }.get(power, power)
+    return {
+        "computerName": vm.name,
+        "statuses": [
+            {"code": "ProvisioningState/succeeded", "level": "Info",
+             "displayStatus": "Provisioning succeeded"},
+            {"code": f"PowerState/{power}", "level": "Info", "displayStatus": display},
+        ],
+    }
+
+
+def _operation(state: SimState, req: Request, op_id: str) -> Response:
+    op = state.operations.get(op_id)
+    if op is None:
+        raise ArmError(404, "NotFound", f"operation {op_id} not found")
+    status = op.status(time.time())
+    if req.query.get("monitor") == "true":
+        if status == "InProgress":
+            return Response(202, None, {"Location": f"{req.base_url}{req.path}?api-version="
+                                        f"{req.query['api-version']}&monitor=true"})
+        return Response(200)
+    body: dict[str, Any] = {"name": op.id, "status": status, "startTime": _iso(op.started)}
+    if status == "Succeeded":
+        body["endTime"] = _iso(op.done_at)
+    return Response(200, body)
+
+
+# ---- tags, locks, health ----------------------------------------------------------
+
+
+def _tags(state: SimState, req: Request, scope: str) -> Response:
+    resource = state.get(scope)
+    if req.method != "GET":
+        state.check_locks(scope, "write")
+        body = req.body if isinstance(req.body, dict) else {}
+        tags = dict((body.get("properties") or {}).get("tags") or {})
+        if req.method == "PUT":
+            resource.tags = tags
+        elif req.method == "PATCH":
+            operation = str(body.get("operation", "")).lower()
+            if operation == "merge":
+                resource.tags = {**resource.tags, **tags}
+            elif operation == "replace":
+                resource.tags = tags
+            elif operation == "delete":
+                # Delete removes the given names (when their values match, as ARM does).
+                resource.tags = {
+                    k: v for k, v in resource.tags.items() if k not in tags or tags[k] != v
+                }
+            else:
+                raise ArmError(400, "InvalidTagOperation", "operation must be Merge, Replace or Delete")
+        elif req.method == "DELETE":
+            resource.tags = {}
+            return Response(200)
+    return Response(
+        200,
+        {
+            "id": f"{resource.id}/providers/Microsoft.Resources/tags/default",
+            "name": "default",
+            "type": "Microsoft.Resources/tags",
+            "properties": {"tags": dict(resource.tags)},
+        },
+    )
+
+
+def _locks(state: SimState, req: Request, scope: str, name: str | None) -> Response:
+    if req.query["api-version"] != LOCKS_API:
+        _check_api_version(req, "microsoft.authorization/locks")
+    state.get(scope)  # the scope must exist
+    if name is None:
+        return Response(200, {"value": state.locks_covering(scope)})
+    lock_id = f"{scope}/providers/Microsoft.Authorization/locks/{name}"
+    key = lock_id.lower()
+    if req.method == "GET":
+        if key not in state.locks:
+            raise ArmError(404, "LockNotFound", f"The lock '{name}' could not be found.")
+        return Response(200, state.locks[key])
+    if req.method == "DELETE":
+        # Locks never block managing locks; the permission does.
+        return Response(200 if state.locks.pop(key, None) else 204)
+    if req.method == "PUT":
+        body = req.body if isinstance(req.body, dict) else {}
+        props = body.get("properties") or {}
+        if props.get("level") not in ("CanNotDelete", "ReadOnly"):
+            raise ArmError(400, "LockLevelInvalid", "level must be CanNotDelete or ReadOnly")
+        created = key not in state.locks
+        state.locks[key] = {
+            "id": lock_id,
+            "name": name,
+            "type": "Microsoft.Authorization/locks",
+            "scope": scope,
+            "properties": {"level": props["level"], "notes": props.get("notes"),
+                           "owners": props.get("owners") or []},
+        }
+        return Response(201 if created else 200, {k: v for k, v in state.locks[key].items()
+                                                  if k != "scope"})
+    raise ArmError(405, "MethodNotAllowed", f"{req.method} is not supported on locks")
+
+
+def _health(state: SimState, req: Request, scope: str) -> Response:
+    resource = state.get(scope)
+    return Response(
+        200,
+        {
+            "id": f"{resource.id}/providers/Microsoft.ResourceHealth/availabilityStatuses/current",
+            "name": "current",
+            "type": "Microsoft.ResourceHealth/AvailabilityStatuses",
+            "location": resource.location,
+            "properties": {
+                "availabilityState": resource.health,
+                "title": resource.health,
+                "summary": resource.health_summary
+                or ("There aren't any known Azure platform problems affecting this resource."
+                    if resource.health == "Available" else "The resource is not available."),
+                "reasonType": None if resource.health == "Available" else "Unplanned",
+                "occuredTime": _iso(resource.health_changed),
+                "reportedTime": _iso(time.time()),
+            },
+        },
+    )
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def request_id() -> str:
+    return str(uuid.uuid4())

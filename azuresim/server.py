@@ -1,0 +1,247 @@
+"""azuresim's HTTPS server: ARM, Log Analytics and metrics on one origin, plus
+an admin API (`/_admin/...`) for faults, the call journal and the world.
+
+TLS only, with a CA made by trustme and written to `<state-dir>/azuresim-ca.pem`,
+so the real SDK clients run unchanged (`connection_verify=<ca>`); the TLS
+handshake happens in each connection's thread so one slow client cannot stall
+the others.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import ssl
+import tempfile
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import trustme
+from pydantic import ValidationError
+
+from azuresim.arm import Request, Response, handle_arm, request_id
+from azuresim.faults import Fault, FaultBook, Journal
+from azuresim.monitor import handle_logs, handle_metrics_batch
+from azuresim.state import ArmError, SimState
+from azuresim.world import Series, Table, Workspace, World
+
+READS = ("GET", "HEAD")
+
+
+class AzureSim:
+    def __init__(
+        self, world: World, host: str = "127.0.0.1", port: int = 0,
+        state_dir: Path | None = None, fault_seed: int | None = None,
+    ) -> None:
+        self.state = SimState(world)
+        self.faults = FaultBook(fault_seed)
+        self.journal = Journal()
+        self._tmp = None if state_dir else tempfile.TemporaryDirectory(prefix="azuresim-")
+        directory = state_dir or Path(self._tmp.name)  # type: ignore[union-attr]
+        directory.mkdir(parents=True, exist_ok=True)
+        ca = trustme.CA()
+        self.ca_file = directory / "azuresim-ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("localhost", "127.0.0.1", "::1").configure_cert(context)
+        self._server = _TLSServer((host, port), _handler(self), context)
+        self.host, self.port = host, self._server.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://{'localhost' if self.host in ('127.0.0.1', '0.0.0.0') else self.host}:{self.port}"
+
+    def start(self) -> AzureSim:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="azuresim",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+        if self._tmp:
+            self._tmp.cleanup()
+
+    # ---- dispatch ---------------------------------------------------------------
+
+    def dispatch(self, req: Request, headers: dict[str, str]) -> Response | None:
+        """None means: drop the connection without answering."""
+        if req.path.startswith("/_admin"):
+            return self._admin(req)
+        rid = request_id()
+        fault = self.faults.take(req.method, req.path)
+        response: Response | None
+        if fault is not None and fault.latency_ms:
+            time.sleep(fault.latency_ms / 1000)
+        if fault is not None and fault.drop:
+            response = None
+        elif fault is not None and fault.status:
+            response = Response(fault.status, fault.body())
+            if fault.retry_after is not None:
+                response.headers["Retry-After"] = str(fault.retry_after)
+        else:
+            response = self._route(req, headers)
+        self.journal.record(
+            method=req.method, path=req.path, query=req.query,
+            status=response.status if response else None,
+            fault=fault.id if fault else None, request_id=rid,
+            mutation=_is_mutation(req), body=req.body if req.method not in READS else None,
+        )
+        if response is not None:
+            response.headers["x-ms-request-id"] = rid
+            response.headers["x-ms-correlation-request-id"] = rid
+        return response
+
+    def _route(self, req: Request, headers: dict[str, str]) -> Response:
+        if not headers.get("authorization", "").lower().startswith("bearer "):
+            return _error(401, "AuthenticationFailed",
+                          "Authentication failed. The 'Authorization' header is missing.")
+        try:
+            with self.state.lock:
+                if req.path.lower().startswith("/v1/"):
+                    return handle_logs(self.state, req)
+                if re.fullmatch(r"/subscriptions/[^/]+/metrics:getbatch", req.path.lower()):
+                    return handle_metrics_batch(self.state, req)
+                return handle_arm(self.state, req)
+        except ArmError as e:
+            return _error(e.status, e.code, e.message)
+
+    def _admin(self, req: Request) -> Response:
+        route = (req.method, req.path.rstrip("/"))
+        try:
+            if route == ("GET", "/_admin/health"):
+                return Response(200, {"status": "ok"})
+            if route == ("GET", "/_admin/journal"):
+                since = int(req.query.get("since", "0"))
+                return Response(200, {"calls": self.journal.calls(since)})
+            if route == ("DELETE", "/_admin/journal"):
+                self.journal.clear()
+                return Response(204)
+            if route == ("POST", "/_admin/faults"):
+                return Response(201, self.faults.add(Fault.model_validate(req.body)).model_dump())
+            if route == ("GET", "/_admin/faults"):
+                return Response(200, {"faults": [f.model_dump() for f in self.faults.list()]})
+            if route == ("DELETE", "/_admin/faults"):
+                self.faults.clear()
+                return Response(204)
+            if route == ("GET", "/_admin/state"):
+                with self.state.lock:
+                    return Response(200, self.state.snapshot())
+            if route == ("POST", "/_admin/world"):
+                with self.state.lock:
+                    self._amend(req.body if isinstance(req.body, dict) else {})
+                return Response(204)
+        except (ValidationError, ValueError, ArmError) as e:
+            return _error(400, "InvalidAdminRequest", str(e))
+        return _error(404, "NotFound", f"no admin route {req.method} {req.path}")
+
+    def _amend(self, body: dict[str, Any]) -> None:
+        """Change the world while it runs: a resource's health or power state,
+        a metric series, a table's rows."""
+        for change in body.get("resources", []):
+            resource = self.state.get(change["id"])
+            if "health" in change:
+                resource.health = change["health"]
+                resource.health_summary = change.get("health_summary")
+                resource.health_changed = time.time()
+            if "power_state" in change:
+                resource.power_state, resource.pending = change["power_state"], None
+        for rid, metrics in (body.get("metrics") or {}).items():
+            current = self.state.world.metrics.setdefault(rid, {})
+            for name, series in metrics.items():
+                current[name] = Series.model_validate(series)
+        for wid, workspace in (body.get("workspaces") or {}).items():
+            target = self.state.world.workspaces.setdefault(wid, Workspace())
+            for name, table in (workspace.get("tables") or {}).items():
+                target.tables[name] = Table.model_validate(table)
+
+
+def _is_mutation(req: Request) -> bool:
+    path = req.path.lower()
+    if req.method in READS or path.startswith("/v1/") or path.endswith("metrics:getbatch"):
+        return False
+    return True
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return Response(status, {"error": {"code": code, "message": message}})
+
+
+class _TLSServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 context: ssl.SSLContext) -> None:
+        self.context = context
+        super().__init__(address, handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        try:
+            tls = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # a client that does not speak TLS, or went away
+        super().finish_request(tls, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # dropped connections are part of the job
+
+
+def _handler(sim: AzureSim) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "azuresim"
+
+        def _serve(self) -> None:
+            split = urllib.parse.urlsplit(self.path)
+            path = re.sub(r"/{2,}", "/", urllib.parse.unquote(split.path)) or "/"
+            query = {k.lower(): v for k, v in urllib.parse.parse_qsl(split.query)}
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body = json.loads(raw) if raw.strip() else None
+            except json.JSONDecodeError:
+                self._send(_error(400, "InvalidRequestContent", "The request content is not JSON."))
+                return
+            host = self.headers.get("Host") or f"localhost:{sim.port}"
+            req = Request(self.command, path, query, body, f"https://{host}")
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            response = sim.dispatch(req, headers)
+            if response is None:
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            self._send(response)
+
+        def _send(self, response: Response) -> None:
+            payload = b"" if response.body is None else json.dumps(response.body).encode()
+            self.send_response(response.status)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            if payload:
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler

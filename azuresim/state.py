@@ -1,0 +1,252 @@
+"""The simulator's mutable estate: resources, locks, long-running operations.
+
+Ids are stored as first written and looked up lower-cased, as ARM does. All
+access goes through one lock: the server is threaded, and the state must stay
+consistent for the journal-based assertions tests make.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from azuresim.world import SeedResource, World
+
+# api-versions ARM accepts per resource type (newest first); the SDKs' own
+# defaults are included so typed clients and get_by_id both work.
+PROVIDERS: dict[str, dict[str, list[str]]] = {
+    "Microsoft.Compute": {
+        "virtualMachines": ["2026-04-01", "2024-07-01", "2024-03-01"],
+        "locations/operations": ["2026-04-01", "2024-07-01"],
+    },
+    "Microsoft.Network": {
+        "networkInterfaces": ["2026-03-01", "2024-05-01"],
+        "networkSecurityGroups": ["2026-03-01", "2024-05-01"],
+        "networkSecurityGroups/securityRules": ["2026-03-01", "2024-05-01"],
+        "virtualNetworks": ["2026-03-01", "2024-05-01"],
+    },
+    "Microsoft.Storage": {"storageAccounts": ["2025-01-01", "2023-05-01"]},
+    "Microsoft.OperationalInsights": {"workspaces": ["2025-02-01", "2023-09-01"]},
+    "Microsoft.Web": {"sites": ["2024-11-01", "2023-12-01"]},
+    "Microsoft.Sql": {"servers": ["2023-08-01"], "servers/databases": ["2023-08-01"]},
+}
+DEFAULT_API_VERSIONS = ["2024-01-01"]
+
+
+class ArmError(Exception):
+    """An ARM error envelope: `{"error": {"code", "message"}}`."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass
+class Resource:
+    id: str
+    location: str
+    tags: dict[str, str]
+    properties: dict[str, Any]
+    power_state: str | None = None
+    health: str = "Available"
+    health_summary: str | None = None
+    health_changed: float = field(default_factory=time.time)
+    pending: tuple[str, float] | None = None  # (power state when done, done at)
+
+    @property
+    def name(self) -> str:
+        return self.id.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def type(self) -> str:
+        return resource_type(self.id) or ""
+
+    def settle(self, now: float) -> None:
+        if self.pending and now >= self.pending[1]:
+            self.power_state, self.pending = self.pending[0], None
+
+    def arm_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "type": self.type,
+            "location": self.location,
+            "tags": dict(self.tags),
+            "properties": copy.deepcopy(self.properties),
+        }
+        body["properties"].setdefault("provisioningState", "Succeeded")
+        return body
+
+
+@dataclass
+class Operation:
+    id: str
+    done_at: float
+    started: float = field(default_factory=time.time)
+
+    def status(self, now: float) -> str:
+        return "Succeeded" if now >= self.done_at else "InProgress"
+
+
+def resource_type(resource_id: str) -> str | None:
+    """`Microsoft.Network/networkSecurityGroups/securityRules` from a full id."""
+    parts = [p for p in resource_id.split("/") if p]
+    lowered = [p.lower() for p in parts]
+    if "providers" not in lowered:
+        return None
+    i = len(lowered) - 1 - lowered[::-1].index("providers")
+    tail = parts[i + 1 :]
+    if len(tail) < 3:
+        return None
+    return "/".join([tail[0], *tail[1::2]])
+
+
+def api_versions(type_: str) -> list[str]:
+    namespace, _, rest = type_.partition("/")
+    for ns, types in PROVIDERS.items():
+        if ns.lower() == namespace.lower():
+            for t, versions in types.items():
+                if t.lower() == rest.lower():
+                    return versions
+    return DEFAULT_API_VERSIONS
+
+
+class SimState:
+    def __init__(self, world: World) -> None:
+        self.lock = threading.RLock()
+        self.world = world
+        self.subscriptions = {s.lower() for s in world.subscriptions}
+        self.resources: dict[str, Resource] = {}
+        self.locks: dict[str, dict[str, Any]] = {}
+        self.operations: dict[str, Operation] = {}
+        for seed in world.resources:
+            self._seed(seed)
+
+    # ---- resources ----------------------------------------------------------
+
+    def _seed(self, seed: SeedResource) -> None:
+        sub = seed.id.strip("/").split("/")[1]
+        self.subscriptions.add(sub.lower())
+        rtype = (resource_type(seed.id) or "").lower()
+        properties = copy.deepcopy(seed.properties)
+        if rtype == "microsoft.compute/virtualmachines":
+            properties.setdefault("vmId", str(uuid.uuid5(uuid.NAMESPACE_URL, seed.id.lower())))
+            properties.setdefault("hardwareProfile", {"vmSize": "Standard_D2s_v5"})
+            if "networkProfile" not in properties:
+                nic_id = seed.id.split("/providers/")[0] + (
+                    f"/providers/Microsoft.Network/networkInterfaces/{seed.id.rsplit('/', 1)[-1]}-nic"
+                )
+                properties["networkProfile"] = {"networkInterfaces": [{"id": nic_id}]}
+                if nic_id.lower() not in self.resources:
+                    self.put(nic_id, seed.location, {}, _default_nic(nic_id))
+        self.resources[seed.id.lower()] = Resource(
+            id=seed.id,
+            location=seed.location,
+            tags=dict(seed.tags),
+            properties=properties,
+            power_state=seed.power_state
+            or ("running" if rtype == "microsoft.compute/virtualmachines" else None),
+            health=seed.health,
+            health_summary=seed.health_summary,
+        )
+
+    def get(self, resource_id: str) -> Resource:
+        resource = self.resources.get(resource_id.rstrip("/").lower())
+        if resource is None:
+            raise ArmError(
+                404,
+                "ResourceNotFound",
+                f"The Resource '{resource_type(resource_id) or resource_id}/"
+                f"{resource_id.rsplit('/', 1)[-1]}' under resource group was not found.",
+            )
+        resource.settle(time.time())
+        return resource
+
+    def exists(self, resource_id: str) -> bool:
+        return resource_id.rstrip("/").lower() in self.resources
+
+    def put(
+        self, resource_id: str, location: str, tags: dict[str, str], properties: dict[str, Any]
+    ) -> tuple[Resource, bool]:
+        key = resource_id.rstrip("/").lower()
+        existing = self.resources.get(key)
+        if existing is not None:
+            existing.location, existing.tags, existing.properties = location, tags, properties
+            return existing, False
+        created = Resource(id=resource_id.rstrip("/"), location=location, tags=tags,
+                           properties=properties)
+        self.resources[key] = created
+        return created, True
+
+    def delete(self, resource_id: str) -> bool:
+        key = resource_id.rstrip("/").lower()
+        children = [k for k in self.resources if k == key or k.startswith(key + "/")]
+        for k in children:
+            del self.resources[k]
+        for lock_id in [k for k in self.locks if k.startswith(key + "/")]:
+            del self.locks[lock_id]
+        return bool(children)
+
+    # ---- locks ----------------------------------------------------------------
+
+    def locks_covering(self, scope: str) -> list[dict[str, Any]]:
+        """Locks at `scope` or any parent scope (a lock applies to everything below)."""
+        target = scope.rstrip("/").lower()
+        found = []
+        for lock in self.locks.values():
+            lock_scope = lock["scope"].rstrip("/").lower()
+            if target == lock_scope or target.startswith(lock_scope + "/"):
+                found.append(lock)
+        return found
+
+    def check_locks(self, scope: str, operation: str) -> None:
+        """Refuse as ARM does: `409 ScopeLocked`. CanNotDelete blocks deletes;
+        ReadOnly blocks every write."""
+        for lock in self.locks_covering(scope):
+            level = lock["properties"]["level"]
+            if level == "ReadOnly" or (level == "CanNotDelete" and operation == "delete"):
+                raise ArmError(
+                    409,
+                    "ScopeLocked",
+                    f"The scope '{scope}' cannot perform {operation} operation because "
+                    f"following scope(s) are locked: '{lock['scope']}'. Please remove the "
+                    "lock and try again.",
+                )
+
+    # ---- long-running operations ----------------------------------------------
+
+    def start_operation(self, resource: Resource, final_state: str, interim: str) -> Operation:
+        seconds = self.world.operation_seconds
+        op = Operation(id=str(uuid.uuid4()), done_at=time.time() + seconds)
+        resource.power_state = interim
+        resource.pending = (final_state, op.done_at)
+        self.operations[op.id] = op
+        return op
+
+    def snapshot(self) -> dict[str, Any]:
+        now = time.time()
+        for r in self.resources.values():
+            r.settle(now)
+        return {
+            "resources": [
+                {**r.arm_json(), "powerState": r.power_state, "health": r.health}
+                for r in self.resources.values()
+            ],
+            "locks": list(self.locks.values()),
+        }
+
+
+def _default_nic(nic_id: str) -> dict[str, Any]:
+    return {
+        "ipConfigurations": [
+            {
+                "name": "ipconfig1",
+                "id": f"{nic_id}/ipConfigurations/ipconfig1",
+                "properties": {"privateIPAddress": "10.0.0.4", "primary": True},
+            }
+        ],
+    }
