@@ -48,7 +48,9 @@ def handle_arm(state: SimState, req: Request) -> Response:
     if len(segs) < 2 or low[0] != "subscriptions":
         raise ArmError(404, "InvalidResourceType", f"no route for {req.path}")
     if low[1] not in state.subscriptions:
-        raise ArmError(404, "SubscriptionNotFound", f"The subscription '{segs[1]}' could not be found.")
+        raise ArmError(
+            404, "SubscriptionNotFound", f"The subscription '{segs[1]}' could not be found."
+        )
 
     extension = _extension(low)
     if extension is not None:
@@ -101,7 +103,9 @@ def _provider(namespace: str) -> Response:
                     ],
                 },
             )
-    raise ArmError(404, "InvalidResourceNamespace", f"The resource namespace '{namespace}' is invalid.")
+    raise ArmError(
+        404, "InvalidResourceNamespace", f"The resource namespace '{namespace}' is invalid."
+    )
 
 
 def _resource_groups(state: SimState, req: Request, segs: list[str]) -> Response:
@@ -111,6 +115,7 @@ def _resource_groups(state: SimState, req: Request, segs: list[str]) -> Response
         if r.id.lower().startswith(prefix):
             name = r.id.split("/")[4]
             groups.setdefault(name.lower(), name)
+
     def body(name: str) -> dict[str, Any]:
         return {
             "id": f"/subscriptions/{segs[1]}/resourceGroups/{name}",
@@ -119,9 +124,12 @@ def _resource_groups(state: SimState, req: Request, segs: list[str]) -> Response
             "location": "westeurope",
             "properties": {"provisioningState": "Succeeded"},
         }
+
     if len(segs) == 4:
         if segs[3].lower() not in groups:
-            raise ArmError(404, "ResourceGroupNotFound", f"Resource group '{segs[3]}' could not be found.")
+            raise ArmError(
+                404, "ResourceGroupNotFound", f"Resource group '{segs[3]}' could not be found."
+            )
         return Response(200, body(groups[segs[3].lower()]))
     return Response(200, {"value": [body(n) for n in groups.values()]})
 
@@ -165,6 +173,8 @@ def _resource(state: SimState, req: Request) -> Response:
         if not state.exists(resource_id):
             return Response(204)
         state.check_locks(resource_id, "delete")
+        if rtype == "microsoft.network/networksecuritygroups":
+            _check_nsg_unused(state, resource_id)
         state.delete(resource_id)
         return Response(200)
     if req.method in ("PUT", "PATCH"):
@@ -196,6 +206,18 @@ def _resource(state: SimState, req: Request) -> Response:
     raise ArmError(405, "MethodNotAllowed", f"{req.method} is not supported on {req.path}")
 
 
+def _check_nsg_unused(state: SimState, nsg_id: str) -> None:
+    for r in state.resources.values():
+        attached = (r.properties.get("networkSecurityGroup") or {}).get("id", "")
+        if attached.lower() == nsg_id.lower():
+            raise ArmError(
+                400,
+                "InUseNetworkSecurityGroupCannotBeDeleted",
+                f"Network security group {nsg_id} cannot be deleted because it is in use by "
+                f"the following resources: {r.id}.",
+            )
+
+
 def _check_api_version(req: Request, rtype: str) -> None:
     allowed = api_versions(rtype)
     if req.query["api-version"] not in allowed:
@@ -212,7 +234,8 @@ def _check_parent_exists(state: SimState, resource_id: str) -> None:
     group = "/".join(resource_id.split("/")[:5]).lower()
     if not any(k.startswith(group + "/") for k in state.resources):
         raise ArmError(
-            404, "ResourceGroupNotFound",
+            404,
+            "ResourceGroupNotFound",
             f"Resource group '{resource_id.split('/')[4]}' could not be found.",
         )
 
@@ -224,13 +247,15 @@ def _validate_rules(rules: list[dict[str, Any]], nsg_id: str) -> None:
         key = (str(props.get("direction", "")).lower(), int(props.get("priority", 0)))
         if not 100 <= key[1] <= 4096:
             raise ArmError(
-                400, "SecurityRuleInvalidPriority",
+                400,
+                "SecurityRuleInvalidPriority",
                 f"Security rule {rule.get('name')} has invalid priority {key[1]}. "
                 "Value provided: must be between 100 and 4096.",
             )
         if key in seen and seen[key] != rule.get("name"):
             raise ArmError(
-                400, "SecurityRuleConflict",
+                400,
+                "SecurityRuleConflict",
                 f"Security rule {rule.get('name')} conflicts with rule {seen[key]}. Rules "
                 "cannot have the same Priority and Direction.",
             )
@@ -281,7 +306,7 @@ def _vm_action(state: SimState, req: Request, vm_id: str, action: str) -> Respon
     if action == "instanceview" and req.method == "GET":
         return Response(200, _instance_view(vm))
     if action in _VM_ACTIONS and req.method == "POST":
-        state.check_locks(vm_id, "write" if action != "deallocate" else "write")
+        state.check_locks(vm_id, "write")
         interim, final = _VM_ACTIONS[action]
         if action == "start" and vm.power_state == "running":
             return Response(200)
@@ -292,7 +317,9 @@ def _vm_action(state: SimState, req: Request, vm_id: str, action: str) -> Respon
             f"{vm.location}/operations/{op.id}?api-version={req.query['api-version']}"
         )
         return Response(
-            202, None, {"Azure-AsyncOperation": status_url, "Location": status_url + "&monitor=true"}
+            202,
+            None,
+            {"Azure-AsyncOperation": status_url, "Location": status_url + "&monitor=true"},
         )
     raise ArmError(404, "NotFound", f"no VM action {action!r}")
 
@@ -300,14 +327,21 @@ def _vm_action(state: SimState, req: Request, vm_id: str, action: str) -> Respon
 def _instance_view(vm: Resource) -> dict[str, Any]:
     power = vm.power_state or "unknown"
     display = {
-        "running": "VM running", "deallocated": "VM deallocated", "stopped": "VM stopped",
-        "starting": "VM starting", "deallocating": "VM deallocating", "stopping": "VM stopping",
+        "running": "VM running",
+        "deallocated": "VM deallocated",
+        "stopped": "VM stopped",
+        "starting": "VM starting",
+        "deallocating": "VM deallocating",
+        "stopping": "VM stopping",
     }.get(power, power)
     return {
         "computerName": vm.name,
         "statuses": [
-            {"code": "ProvisioningState/succeeded", "level": "Info",
-             "displayStatus": "Provisioning succeeded"},
+            {
+                "code": "ProvisioningState/succeeded",
+                "level": "Info",
+                "displayStatus": "Provisioning succeeded",
+            },
             {"code": f"PowerState/{power}", "level": "Info", "displayStatus": display},
         ],
     }
@@ -320,8 +354,14 @@ def _operation(state: SimState, req: Request, op_id: str) -> Response:
     status = op.status(time.time())
     if req.query.get("monitor") == "true":
         if status == "InProgress":
-            return Response(202, None, {"Location": f"{req.base_url}{req.path}?api-version="
-                                        f"{req.query['api-version']}&monitor=true"})
+            return Response(
+                202,
+                None,
+                {
+                    "Location": f"{req.base_url}{req.path}?api-version="
+                    f"{req.query['api-version']}&monitor=true"
+                },
+            )
         return Response(200)
     body: dict[str, Any] = {"name": op.id, "status": status, "startTime": _iso(op.started)}
     if status == "Succeeded":
@@ -352,7 +392,9 @@ def _tags(state: SimState, req: Request, scope: str) -> Response:
                     k: v for k, v in resource.tags.items() if k not in tags or tags[k] != v
                 }
             else:
-                raise ArmError(400, "InvalidTagOperation", "operation must be Merge, Replace or Delete")
+                raise ArmError(
+                    400, "InvalidTagOperation", "operation must be Merge, Replace or Delete"
+                )
         elif req.method == "DELETE":
             resource.tags = {}
             return Response(200)
@@ -393,11 +435,15 @@ def _locks(state: SimState, req: Request, scope: str, name: str | None) -> Respo
             "name": name,
             "type": "Microsoft.Authorization/locks",
             "scope": scope,
-            "properties": {"level": props["level"], "notes": props.get("notes"),
-                           "owners": props.get("owners") or []},
+            "properties": {
+                "level": props["level"],
+                "notes": props.get("notes"),
+                "owners": props.get("owners") or [],
+            },
         }
-        return Response(201 if created else 200, {k: v for k, v in state.locks[key].items()
-                                                  if k != "scope"})
+        return Response(
+            201 if created else 200, {k: v for k, v in state.locks[key].items() if k != "scope"}
+        )
     raise ArmError(405, "MethodNotAllowed", f"{req.method} is not supported on locks")
 
 
@@ -414,8 +460,11 @@ def _health(state: SimState, req: Request, scope: str) -> Response:
                 "availabilityState": resource.health,
                 "title": resource.health,
                 "summary": resource.health_summary
-                or ("There aren't any known Azure platform problems affecting this resource."
-                    if resource.health == "Available" else "The resource is not available."),
+                or (
+                    "There aren't any known Azure platform problems affecting this resource."
+                    if resource.health == "Available"
+                    else "The resource is not available."
+                ),
                 "reasonType": None if resource.health == "Available" else "Unplanned",
                 "occuredTime": _iso(resource.health_changed),
                 "reportedTime": _iso(time.time()),

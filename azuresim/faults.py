@@ -26,7 +26,10 @@ class Fault(BaseModel):
     message: str | None = None
     retry_after: int | None = Field(default=None, ge=0)
     latency_ms: int = Field(default=0, ge=0, le=120_000)
-    drop: bool = False
+    drop: bool = False  # close the connection without answering
+    # Handle the call, then drop the answer: the client cannot know it worked,
+    # which is exactly what a retried mutation must survive.
+    drop_after: bool = False
     times: int | None = Field(default=1, ge=1)
     probability: float = Field(default=1.0, gt=0, le=1)
     id: str = Field(default_factory=lambda: uuid.uuid4().hex[:8])

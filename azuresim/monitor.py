@@ -27,7 +27,9 @@ def handle_logs(state: SimState, req: Request) -> Response:
     if not isinstance(query, str) or not query.strip():
         raise ArmError(400, "BadArgumentError", "The request had some invalid properties: query")
     if segs[1].lower() == "workspaces":
-        workspace = state.world.workspaces.get(segs[2]) or state.world.workspaces.get(segs[2].lower())
+        workspace = state.world.workspaces.get(segs[2]) or state.world.workspaces.get(
+            segs[2].lower()
+        )
         if workspace is None:
             raise ArmError(404, "WorkspaceNotFoundError", f"Workspace {segs[2]} not found")
         tables, resource_filter = workspace.tables, None
@@ -90,10 +92,16 @@ def _compare(cell: Any, op: str, value: Any) -> bool:
         return str(cell).lower() == str(value).lower()
     else:
         cell = str(cell)
-    return {
-        "==": cell == value, "!=": cell != value, ">": cell > value, "<": cell < value,
-        ">=": cell >= value, "<=": cell <= value, "=~": cell == value,
+    outcome: bool = {
+        "==": cell == value,
+        "!=": cell != value,
+        ">": cell > value,
+        "<": cell < value,
+        ">=": cell >= value,
+        "<=": cell <= value,
+        "=~": cell == value,
     }[op]
+    return outcome
 
 
 def handle_metrics_batch(state: SimState, req: Request) -> Response:
@@ -116,22 +124,25 @@ def handle_metrics_batch(state: SimState, req: Request) -> Response:
         resource = state.get(rid)
         series_by_name = {
             n.lower(): s
-            for r, m in state.world.metrics.items() if r.lower() == rid.lower()
+            for r, m in state.world.metrics.items()
+            if r.lower() == rid.lower()
             for n, s in m.items()
         }
         metrics = []
         for name in names:
             series = series_by_name.get(name.lower())
             metrics.append(_metric(resource.id, name, series, aggregations, now))
-        values.append({
-            "resourceid": resource.id,
-            "starttime": req.query.get("starttime"),
-            "endtime": req.query.get("endtime"),
-            "interval": req.query.get("interval", "PT1M"),
-            "namespace": namespace,
-            "resourceregion": resource.location,
-            "value": metrics,
-        })
+        values.append(
+            {
+                "resourceid": resource.id,
+                "starttime": req.query.get("starttime"),
+                "endtime": req.query.get("endtime"),
+                "interval": req.query.get("interval", "PT1M"),
+                "namespace": namespace,
+                "resourceregion": resource.location,
+                "value": metrics,
+            }
+        )
     return Response(200, {"values": values})
 
 
@@ -143,10 +154,19 @@ def _metric(
         step = _iso_minutes(series.interval)
         start = now - step * (len(series.values) - 1)
         for i, v in enumerate(series.values):
-            point: dict[str, Any] = {"timeStamp": (start + step * i).isoformat().replace("+00:00", "Z")}
+            point: dict[str, Any] = {
+                "timeStamp": (start + step * i).isoformat().replace("+00:00", "Z")
+            }
             for agg in aggregations:
-                point[{"average": "average", "total": "total", "maximum": "maximum",
-                       "minimum": "minimum", "count": "count"}.get(agg, agg)] = v
+                point[
+                    {
+                        "average": "average",
+                        "total": "total",
+                        "maximum": "maximum",
+                        "minimum": "minimum",
+                        "count": "count",
+                    }.get(agg, agg)
+                ] = v
             points.append(point)
     return {
         "id": f"{rid}/providers/Microsoft.Insights/metrics/{name}",

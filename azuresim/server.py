@@ -35,8 +35,12 @@ READS = ("GET", "HEAD")
 
 class AzureSim:
     def __init__(
-        self, world: World, host: str = "127.0.0.1", port: int = 0,
-        state_dir: Path | None = None, fault_seed: int | None = None,
+        self,
+        world: World,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_dir: Path | None = None,
+        fault_seed: int | None = None,
     ) -> None:
         self.state = SimState(world)
         self.faults = FaultBook(fault_seed)
@@ -55,11 +59,14 @@ class AzureSim:
 
     @property
     def url(self) -> str:
-        return f"https://{'localhost' if self.host in ('127.0.0.1', '0.0.0.0') else self.host}:{self.port}"
+        # The certificate names localhost; clients must use a name it covers.
+        host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0") else self.host
+        return f"https://{host}:{self.port}"
 
     def start(self) -> AzureSim:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="azuresim",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="azuresim", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -93,11 +100,18 @@ class AzureSim:
                 response.headers["Retry-After"] = str(fault.retry_after)
         else:
             response = self._route(req, headers)
+            if fault is not None and fault.drop_after:
+                response = None
         self.journal.record(
-            method=req.method, path=req.path, query=req.query,
+            method=req.method,
+            path=req.path,
+            query=req.query,
             status=response.status if response else None,
-            fault=fault.id if fault else None, request_id=rid,
-            mutation=_is_mutation(req), body=req.body if req.method not in READS else None,
+            applied=response is not None or bool(fault and fault.drop_after),
+            fault=fault.id if fault else None,
+            request_id=rid,
+            mutation=_is_mutation(req),
+            body=req.body if req.method not in READS else None,
         )
         if response is not None:
             response.headers["x-ms-request-id"] = rid
@@ -106,8 +120,11 @@ class AzureSim:
 
     def _route(self, req: Request, headers: dict[str, str]) -> Response:
         if not headers.get("authorization", "").lower().startswith("bearer "):
-            return _error(401, "AuthenticationFailed",
-                          "Authentication failed. The 'Authorization' header is missing.")
+            return _error(
+                401,
+                "AuthenticationFailed",
+                "Authentication failed. The 'Authorization' header is missing.",
+            )
         try:
             with self.state.lock:
                 if req.path.lower().startswith("/v1/"):
@@ -183,8 +200,12 @@ class _TLSServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
-                 context: ssl.SSLContext) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        context: ssl.SSLContext,
+    ) -> None:
         self.context = context
         super().__init__(address, handler)
 

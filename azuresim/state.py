@@ -137,9 +137,8 @@ class SimState:
             properties.setdefault("vmId", str(uuid.uuid5(uuid.NAMESPACE_URL, seed.id.lower())))
             properties.setdefault("hardwareProfile", {"vmSize": "Standard_D2s_v5"})
             if "networkProfile" not in properties:
-                nic_id = seed.id.split("/providers/")[0] + (
-                    f"/providers/Microsoft.Network/networkInterfaces/{seed.id.rsplit('/', 1)[-1]}-nic"
-                )
+                group, vm_name = seed.id.split("/providers/")[0], seed.id.rsplit("/", 1)[-1]
+                nic_id = f"{group}/providers/Microsoft.Network/networkInterfaces/{vm_name}-nic"
                 properties["networkProfile"] = {"networkInterfaces": [{"id": nic_id}]}
                 if nic_id.lower() not in self.resources:
                     self.put(nic_id, seed.location, {}, _default_nic(nic_id))
@@ -177,8 +176,9 @@ class SimState:
         if existing is not None:
             existing.location, existing.tags, existing.properties = location, tags, properties
             return existing, False
-        created = Resource(id=resource_id.rstrip("/"), location=location, tags=tags,
-                           properties=properties)
+        created = Resource(
+            id=resource_id.rstrip("/"), location=location, tags=tags, properties=properties
+        )
         self.resources[key] = created
         return created, True
 

@@ -3,7 +3,7 @@
 ```yaml
 subscriptions: [00000000-0000-0000-0000-000000000001]
 resources:
-  - id: /subscriptions/<sub>/resourceGroups/rg-web/providers/Microsoft.Compute/virtualMachines/vm-web-1
+  - id: /subscriptions/<sub>/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1
     location: westeurope
     properties: {...}          # optional; VMs, NICs and NSGs get realistic defaults
     power_state: running       # VMs only

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     azure_subscription_id: str | None = None
     azure_endpoint: str | None = None
     azure_ca_file: Path | None = None
+    azure_region: str = "westeurope"  # default regional metrics endpoint
+    azure_poll_seconds: float = 5.0  # LRO polling when Azure sends no Retry-After
     web_ui_url: str | None = None
 
 

@@ -1,0 +1,117 @@
+"""The Azure SDK clients of one worker: created once, shared by every activity.
+
+Production authenticates with `DefaultAzureCredential` (managed identity,
+workload identity, a service principal from the environment, or a developer's
+`az login`). Setting STANCH_AZURE_ENDPOINT points every client at azuresim (or
+another ARM-compatible endpoint) with its CA from STANCH_AZURE_CA_FILE and a
+static token, so tests, drills and `stanch dev` run the same production code.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from azure.core.credentials import AccessToken, AccessTokenInfo
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.identity.aio import DefaultAzureCredential
+from azure.mgmt.compute.aio import ComputeManagementClient
+from azure.mgmt.network.aio import NetworkManagementClient
+from azure.mgmt.resource.locks.aio import ManagementLockClient
+from azure.mgmt.resource.resources.aio import ResourceManagementClient
+from azure.mgmt.resourcehealth.aio import ResourceHealthMgmtClient
+from azure.monitor.query.aio import LogsQueryClient
+from azure.monitor.querymetrics.aio import MetricsClient
+
+from models.settings import Settings
+
+LOGS_ENDPOINT = "https://api.loganalytics.io"
+
+
+class StaticTokenCredential:
+    """For azuresim, which checks that a bearer token is present, not what it is."""
+
+    def __init__(self, token: str = "azuresim") -> None:
+        self._token = token
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken(self._token, int(time.time()) + 3600)
+
+    async def get_token_info(self, *scopes: str, **kwargs: Any) -> AccessTokenInfo:
+        return AccessTokenInfo(self._token, int(time.time()) + 3600)
+
+    async def close(self) -> None:
+        pass
+
+    async def __aenter__(self) -> StaticTokenCredential:
+        return self
+
+    async def __aexit__(self, *args: object) -> None:
+        pass
+
+
+class AzureClients:
+    def __init__(self, settings: Settings) -> None:
+        self.endpoint = settings.azure_endpoint.rstrip("/") if settings.azure_endpoint else None
+        self.poll_seconds = settings.azure_poll_seconds
+        self.default_region = settings.azure_region
+        self.credential: AsyncTokenCredential = (
+            StaticTokenCredential() if self.endpoint else DefaultAzureCredential()
+        )
+        # Temporal owns retries (see azure_errors): azure-core must not stack its own.
+        self._options: dict[str, Any] = {"retry_total": 0}
+        if settings.azure_ca_file:
+            self._options["connection_verify"] = str(settings.azure_ca_file)
+        self._mgmt: dict[tuple[type[Any], str], Any] = {}
+        self._logs: LogsQueryClient | None = None
+        self._metrics: dict[str, MetricsClient] = {}
+
+    def _management(self, kind: type[Any], subscription: str) -> Any:
+        key = (kind, subscription.lower())
+        if key not in self._mgmt:
+            extra = {"base_url": self.endpoint} if self.endpoint else {}
+            self._mgmt[key] = kind(self.credential, subscription, **extra, **self._options)
+        return self._mgmt[key]
+
+    def resources(self, subscription: str) -> ResourceManagementClient:
+        client: ResourceManagementClient = self._management(ResourceManagementClient, subscription)
+        return client
+
+    def locks(self, subscription: str) -> ManagementLockClient:
+        client: ManagementLockClient = self._management(ManagementLockClient, subscription)
+        return client
+
+    def network(self, subscription: str) -> NetworkManagementClient:
+        client: NetworkManagementClient = self._management(NetworkManagementClient, subscription)
+        return client
+
+    def compute(self, subscription: str) -> ComputeManagementClient:
+        client: ComputeManagementClient = self._management(ComputeManagementClient, subscription)
+        return client
+
+    def health(self, subscription: str) -> ResourceHealthMgmtClient:
+        client: ResourceHealthMgmtClient = self._management(ResourceHealthMgmtClient, subscription)
+        return client
+
+    def logs(self) -> LogsQueryClient:
+        if self._logs is None:
+            endpoint = self.endpoint or LOGS_ENDPOINT
+            self._logs = LogsQueryClient(
+                self.credential, endpoint=endpoint, audience=LOGS_ENDPOINT, **self._options
+            )
+        return self._logs
+
+    def metrics(self, region: str | None) -> MetricsClient:
+        """Metrics are served by a regional endpoint: one client per region."""
+        region = (region or self.default_region).replace(" ", "").lower()
+        if region not in self._metrics:
+            endpoint = self.endpoint or f"https://{region}.metrics.monitor.azure.com"
+            self._metrics[region] = MetricsClient(endpoint, self.credential, **self._options)
+        return self._metrics[region]
+
+    async def close(self) -> None:
+        for client in [*self._mgmt.values(), *self._metrics.values()]:
+            await client.close()
+        if self._logs is not None:
+            await self._logs.close()
+        await self.credential.close()

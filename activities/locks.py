@@ -1,0 +1,58 @@
+"""Management locks, through `azure-mgmt-resource-locks`: how quarantine keeps
+evidence from being deleted."""
+
+from __future__ import annotations
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.mgmt.resource.locks.models import ManagementLockObject
+from temporalio import activity
+
+from activities.azure_clients import AzureClients
+from activities.azure_errors import azure_call, keep_request_id
+from models.azure import LockRemoval, LockRequest, LockResult, Removal
+
+
+def _subscription(scope: str) -> str:
+    parts = [p for p in scope.split("/") if p]
+    if len(parts) < 2 or parts[0].lower() != "subscriptions":
+        raise ValueError(f"lock scope must start with /subscriptions/<id>: {scope!r}")
+    return parts[1]
+
+
+class LockActivities:
+    def __init__(self, azure: AzureClients) -> None:
+        self._azure = azure
+
+    @activity.defn
+    async def place_lock(self, request: LockRequest) -> LockResult:
+        """Idempotent: a PUT of the lock by its name (`stanch-<incident>`); a retry
+        re-applies the same lock rather than adding a second one."""
+        scope = request.scope.rstrip("/")
+        request_ids: list[str] = []
+        async with azure_call(f"lock {scope}"):
+            lock = await self._azure.locks(
+                _subscription(scope)
+            ).management_locks.create_or_update_by_scope(
+                scope,
+                request.name,
+                ManagementLockObject(level=request.level, notes=request.notes),
+                cls=keep_request_id(request_ids),
+            )
+        return LockResult(
+            id=lock.id, level=lock.level, request_id=request_ids[0] if request_ids else None
+        )
+
+    @activity.defn
+    async def remove_lock(self, removal: LockRemoval) -> Removal:
+        """Idempotent: deleting a lock that is already gone reports removed=False."""
+        locks = self._azure.locks(_subscription(removal.scope)).management_locks
+        request_ids: list[str] = []
+        async with azure_call(f"unlock {removal.scope}"):
+            try:
+                await locks.get_by_scope(removal.scope, removal.name)
+            except ResourceNotFoundError:
+                return Removal(removed=False)
+            await locks.delete_by_scope(
+                removal.scope, removal.name, cls=keep_request_id(request_ids)
+            )
+        return Removal(removed=True, request_id=request_ids[0] if request_ids else None)

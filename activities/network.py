@@ -1,0 +1,185 @@
+"""Network quarantine, through `azure-mgmt-network`.
+
+A quarantined NIC is attached to its own NSG, `stanch-quarantine-<incident>`,
+whose rules deny all traffic both ways at the highest priority. Swapping the
+NIC's NSG, rather than adding deny rules to the one it has, matters twice: an
+NSG is often shared by many NICs (a deny rule there would cut off healthy
+machines too), and a shared NSG may already hold rules at priority 100 that a
+deny rule could never outrank. The NIC's original NSG id is written on the
+quarantine NSG as a tag *before* the swap, so a retry after a crash, or a human
+in the portal, can always tell what to put back.
+"""
+
+from __future__ import annotations
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.mgmt.network.models import (
+    NetworkSecurityGroup,
+    NetworkSecurityGroupPropertiesFormat,
+    SecurityRule,
+    SecurityRulePropertiesFormat,
+)
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.azure_clients import AzureClients
+from activities.azure_errors import INVALID_REQUEST, azure_call, keep_request_id
+from models.azure import IsolatedNic, QuarantineRecord, QuarantineRequest, Removal, ResourceId
+
+ORIGINAL_NSG_TAG = "stanch.original-nsg"
+QUARANTINE_TAG = "stanch.quarantine"
+NO_NSG = "none"
+
+
+def quarantine_nsg_name(incident_id: str) -> str:
+    return f"stanch-quarantine-{incident_id}"
+
+
+def deny_all_rules(incident_id: str) -> list[SecurityRule]:
+    return [
+        SecurityRule(
+            name=f"{quarantine_nsg_name(incident_id)}-{direction.lower()}",
+            properties=SecurityRulePropertiesFormat(
+                priority=100,
+                direction=direction,
+                access="Deny",
+                protocol="*",
+                source_address_prefix="*",
+                source_port_range="*",
+                destination_address_prefix="*",
+                destination_port_range="*",
+                description=f"stanch quarantine for incident {incident_id}",
+            ),
+        )
+        for direction in ("Inbound", "Outbound")
+    ]
+
+
+class NetworkActivities:
+    def __init__(self, azure: AzureClients) -> None:
+        self._azure = azure
+
+    async def _nics_of(self, rid: ResourceId) -> list[str]:
+        if rid.is_type("Microsoft.Network/networkInterfaces"):
+            return [rid.id]
+        if rid.is_type("Microsoft.Compute/virtualMachines"):
+            async with azure_call(f"read {rid.id}"):
+                vm = await self._azure.compute(rid.subscription).virtual_machines.get(
+                    rid.resource_group, rid.name
+                )
+            profile = vm.network_profile
+            return [nic.id for nic in (profile.network_interfaces if profile else None) or []]
+        raise ApplicationError(
+            f"quarantine isolates virtual machines and network interfaces, not {rid.full_type}",
+            type=INVALID_REQUEST,
+            non_retryable=True,
+        )
+
+    @activity.defn
+    async def quarantine_network(self, request: QuarantineRequest) -> QuarantineRecord:
+        """Idempotent: the NSG and its rules are named after the incident and
+        written with PUT; a NIC already on the quarantine NSG is left as it is,
+        and its original NSG is read back from the quarantine NSG's tag."""
+        rid = ResourceId.parse(request.resource_id)
+        name = quarantine_nsg_name(request.incident_id)
+        request_ids: list[str] = []
+        isolated = []
+        for nic_id in await self._nics_of(rid):
+            activity.heartbeat(nic_id)
+            nic_rid = ResourceId.parse(nic_id)
+            network = self._azure.network(nic_rid.subscription)
+            async with azure_call(f"read {nic_id}"):
+                nic = await network.network_interfaces.get(nic_rid.resource_group, nic_rid.name)
+            current = nic.network_security_group.id if nic.network_security_group else None
+            ours = current is not None and ResourceId.parse(current).name.lower() == name.lower()
+            original = (await self._recorded_original(nic_rid, name)) if ours else current
+            async with azure_call(f"create quarantine NSG for {nic_id}"):
+                poller = await network.network_security_groups.begin_create_or_update(
+                    nic_rid.resource_group,
+                    name,
+                    NetworkSecurityGroup(
+                        location=nic.location,
+                        tags={
+                            QUARANTINE_TAG: request.incident_id,
+                            ORIGINAL_NSG_TAG: original or NO_NSG,
+                        },
+                        properties=NetworkSecurityGroupPropertiesFormat(
+                            security_rules=deny_all_rules(request.incident_id)
+                        ),
+                    ),
+                    polling_interval=self._azure.poll_seconds,
+                    cls=keep_request_id(request_ids),
+                )
+                nsg = await poller.result()
+            if not ours:
+                nic.network_security_group = NetworkSecurityGroup(id=nsg.id)
+                async with azure_call(f"attach quarantine NSG to {nic_id}"):
+                    attach = await network.network_interfaces.begin_create_or_update(
+                        nic_rid.resource_group,
+                        nic_rid.name,
+                        nic,
+                        polling_interval=self._azure.poll_seconds,
+                        cls=keep_request_id(request_ids),
+                    )
+                    await attach.result()
+            isolated.append(
+                IsolatedNic(nic_id=nic.id, quarantine_nsg_id=nsg.id, original_nsg_id=original)
+            )
+        return QuarantineRecord(
+            resource_id=rid.id,
+            incident_id=request.incident_id,
+            nics=isolated,
+            request_ids=request_ids,
+        )
+
+    async def _recorded_original(self, nic: ResourceId, nsg_name: str) -> str | None:
+        async with azure_call(f"read quarantine NSG {nsg_name}"):
+            nsg = await self._azure.network(nic.subscription).network_security_groups.get(
+                nic.resource_group, nsg_name
+            )
+        original = (nsg.tags or {}).get(ORIGINAL_NSG_TAG, NO_NSG)
+        return None if original == NO_NSG else original
+
+    @activity.defn
+    async def release_quarantine(self, record: QuarantineRecord) -> Removal:
+        """The undo of quarantine_network, from its record. Idempotent: a NIC no
+        longer on the quarantine NSG is left alone (a human may have moved it),
+        and an NSG already deleted counts as released."""
+        changed = False
+        request_ids: list[str] = []
+        for item in record.nics:
+            activity.heartbeat(item.nic_id)
+            nic_rid = ResourceId.parse(item.nic_id)
+            nsg_rid = ResourceId.parse(item.quarantine_nsg_id)
+            network = self._azure.network(nic_rid.subscription)
+            async with azure_call(f"read {item.nic_id}"):
+                nic = await network.network_interfaces.get(nic_rid.resource_group, nic_rid.name)
+            current = nic.network_security_group.id if nic.network_security_group else None
+            if current is not None and current.lower() == item.quarantine_nsg_id.lower():
+                nic.network_security_group = (
+                    NetworkSecurityGroup(id=item.original_nsg_id) if item.original_nsg_id else None
+                )
+                async with azure_call(f"restore the NSG of {item.nic_id}"):
+                    restore = await network.network_interfaces.begin_create_or_update(
+                        nic_rid.resource_group,
+                        nic_rid.name,
+                        nic,
+                        polling_interval=self._azure.poll_seconds,
+                        cls=keep_request_id(request_ids),
+                    )
+                    await restore.result()
+                changed = True
+            async with azure_call(f"delete {item.quarantine_nsg_id}"):
+                try:
+                    await network.network_security_groups.get(nsg_rid.resource_group, nsg_rid.name)
+                except ResourceNotFoundError:
+                    continue
+                poller = await network.network_security_groups.begin_delete(
+                    nsg_rid.resource_group,
+                    nsg_rid.name,
+                    polling_interval=self._azure.poll_seconds,
+                    cls=keep_request_id(request_ids),
+                )
+                await poller.result()
+                changed = True
+        return Removal(removed=changed, request_id=request_ids[0] if request_ids else None)
