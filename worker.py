@@ -31,11 +31,10 @@ from workflows.client import connect
 from workflows.incident import IncidentWorkflow
 
 WORKFLOWS = [IncidentWorkflow]
+Activity = Callable[..., Any]
 
 
-def activities_for(
-    config_path: Path, azure: AzureClients | None = None
-) -> list[Callable[..., Any]]:
+def activities_for(config_path: Path, azure: AzureClients | None = None) -> list[Activity]:
     policy = PolicySource(config_path)
     plans = ResponsePlanActivities(policy)
     notify = NotifyActivities(policy)
