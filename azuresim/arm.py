@@ -412,7 +412,7 @@ def _tags(state: SimState, req: Request, scope: str) -> Response:
 def _locks(state: SimState, req: Request, scope: str, name: str | None) -> Response:
     if req.query["api-version"] != LOCKS_API:
         _check_api_version(req, "microsoft.authorization/locks")
-    state.get(scope)  # the scope must exist
+    state.require_scope(scope)
     if name is None:
         return Response(200, {"value": state.locks_covering(scope)})
     lock_id = f"{scope}/providers/Microsoft.Authorization/locks/{name}"

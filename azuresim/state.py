@@ -165,6 +165,22 @@ class SimState:
         resource.settle(time.time())
         return resource
 
+    def require_scope(self, scope: str) -> None:
+        """A lock scope: a subscription, a resource group that holds anything, or a resource."""
+        parts = [p.lower() for p in scope.split("/") if p]
+        if len(parts) == 2 and parts[1] in self.subscriptions:
+            return
+        if len(parts) == 4 and parts[2] == "resourcegroups":
+            prefix = "/" + "/".join(parts) + "/"
+            if any(k.startswith(prefix) for k in self.resources):
+                return
+            raise ArmError(
+                404,
+                "ResourceGroupNotFound",
+                f"Resource group '{scope.split('/')[-1]}' could not be found.",
+            )
+        self.get(scope)
+
     def exists(self, resource_id: str) -> bool:
         return resource_id.rstrip("/").lower() in self.resources
 

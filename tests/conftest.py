@@ -10,7 +10,7 @@ import shutil
 import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,3 +156,37 @@ async def stack(
         yield Stack(dev_env.client, url, token, task_queue, config, tmp_path / "pages.jsonl")
         stop.set()
         await serving
+
+
+WORLD = Path(__file__).resolve().parents[1] / "examples" / "world.yaml"
+SUB = "00000000-0000-0000-0000-0000000000aa"
+RG = f"/subscriptions/{SUB}/resourceGroups/rg-web"
+VM1 = f"{RG}/providers/Microsoft.Compute/virtualMachines/vm-web-1"
+VM2 = f"{RG}/providers/Microsoft.Compute/virtualMachines/vm-web-2"
+NIC1 = f"{RG}/providers/Microsoft.Network/networkInterfaces/vm-web-1-nic"
+WORKSPACE = "11111111-2222-3333-4444-555555555555"
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[Any]:
+    """azuresim over TLS, seeded with examples/world.yaml, fresh for each test."""
+    from azuresim import AzureSim, load_world
+
+    world = load_world(WORLD)
+    world.operation_seconds = 0.3
+    simulator = AzureSim(world, state_dir=tmp_path / "azuresim").start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+async def azure(sim: Any) -> AsyncIterator[Any]:
+    """The worker's real Azure SDK clients, pointed at azuresim."""
+    from activities.azure_clients import AzureClients
+    from models.settings import Settings
+
+    clients = AzureClients(
+        Settings(azure_endpoint=sim.url, azure_ca_file=sim.ca_file, azure_poll_seconds=0.05)
+    )
+    yield clients
+    await clients.close()
