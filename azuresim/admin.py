@@ -3,15 +3,21 @@ use to inject faults, read the journal and change the world."""
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 
+def trusting(ca_file: Path) -> ssl.SSLContext:
+    """An SSL context that trusts azuresim's CA (and nothing else)."""
+    return ssl.create_default_context(cafile=str(ca_file))
+
+
 class SimAdmin:
     def __init__(self, url: str, ca_file: Path) -> None:
-        self._http = httpx.Client(base_url=f"{url}/_admin", verify=str(ca_file), timeout=10)
+        self._http = httpx.Client(base_url=f"{url}/_admin", verify=trusting(ca_file), timeout=10)
 
     def fault(self, **fault: Any) -> dict[str, Any]:
         response = self._http.post("/faults", json=fault)

@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from temporalio.client import Client
 
 from cli.errors import UsageError
+from cli.sim import start_sim
 from gateway.server import serve_gateway
 from models.config import ConfigError, load_config
 from models.settings import SEARCH_ATTRIBUTES, Settings
@@ -38,6 +39,7 @@ class DevOptions:
     ui_port: int = 8233
     sim_port: int = 8443
     config: Path | None = None
+    world: Path | None = None
     host: str = "127.0.0.1"
 
 
@@ -82,6 +84,9 @@ def env_file_lines(settings: Settings, state_dir: Path) -> list[str]:
         "STANCH_GATEWAY_URL": settings.gateway_url,
         "STANCH_WEB_UI_URL": settings.web_ui_url or "",
         "STANCH_STATE_DIR": str(state_dir.resolve()),
+        "STANCH_AZURE_SUBSCRIPTION_ID": settings.azure_subscription_id or "",
+        "STANCH_AZURE_ENDPOINT": settings.azure_endpoint or "",
+        "STANCH_AZURE_CA_FILE": str(settings.azure_ca_file or ""),
     }
     return [f"{key}={value}" for key, value in values.items()]
 
@@ -141,12 +146,17 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 async def run_dev(options: DevOptions) -> None:
     options.state_dir.mkdir(parents=True, exist_ok=True)
     config = resolve_config(options.config)
+    sim = start_sim(options.sim_port, options.world, options.state_dir, options.host)
     settings = Settings(
         temporal_address=f"{options.host}:{options.temporal_port}",
         config=config,
         alert_token=SecretStr(alert_token(options.state_dir)),
         gateway_url=f"http://{options.host}:{options.http_port}",
         web_ui_url=f"http://{options.host}:{options.ui_port}",
+        azure_endpoint=sim.url,
+        azure_ca_file=sim.ca_file.resolve(),
+        azure_subscription_id=next(iter(sorted(sim.state.subscriptions)), None),
+        azure_poll_seconds=0.5,
     )
     os.environ["STANCH_STATE_DIR"] = str(options.state_dir.resolve())
     env_file = options.state_dir / "env"
@@ -155,7 +165,11 @@ async def run_dev(options: DevOptions) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    temporal = start_temporal(options)
+    try:
+        temporal = start_temporal(options)
+    except BaseException:
+        sim.stop()
+        raise
     try:
         await wait_for_temporal(settings, temporal, options.state_dir / "temporal.log")
         env_file.write_text("\n".join(env_file_lines(settings, options.state_dir)) + "\n")
@@ -168,6 +182,7 @@ async def run_dev(options: DevOptions) -> None:
             f"  temporal     {settings.temporal_address} "
             f"(namespace {settings.temporal_namespace})\n"
             f"  web ui       {settings.web_ui_url}\n"
+            f"  azuresim     {sim.url} (CA {sim.ca_file}; journal {sim.url}/_admin/journal)\n"
             f"  policy       {config}\n"
             f"  state        {options.state_dir.resolve()} (settings in {env_file})\n"
             "Ctrl-C stops everything.",
@@ -191,4 +206,5 @@ async def run_dev(options: DevOptions) -> None:
         with contextlib.suppress(FileNotFoundError):
             env_file.unlink()
         stop_process(temporal)
+        sim.stop()
         print("stanch dev stopped", flush=True)

@@ -38,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--ui-port", type=int, default=8233)
     dev.add_argument("--sim-port", type=int, default=8443)
     dev.add_argument("--config", type=Path, default=None)
+    dev.add_argument("--world", type=Path, default=None, help="azuresim world file")
+
+    sim = sub.add_parser("sim", parents=[common], help="run azuresim, the Azure simulator")
+    sim.add_argument("--port", type=int, default=8443)
+    sim.add_argument(
+        "--world", type=Path, default=None, help="world file (default examples/world.yaml)"
+    )
 
     sub.add_parser("worker", parents=[common], help="run a worker against STANCH_TEMPORAL_ADDRESS")
     gateway = sub.add_parser("gateway", parents=[common], help="run the HTTP gateway")
@@ -142,9 +149,14 @@ def run(args: argparse.Namespace) -> int:
             ui_port=args.ui_port,
             sim_port=args.sim_port,
             config=args.config,
+            world=args.world,
         )
         asyncio.run(run_dev(options))
         return 0
+    if command == "sim":
+        from cli.sim import run_sim
+
+        return run_sim(args.port, args.world, args.state_dir)
     if command == "demo":
         from cli.demo import run_demo
 

@@ -29,6 +29,9 @@ EXPECTED_ENV = {
     "STANCH_GATEWAY_URL",
     "STANCH_WEB_UI_URL",
     "STANCH_STATE_DIR",
+    "STANCH_AZURE_SUBSCRIPTION_ID",
+    "STANCH_AZURE_ENDPOINT",
+    "STANCH_AZURE_CA_FILE",
 }
 
 
@@ -113,6 +116,12 @@ def test_env_file_carries_the_public_settings(dev_stack: DevStack):
     assert env["STANCH_WEB_UI_URL"] == f"http://127.0.0.1:{dev_stack.ports['ui']}"
     assert (dev_stack.state / "temporal.db").exists(), "persistent SQLite under the state dir"
     assert oct((dev_stack.state / "env").stat().st_mode & 0o777) == "0o600"
+    assert env["STANCH_AZURE_ENDPOINT"] == f"https://localhost:{dev_stack.ports['sim']}"
+    assert env["STANCH_AZURE_CA_FILE"] == str((dev_stack.state / "azuresim-ca.pem").resolve())
+    assert env["STANCH_AZURE_SUBSCRIPTION_ID"] == "00000000-0000-0000-0000-0000000000aa"
+    assert env["STANCH_AZURE_ENDPOINT"] == f"https://localhost:{dev_stack.ports['sim']}"
+    assert env["STANCH_AZURE_CA_FILE"] == str((dev_stack.state / "azuresim-ca.pem").resolve())
+    assert env["STANCH_AZURE_SUBSCRIPTION_ID"] == "00000000-0000-0000-0000-0000000000aa"
 
 
 def test_on_call_from_the_cli(dev_stack: DevStack):
@@ -180,5 +189,6 @@ def test_ctrl_c_stops_everything_cleanly(dev_stack: DevStack):
     # The Temporal server went with it: its port is free again.
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", dev_stack.ports["temporal"]))
+    for port in (dev_stack.ports["temporal"], dev_stack.ports["sim"]):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))

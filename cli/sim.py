@@ -1,0 +1,54 @@
+"""`stanch sim`: azuresim on its own, for drills, demos and exploring the SDKs."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from azuresim import AzureSim, World, load_world
+from cli.errors import UsageError
+from models.errors import describe_validation_error
+
+DEFAULT_WORLD = Path(__file__).resolve().parents[1] / "examples" / "world.yaml"
+
+
+def read_world(path: Path | None) -> World:
+    path = path or DEFAULT_WORLD
+    try:
+        return load_world(path)
+    except OSError as e:
+        raise UsageError(f"--world: cannot read {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise UsageError(f"--world: {path} is not YAML: {e}") from None
+    except ValidationError as e:
+        raise UsageError(
+            "\n".join([f"{path}: invalid world", *describe_validation_error(e)])
+        ) from None
+
+
+def start_sim(port: int, world: Path | None, state_dir: Path, host: str = "127.0.0.1") -> AzureSim:
+    try:
+        return AzureSim(read_world(world), host=host, port=port, state_dir=state_dir).start()
+    except OSError as e:
+        raise UsageError(f"--port {port}: cannot listen ({e.strerror})") from None
+
+
+def run_sim(port: int, world: Path | None, state_dir: Path) -> int:
+    sim = start_sim(port, world, state_dir)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print(
+        f"azuresim on {sim.url}\n"
+        f"  CA       {sim.ca_file} (trust it: STANCH_AZURE_CA_FILE / connection_verify)\n"
+        f"  admin    {sim.url}/_admin/journal, /_admin/faults, /_admin/state, /_admin/world\n"
+        "Ctrl-C stops it.",
+        flush=True,
+    )
+    stop.wait()
+    sim.stop()
+    return 0
