@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.policy import PolicySource
-from models.config import ConfigError, StanchConfig
-from models.incident import PlanRequest, ResponsePlan, RosterEntry
+from models.config import ConfigError, EscalationPolicy, StanchConfig, alert_matches
+from models.incident import PlanRequest, ResponsePlan, RosterEntry, RunbookChoice
+from models.runbook import ApprovalPlan, RunbookSpec
 
 
-def build_plan(config: StanchConfig, request: PlanRequest) -> ResponsePlan:
+def build_plan(
+    config: StanchConfig, request: PlanRequest, catalog: dict[str, RunbookSpec] | None = None
+) -> ResponsePlan:
     service = config.service_for(request.rule, request.targets)
     if service is not None:
         service_name, policy_name = service.name, service.escalation_policy
@@ -20,6 +25,7 @@ def build_plan(config: StanchConfig, request: PlanRequest) -> ResponsePlan:
         policy_name = fallback.escalation_policy if fallback else "default"
     policy = config.escalation_policies[policy_name]
     used = {name for tier in policy.tiers for name in tier.schedules}
+    used |= {name for tier in config.approvals.tiers for name in tier.schedules}
     return ResponsePlan(
         service=service_name,
         policy_name=policy_name,
@@ -27,12 +33,44 @@ def build_plan(config: StanchConfig, request: PlanRequest) -> ResponsePlan:
         schedules={name: config.schedules[name] for name in used},
         roster=[RosterEntry(id=p.id, name=p.display, roles=p.roles) for p in config.roster],
         reopen_window=config.incident.reopen_window,
+        approval=approval_plan(config, policy),
+        runbook=choose_runbook(config, request, catalog or {}),
     )
 
 
+def approval_plan(config: StanchConfig, policy: EscalationPolicy) -> ApprovalPlan:
+    roles = set(config.approvals.approver_roles)
+    now = datetime.now(UTC)
+    on_call = []
+    for tier in policy.tiers[:1]:  # whoever the first tier would page right now
+        on_call += list(tier.people)
+        on_call += [config.schedules[s].on_call_at(now) for s in tier.schedules]
+    return ApprovalPlan(
+        policy=config.approvals,
+        approvers=[p.id for p in config.roster if roles & set(p.roles)],
+        on_call=list(dict.fromkeys(on_call)),
+        roster=[p.id for p in config.roster],
+    )
+
+
+def choose_runbook(
+    config: StanchConfig, request: PlanRequest, catalog: dict[str, RunbookSpec]
+) -> RunbookChoice | None:
+    """The first binding in stanch.yaml whose match (or its runbook's own) fits."""
+    for binding in config.runbooks:
+        spec = catalog.get(binding.runbook)
+        if spec is None:
+            continue  # reported by `stanch config check`; never run an unknown name
+        match = binding.match or spec.matches
+        if alert_matches(match, request.rule, request.targets, request.monitoring_service):
+            return RunbookChoice(name=spec.name, params=binding.params, dry_run=binding.dry_run)
+    return None
+
+
 class ResponsePlanActivities:
-    def __init__(self, policy: PolicySource) -> None:
+    def __init__(self, policy: PolicySource, catalog: dict[str, RunbookSpec] | None = None) -> None:
         self._policy = policy
+        self._catalog = catalog or {}
 
     @activity.defn
     async def load_response_plan(self, request: PlanRequest) -> ResponsePlan:
@@ -45,6 +83,6 @@ class ResponsePlanActivities:
             # Only when no valid version was ever read: retried with backoff
             # until a human fixes it, so the incident is never dropped.
             raise ApplicationError(str(e), type="ConfigError") from None
-        plan = build_plan(config, request)
+        plan = build_plan(config, request, self._catalog)
         plan.warning = warning
         return plan

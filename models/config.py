@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from models.duration import Duration
 from models.errors import describe_validation_error
+from models.risk import Risk
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$"
 
@@ -91,7 +92,7 @@ class EscalationPolicy(_Strict):
     channels: list[str] | None = None  # None: every configured channel
 
 
-class ServiceMatch(_Strict):
+class AlertMatch(_Strict):
     """All given lists must match (each list matches if any pattern does).
     Patterns are shell globs compared case-insensitively."""
 
@@ -99,12 +100,56 @@ class ServiceMatch(_Strict):
     resource_groups: list[str] = Field(default_factory=list)
     resource_types: list[str] = Field(default_factory=list)
     resource_ids: list[str] = Field(default_factory=list)
+    monitoring_services: list[str] = Field(default_factory=list)
+
+
+ServiceMatch = AlertMatch
+
+
+class ApprovalTier(_Strict):
+    """Who is paged while an approval waits. A tier naming nobody pages every
+    eligible approver."""
+
+    people: list[str] = Field(default_factory=list)
+    schedules: list[str] = Field(default_factory=list)
+    timeout: Duration = timedelta(minutes=15)
+
+
+class ApprovalPolicy(_Strict):
+    approver_roles: list[str] = Field(default_factory=lambda: ["approver"])
+    on_call_may_approve: bool = True
+    # How many distinct approvers each risk needs (N of the eligible M).
+    required: dict[Risk, int] = Field(
+        default_factory=lambda: {Risk.LOW: 1, Risk.MEDIUM: 1, Risk.HIGH: 1}
+    )
+    auto_approve: list[Risk] = Field(default_factory=list)  # risks that need no human
+    tiers: list[ApprovalTier] = Field(default_factory=lambda: [ApprovalTier()], min_length=1)
+
+    @field_validator("required")
+    @classmethod
+    def _at_least_one(cls, value: dict[Risk, int]) -> dict[Risk, int]:
+        for risk, count in value.items():
+            if count < 1:
+                raise ValueError(f"{risk}: at least one approver is required")
+        return value
+
+    def needed(self, risk: Risk) -> int:
+        return self.required.get(risk, 1)
+
+
+class RunbookBinding(_Strict):
+    """Run `runbook` for alerts it matches (its own declared match unless given)."""
+
+    runbook: str
+    match: AlertMatch | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    dry_run: bool = False
 
 
 class Service(_Strict):
     name: str = Field(pattern=_ID)
     escalation_policy: str
-    match: ServiceMatch = Field(default_factory=ServiceMatch)
+    match: AlertMatch = Field(default_factory=AlertMatch)
 
 
 class ChannelFormat(StrEnum):
@@ -153,6 +198,8 @@ class StanchConfig(_Strict):
     services: list[Service] = Field(default_factory=list)
     channels: list[Channel] = Field(default_factory=list)
     incident: IncidentSettings = Field(default_factory=IncidentSettings)
+    approvals: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    runbooks: list[RunbookBinding] = Field(default_factory=list)
 
     def person(self, person_id: str) -> Person | None:
         return next((p for p in self.roster if p.id == person_id), None)
@@ -162,7 +209,7 @@ class StanchConfig(_Strict):
 
     def service_for(self, rule: str, targets: list[str]) -> Service | None:
         for service in self.services:
-            if _matches(service.match, rule, targets):
+            if alert_matches(service.match, rule, targets):
                 return service
         return None
 
@@ -196,6 +243,17 @@ class StanchConfig(_Strict):
                     problems.append(
                         f"escalation_policies.{name}.channels[{i}]: no channel named {ch!r}"
                     )
+        for t, gate_tier in enumerate(self.approvals.tiers):
+            for i, pid in enumerate(gate_tier.people):
+                if pid not in people:
+                    problems.append(
+                        f"approvals.tiers[{t}].people[{i}]: {pid!r} is not on the roster"
+                    )
+            for i, sid in enumerate(gate_tier.schedules):
+                if sid not in self.schedules:
+                    problems.append(
+                        f"approvals.tiers[{t}].schedules[{i}]: no schedule named {sid!r}"
+                    )
         for i, service in enumerate(self.services):
             if service.escalation_policy not in self.escalation_policies:
                 problems.append(
@@ -213,7 +271,9 @@ class StanchConfig(_Strict):
         return problems
 
 
-def _matches(match: ServiceMatch, rule: str, targets: list[str]) -> bool:
+def alert_matches(
+    match: AlertMatch, rule: str, targets: list[str], monitoring_service: str | None = None
+) -> bool:
     def any_glob(patterns: list[str], values: list[str]) -> bool:
         return any(fnmatch.fnmatch(v.lower(), p.lower()) for p in patterns for v in values)
 
@@ -224,6 +284,7 @@ def _matches(match: ServiceMatch, rule: str, targets: list[str]) -> bool:
         (match.resource_groups, groups),
         (match.resource_types, types),
         (match.resource_ids, targets),
+        (match.monitoring_services, [monitoring_service or ""]),
     ]
     given = [(patterns, values) for patterns, values in checks if patterns]
     return bool(given) and all(any_glob(patterns, values) for patterns, values in given)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from models.alert import AlertEvent
 from models.config import EscalationPolicy, Schedule
+from models.runbook import ApprovalPlan, PendingApproval, RunbookResult, RunbookView
 from models.severity import Severity
 
 
@@ -61,12 +63,20 @@ class ResponsePlan(BaseModel):
     roster: list[RosterEntry]
     reopen_window: timedelta
     warning: str | None = None  # set when the policy file on disk is invalid
+    approval: ApprovalPlan | None = None
+    runbook: RunbookChoice | None = None  # what remediates this incident, if anything
 
     def on_roster(self, person_id: str) -> bool:
         return any(p.id == person_id for p in self.roster)
 
     def display_name(self, person_id: str) -> str:
         return next((p.name for p in self.roster if p.id == person_id), person_id)
+
+
+class RunbookChoice(BaseModel):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    dry_run: bool = False
 
 
 class Escalation(BaseModel):
@@ -100,6 +110,14 @@ class IncidentState(BaseModel):
     last_alert_at: datetime | None = None
     escalation: Escalation = Field(default_factory=Escalation)
     runs: int = 1  # how many workflow runs (continue-as-new) the incident spans
+    monitoring_service: str | None = None
+    runbook: RunbookView | None = None  # the remediation in progress or last run
+    runbook_result: RunbookResult | None = None
+    release: RunbookView | None = None  # an approved undo of the remediation
+
+    @property
+    def pending_approvals(self) -> list[PendingApproval]:
+        return [v.pending for v in (self.runbook, self.release) if v and v.pending]
 
 
 class IncidentInput(BaseModel):
@@ -145,6 +163,13 @@ class AddNote(BaseModel):
     text: str = Field(min_length=1, max_length=4000)
 
 
+class RequestRelease(BaseModel):
+    """Undo what the runbook applied (e.g. lift a quarantine), after approval."""
+
+    by: str
+    reason: str | None = None
+
+
 class ChangeStatus(BaseModel):
     """Record progress a human made by hand (contained, mitigated)."""
 
@@ -162,6 +187,7 @@ class UpdateResult(BaseModel):
 class PlanRequest(BaseModel):
     rule: str
     targets: list[str]
+    monitoring_service: str | None = None
 
 
 class Page(BaseModel):

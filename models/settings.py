@@ -39,6 +39,23 @@ class Settings(BaseSettings):
     azure_region: str = "westeurope"  # default regional metrics endpoint
     azure_poll_seconds: float = 5.0  # LRO polling when Azure sends no Retry-After
     web_ui_url: str | None = None
+    # Where local stores live unless each is given its own place.
+    state_dir: Path = Path(".stanch")
+    audit_db: Path | None = None  # append-only, hash-chained audit log (SQLite)
+    toggles_file: Path | None = None  # the remediation kill switch, read at run time
+    evidence_dir: Path | None = None  # captured evidence, named by incident
+
+    @property
+    def audit_path(self) -> Path:
+        return self.audit_db or self.state_dir / "audit.db"
+
+    @property
+    def toggles_path(self) -> Path:
+        return self.toggles_file or self.state_dir / "toggles.json"
+
+    @property
+    def evidence_path(self) -> Path:
+        return self.evidence_dir or self.state_dir / "evidence"
 
 
 def load_settings(state_dir: Path | str = ".stanch") -> Settings:
