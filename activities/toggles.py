@@ -33,14 +33,14 @@ class ToggleStore:
 
     def allowed(self, runbook: str) -> RemediationAllowed:
         data = self.read()
-        for scope in (
-            data.get("remediation") or {},
-            (data.get("runbooks") or {}).get(runbook) or {},
-        ):
+        scopes = [
+            ("remediation", data.get("remediation") or {}),
+            (f"runbook {runbook}", (data.get("runbooks") or {}).get(runbook) or {}),
+        ]
+        for what, scope in scopes:
             if scope.get("enabled") is False:
                 who = f" by {scope['by']}" if scope.get("by") else ""
                 why = f": {scope['reason']}" if scope.get("reason") else ""
-                what = "remediation" if scope is data.get("remediation") else f"runbook {runbook}"
                 return RemediationAllowed(allowed=False, reason=f"{what} switched off{who}{why}")
         return RemediationAllowed(allowed=True)
 
