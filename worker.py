@@ -15,8 +15,10 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.audit import AuditActivities, SqliteAuditLog
 from activities.azure_clients import AzureClients
 from activities.compute import ComputeActivities
+from activities.evidence import EvidenceActivities
 from activities.health import HealthActivities
 from activities.locks import LockActivities
 from activities.monitor import MonitorActivities
@@ -25,32 +27,44 @@ from activities.notify import NotifyActivities
 from activities.policy import PolicySource
 from activities.resources import ResourceActivities
 from activities.response_plan import ResponsePlanActivities
+from activities.toggles import ToggleActivities, ToggleStore
 from models.config import load_config
 from models.settings import Settings, load_settings
+from runbooks.registry import catalog, runbook_workflows
 from workflows.client import connect
 from workflows.incident import IncidentWorkflow
 
-WORKFLOWS = [IncidentWorkflow]
+WORKFLOWS: list[type] = [IncidentWorkflow, *runbook_workflows()]
 Activity = Callable[..., Any]
 
 
-def activities_for(config_path: Path, azure: AzureClients | None = None) -> list[Activity]:
-    policy = PolicySource(config_path)
-    plans = ResponsePlanActivities(policy)
+def activities_for(settings: Settings, azure: AzureClients | None = None) -> list[Activity]:
+    """Every activity, wired to its stores. Without `azure`, the Azure activities
+    are left out (tests of paging and escalation need no cloud)."""
+    policy = PolicySource(settings.config)
+    plans = ResponsePlanActivities(policy, catalog())
     notify = NotifyActivities(policy)
-    found: list[Activity] = [plans.load_response_plan, notify.page_on_call]
+    audit = AuditActivities(SqliteAuditLog(settings.audit_path))
+    toggles = ToggleActivities(ToggleStore(settings.toggles_path))
+    found: list[Activity] = [
+        plans.load_response_plan,
+        notify.page_on_call,
+        audit.record_audit,
+        toggles.check_remediation,
+    ]
     if azure is not None:
-        found += azure_activities(azure)
+        found += azure_activities(azure, settings.evidence_path)
     return found
 
 
-def azure_activities(azure: AzureClients) -> list[Activity]:
+def azure_activities(azure: AzureClients, evidence_dir: Path) -> list[Activity]:
     resources = ResourceActivities(azure)
     locks = LockActivities(azure)
     network = NetworkActivities(azure)
     compute = ComputeActivities(azure)
     health = HealthActivities(azure)
     monitor = MonitorActivities(azure)
+    evidence = EvidenceActivities(resources, monitor, evidence_dir)
     return [
         resources.get_resource,
         resources.merge_tags,
@@ -59,6 +73,7 @@ def azure_activities(azure: AzureClients) -> list[Activity]:
         locks.remove_lock,
         network.quarantine_network,
         network.release_quarantine,
+        network.verify_quarantine,
         compute.get_power_state,
         compute.restart_vm,
         compute.deallocate_vm,
@@ -66,17 +81,16 @@ def azure_activities(azure: AzureClients) -> list[Activity]:
         health.get_availability,
         monitor.run_kql,
         monitor.read_metrics,
+        evidence.capture_evidence,
     ]
 
 
-def build_worker(
-    client: Client, task_queue: str, config_path: Path, azure: AzureClients | None = None
-) -> Worker:
+def build_worker(client: Client, settings: Settings, azure: AzureClients | None = None) -> Worker:
     return Worker(
         client,
-        task_queue=task_queue,
+        task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=activities_for(config_path, azure),
+        activities=activities_for(settings, azure),
     )
 
 
@@ -84,7 +98,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     load_config(settings.config)  # refuse to start on a broken policy file
     client = await connect(settings)
     azure = AzureClients(settings)
-    worker = build_worker(client, settings.task_queue, settings.config, azure)
+    worker = build_worker(client, settings, azure)
     try:
         if stop is None:
             await worker.run()

@@ -24,7 +24,14 @@ from temporalio.exceptions import ApplicationError
 
 from activities.azure_clients import AzureClients
 from activities.azure_errors import INVALID_REQUEST, azure_call, keep_request_id
-from models.azure import IsolatedNic, QuarantineRecord, QuarantineRequest, Removal, ResourceId
+from models.azure import (
+    IsolatedNic,
+    IsolationCheck,
+    QuarantineRecord,
+    QuarantineRequest,
+    Removal,
+    ResourceId,
+)
 
 ORIGINAL_NSG_TAG = "stanch.original-nsg"
 QUARANTINE_TAG = "stanch.quarantine"
@@ -132,6 +139,38 @@ class NetworkActivities:
             request_ids=request_ids,
         )
 
+    @activity.defn
+    async def verify_quarantine(self, record: QuarantineRecord) -> IsolationCheck:
+        """Read-only: each NIC is on its quarantine NSG, and that NSG denies all
+        traffic both ways ahead of anything else."""
+        problems = []
+        for item in record.nics:
+            nic_rid = ResourceId.parse(item.nic_id)
+            nsg_rid = ResourceId.parse(item.quarantine_nsg_id)
+            network = self._azure.network(nic_rid.subscription)
+            async with azure_call(f"read {item.nic_id}"):
+                nic = await network.network_interfaces.get(nic_rid.resource_group, nic_rid.name)
+                nsg = await network.network_security_groups.get(
+                    nsg_rid.resource_group, nsg_rid.name
+                )
+            attached = nic.network_security_group.id if nic.network_security_group else None
+            if (attached or "").lower() != item.quarantine_nsg_id.lower():
+                problems.append(f"{nic_rid.name} is not on {nsg_rid.name} (on {attached})")
+            rules = [r.properties for r in nsg.security_rules or [] if r.properties]
+            for direction in ("Inbound", "Outbound"):
+                first = min(
+                    (r for r in rules if _text(r.direction) == direction),
+                    key=lambda r: r.priority,
+                    default=None,
+                )
+                if (
+                    first is None
+                    or _text(first.access) != "Deny"
+                    or first.source_address_prefix != "*"
+                ):
+                    problems.append(f"{nsg_rid.name} does not deny all {direction.lower()} traffic")
+        return IsolationCheck(isolated=not problems, problems=problems)
+
     async def _recorded_original(self, nic: ResourceId, nsg_name: str) -> str | None:
         async with azure_call(f"read quarantine NSG {nsg_name}"):
             nsg = await self._azure.network(nic.subscription).network_security_groups.get(
@@ -183,3 +222,8 @@ class NetworkActivities:
                 await poller.result()
                 changed = True
         return Removal(removed=changed, request_id=request_ids[0] if request_ids else None)
+
+
+def _text(value: object) -> str:
+    """SDK enums or plain strings, as ARM sent them."""
+    return str(getattr(value, "value", value))

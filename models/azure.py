@@ -145,6 +145,11 @@ class QuarantineRecord(BaseModel):
     request_ids: list[str] = Field(default_factory=list)
 
 
+class IsolationCheck(BaseModel):
+    isolated: bool
+    problems: list[str] = Field(default_factory=list)
+
+
 class VmRef(BaseModel):
     resource_id: str
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from models.config import AlertMatch, ApprovalPolicy
 from models.risk import Risk
+from models.severity import Severity
 
 
 class RunbookSpec(BaseModel):
@@ -47,6 +48,11 @@ class RunbookInput(BaseModel):
     dry_run: bool = False
     approval: ApprovalPlan
     params: dict[str, Any] = Field(default_factory=dict)
+    # For the pages an approval gate sends: what the incident is.
+    title: str = ""
+    severity: Severity = Severity.SEV3
+    status: str = "triggered"
+    service: str | None = None
 
 
 class StepStatus(StrEnum):
@@ -97,6 +103,7 @@ class PendingApproval(BaseModel):
 
 class RunbookOutcome(StrEnum):
     CONTAINED = "contained"
+    NOT_NEEDED = "not_needed"  # its check found nothing to remediate
     MITIGATED = "mitigated"
     RELEASED = "released"
     PLANNED = "planned"  # dry run

@@ -140,9 +140,10 @@ async def stack(
         task_queue=task_queue,
         config=config,
         alert_token=SecretStr(token),
+        state_dir=tmp_path,
     )
     stop = asyncio.Event()
-    async with build_worker(dev_env.client, task_queue, config):
+    async with build_worker(dev_env.client, settings):
         serving = asyncio.create_task(serve_gateway(settings, "127.0.0.1", port, stop))
         url = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient() as http:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
 from temporalio.worker import Worker
@@ -19,7 +21,10 @@ from worker import azure_activities
 async def probe(dev_env, azure, activity: str, arg: dict[str, Any]) -> ProbeResult:
     queue = f"probe-{uuid.uuid4()}"
     async with Worker(
-        dev_env.client, task_queue=queue, workflows=[AzureProbe], activities=azure_activities(azure)
+        dev_env.client,
+        task_queue=queue,
+        workflows=[AzureProbe],
+        activities=azure_activities(azure, Path(tempfile.mkdtemp())),
     ):
         return await dev_env.client.execute_workflow(
             AzureProbe.run,

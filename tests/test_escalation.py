@@ -13,6 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from models.incident import Acknowledge, IncidentStatus
+from models.settings import Settings
 from tests.conftest import policy_file
 from tests.workflows_helpers import open_incident, pages
 from worker import WORKFLOWS, activities_for
@@ -21,7 +22,10 @@ from workflows.incident import IncidentWorkflow
 
 def _worker(env: WorkflowEnvironment, task_queue: str, config) -> Worker:
     return Worker(
-        env.client, task_queue=task_queue, workflows=WORKFLOWS, activities=activities_for(config)
+        env.client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=activities_for(Settings(config=config, state_dir=config.parent)),
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.notify import NotifyActivities
@@ -34,12 +35,14 @@ with workflow.unsafe.imports_passed_through():
         IncidentView,
         Page,
         PlanRequest,
+        RequestRelease,
         Resolve,
         ResponsePlan,
         RosterEntry,
         TimelineEntry,
         UpdateResult,
     )
+    from models.runbook import RunbookEvent, RunbookInput, RunbookOutcome, RunbookView
     from models.severity import DEFAULT_SEVERITY
     from workflows.escalation import everyone_in_policy, names, tier_recipients
     from workflows.search_attributes import (
@@ -54,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
 SEEN_ALERTS_KEPT = 500
 AZURE_MONITOR = "azure-monitor"
 STANCH = "stanch"
+RUNBOOKS_PATCH = "runbooks-v1"  # incidents opened before runbooks existed never start one
 
 PLAN_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
@@ -94,6 +98,7 @@ class IncidentWorkflow:
                 alert_rule_id=alert.rule_id,
                 resources=alert.targets,
                 opened_at=now,
+                monitoring_service=alert.monitoring_service,
             )
             self._state.escalation.next_page_at = now
             self._timeline = []
@@ -108,6 +113,8 @@ class IncidentWorkflow:
     async def run(self, inp: IncidentInput) -> IncidentState:
         if self._plan is None:
             await self._load_plan()
+            if self._plan is not None and self._plan.runbook and workflow.patched(RUNBOOKS_PATCH):
+                await self._start_remediation()
         while self._state.status is not IncidentStatus.CLOSED:
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -158,14 +165,18 @@ class IncidentWorkflow:
         if deadline is None or now < deadline:
             return
         if self._state.status is IncidentStatus.RESOLVED:
-            self._close(now)
+            await self._close(now)
         else:
             await self._escalate(now)
 
     async def _load_plan(self) -> None:
         self._plan = await workflow.execute_activity_method(
             ResponsePlanActivities.load_response_plan,
-            PlanRequest(rule=self._state.alert_rule, targets=self._state.resources),
+            PlanRequest(
+                rule=self._state.alert_rule,
+                targets=self._state.resources,
+                monitoring_service=self._state.monitoring_service,
+            ),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=PLAN_RETRY,
         )
@@ -316,6 +327,123 @@ class IncidentWorkflow:
         self._note("reopened", "Alert fired again within the reopen window: reopened", STANCH)
         self._publish()
 
+    # ---- remediation ------------------------------------------------------
+
+    async def _start_remediation(self) -> None:
+        assert self._plan is not None and self._plan.runbook is not None
+        choice = self._plan.runbook
+        if not self._state.status.is_open or not self._state.resources:
+            return
+        self._state.runbook = await self._start_runbook(
+            choice.name, choice.params, choice.dry_run, STANCH
+        )
+
+    async def _start_runbook(
+        self, name: str, params: dict[str, Any], dry_run: bool, requested_by: str
+    ) -> RunbookView:
+        assert self._plan is not None and self._plan.approval is not None
+        state = self._state
+        child_id = f"{state.workflow_id}/{name}-{state.runs}-{len(self._timeline)}"
+        await workflow.start_child_workflow(
+            name,
+            RunbookInput(
+                incident_id=state.incident_id,
+                incident_workflow_id=state.workflow_id,
+                resource_id=state.resources[0],
+                requested_by=requested_by,
+                dry_run=dry_run,
+                approval=self._plan.approval,
+                params=params,
+                title=state.title,
+                severity=state.severity,
+                status=str(state.status),
+                service=state.service,
+            ),
+            id=child_id,
+            # The runbook outlives a continue-as-new of this run; it reports back
+            # by signal, which always reaches the incident's current run.
+            parent_close_policy=ParentClosePolicy.ABANDON,
+        )
+        view = RunbookView(
+            runbook=name, workflow_id=child_id, dry_run=dry_run, steps=[], pending=None
+        )
+        self._note(
+            "runbook_started",
+            f"Runbook {name} started{' (dry run)' if dry_run else ''}",
+            requested_by,
+        )
+        return view
+
+    @workflow.signal
+    def runbook_event(self, event: RunbookEvent) -> None:
+        is_release = event.runbook == "release"
+        if is_release:
+            self._state.release = event.view
+        else:
+            self._state.runbook = event.view
+        if event.kind.startswith("step_running"):
+            return  # the finished step tells the story; halve the timeline
+        self._note(
+            f"runbook:{event.kind}",
+            f"[{event.runbook}] {event.summary}",
+            f"runbook:{event.runbook}",
+        )
+        if event.result is None:
+            return
+        result = event.result
+        if is_release:
+            if result.outcome is RunbookOutcome.RELEASED and self._state.runbook_result:
+                self._state.runbook_result.applied = []
+            return
+        self._state.runbook_result = result
+        target = {
+            RunbookOutcome.CONTAINED: IncidentStatus.CONTAINED,
+            RunbookOutcome.MITIGATED: IncidentStatus.MITIGATED,
+        }.get(result.outcome)
+        if (
+            target is not None
+            and self._state.status.is_open
+            and (target.order > self._state.status.order)
+        ):
+            self._state.status = target
+            self._publish()
+        elif not result.outcome.succeeded and result.outcome is not RunbookOutcome.CANCELLED:
+            self._note(
+                "handed_to_humans",
+                f"Automation did not finish ({result.outcome}): over to on-call",
+                STANCH,
+            )
+
+    @workflow.update
+    async def request_release(self, request: RequestRelease) -> UpdateResult:
+        await self._require_on_roster(request.by)
+        applied = self._state.runbook_result.applied if self._state.runbook_result else []
+        self._state.release = await self._start_runbook(
+            "release",
+            {
+                "runbook": self._state.runbook_result.runbook if self._state.runbook_result else "",
+                "applied": [u.model_dump(mode="json") for u in applied],
+            },
+            False,
+            request.by,
+        )
+        suffix = f": {request.reason}" if request.reason else ""
+        self._note(
+            "release_requested",
+            f"{self._name(request.by)} asked to release what automation applied{suffix}",
+            request.by,
+        )
+        return self._result(True)
+
+    @request_release.validator
+    def _validate_request_release(self, request: RequestRelease) -> None:
+        self._check_actor(request.by)
+        result = self._state.runbook_result
+        if result is None or not result.applied:
+            raise ValueError("nothing to release: no runbook change is in place")
+        if self._state.release is not None and self._state.release.outcome is None:
+            raise ValueError("a release is already waiting or running")
+
     # ---- people -----------------------------------------------------------
 
     @workflow.update
@@ -436,7 +564,11 @@ class IncidentWorkflow:
         self._wake = True
         self._publish()
 
-    def _close(self, now: datetime) -> None:
+    async def _close(self, now: datetime) -> None:
+        for view in (self._state.runbook, self._state.release):
+            if view is not None and view.outcome is None:
+                # Nothing left to remediate: stop waiting for approvals.
+                await workflow.get_external_workflow_handle(view.workflow_id).cancel()
         self._state.status = IncidentStatus.CLOSED
         self._state.closed_at = now
         self._note("closed", "Closed: no alert fired again within the reopen window", STANCH)

@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 
 from models.alert import MonitorCondition
 from models.incident import Acknowledge, AddNote, AssignRole, Resolve, Role
+from models.settings import Settings
 from tests.conftest import installed, policy_file
 from tests.workflows_helpers import alert_event, open_incident
 from worker import WORKFLOWS, activities_for
@@ -39,7 +40,10 @@ async def lifecycle(client: Client, env: WorkflowEnvironment, config: Path) -> N
     """Escalation to tier 2, ack, roles, note, a repeat, resolve, reopen, close."""
     queue = f"record-{uuid.uuid4()}"
     async with Worker(
-        client, task_queue=queue, workflows=WORKFLOWS, activities=activities_for(config)
+        client,
+        task_queue=queue,
+        workflows=WORKFLOWS,
+        activities=activities_for(Settings(config=config, state_dir=config.parent)),
     ):
         handle = await open_incident(client, queue, "lifecycle0000000000")
         await env.sleep(timedelta(minutes=20))
@@ -70,7 +74,10 @@ async def storm_with_search_attributes(client: Client, config: Path) -> None:
     queue = f"record-{uuid.uuid4()}"
     sample = HERE.parents[1] / "examples/alerts/test_action_metric_static_threshold.json"
     async with Worker(
-        client, task_queue=queue, workflows=WORKFLOWS, activities=activities_for(config)
+        client,
+        task_queue=queue,
+        workflows=WORKFLOWS,
+        activities=activities_for(Settings(config=config, state_dir=config.parent)),
     ):
         alert = CommonAlert.model_validate_json(sample.read_text())
         alert.data.essentials.alert_rule = f"record-{uuid.uuid4().hex[:6]}"

@@ -1,0 +1,2 @@
+"""Remediation runbooks, one per file. Every module here is discovered by
+runbooks/registry.py; see docs/authoring-runbooks.md to write one."""

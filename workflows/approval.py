@@ -1,0 +1,39 @@
+"""Who may approve a step, decided from the approval plan alone: pure and
+deterministic, so the same rule runs in an update validator, in the signal
+handler, and in tests."""
+
+from __future__ import annotations
+
+from models.risk import Risk
+from models.runbook import ApprovalPlan
+
+
+def eligible_approvers(plan: ApprovalPlan, risk: Risk, requested_by: str) -> list[str]:
+    """Approver-role holders, plus whoever is on call (if the policy allows),
+    plus anyone an approval tier names; for high risk never the requester."""
+    people = set(plan.approvers)
+    if plan.policy.on_call_may_approve:
+        people |= set(plan.on_call)
+    for tier in plan.policy.tiers:
+        people |= set(tier.people)
+    if risk is Risk.HIGH:
+        people.discard(requested_by)  # four eyes
+    return sorted(p for p in people if p in plan.roster)
+
+
+def refusal(
+    plan: ApprovalPlan, risk: Risk, requested_by: str, person: str, already: list[str]
+) -> str | None:
+    """Why `person` may not approve or reject, or None if they may."""
+    if person not in plan.roster:
+        return f"{person!r} is not on the roster"
+    if risk is Risk.HIGH and person == requested_by:
+        return f"four eyes: {person!r} requested this run and cannot decide its high-risk step"
+    if person not in eligible_approvers(plan, risk, requested_by):
+        return (
+            f"{person!r} may not approve {risk}-risk steps "
+            "(needs an approver role or to be on call)"
+        )
+    if person in already:
+        return f"{person!r} has already approved this step"
+    return None
