@@ -298,7 +298,10 @@ async def test_release_undoes_exactly_what_was_applied(ts_env, runbooks, sim):
     assert sorted(r["id"] for r in after["resources"]) == sorted(
         r["id"] for r in before["resources"]
     )
-    vm = lambda estate: next(r for r in estate["resources"] if r["id"] == VM1)  # noqa: E731
+
+    def vm(estate: dict[str, Any]) -> dict[str, Any]:
+        return next(r for r in estate["resources"] if r["id"] == VM1)
+
     assert vm(after)["tags"] == vm(before)["tags"]
 
 
