@@ -111,8 +111,19 @@ def start_temporal(options: DevOptions) -> subprocess.Popen[bytes]:
         args += ["--search-attribute", f"{name}={kind}"]
     log = (options.state_dir / "temporal.log").open("ab")
     # Own process group: Ctrl-C in the terminal reaches us, and we stop the
-    # server in order after the worker has drained.
-    return subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
+    # server in order after the worker has drained. If we die without that
+    # chance (SIGKILL), Linux takes the server down with us.
+    return subprocess.Popen(
+        args, stdout=log, stderr=log, start_new_session=True, preexec_fn=_die_with_parent
+    )
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 async def wait_for_temporal(
@@ -157,6 +168,7 @@ async def run_dev(options: DevOptions) -> None:
         azure_ca_file=sim.ca_file.resolve(),
         azure_subscription_id=next(iter(sorted(sim.state.subscriptions)), None),
         azure_poll_seconds=0.5,
+        state_dir=options.state_dir.resolve(),
     )
     os.environ["STANCH_STATE_DIR"] = str(options.state_dir.resolve())
     env_file = options.state_dir / "env"

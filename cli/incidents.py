@@ -139,6 +139,21 @@ def print_incident(detail: IncidentDetail, as_json: bool) -> None:
         )
     for role, person in s.roles.items():
         print(f"  {role.replace('_', ' ')}: {person}")
+    for view in (s.runbook, s.release):
+        if view is None:
+            continue
+        outcome = view.outcome or "running"
+        print(f"  runbook:   {view.runbook} ({outcome}{', dry run' if view.dry_run else ''})")
+        for step in view.steps:
+            print(f"    - {step.name}: {step.status}")
+        if view.pending:
+            p = view.pending
+            print(
+                f"  APPROVAL NEEDED: {p.step!r} ({p.risk} risk) from {p.required} of "
+                f"{', '.join(p.eligible)}; so far {', '.join(p.approvals) or 'none'}; "
+                f"denied at {p.deadline:%H:%M:%S}Z\n"
+                f"    stanch approve {s.incident_id} '{p.step}' --as <you>"
+            )
     print(f"  workflow:  {s.workflow_id}")
     print("timeline:")
     print_timeline(detail.timeline)
@@ -158,14 +173,14 @@ async def send_update(
         result = await handle.execute_update(update, request, result_type=UpdateResult)
         return cast(UpdateResult, result)
     except WorkflowUpdateFailedError as e:
-        raise UsageError(f"refused: {_reason(e)}") from None
+        raise UsageError(f"refused: {reason_of(e)}") from None
     except RPCError as e:
         if e.status is RPCStatusCode.NOT_FOUND:
             raise UsageError(f"no open incident {incident!r}") from None
         raise
 
 
-def _reason(error: WorkflowUpdateFailedError) -> str:
+def reason_of(error: WorkflowUpdateFailedError) -> str:
     cause = error.cause
     message = getattr(cause, "message", None) or str(cause)
     return str(message).removeprefix("ValueError: ")

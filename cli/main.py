@@ -90,6 +90,39 @@ def build_parser() -> argparse.ArgumentParser:
     note.add_argument("text")
     note.add_argument("--as", dest="by", required=True, metavar="USER")
 
+    for name, text in (("approve", "approve a runbook step"), ("reject", "reject a runbook step")):
+        p = sub.add_parser(name, parents=[common], help=text)
+        p.add_argument("id")
+        p.add_argument("step")
+        p.add_argument("--as", dest="by", required=True, metavar="USER")
+        p.add_argument("--comment")
+
+    release = sub.add_parser(
+        "release", parents=[common], help="undo what automation applied (needs approval)"
+    )
+    release.add_argument("id")
+    release.add_argument("--as", dest="by", required=True, metavar="USER")
+    release.add_argument("--reason")
+
+    toggle = sub.add_parser(
+        "toggle",
+        parents=[common],
+        help="the remediation kill switch: stanch toggle remediation off",
+    )
+    toggle.add_argument("switch", choices=["remediation"])
+    toggle.add_argument("state", choices=["on", "off"])
+    toggle.add_argument("--runbook", help="only this runbook (default: all automation)")
+    toggle.add_argument("--as", dest="by", required=True, metavar="USER")
+    toggle.add_argument("--reason")
+
+    runbook = sub.add_parser("runbook", parents=[common], help="runbooks").add_subparsers(
+        dest="runbook_command", required=True
+    )
+    rb_list = runbook.add_parser("list", parents=[common], help="the runbooks this install has")
+    rb_list.add_argument("--json", action="store_true")
+    rb_new = runbook.add_parser("new", parents=[common], help="scaffold a runbook and its test")
+    rb_new.add_argument("name")
+
     config = sub.add_parser("config", parents=[common], help="policy file").add_subparsers(
         dest="config_command", required=True
     )
@@ -118,7 +151,17 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-CLIENT_COMMANDS = {"incidents", "show", "ack", "resolve", "role", "note"}
+CLIENT_COMMANDS = {
+    "incidents",
+    "show",
+    "ack",
+    "resolve",
+    "role",
+    "note",
+    "approve",
+    "reject",
+    "release",
+}
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -164,7 +207,19 @@ def run(args: argparse.Namespace) -> int:
     if command == "config":
         return check_config(args.file or load_settings(args.state_dir).config)
 
+    if command == "runbook":
+        from cli.runbooks import list_runbooks, new_runbook
+
+        if args.runbook_command == "list":
+            list_runbooks(args.json)
+        else:
+            for path in new_runbook(args.name):
+                print(f"created {path}")
+        return 0
+
     settings = load_settings(args.state_dir)
+    if command == "toggle":
+        return toggle(settings, args)
     if command == "worker":
         from worker import run_worker
 
@@ -215,6 +270,28 @@ async def _with_client(settings: Settings, args: argparse.Namespace) -> int:
         "role": lambda: ("assign_role", incidents.role_request(args.by, args.role, args.assignee)),
         "note": lambda: ("add_note", incidents.note_request(args.by, args.text)),
     }
+    if command in ("approve", "reject"):
+        from cli.approvals import decide
+
+        view = await decide(client, args.id, args.step, args.by, command == "approve", args.comment)
+        pending = view.pending
+        if pending and pending.step == args.step:
+            print(
+                f"{args.step}: {len(pending.approvals)} of {pending.required} approvals "
+                f"({', '.join(pending.approvals)})"
+            )
+        else:
+            print(f"{args.step}: {'approved' if command == 'approve' else 'rejected'} by {args.by}")
+        return 0
+    if command == "release":
+        from cli.approvals import request_release
+
+        result = await request_release(client, args.id, args.by, args.reason)
+        print(
+            f"incident {result.incident_id}: release requested; it needs an approver other "
+            f"than {args.by}: stanch approve {result.incident_id} release --as <approver>"
+        )
+        return 0
     update, request = requests[command]()
     result = await incidents.send_update(client, args.id, update, request)
     if getattr(args, "json", False):
@@ -222,6 +299,32 @@ async def _with_client(settings: Settings, args: argparse.Namespace) -> int:
     else:
         verb = "done" if result.changed else "already so, nothing changed"
         print(f"incident {result.incident_id}: {result.status} ({verb})")
+    return 0
+
+
+def toggle(settings: Settings, args: argparse.Namespace) -> int:
+    """Flip the kill switch in its store; runbooks read it before every change."""
+    import uuid
+
+    from activities.audit import SqliteAuditLog
+    from activities.toggles import ToggleStore
+    from models.runbook import AuditEntry
+
+    enabled = args.state == "on"
+    ToggleStore(settings.toggles_path).set(enabled, args.runbook, args.by, args.reason)
+    SqliteAuditLog(settings.audit_path).append(
+        f"toggle/{uuid.uuid4()}",
+        AuditEntry(
+            incident_id=None,
+            actor=args.by,
+            action="toggle remediation",
+            target=args.runbook or "all runbooks",
+            outcome=args.state,
+            details={"reason": args.reason},
+        ),
+    )
+    scope = f"runbook {args.runbook}" if args.runbook else "all remediation"
+    print(f"{scope}: {args.state} (read by every runbook before its next change)")
     return 0
 
 
@@ -233,8 +336,13 @@ def _check_policy(path: Path) -> None:
 
 
 def check_config(path: Path) -> int:
+    from runbooks.registry import catalog
+
     _check_policy(path)
     config = load_config(path)
+    problems = config.runbook_problems(set(catalog()))
+    if problems:
+        raise UsageError("\n".join([f"{path}: invalid", *problems]))
     print(
         f"{path}: ok ({len(config.roster)} people, {len(config.escalation_policies)} "
         f"escalation policies, {len(config.services)} services, {len(config.channels)} channels)"

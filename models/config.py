@@ -213,6 +213,15 @@ class StanchConfig(_Strict):
                 return service
         return None
 
+    def runbook_problems(self, known: set[str]) -> list[str]:
+        """Bindings that name no runbook this installation has."""
+        names = ", ".join(sorted(known)) or "none"
+        return [
+            f"runbooks[{i}].runbook: no runbook named {b.runbook!r} (known: {names})"
+            for i, b in enumerate(self.runbooks)
+            if b.runbook not in known
+        ]
+
     def reference_problems(self) -> list[str]:
         """Cross-references pydantic cannot see: names that must exist elsewhere."""
         problems: list[str] = []

@@ -32,7 +32,7 @@ def policy_file(tmp_path: Path, **overrides: Any) -> Path:
         "roster": [
             {"id": "alice", "name": "Alice"},
             {"id": "bob", "name": "Bob"},
-            {"id": "carol", "name": "Carol"},
+            {"id": "carol", "name": "Carol", "roles": ["approver"]},
             {"id": "dave", "name": "Dave", "roles": ["approver"]},
         ],
         "escalation_policies": {
@@ -59,6 +59,23 @@ def installed(name: str) -> str:
     found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     assert found, f"{name} not installed: pip install -e '.[dev]'"
     return found
+
+
+# Workflows a test started. Left running, they would keep scheduling work for
+# workers that are gone, and the time-skipping server does not skip time past
+# pending work: the next test would hang.
+STARTED: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+async def terminate_what_the_test_started() -> AsyncIterator[None]:
+    yield
+    while STARTED:
+        handle = STARTED.pop()
+        try:
+            await handle.terminate("test finished")
+        except Exception:
+            pass
 
 
 @pytest.fixture
@@ -117,6 +134,7 @@ class Stack:
     task_queue: str
     config: Path
     pages: Path
+    sim: Any
 
     async def post_alert(self, http: httpx.AsyncClient, body: Any, **kw: Any) -> httpx.Response:
         content = body if isinstance(body, bytes | str) else json.dumps(body)
@@ -124,15 +142,23 @@ class Stack:
         return await http.post(f"{self.url}/alerts", content=content, params=params, **kw)
 
 
+REMEDIATION = {
+    "approvals": {"tiers": [{"timeout": "15m"}]},
+    "runbooks": [
+        {"runbook": "quarantine_vm", "match": {"resource_ids": ["*/virtualmachines/vm-web-*"]}}
+    ],
+}
+
+
 @pytest.fixture
 async def stack(
-    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, azure: Any, sim: Any
 ) -> AsyncIterator[Stack]:
     from gateway.server import serve_gateway
     from models.settings import Settings
     from worker import build_worker
 
-    config = policy_file(tmp_path)
+    config = policy_file(tmp_path, **REMEDIATION)
     token = secrets.token_urlsafe(16)
     port = free_port()
     settings = Settings(
@@ -143,7 +169,7 @@ async def stack(
         state_dir=tmp_path,
     )
     stop = asyncio.Event()
-    async with build_worker(dev_env.client, settings):
+    async with build_worker(dev_env.client, settings, azure):
         serving = asyncio.create_task(serve_gateway(settings, "127.0.0.1", port, stop))
         url = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient() as http:
@@ -154,7 +180,7 @@ async def stack(
                 except httpx.HTTPError:
                     pass
                 await asyncio.sleep(0.05)
-        yield Stack(dev_env.client, url, token, task_queue, config, tmp_path / "pages.jsonl")
+        yield Stack(dev_env.client, url, token, task_queue, config, tmp_path / "pages.jsonl", sim)
         stop.set()
         await serving
 

@@ -50,8 +50,10 @@ async def start_runbook(
     requested_by: str = "stanch",
     incident_id: str | None = None,
 ) -> WorkflowHandle[Any, Any]:
+    from tests.conftest import STARTED
+
     incident = incident_id or f"inc{uuid.uuid4().hex[:8]}"
-    return await client.start_workflow(
+    handle = await client.start_workflow(
         name,
         RunbookInput(
             incident_id=incident,
@@ -66,6 +68,8 @@ async def start_runbook(
         task_queue=task_queue,
         result_type=RunbookResult,
     )
+    STARTED.append(handle)
+    return handle
 
 
 def journal_mutations(sim: Any) -> list[tuple[str, str]]:

@@ -104,8 +104,12 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
         assert time.monotonic() < deadline
         time.sleep(0.2)
     yield stack
-    if process.poll() is None:
-        process.kill()
+    if process.poll() is None:  # a test failed before Ctrl-C was tried
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def test_env_file_carries_the_public_settings(dev_stack: DevStack):

@@ -35,8 +35,10 @@ def alert_event(
 async def open_incident(
     client: Client, task_queue: str, incident_id: str, alert: AlertEvent | None = None
 ) -> WorkflowHandle[Any, Any]:
+    from tests.conftest import STARTED
+
     alert = alert or alert_event()
-    return await client.start_workflow(
+    handle = await client.start_workflow(
         IncidentWorkflow.run,
         IncidentInput(incident_id=incident_id, first_alert=alert),
         id=workflow_id_for(incident_id),
@@ -45,6 +47,8 @@ async def open_incident(
         start_signal="add_alert",
         start_signal_args=[alert],
     )
+    STARTED.append(handle)
+    return handle
 
 
 def pages(path: Path) -> list[dict[str, Any]]:
