@@ -3,8 +3,10 @@
 A real Azure Monitor sample alert opens an incident; tier 1 is paged, nobody
 answers, tier 2 is paged; Bob acknowledges from the CLI and paging stops;
 Azure Monitor sends the Resolved alert; the incident closes after its reopen
-window; the timeline is printed. Every step goes through the same processes
-and commands an on-call engineer uses.
+window; the timeline is printed. Then a VM in azuresim goes down: its incident
+runs quarantine_vm, which asks for approval; Carol approves from the CLI; the
+VM is tagged, locked and isolated, and the incident is contained. Every step
+goes through the same processes and commands an on-call engineer uses.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from pathlib import Path
 
 import httpx
 
+from azuresim.admin import SimAdmin
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "alerts" / "test_action_resource_health.json"
+VM_ALERT = ROOT / "examples" / "demo" / "vm-web-1-unavailable.json"
 STATE = Path(".stanch-demo")
 PORTS = {"--http-port": 18080, "--temporal-port": 17233, "--ui-port": 18233, "--sim-port": 18443}
 
@@ -154,7 +159,45 @@ def _walkthrough() -> int:
 
     say("The incident, as on-call sees it")
     print(stanch("show", incident).stdout)
+    quarantine()
     return 0
+
+
+def quarantine() -> None:
+    say(f"A VM goes down: Resource Health reports vm-web-1 unavailable ({VM_ALERT.name})")
+    sent = json.loads(stanch("alert", "send", str(VM_ALERT)).stdout)
+    incident = sent["incident_id"]
+    say("The incident runs quarantine_vm: confirm, capture evidence, then ask for approval")
+    wait_until(
+        "the approval request",
+        lambda: (
+            bool(state_of(incident).get("runbook", {}) or {})
+            and bool((state_of(incident)["runbook"] or {}).get("pending"))
+        ),
+    )
+    print(stanch("show", incident).stdout)
+
+    say("Bob (a responder, not an approver) tries to approve: refused by the workflow")
+    refused = stanch("approve", incident, "isolate", "--as", "bob", check=False)
+    print(f"exit {refused.returncode}: {refused.stderr.strip()}")
+    if refused.returncode != 2:
+        raise DemoFailed("a non-approver's approval was not refused")
+
+    say("Carol, an approver, approves from the CLI: stanch approve ... isolate --as carol")
+    print(stanch("approve", incident, "isolate", "--as", "carol").stdout.strip())
+    wait_until("containment", lambda: state_of(incident)["status"] == "contained", timeout=60)
+
+    say("What azuresim saw: exactly these changes, and no delete")
+    env = dict(line.split("=", 1) for line in (STATE / "env").read_text().splitlines() if line)
+    admin = SimAdmin(env["STANCH_AZURE_ENDPOINT"], Path(env["STANCH_AZURE_CA_FILE"]))
+    for call in admin.mutations():
+        print(f"  {call['method']:<6} {call['status']}  {call['path'].split('/providers/', 1)[-1]}")
+    if any(call["method"] == "DELETE" for call in admin.mutations()):
+        raise DemoFailed("quarantine deleted something")
+    admin.close()
+
+    say("The incident: contained, with the runbook's steps on its timeline")
+    print(stanch("show", incident).stdout)
 
 
 def _healthy(gateway: str) -> bool:

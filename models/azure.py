@@ -98,6 +98,9 @@ class TagsResult(BaseModel):
     changed: bool
     request_id: str | None
 
+    def summary_line(self) -> str:
+        return "tags applied" if self.changed else "tags already in place"
+
 
 LockLevel = Literal["CanNotDelete", "ReadOnly"]
 
@@ -118,6 +121,9 @@ class LockResult(BaseModel):
     id: str
     level: LockLevel
     request_id: str | None
+
+    def summary_line(self) -> str:
+        return f"{self.level} lock {self.id.rsplit('/', 1)[-1]}"
 
 
 class Removal(BaseModel):
@@ -144,10 +150,17 @@ class QuarantineRecord(BaseModel):
     nics: list[IsolatedNic]
     request_ids: list[str] = Field(default_factory=list)
 
+    def summary_line(self) -> str:
+        nics = ", ".join(n.nic_id.rsplit("/", 1)[-1] for n in self.nics) or "no NIC"
+        return f"{nics} on a deny-all NSG"
+
 
 class IsolationCheck(BaseModel):
     isolated: bool
     problems: list[str] = Field(default_factory=list)
+
+    def summary_line(self) -> str:
+        return "isolated" if self.isolated else "; ".join(self.problems)
 
 
 class VmRef(BaseModel):
@@ -167,6 +180,9 @@ class PowerState(BaseModel):
     power_state: str  # running, deallocated, stopped, starting, ...
     provisioning_state: str | None = None
 
+    def summary_line(self) -> str:
+        return self.power_state
+
 
 class Availability(BaseModel):
     resource_id: str
@@ -174,6 +190,9 @@ class Availability(BaseModel):
     summary: str | None = None
     reason_type: str | None = None
     occurred_at: datetime | None = None
+
+    def summary_line(self) -> str:
+        return f"{self.state}: {self.summary}" if self.summary else self.state
 
 
 class KqlQuery(BaseModel):
@@ -203,6 +222,10 @@ class QueryResult(BaseModel):
     partial: bool = False
     partial_error: str | None = None
 
+    def summary_line(self) -> str:
+        rows = sum(len(t.rows) for t in self.tables)
+        return f"{rows} row(s)" + (" (partial)" if self.partial else "")
+
 
 class MetricsQuery(BaseModel):
     resource_ids: list[str] = Field(min_length=1)
@@ -231,3 +254,6 @@ class MetricSeries(BaseModel):
 
 class MetricsResult(BaseModel):
     series: list[MetricSeries]
+
+    def summary_line(self) -> str:
+        return ", ".join(f"{s.name} {s.latest()} {s.unit or ''}".strip() for s in self.series)

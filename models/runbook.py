@@ -196,5 +196,8 @@ class EvidenceRef(BaseModel):
     sha256: str
     size: int
 
+    def summary_line(self) -> str:
+        return f"{self.name}, {self.size} bytes, sha256 {self.sha256}"
+
 
 RunbookResult.model_rebuild()

@@ -572,6 +572,9 @@ def _reason(error: BaseException) -> str:
 def _describe(result: Any) -> str | None:
     if result is None:
         return None
+    summary_line = getattr(result, "summary_line", None)
+    if callable(summary_line):
+        return str(summary_line())
     if isinstance(result, BaseModel):
         text = result.model_dump_json(exclude_none=True)
         return text if len(text) <= 200 else text[:197] + "..."
