@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -71,6 +72,11 @@ def state_of(incident: str) -> dict[str, object]:
     shown = json.loads(stanch("show", incident, "--json").stdout)
     state: dict[str, object] = shown["view"]["state"]
     return state
+
+
+def pending_approval(incident: str) -> bool:
+    runbook: Any = state_of(incident).get("runbook") or {}
+    return bool(runbook.get("pending"))
 
 
 def run_demo() -> int:
@@ -168,13 +174,7 @@ def quarantine() -> None:
     sent = json.loads(stanch("alert", "send", str(VM_ALERT)).stdout)
     incident = sent["incident_id"]
     say("The incident runs quarantine_vm: confirm, capture evidence, then ask for approval")
-    wait_until(
-        "the approval request",
-        lambda: (
-            bool(state_of(incident).get("runbook", {}) or {})
-            and bool((state_of(incident)["runbook"] or {}).get("pending"))
-        ),
-    )
+    wait_until("the approval request", lambda: pending_approval(incident))
     print(stanch("show", incident).stdout)
 
     say("Bob (a responder, not an approver) tries to approve: refused by the workflow")
