@@ -20,15 +20,15 @@ def alert_event(
     condition: MonitorCondition = MonitorCondition.FIRED,
     severity: Severity | None = Severity.SEV2,
     rule: str = "cpu-high",
+    targets: list[str] | None = None,
 ) -> AlertEvent:
     return AlertEvent(
         alert_id=alert_id,
         condition=condition,
         rule=rule,
         severity=severity,
-        targets=[
-            "/subscriptions/s/resourcegroups/rg/providers/microsoft.compute/virtualmachines/vm1"
-        ],
+        targets=targets
+        or ["/subscriptions/s/resourcegroups/rg/providers/microsoft.compute/virtualmachines/vm1"],
     )
 
 

@@ -8,6 +8,7 @@ replaying, since incidents recorded by them may still be running somewhere.
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 import uuid
 from datetime import timedelta
@@ -33,6 +34,12 @@ HERE = Path(__file__).parent
 async def save(handle: WorkflowHandle[object, object], name: str) -> None:
     history = await handle.fetch_history()
     (HERE / f"{name}.json").write_text(history.to_json())
+    # Replays must run under the recorded workflow id: ids derived from it
+    # (child workflows) are part of what is checked.
+    ids_file = HERE / "workflow_ids.json"
+    ids = json.loads(ids_file.read_text()) if ids_file.exists() else {}
+    ids[name] = handle.id
+    ids_file.write_text(json.dumps(ids, indent=2, sort_keys=True) + "\n")
     print(f"wrote {name}.json ({len(history.events)} events)")
 
 
@@ -94,6 +101,93 @@ async def storm_with_search_attributes(client: Client, config: Path) -> None:
         await save(handle, "incident_storm_dev_server")
 
 
+async def runbooks(env: WorkflowEnvironment, tmp: Path) -> None:
+    """Each built-in runbook, against azuresim, and an incident that ran one."""
+    from activities.azure_clients import AzureClients
+    from azuresim import AzureSim, load_world
+    from models.risk import Risk
+    from models.runbook import ApprovalDecision, RunbookView
+    from tests.conftest import REMEDIATION, VM1, VM2, WORLD
+    from tests.runbook_helpers import approval_plan, start_runbook
+
+    world = load_world(WORLD)
+    world.operation_seconds = 0.2
+    sim = AzureSim(world, state_dir=tmp / "sim").start()
+    azure = AzureClients(
+        Settings(azure_endpoint=sim.url, azure_ca_file=sim.ca_file, azure_poll_seconds=0.05)
+    )
+    settings = Settings(config=policy_file(tmp, **REMEDIATION), state_dir=tmp)
+    queue = f"record-{uuid.uuid4()}"
+    client = env.client
+    try:
+        async with Worker(
+            client,
+            task_queue=queue,
+            workflows=WORKFLOWS,
+            activities=activities_for(settings, azure),
+        ):
+            quarantine = await start_runbook(
+                client, queue, "quarantine_vm", VM1, incident_id="hist1"
+            )
+            await quarantine.signal("approve", ApprovalDecision(step="isolate", by="dave"))
+            contained = await quarantine.result()
+            await save(quarantine, "runbook_quarantine_vm")
+
+            release = await start_runbook(
+                client,
+                queue,
+                "release",
+                VM1,
+                requested_by="carol",
+                incident_id="hist1",
+                params={
+                    "runbook": "quarantine_vm",
+                    "applied": [u.model_dump() for u in contained.applied],
+                },
+            )
+            await release.signal("approve", ApprovalDecision(step="release", by="dave"))
+            await release.result()
+            await save(release, "runbook_release")
+
+            restart = await start_runbook(
+                client, queue, "restart_vm", VM2, plan=approval_plan(auto_approve=[Risk.MEDIUM])
+            )
+            await restart.result()
+            await save(restart, "runbook_restart_vm")
+
+            verify = await start_runbook(
+                client, queue, "verify_recovery", VM1, params={"every": 600, "deadline": 1800}
+            )
+            await verify.result()
+            await save(verify, "runbook_verify_recovery")
+
+            incident = await open_incident(
+                client,
+                queue,
+                "withrunbook00000000",
+                alert_event("r1", rule="vm-down", targets=[VM1.lower()]),
+            )
+            await env.sleep(timedelta(seconds=1))
+            for _ in range(200):
+                view = (await incident.query(IncidentWorkflow.state)).state.runbook
+                if view is not None and view.pending is not None:
+                    break
+                await asyncio.sleep(0.05)
+            assert view is not None
+            child = client.get_workflow_handle(view.workflow_id)
+            await child.execute_update(
+                "approve", ApprovalDecision(step="isolate", by="carol"), result_type=RunbookView
+            )
+            await child.result()
+            await incident.execute_update(IncidentWorkflow.resolve, Resolve(by="carol"))
+            await env.sleep(timedelta(hours=1))
+            await incident.result()
+            await save(incident, "incident_with_quarantine")
+    finally:
+        await azure.close()
+        sim.stop()
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = policy_file(Path(tmp))
@@ -102,6 +196,7 @@ async def main() -> None:
             data_converter=pydantic_data_converter,
         ) as env:
             await lifecycle(env.client, env, config)
+            await runbooks(env, Path(tmp))
         async with await WorkflowEnvironment.start_local(
             dev_server_existing_path=installed("temporal"),
             data_converter=pydantic_data_converter,
