@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
@@ -18,6 +17,7 @@ from temporalio.worker import Worker
 from activities.audit import AuditActivities, SqliteAuditLog
 from activities.azure_clients import AzureClients
 from activities.compute import ComputeActivities
+from activities.detectors import DetectorActivities
 from activities.evidence import EvidenceActivities
 from activities.health import HealthActivities
 from activities.locks import LockActivities
@@ -32,9 +32,11 @@ from models.config import load_config
 from models.settings import Settings, load_settings
 from runbooks.registry import catalog, runbook_workflows
 from workflows.client import connect
+from workflows.detector import DetectorWorkflow
 from workflows.incident import IncidentWorkflow
+from workflows.schedules import sync_detectors
 
-WORKFLOWS: list[type] = [IncidentWorkflow, *runbook_workflows()]
+WORKFLOWS: list[type] = [IncidentWorkflow, DetectorWorkflow, *runbook_workflows()]
 Activity = Callable[..., Any]
 
 
@@ -53,18 +55,19 @@ def activities_for(settings: Settings, azure: AzureClients | None = None) -> lis
         toggles.check_remediation,
     ]
     if azure is not None:
-        found += azure_activities(azure, settings.evidence_path)
+        found += azure_activities(azure, settings)
     return found
 
 
-def azure_activities(azure: AzureClients, evidence_dir: Path) -> list[Activity]:
+def azure_activities(azure: AzureClients, settings: Settings) -> list[Activity]:
     resources = ResourceActivities(azure)
     locks = LockActivities(azure)
     network = NetworkActivities(azure)
     compute = ComputeActivities(azure)
     health = HealthActivities(azure)
     monitor = MonitorActivities(azure)
-    evidence = EvidenceActivities(resources, monitor, evidence_dir)
+    evidence = EvidenceActivities(resources, monitor, settings.evidence_path)
+    detectors = DetectorActivities(monitor, settings)
     return [
         resources.get_resource,
         resources.merge_tags,
@@ -82,6 +85,8 @@ def azure_activities(azure: AzureClients, evidence_dir: Path) -> list[Activity]:
         monitor.run_kql,
         monitor.read_metrics,
         evidence.capture_evidence,
+        detectors.evaluate_detector,
+        detectors.raise_detector_alert,
     ]
 
 
@@ -95,8 +100,11 @@ def build_worker(client: Client, settings: Settings, azure: AzureClients | None 
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    load_config(settings.config)  # refuse to start on a broken policy file
+    config = load_config(settings.config)  # refuse to start on a broken policy file
     client = await connect(settings)
+    if config.detectors:
+        scheduled = await sync_detectors(client, config.detectors, settings.task_queue)
+        logging.getLogger("stanch.worker").info("detector schedules: %s", ", ".join(scheduled))
     azure = AzureClients(settings)
     worker = build_worker(client, settings, azure)
     try:

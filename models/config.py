@@ -17,11 +17,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from models.duration import Duration
 from models.errors import describe_validation_error
 from models.risk import Risk
+from models.severity import Severity
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$"
 
@@ -191,6 +200,33 @@ class IncidentSettings(_Strict):
     default_service: str = "default"
 
 
+class Detector(_Strict):
+    """Detection without an Azure alert rule: a query or a metric checked on a
+    schedule, opening incidents through the same intake as Azure Monitor."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,40}$")
+    resource_id: str
+    every: Duration = timedelta(minutes=5)
+    severity: Severity = Severity.SEV3
+    description: str | None = None
+    query: str | None = None  # KQL against resource_id; fires when it returns >= min_rows rows
+    min_rows: int = Field(default=1, ge=1)
+    metric: str | None = None  # fires when its latest value is above / below the bound
+    metric_namespace: str | None = None
+    above: float | None = None
+    below: float | None = None
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> Detector:
+        if (self.query is None) == (self.metric is None):
+            raise ValueError("give exactly one of query or metric")
+        if self.metric is not None and (self.above is None) == (self.below is None):
+            raise ValueError("a metric detector needs exactly one of above or below")
+        if self.every < timedelta(minutes=1):
+            raise ValueError("every: at least 1m (a detector is not a load test)")
+        return self
+
+
 class StanchConfig(_Strict):
     roster: list[Person] = Field(min_length=1)
     schedules: dict[str, Schedule] = Field(default_factory=dict)
@@ -200,6 +236,7 @@ class StanchConfig(_Strict):
     incident: IncidentSettings = Field(default_factory=IncidentSettings)
     approvals: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     runbooks: list[RunbookBinding] = Field(default_factory=list)
+    detectors: list[Detector] = Field(default_factory=list)
 
     def person(self, person_id: str) -> Person | None:
         return next((p for p in self.roster if p.id == person_id), None)

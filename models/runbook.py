@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from models.config import AlertMatch, ApprovalPolicy
+from models.config import AlertMatch, ApprovalPolicy, Detector
 from models.risk import Risk
 from models.severity import Severity
 
@@ -201,3 +201,22 @@ class EvidenceRef(BaseModel):
 
 
 RunbookResult.model_rebuild()
+
+
+class DetectorRun(BaseModel):
+    detector: Detector
+
+
+class DetectorVerdict(BaseModel):
+    detector: str
+    firing: bool
+    observed: str  # what was seen: "2 rows", "Percentage CPU 97.0"
+
+
+class DetectorSignal(BaseModel):
+    """A detector's verdict, as an alert for the intake."""
+
+    detector: Detector
+    verdict: DetectorVerdict
+    run_key: str  # unique per scheduled run: the alert instance id
+    at: datetime

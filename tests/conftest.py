@@ -167,6 +167,7 @@ async def stack(
         config=config,
         alert_token=SecretStr(token),
         state_dir=tmp_path,
+        gateway_url=f"http://127.0.0.1:{port}",
     )
     stop = asyncio.Event()
     async with build_worker(dev_env.client, settings, azure):

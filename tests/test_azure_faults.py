@@ -13,6 +13,7 @@ from temporalio.worker import Worker
 from activities.azure_errors import AUTHORIZATION_FAILED
 from azuresim import AzureSim, load_world
 from azuresim.faults import Fault
+from models.settings import Settings
 from tests.azure_probe import AzureProbe, ProbeInput, ProbeResult
 from tests.conftest import VM1, WORLD
 from worker import azure_activities
@@ -24,7 +25,7 @@ async def probe(dev_env, azure, activity: str, arg: dict[str, Any]) -> ProbeResu
         dev_env.client,
         task_queue=queue,
         workflows=[AzureProbe],
-        activities=azure_activities(azure, Path(tempfile.mkdtemp())),
+        activities=azure_activities(azure, Settings(state_dir=Path(tempfile.mkdtemp()))),
     ):
         return await dev_env.client.execute_workflow(
             AzureProbe.run,
