@@ -81,6 +81,8 @@ def azure_activities(azure: AzureClients, settings: Settings) -> list[Activity]:
         compute.restart_vm,
         compute.deallocate_vm,
         compute.start_vm,
+        compute.read_scale_set,
+        compute.scale_scale_set,
         health.get_availability,
         monitor.run_kql,
         monitor.read_metrics,

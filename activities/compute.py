@@ -6,11 +6,12 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+from azure.mgmt.compute.models import Sku, VirtualMachineScaleSetUpdate
 from temporalio import activity
 
 from activities.azure_clients import AzureClients
-from activities.azure_errors import azure_call
-from models.azure import PowerState, ResourceId, VmRef
+from activities.azure_errors import azure_call, keep_request_id
+from models.azure import PowerState, ResourceId, ResourceRef, ScaleRequest, ScaleResult, VmRef
 
 HEARTBEAT_EVERY = timedelta(seconds=5)
 
@@ -52,6 +53,43 @@ class ComputeActivities:
     async def start_vm(self, ref: VmRef) -> PowerState:
         """Idempotent in Azure (starting a running VM is a no-op)."""
         return await self._power_action(ref, "start")
+
+    @activity.defn
+    async def read_scale_set(self, ref: ResourceRef) -> ScaleResult:
+        """Read-only: the scale set's current capacity."""
+        rid = ResourceId.parse(ref.resource_id)
+        async with azure_call(f"read {rid.id}"):
+            vmss = await self._azure.compute(rid.subscription).virtual_machine_scale_sets.get(
+                rid.resource_group, rid.name
+            )
+        capacity = int(vmss.sku.capacity or 0) if vmss.sku else 0
+        return ScaleResult(resource_id=rid.id, previous=capacity, capacity=capacity)
+
+    @activity.defn
+    async def scale_scale_set(self, request: ScaleRequest) -> ScaleResult:
+        """Idempotent: sets an absolute capacity, so a retry asks for the same
+        number. `previous` is read first; the undo scales back to it."""
+        rid = ResourceId.parse(request.resource_id)
+        sets = self._azure.compute(rid.subscription).virtual_machine_scale_sets
+        before = await self.read_scale_set(ResourceRef(resource_id=rid.id))
+        if before.previous == request.capacity:
+            return before
+        request_ids: list[str] = []
+        async with azure_call(f"scale {rid.id} to {request.capacity}"):
+            poller = await sets.begin_update(
+                rid.resource_group,
+                rid.name,
+                VirtualMachineScaleSetUpdate(sku=Sku(capacity=request.capacity)),
+                polling_interval=self._azure.poll_seconds,
+                cls=keep_request_id(request_ids),
+            )
+            await poller.result()
+        return ScaleResult(
+            resource_id=rid.id,
+            previous=before.previous,
+            capacity=request.capacity,
+            request_id=request_ids[0] if request_ids else None,
+        )
 
     async def _power_action(self, ref: VmRef, action: str) -> PowerState:
         rid = ResourceId.parse(ref.resource_id)

@@ -202,6 +202,8 @@ def _resource(state: SimState, req: Request) -> Response:
             for rule in properties.get("securityRules") or []:
                 rule.setdefault("id", f"{resource_id}/securityRules/{rule.get('name')}")
         resource, created = state.put(resource_id, location, tags, properties)
+        if isinstance(body.get("sku"), dict):
+            resource.sku = {**(resource.sku or {}), **body["sku"]}
         return Response(201 if created else 200, resource.arm_json())
     raise ArmError(405, "MethodNotAllowed", f"{req.method} is not supported on {req.path}")
 

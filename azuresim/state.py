@@ -21,6 +21,7 @@ from azuresim.world import SeedResource, World
 PROVIDERS: dict[str, dict[str, list[str]]] = {
     "Microsoft.Compute": {
         "virtualMachines": ["2026-04-01", "2024-07-01", "2024-03-01"],
+        "virtualMachineScaleSets": ["2026-04-01", "2024-07-01"],
         "locations/operations": ["2026-04-01", "2024-07-01"],
     },
     "Microsoft.Network": {
@@ -52,6 +53,7 @@ class Resource:
     tags: dict[str, str]
     properties: dict[str, Any]
     power_state: str | None = None
+    sku: dict[str, Any] | None = None
     health: str = "Available"
     health_summary: str | None = None
     health_changed: float = field(default_factory=time.time)
@@ -79,6 +81,8 @@ class Resource:
             "properties": copy.deepcopy(self.properties),
         }
         body["properties"].setdefault("provisioningState", "Succeeded")
+        if self.sku is not None:
+            body["sku"] = dict(self.sku)
         return body
 
 
@@ -151,6 +155,7 @@ class SimState:
             or ("running" if rtype == "microsoft.compute/virtualmachines" else None),
             health=seed.health,
             health_summary=seed.health_summary,
+            sku=copy.deepcopy(seed.sku),
         )
 
     def get(self, resource_id: str) -> Resource:

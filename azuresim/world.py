@@ -39,6 +39,7 @@ class SeedResource(_Strict):
     tags: dict[str, str] = Field(default_factory=dict)
     properties: dict[str, Any] = Field(default_factory=dict)
     power_state: str | None = None
+    sku: dict[str, Any] | None = None  # e.g. scale sets: {name, tier, capacity}
     health: str = "Available"
     health_summary: str | None = None
 

@@ -155,6 +155,21 @@ class QuarantineRecord(BaseModel):
         return f"{nics} on a deny-all NSG"
 
 
+class ScaleRequest(BaseModel):
+    resource_id: str  # a virtual machine scale set
+    capacity: int = Field(ge=0, le=1000)
+
+
+class ScaleResult(BaseModel):
+    resource_id: str
+    previous: int
+    capacity: int
+    request_id: str | None = None
+
+    def summary_line(self) -> str:
+        return f"capacity {self.previous} -> {self.capacity}"
+
+
 class IsolationCheck(BaseModel):
     isolated: bool
     problems: list[str] = Field(default_factory=list)

@@ -218,3 +218,6 @@ async def azure(sim: Any) -> AsyncIterator[Any]:
     )
     yield clients
     await clients.close()
+
+
+VMSS = f"{RG}/providers/Microsoft.Compute/virtualMachineScaleSets/vmss-api"

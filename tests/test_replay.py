@@ -31,6 +31,7 @@ def test_histories_are_kept():
         "runbook_release",
         "runbook_restart_vm",
         "runbook_verify_recovery",
+        "runbook_scale_out_vmss",
     } <= names
 
 

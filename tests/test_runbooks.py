@@ -365,3 +365,58 @@ async def test_verify_recovery_gives_up_at_its_deadline(ts_env, runbooks, sim):
     checks = [s for s in result.steps if s.name.startswith("check Percentage CPU")]
     assert len(checks) == 6
     assert journal_mutations(sim) == []
+
+
+async def test_scale_out_vmss_adds_capacity_within_the_ceiling_and_release_scales_back(
+    ts_env, runbooks, sim
+):
+    from tests.conftest import VMSS
+
+    def capacity() -> int:
+        vmss = next(r for r in sim.state.snapshot()["resources"] if r["id"] == VMSS)
+        return int(vmss["sku"]["capacity"])
+
+    scaled = await result_of(
+        await start_runbook(
+            ts_env.client,
+            runbooks.task_queue,
+            "scale_out_vmss",
+            VMSS,
+            plan=approval_plan(auto_approve=[Risk.MEDIUM]),
+            params={"add": 2, "max_capacity": 10},
+        )
+    )
+    assert scaled.outcome is RunbookOutcome.MITIGATED, scaled.summary
+    assert capacity() == 5
+    assert journal_mutations(sim) == [("PATCH", "virtualMachineScaleSets/vmss-api")]
+
+    release = await start_runbook(
+        ts_env.client,
+        runbooks.task_queue,
+        "release",
+        VMSS,
+        requested_by="carol",
+        plan=approval_plan(auto_approve=[Risk.HIGH]),
+        params={"runbook": "scale_out_vmss", "applied": [u.model_dump() for u in scaled.applied]},
+    )
+    assert (await result_of(release)).outcome is RunbookOutcome.RELEASED
+    assert capacity() == 3
+
+
+async def test_scale_out_vmss_at_its_ceiling_hands_over_without_changing_anything(
+    ts_env, runbooks, sim
+):
+    from tests.conftest import VMSS
+
+    result = await result_of(
+        await start_runbook(
+            ts_env.client,
+            runbooks.task_queue,
+            "scale_out_vmss",
+            VMSS,
+            plan=approval_plan(auto_approve=[Risk.MEDIUM]),
+            params={"max_capacity": 3},
+        )
+    )
+    assert result.outcome is RunbookOutcome.FAILED and "ceiling" in result.summary
+    assert journal_mutations(sim) == []

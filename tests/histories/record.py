@@ -155,6 +155,18 @@ async def runbooks(env: WorkflowEnvironment, tmp: Path) -> None:
             await restart.result()
             await save(restart, "runbook_restart_vm")
 
+            from tests.conftest import VMSS
+
+            scale = await start_runbook(
+                client,
+                queue,
+                "scale_out_vmss",
+                VMSS,
+                plan=approval_plan(auto_approve=[Risk.MEDIUM]),
+            )
+            await scale.result()
+            await save(scale, "runbook_scale_out_vmss")
+
             verify = await start_runbook(
                 client, queue, "verify_recovery", VM1, params={"every": 600, "deadline": 1800}
             )
