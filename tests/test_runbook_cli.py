@@ -81,3 +81,51 @@ def test_runbook_new_scaffolds_a_runbook_whose_test_passes(tmp_path: Path):
     )
     assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-2000:]
     assert "2 passed" in tested.stdout
+
+
+def test_toggle_writes_the_store_and_the_audit_trail(tmp_path: Path):
+    import os
+
+    env = {**os.environ, "STANCH_STATE_DIR": str(tmp_path)}
+    off = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "toggle",
+            "remediation",
+            "off",
+            "--runbook",
+            "quarantine_vm",
+            "--as",
+            "dave",
+            "--reason",
+            "drill",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+    )
+    assert off.returncode == 0, off.stderr
+    from activities.audit import SqliteAuditLog
+    from activities.toggles import ToggleStore
+
+    store = ToggleStore(tmp_path / "toggles.json")
+    assert not store.allowed("quarantine_vm").allowed
+    assert store.allowed("restart_vm").allowed
+    (record,) = [r["record"] for r in SqliteAuditLog(tmp_path / "audit.db").records()]
+    assert (record["actor"], record["action"], record["outcome"]) == (
+        "dave",
+        "toggle remediation",
+        "off",
+    )
+    bad = subprocess.run(
+        [sys.executable, "-m", "cli.main", "toggle", "remediation", "maybe", "--as", "dave"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert bad.returncode == 2

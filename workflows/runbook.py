@@ -66,6 +66,11 @@ BOOKKEEPING = RetryPolicy(
 )
 
 
+# Patches: each guards a change to what running runbooks do, proven by the
+# histories in tests/histories/ that were recorded before it.
+AUDIT_DECISIONS_PATCH = "audit-approval-decisions"
+
+
 class ApprovalDenied(Exception):
     pass
 
@@ -347,6 +352,7 @@ class Runbook:
     @workflow.update(name="approve")
     async def approve(self, decision: ApprovalDecision) -> RunbookView:
         self._decide(decision, approve=True)
+        await self._audit_decision(decision, "approved", "update")
         return self.status()
 
     @approve.validator
@@ -358,6 +364,7 @@ class Runbook:
     @workflow.update(name="reject")
     async def reject(self, decision: ApprovalDecision) -> RunbookView:
         self._decide(decision, approve=False)
+        await self._audit_decision(decision, "rejected", "update")
         return self.status()
 
     @reject.validator
@@ -388,6 +395,18 @@ class Runbook:
             )
             return
         self._decide(decision, approve)
+        await self._audit_decision(decision, "approved" if approve else "rejected", "signal")
+
+    async def _audit_decision(self, decision: ApprovalDecision, outcome: str, via: str) -> None:
+        if not workflow.patched(AUDIT_DECISIONS_PATCH):
+            return  # runbooks that began before decisions were audited one by one
+        await self._audit(
+            f"approval: {decision.step}",
+            self._inp.resource_id,
+            outcome,
+            {"comment": decision.comment, "via": via},
+            actor=decision.by,
+        )
 
     def _refusal(self, decision: ApprovalDecision) -> str | None:
         if self._outcome is not None:
