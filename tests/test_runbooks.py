@@ -420,3 +420,12 @@ async def test_scale_out_vmss_at_its_ceiling_hands_over_without_changing_anythin
     )
     assert result.outcome is RunbookOutcome.FAILED and "ceiling" in result.summary
     assert journal_mutations(sim) == []
+
+
+async def test_bad_params_fail_the_run_instead_of_retrying_forever(ts_env, runbooks, sim):
+    result = await result_of(
+        await start_runbook(
+            ts_env.client, runbooks.task_queue, "scale_out_vmss", VM1, params={"add": "lots"}
+        )
+    )
+    assert result.outcome is RunbookOutcome.FAILED and "params: add" in result.summary

@@ -407,6 +407,10 @@ class IncidentWorkflow:
         ):
             self._state.status = target
             self._publish()
+        elif result.outcome is RunbookOutcome.NOT_NEEDED:
+            self._note(
+                "handed_to_humans", "Automation found nothing to remediate: over to on-call", STANCH
+            )
         elif not result.outcome.succeeded and result.outcome is not RunbookOutcome.CANCELLED:
             self._note(
                 "handed_to_humans",

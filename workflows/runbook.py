@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
     from activities.notify import NotifyActivities
     from activities.toggles import ToggleActivities
+    from models.errors import describe_validation_error
     from models.incident import Page, RosterEntry
     from models.risk import Risk
     from models.runbook import (
@@ -116,7 +117,15 @@ class Runbook:
         return self._inp.incident_id
 
     def parameters(self, model: type[Params]) -> Params:
-        return model.model_validate(self._inp.params)
+        try:
+            return model.model_validate(self._inp.params)
+        except ValidationError as e:
+            # A plain exception would fail the workflow task and retry it until
+            # a redeploy; bad parameters are a failed run, told to humans.
+            problems = "; ".join(describe_validation_error(e))
+            raise ApplicationError(
+                f"params: {problems}", type="InvalidParams", non_retryable=True
+            ) from None
 
     async def step(
         self,
