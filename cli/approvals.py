@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
 
 from cli.errors import UsageError
-from cli.incidents import fetch_incident, reason_of, send_update
+from cli.incidents import ask_workflow, fetch_incident, send_update
 from models.incident import RequestRelease, UpdateResult
 from models.runbook import ApprovalDecision, RunbookView
 
@@ -24,21 +21,14 @@ async def decide(
     target = target or next((v for v in candidates if v.outcome is None), None)
     if target is None:
         raise UsageError(f"incident {incident!r} has no runbook waiting for a decision")
-    handle: Any = client.get_workflow_handle(target.workflow_id)
-    try:
-        view = await handle.execute_update(
-            "approve" if approve else "reject",
-            ApprovalDecision(step=step, by=by, comment=comment),
-            result_type=RunbookView,
-        )
-    except WorkflowUpdateFailedError as e:
-        raise UsageError(f"refused: {reason_of(e)}") from None
-    except RPCError as e:
-        if e.status is RPCStatusCode.NOT_FOUND:
-            raise UsageError(f"runbook {target.runbook} is no longer running") from None
-        raise
-    assert isinstance(view, RunbookView)
-    return view
+    return await ask_workflow(
+        client,
+        target.workflow_id,
+        "approve" if approve else "reject",
+        ApprovalDecision(step=step, by=by, comment=comment),
+        RunbookView,
+        f"runbook {target.runbook} is no longer running",
+    )
 
 
 async def request_release(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
@@ -165,19 +165,42 @@ def print_timeline(timeline: list[TimelineEntry]) -> None:
         print(f"  {entry.at:%Y-%m-%d %H:%M:%S}Z  {entry.kind:<20} {entry.summary}{actor}")
 
 
-async def send_update(
-    client: Client, incident: str, update: str, request: BaseModel
-) -> UpdateResult:
-    handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id(incident))
+Answer = TypeVar("Answer", bound=BaseModel)
+
+
+async def ask_workflow(
+    client: Client,
+    workflow: str,
+    update: str,
+    request: BaseModel,
+    answer: type[Answer],
+    gone: str,
+) -> Answer:
+    """An update whose refusal (the workflow's validator) or absence is the
+    user's answer, exit 2, in the workflow's own words."""
+    handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow)
     try:
-        result = await handle.execute_update(update, request, result_type=UpdateResult)
-        return cast(UpdateResult, result)
+        result = await handle.execute_update(update, request, result_type=answer)
+        return cast(Answer, result)
     except WorkflowUpdateFailedError as e:
         raise UsageError(f"refused: {reason_of(e)}") from None
     except RPCError as e:
         if e.status is RPCStatusCode.NOT_FOUND:
-            raise UsageError(f"no open incident {incident!r}") from None
+            raise UsageError(gone) from None
         raise
+
+
+async def send_update(
+    client: Client, incident: str, update: str, request: BaseModel
+) -> UpdateResult:
+    return await ask_workflow(
+        client,
+        workflow_id(incident),
+        update,
+        request,
+        UpdateResult,
+        f"no open incident {incident!r}",
+    )
 
 
 def reason_of(error: WorkflowUpdateFailedError) -> str:
