@@ -89,6 +89,9 @@ class SqliteAuditLog:
                 raise
         return AuditReceipt(seq=int(cursor.lastrowid or 0), hash=digest)
 
+    def verify(self) -> list[str]:
+        return verify_chain(self.records())
+
     def records(self) -> list[dict[str, Any]]:
         with self._connect() as db:
             rows = db.execute("SELECT seq, key, record, prev_hash, hash FROM audit ORDER BY seq")
@@ -96,6 +99,42 @@ class SqliteAuditLog:
                 {"seq": s, "key": k, "record": json.loads(r), "prev_hash": p, "hash": h}
                 for s, k, r, p, h in rows
             ]
+
+
+def verify_chain(rows: list[dict[str, Any]]) -> list[str]:
+    """Every problem with the chain, each naming the records: edited (content no
+    longer matches its hash), removed (a gap in the sequence, or a broken link)
+    or reordered (the chain runs in another order than the sequence)."""
+    problems: list[str] = []
+    for row in rows:
+        if chain_hash(row["prev_hash"], row["record"]) != row["hash"]:
+            problems.append(
+                f"record {row['seq']} was edited: its content no longer matches its hash"
+            )
+    seqs = [row["seq"] for row in rows]
+    expected = 1
+    for seq in sorted(seqs):
+        if seq > expected:
+            span = str(expected) if seq == expected + 1 else f"{expected}-{seq - 1}"
+            problems.append(f"record(s) {span} removed (the sequence jumps to {seq})")
+        expected = seq + 1
+    # Follow the links from the start: the order records were really written in.
+    after = {row["prev_hash"]: row for row in rows}
+    walk: list[int] = []
+    link = GENESIS
+    while link in after and len(walk) < len(rows):
+        walk.append(after[link]["seq"])
+        link = after[link]["hash"]
+    if len(walk) < len(rows):
+        last = f"after record {walk[-1]}" if walk else "at the first record"
+        problems.append(f"the chain breaks {last}: a record there was removed or rewritten")
+    elif walk != sorted(seqs):
+        moved = [w for w, s in zip(walk, sorted(seqs), strict=True) if w != s]
+        chain = ", ".join(map(str, walk))
+        problems.append(
+            f"records {', '.join(map(str, moved))} are out of order (written as {chain})"
+        )
+    return problems
 
 
 class AuditActivities:

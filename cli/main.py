@@ -131,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", type=Path, nargs="?")
 
+    audit = sub.add_parser("audit", parents=[common], help="the audit trail").add_subparsers(
+        dest="audit_command", required=True
+    )
+    audit.add_parser("verify", parents=[common], help="check the hash chain; name any tampering")
+    export = audit.add_parser("export", parents=[common], help="write records as JSON Lines")
+    export.add_argument("--since", help="ISO date or time (UTC unless it says otherwise)")
+
     sub.add_parser(
         "demo", parents=[common], help="run the end-to-end demo on a throwaway embedded stack"
     )
@@ -218,6 +225,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     settings = load_settings(args.state_dir)
+    if command == "audit":
+        from cli.audit import export_audit, verify_audit
+
+        if args.audit_command == "verify":
+            return verify_audit(settings)
+        return export_audit(settings, args.since)
     if command == "toggle":
         return toggle(settings, args)
     if command == "worker":
