@@ -43,10 +43,11 @@ Activity = Callable[..., Any]
 def activities_for(settings: Settings, azure: AzureClients | None = None) -> list[Activity]:
     """Every activity, wired to its stores. Without `azure`, the Azure activities
     are left out (tests of paging and escalation need no cloud)."""
-    policy = PolicySource(settings.config)
+    log = SqliteAuditLog(settings.audit_path)
+    policy = PolicySource(settings.config, log)
     plans = ResponsePlanActivities(policy, catalog())
-    notify = NotifyActivities(policy)
-    audit = AuditActivities(SqliteAuditLog(settings.audit_path))
+    notify = NotifyActivities(policy, audit=log)
+    audit = AuditActivities(log)
     toggles = ToggleActivities(ToggleStore(settings.toggles_path))
     found: list[Activity] = [
         plans.load_response_plan,

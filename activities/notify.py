@@ -18,9 +18,11 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.audit import AuditLog
 from activities.policy import PolicySource
 from models.config import ChannelFormat, FileChannel, StanchConfig, WebhookChannel
 from models.incident import Page, PageResult
+from models.runbook import AuditEntry
 
 
 def page_text(page: Page) -> str:
@@ -80,9 +82,15 @@ def page_payload(page: Page, fmt: ChannelFormat) -> dict[str, Any]:
 
 
 class NotifyActivities:
-    def __init__(self, policy: PolicySource, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        policy: PolicySource,
+        http: httpx.AsyncClient | None = None,
+        audit: AuditLog | None = None,
+    ) -> None:
         self._policy = policy
         self._http = http or httpx.AsyncClient()
+        self._audit = audit
 
     @activity.defn
     async def page_on_call(self, page: Page) -> PageResult:
@@ -120,6 +128,23 @@ class NotifyActivities:
                 f"page not delivered to {', '.join(n for n, _ in transient)} yet",
                 type="PageDeliveryFailed",
                 next_retry_delay=max(delays) if delays else None,
+            )
+        if self._audit is not None:
+            self._audit.append(
+                key,
+                AuditEntry(
+                    incident_id=page.incident_id,
+                    actor="stanch",
+                    action="page",
+                    target=", ".join(p.id for p in page.recipients),
+                    outcome="delivered" if delivered else "failed",
+                    details={
+                        "tier": page.tier,
+                        "reason": page.reason,
+                        "delivered": delivered,
+                        "failed": failed,
+                    },
+                ),
             )
         if not delivered and failed:
             raise ApplicationError(

@@ -14,10 +14,12 @@ from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from activities.audit import SqliteAuditLog
 from gateway.auth import presented_token, token_matches
 from gateway.intake import IntakeResult, record_alert
 from models.alert import CommonAlert
 from models.errors import describe_validation_error
+from models.runbook import AuditEntry
 from models.settings import Settings
 
 MAX_ALERT_BYTES = 1024 * 1024  # Azure caps payloads at 256 KB; 1 MiB leaves room
@@ -41,6 +43,7 @@ def create_app(
         raise ValueError("STANCH_ALERT_TOKEN is not set: the alert intake must be authenticated")
     token = settings.alert_token
     state: dict[str, Client] = {}
+    audit = SqliteAuditLog(settings.audit_path)
 
     async def client() -> Client:
         if "client" not in state:
@@ -89,6 +92,24 @@ def create_app(
                 "Temporal unavailable, alert %s not recorded: %s", alert.essentials.alert_id, e
             )
             raise Problem(503, "unavailable", "incident engine unavailable; retry later") from None
+        essentials = alert.essentials
+        audit.append(
+            # Keyed by instance and condition, so Azure's retries are recorded once.
+            f"alert/{essentials.alert_id.lower()}/{essentials.monitor_condition}",
+            AuditEntry(
+                incident_id=result.incident_id,
+                actor=essentials.monitoring_service or "azure-monitor",
+                action="alert received",
+                target=", ".join(essentials.alert_target_ids),
+                outcome=str(essentials.monitor_condition),
+                details={
+                    "rule": essentials.alert_rule,
+                    "alert_id": essentials.alert_id,
+                    "severity": str(essentials.severity),
+                    "joined": result.deduplicated,
+                },
+            ),
+        )
         log.info(
             "alert %s %s -> %s%s",
             alert.essentials.alert_id,

@@ -19,6 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.audit import AuditActivities
     from activities.notify import NotifyActivities
     from activities.response_plan import ResponsePlanActivities
     from models.alert import AlertEvent, MonitorCondition
@@ -42,7 +43,13 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
         UpdateResult,
     )
-    from models.runbook import RunbookEvent, RunbookInput, RunbookOutcome, RunbookView
+    from models.runbook import (
+        AuditEntry,
+        RunbookEvent,
+        RunbookInput,
+        RunbookOutcome,
+        RunbookView,
+    )
     from models.severity import DEFAULT_SEVERITY
     from workflows.escalation import everyone_in_policy, names, tier_recipients
     from workflows.search_attributes import (
@@ -58,6 +65,7 @@ SEEN_ALERTS_KEPT = 500
 AZURE_MONITOR = "azure-monitor"
 STANCH = "stanch"
 RUNBOOKS_PATCH = "runbooks-v1"  # incidents opened before runbooks existed never start one
+AUDIT_ACTIONS_PATCH = "audit-incident-actions"
 
 PLAN_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
@@ -437,6 +445,7 @@ class IncidentWorkflow:
             f"{self._name(request.by)} asked to release what automation applied{suffix}",
             request.by,
         )
+        await self._audit(request.by, "request release", {"reason": request.reason})
         return self._result(True)
 
     @request_release.validator
@@ -456,6 +465,7 @@ class IncidentWorkflow:
         changed = self._state.status is IncidentStatus.TRIGGERED
         if changed:
             self._acknowledge(workflow.now(), request.by, request.note)
+            await self._audit(request.by, "acknowledge", {"note": request.note})
         return self._result(changed)
 
     @acknowledge.validator
@@ -472,6 +482,7 @@ class IncidentWorkflow:
             suffix = f": {request.note}" if request.note else ""
             self._note("resolved", f"Resolved by {self._name(request.by)}{suffix}", request.by)
             self._resolve(workflow.now(), request.by)
+            await self._audit(request.by, "resolve", {"note": request.note})
         return self._result(changed)
 
     @resolve.validator
@@ -491,6 +502,9 @@ class IncidentWorkflow:
                 f"(assigned by {self._name(request.by)})",
                 request.by,
             )
+            await self._audit(
+                request.by, "assign role", {"role": str(request.role), "assignee": request.assignee}
+            )
         return self._result(changed)
 
     @assign_role.validator
@@ -503,6 +517,7 @@ class IncidentWorkflow:
     async def add_note(self, request: AddNote) -> UpdateResult:
         await self._require_on_roster(request.by)
         self._note("note", request.text, request.by)
+        await self._audit(request.by, "note", {"text": request.text})
         return self._result(True)
 
     @add_note.validator
@@ -523,6 +538,7 @@ class IncidentWorkflow:
             request.by,
         )
         self._publish()
+        await self._audit(request.by, f"mark {request.status}", {"note": request.note})
         return self._result(True)
 
     @change_status.validator
@@ -596,6 +612,25 @@ class IncidentWorkflow:
     def _note(self, kind: str, summary: str, actor: str | None) -> None:
         self._timeline.append(
             TimelineEntry(at=workflow.now(), kind=kind, summary=summary, actor=actor)
+        )
+
+    async def _audit(self, actor: str, action: str, details: dict[str, Any]) -> None:
+        """Who did what to this incident, on the audit trail."""
+        if not workflow.patched(AUDIT_ACTIONS_PATCH):
+            return  # incidents opened before actions were audited
+        await workflow.execute_activity_method(
+            AuditActivities.record_audit,
+            AuditEntry(
+                incident_id=self._state.incident_id,
+                actor=actor,
+                action=action,
+                target=self._state.workflow_id,
+                outcome=str(self._state.status),
+                details=details,
+                at=workflow.now(),
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=PLAN_RETRY,
         )
 
     def _name(self, person: str) -> str:
