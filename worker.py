@@ -25,6 +25,7 @@ from activities.monitor import MonitorActivities
 from activities.network import NetworkActivities
 from activities.notify import NotifyActivities
 from activities.policy import PolicySource
+from activities.postmortem import PostmortemActivities
 from activities.resources import ResourceActivities
 from activities.response_plan import ResponsePlanActivities
 from activities.toggles import ToggleActivities, ToggleStore
@@ -48,12 +49,14 @@ def activities_for(settings: Settings, azure: AzureClients | None = None) -> lis
     plans = ResponsePlanActivities(policy, catalog())
     notify = NotifyActivities(policy, audit=log)
     audit = AuditActivities(log)
+    postmortems = PostmortemActivities(settings.postmortem_path)
     toggles = ToggleActivities(ToggleStore(settings.toggles_path))
     found: list[Activity] = [
         plans.load_response_plan,
         notify.page_on_call,
         audit.record_audit,
         toggles.check_remediation,
+        postmortems.draft_postmortem,
     ]
     if azure is not None:
         found += azure_activities(azure, settings)

@@ -131,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", type=Path, nargs="?")
 
+    postmortem = sub.add_parser("postmortem", parents=[common], help="a blameless postmortem draft")
+    postmortem.add_argument("id")
+    postmortem.add_argument("--out", type=Path, help="write it here instead of printing it")
+
     audit = sub.add_parser("audit", parents=[common], help="the audit trail").add_subparsers(
         dest="audit_command", required=True
     )
@@ -159,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 CLIENT_COMMANDS = {
+    "postmortem",
     "incidents",
     "show",
     "ack",
@@ -276,6 +281,17 @@ async def _with_client(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     if command == "show":
         incidents.print_incident(await incidents.fetch_incident(client, args.id), args.json)
+        return 0
+    if command == "postmortem":
+        from activities.postmortem import render_postmortem
+
+        detail = await incidents.fetch_incident(client, args.id)
+        markdown = render_postmortem(detail.view.state, detail.timeline)
+        if args.out:
+            args.out.write_text(markdown)
+            print(f"wrote {args.out}")
+        else:
+            print(markdown, end="")
         return 0
     requests: dict[str, Callable[[], tuple[str, Any]]] = {
         "ack": lambda: ("acknowledge", incidents.ack_request(args.by, args.note)),

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
         return self.toggles_file or self.state_dir / "toggles.json"
 
     @property
+    def postmortem_path(self) -> Path:
+        return self.state_dir / "postmortems"
+
+    @property
     def evidence_path(self) -> Path:
         return self.evidence_dir or self.state_dir / "evidence"
 

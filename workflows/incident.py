@@ -21,6 +21,7 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
     from activities.notify import NotifyActivities
+    from activities.postmortem import PostmortemActivities, PostmortemRequest
     from activities.response_plan import ResponsePlanActivities
     from models.alert import AlertEvent, MonitorCondition
     from models.duration import format_duration
@@ -66,6 +67,7 @@ AZURE_MONITOR = "azure-monitor"
 STANCH = "stanch"
 RUNBOOKS_PATCH = "runbooks-v1"  # incidents opened before runbooks existed never start one
 AUDIT_ACTIONS_PATCH = "audit-incident-actions"
+POSTMORTEM_PATCH = "postmortem-drafts"
 
 PLAN_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
@@ -593,6 +595,14 @@ class IncidentWorkflow:
         self._state.closed_at = now
         self._note("closed", "Closed: no alert fired again within the reopen window", STANCH)
         self._publish()
+        if workflow.patched(POSTMORTEM_PATCH):
+            draft = await workflow.execute_activity_method(
+                PostmortemActivities.draft_postmortem,
+                PostmortemRequest(state=self._state, timeline=self._timeline),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=PLAN_RETRY,
+            )
+            self._note("postmortem_drafted", f"Postmortem draft: {draft.location}", STANCH)
 
     def _stop_paging(self) -> None:
         self._state.escalation.active = False

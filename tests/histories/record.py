@@ -19,6 +19,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.postmortem import PostmortemRequest, render_postmortem
 from models.alert import MonitorCondition
 from models.incident import Acknowledge, AddNote, AssignRole, Resolve, Role
 from models.settings import Settings
@@ -195,6 +196,15 @@ async def runbooks(env: WorkflowEnvironment, tmp: Path) -> None:
             await env.sleep(timedelta(hours=1))
             await incident.result()
             await save(incident, "incident_with_quarantine")
+            state = (await incident.query(IncidentWorkflow.state)).state
+            timeline = await incident.query(IncidentWorkflow.timeline)
+            golden = HERE.parent / "golden"
+            golden.mkdir(exist_ok=True)
+            detail = PostmortemRequest(state=state, timeline=timeline)
+            (golden / "incident_with_quarantine.json").write_text(detail.model_dump_json(indent=1))
+            (golden / "incident_with_quarantine.postmortem.md").write_text(
+                render_postmortem(state, timeline)
+            )
     finally:
         await azure.close()
         sim.stop()
