@@ -131,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", type=Path, nargs="?")
 
+    drill = sub.add_parser("drill", parents=[common], help="run a drill scenario against azuresim")
+    drill.add_argument("scenario", type=Path)
+    drill.add_argument("--json", action="store_true")
+
     postmortem = sub.add_parser("postmortem", parents=[common], help="a blameless postmortem draft")
     postmortem.add_argument("id")
     postmortem.add_argument("--out", type=Path, help="write it here instead of printing it")
@@ -163,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 CLIENT_COMMANDS = {
+    "drill",
     "postmortem",
     "incidents",
     "show",
@@ -208,6 +213,10 @@ def run(args: argparse.Namespace) -> int:
         )
         asyncio.run(run_dev(options))
         return 0
+    if command == "drill":
+        from cli.drill import run_drill
+
+        return run_drill(args.scenario, args.json)
     if command == "sim":
         from cli.sim import run_sim
 

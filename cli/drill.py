@@ -1,0 +1,362 @@
+"""`stanch drill SCENARIO`: a realistic incident, end to end, against azuresim.
+
+A scenario (YAML) names the world, the faults to inject, the alerts to fire, who
+answers pages and approvals and when, and the targets: how fast the incident
+must be acknowledged, contained (RTO) and its evidence preserved (RPO: the
+failure's state captured before anything changed it). The drill runs the real
+engine on a private Temporal dev server and azuresim, then reports each
+milestone against its target: pass or fail, and what the runbook did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from azuresim import AzureSim, load_world
+from azuresim.faults import Fault
+from cli.errors import UsageError
+from models.duration import Duration, format_duration
+from models.errors import describe_validation_error
+from models.incident import IncidentState, IncidentStatus
+from models.settings import Settings
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DrillAlert(_Strict):
+    file: Path
+    at: Duration = timedelta(0)
+    overrides: dict[str, Any] = Field(default_factory=dict)  # merged into data.essentials
+
+
+class Responder(_Strict):
+    who: str
+    acknowledges: bool = False
+    approves: str | None = None  # an approval step
+    after: Duration = timedelta(seconds=1)
+    once_paged: bool = False  # the delay starts when this person is paged
+
+
+class Targets(_Strict):
+    acknowledge: Duration | None = None
+    contain: Duration | None = None  # RTO: first alert to contained or mitigated
+    evidence: Duration | None = None  # RPO: first alert to evidence captured
+
+
+class Scenario(_Strict):
+    name: str
+    description: str = ""
+    world: Path
+    policy: dict[str, Any]
+    faults: list[Fault] = Field(default_factory=list)
+    alerts: list[DrillAlert] = Field(min_length=1)
+    responders: list[Responder] = Field(default_factory=list)
+    targets: Targets
+    expect_status: IncidentStatus | None = None
+    timeout: Duration = timedelta(minutes=3)
+
+
+class Milestone(BaseModel):
+    name: str
+    actual: timedelta | None
+    target: timedelta | None
+
+    @property
+    def passed(self) -> bool:
+        return self.target is None or (self.actual is not None and self.actual <= self.target)
+
+
+def load_scenario(path: Path) -> Scenario:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise UsageError(f"{path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise UsageError(f"{path}: not YAML: {e}") from None
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as e:
+        problems = describe_validation_error(e)
+        raise UsageError("\n".join([f"{path}: invalid scenario", *problems])) from None
+    base = path.parent
+    scenario.world = (base / scenario.world).resolve()
+    for alert in scenario.alerts:
+        alert.file = (base / alert.file).resolve()
+    return scenario
+
+
+def run_drill(path: Path, as_json: bool = False) -> int:
+    scenario = load_scenario(path)
+    report = asyncio.run(_drill(scenario))
+    print(report.model_dump_json(indent=2) if as_json else report.text())
+    return 0 if report.passed else 1
+
+
+class DrillReport(BaseModel):
+    scenario: str
+    description: str
+    incident_id: str | None
+    status: str | None
+    expect_status: str | None
+    milestones: list[Milestone]
+    runbook: list[str]
+    pages: list[str]
+    faults_hit: list[str]
+    problems: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return (
+            not self.problems
+            and all(m.passed for m in self.milestones)
+            and (self.expect_status is None or self.status == self.expect_status)
+        )
+
+    def text(self) -> str:
+        def fmt(d: timedelta | None) -> str:
+            return "never" if d is None else f"{d.total_seconds():.1f}s"
+
+        lines = [
+            f"drill {self.scenario}: {'PASS' if self.passed else 'FAIL'}",
+            self.description,
+            f"incident {self.incident_id}: {self.status}"
+            + (f" (expected {self.expect_status})" if self.expect_status else ""),
+            "",
+            f"{'milestone':<24}{'actual':>10}{'target':>10}  result",
+        ]
+        for m in self.milestones:
+            target = format_duration(m.target) if m.target else "-"
+            lines.append(
+                f"{m.name:<24}{fmt(m.actual):>10}{target:>10}  {'ok' if m.passed else 'MISSED'}"
+            )
+        for title, items, empty in (
+            ("pages:", self.pages, "none"),
+            ("runbook:", self.runbook, "none ran"),
+            ("azure faults hit:", self.faults_hit, "none"),
+        ):
+            lines += [title, *[f"  {item}" for item in items or [empty]]]
+        if self.problems:
+            lines += ["problems:", *[f"  {p}" for p in self.problems]]
+        return "\n".join(lines)
+
+
+async def _drill(scenario: Scenario) -> DrillReport:
+    from cli.incidents import fetch_incident
+    from gateway.server import serve_gateway
+    from worker import build_worker
+    from workflows import search_attributes
+    from workflows.client import connect
+
+    work = Path(tempfile.mkdtemp(prefix=f"drill-{scenario.name}-"))
+    (work / "stanch.yaml").write_text(
+        yaml.safe_dump(
+            {
+                **scenario.policy,
+                "channels": [{"name": "pager", "type": "file", "path": str(work / "pages.jsonl")}],
+            }
+        )
+    )
+    world = load_world(scenario.world)
+    sim = AzureSim(world, state_dir=work / "azuresim").start()
+    for fault in scenario.faults:
+        sim.faults.add(fault)
+    port = _free_port()
+    temporal = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
+    problems: list[str] = []
+    try:
+        async with await WorkflowEnvironment.start_local(
+            dev_server_existing_path=temporal,
+            data_converter=pydantic_data_converter,
+            search_attributes=search_attributes.ALL,
+        ) as env:
+            settings = Settings(
+                temporal_address=env.client.service_client.config.target_host,
+                task_queue=f"drill-{scenario.name}",
+                config=work / "stanch.yaml",
+                alert_token=SecretStr(secrets.token_urlsafe(16)),
+                state_dir=work,
+                gateway_url=f"http://127.0.0.1:{port}",
+                azure_endpoint=sim.url,
+                azure_ca_file=sim.ca_file,
+                azure_poll_seconds=0.2,
+            )
+            from activities.azure_clients import AzureClients
+
+            azure = AzureClients(settings)
+            stop = asyncio.Event()
+            client = await connect(settings)
+            async with build_worker(client, settings, azure):
+                serving = asyncio.create_task(serve_gateway(settings, "127.0.0.1", port, stop))
+                try:
+                    incident, state, started = await _play(
+                        scenario, settings, work, fetch_incident, client, problems
+                    )
+                finally:
+                    stop.set()
+                    await serving
+                    await azure.close()
+    finally:
+        sim.stop()
+    milestones = _milestones(scenario, state, started)
+    pages = [
+        f"tier {p['tier']} -> {', '.join(p['recipients'])}: {p['reason']}" for p in _pages(work)
+    ]
+    steps = []
+    if state is not None and state.runbook is not None:
+        steps = [
+            f"{s.name}: {s.status}" + (f" ({s.detail})" if s.detail else "")
+            for s in state.runbook.steps
+        ]
+    faults = [
+        f"{c['method']} {c['path'].rsplit('/', 1)[-1]} -> {c['status'] or 'dropped'}"
+        for c in sim.journal.calls()
+        if c.get("fault")
+    ]
+    shutil.rmtree(work, ignore_errors=True)
+    return DrillReport(
+        scenario=scenario.name,
+        description=scenario.description,
+        incident_id=incident,
+        status=str(state.status) if state else None,
+        expect_status=str(scenario.expect_status) if scenario.expect_status else None,
+        milestones=milestones,
+        runbook=steps,
+        pages=pages,
+        faults_hit=faults,
+        problems=problems,
+    )
+
+
+async def _play(
+    scenario: Scenario, settings: Settings, work: Path, fetch: Any, client: Any, problems: list[str]
+) -> tuple[str | None, IncidentState | None, float]:
+    from cli.approvals import decide
+    from cli.incidents import send_update
+    from models.incident import Acknowledge
+
+    token = settings.alert_token.get_secret_value() if settings.alert_token else ""
+    async with httpx.AsyncClient() as http:
+        for _ in range(300):  # the gateway is starting in this same process
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get(f"{settings.gateway_url}/healthz")).status_code == 200:
+                    break
+            await asyncio.sleep(0.05)
+    started = time.monotonic()
+    incident: str | None = None
+    async with httpx.AsyncClient() as http:
+        for alert in sorted(scenario.alerts, key=lambda a: a.at):
+            await asyncio.sleep(max(0.0, alert.at.total_seconds() - (time.monotonic() - started)))
+            body = json.loads(alert.file.read_text())
+            body["data"]["essentials"].update(alert.overrides)
+            answer = await http.post(
+                f"{settings.gateway_url}/alerts",
+                json=body,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+            if answer.status_code != 202:
+                problems.append(f"alert {alert.file.name} refused: {answer.text}")
+                return None, None, started
+            incident = incident or answer.json()["incident_id"]
+    assert incident is not None
+
+    async def respond(r: Responder) -> None:
+        if r.once_paged:
+            while not any(r.who in p["recipients"] for p in _pages(work)):  # noqa: ASYNC110
+                await asyncio.sleep(0.1)  # the pager is a file: poll it, as a phone would
+        await asyncio.sleep(r.after.total_seconds())
+        with contextlib.suppress(UsageError):  # a refusal is part of what a drill shows
+            if r.acknowledges:
+                await send_update(client, incident, "acknowledge", Acknowledge(by=r.who))
+            if r.approves:
+                for _ in range(200):  # until the runbook exists
+                    try:
+                        await decide(client, incident, r.approves, r.who, True, "drill")
+                        break
+                    except UsageError as e:
+                        if "no runbook" not in str(e):
+                            problems.append(f"{r.who} could not approve: {e}")
+                            break
+                        await asyncio.sleep(0.1)
+
+    responders = [asyncio.create_task(respond(r)) for r in scenario.responders]
+    deadline = started + scenario.timeout.total_seconds()
+    state: IncidentState | None = None
+    while time.monotonic() < deadline:
+        state = (await fetch(client, incident)).view.state
+        if _done(scenario, state):
+            break
+        await asyncio.sleep(0.2)
+    else:
+        problems.append(f"not done within {format_duration(scenario.timeout)}")
+    for task in responders:
+        task.cancel()
+    state = (await fetch(client, incident)).view.state
+    return incident, state, started
+
+
+def _done(scenario: Scenario, state: IncidentState) -> bool:
+    targets = scenario.targets
+    if targets.acknowledge and state.acknowledged_at is None:
+        return False
+    if scenario.expect_status and state.status.order < scenario.expect_status.order:
+        return False
+    runbook = state.runbook
+    return runbook is None or runbook.outcome is not None or not state.status.is_open
+
+
+def _milestones(scenario: Scenario, state: IncidentState | None, started: float) -> list[Milestone]:
+    if state is None:
+        return []
+    opened = state.opened_at
+    contained = None
+    evidence = None
+    if state.runbook is not None:
+        for step in state.runbook.steps:
+            if step.name == "capture evidence" and step.ended_at:
+                evidence = step.ended_at - opened
+        if state.runbook_result and state.runbook_result.outcome in ("contained", "mitigated"):
+            ends = [s.ended_at for s in state.runbook.steps if s.ended_at]
+            contained = max(ends) - opened if ends else None
+    t = scenario.targets
+    return [
+        Milestone(
+            name="acknowledge",
+            actual=state.acknowledged_at - opened if state.acknowledged_at else None,
+            target=t.acknowledge,
+        ),
+        Milestone(name="contain (RTO)", actual=contained, target=t.contain),
+        Milestone(name="evidence (RPO)", actual=evidence, target=t.evidence),
+    ]
+
+
+def _pages(work: Path) -> list[dict[str, Any]]:
+    path = work / "pages.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
