@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from opentelemetry import trace
 from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -25,6 +26,7 @@ from models.settings import Settings
 MAX_ALERT_BYTES = 1024 * 1024  # Azure caps payloads at 256 KB; 1 MiB leaves room
 
 log = logging.getLogger("stanch.gateway")
+tracer = trace.get_tracer("stanch.gateway")
 
 
 class Problem(Exception):
@@ -84,6 +86,16 @@ def create_app(
         if not token_matches(presented_token(request), token):
             raise Problem(401, "unauthorized", "missing or wrong intake token")
         alert = parse_alert(await read_limited(request))
+        with tracer.start_as_current_span(
+            "POST /alerts",
+            attributes={
+                "alert.id": alert.essentials.alert_id,
+                "alert.rule": alert.essentials.alert_rule,
+            },
+        ):
+            return await _record(alert)
+
+    async def _record(alert: CommonAlert) -> IntakeResult:
         try:
             result = await record_alert(await client(), settings.task_queue, alert)
         except (RPCError, RuntimeError, OSError) as e:

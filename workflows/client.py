@@ -3,7 +3,11 @@ TLS, API keys and the pydantic data converter are set the same everywhere."""
 
 from __future__ import annotations
 
-from temporalio.client import Client
+from collections.abc import Sequence
+
+from opentelemetry import trace
+from temporalio.client import Client, Plugin
+from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
 
@@ -28,7 +32,12 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     return settings.temporal_tls or settings.temporal_api_key is not None
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, plugins: Sequence[Plugin] | None = None) -> Client:
+    """When the process traces (an OpenTelemetry SDK tracer provider is set, see
+    telemetry.py), Temporal's OpenTelemetryPlugin is added: it traces every call
+    and carries the trace into workflows and activities."""
+    if plugins is None:
+        plugins = [OpenTelemetryPlugin(add_temporal_spans=True)] if _tracing() else []
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
@@ -37,4 +46,11 @@ async def connect(settings: Settings) -> Client:
             settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
         ),
         data_converter=pydantic_data_converter,
+        plugins=list(plugins),
     )
+
+
+def _tracing() -> bool:
+    # Until a provider is set, the API hands out a proxy that records nothing.
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
