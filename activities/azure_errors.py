@@ -16,6 +16,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 # Types a runbook can branch on (`err.type == SCOPE_LOCKED`).
@@ -79,8 +80,11 @@ async def azure_call(action: str) -> AsyncIterator[None]:
     try:
         yield
     except HttpResponseError as e:
-        raise classify(e, action) from None
+        error = classify(e, action)
+        _count_error(error.type)
+        raise error from None
     except (ServiceRequestError, ServiceResponseError) as e:
+        _count_error(AZURE_UNREACHABLE)
         raise ApplicationError(
             f"{action}: Azure unreachable ({type(e).__name__})", type=AZURE_UNREACHABLE
         ) from None
@@ -97,3 +101,10 @@ def keep_request_id(sink: list[str]) -> Callable[[Any, Any, Any], Any]:
         return deserialized
 
     return hook
+
+
+def _count_error(kind: str | None) -> None:
+    if activity.in_activity():
+        activity.metric_meter().create_counter(
+            "stanch_azure_call_errors", "Azure calls that failed, by type"
+        ).add(1, {"type": kind or "unknown"})

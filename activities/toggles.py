@@ -44,6 +44,15 @@ class ToggleStore:
                 return RemediationAllowed(allowed=False, reason=f"{what} switched off{who}{why}")
         return RemediationAllowed(allowed=True)
 
+    def log_level(self) -> str | None:
+        level = (self.read().get("log_level") or {}).get("level")
+        return str(level) if level else None
+
+    def set_log_level(self, level: str, by: str) -> None:
+        data = self.read()
+        data["log_level"] = {"level": level, "by": by, "at": datetime.now(UTC).isoformat()}
+        self._write(data)
+
     def set(self, enabled: bool, runbook: str | None, by: str, reason: str | None) -> None:
         data = self.read()
         entry = {
@@ -56,6 +65,9 @@ class ToggleStore:
             data["remediation"] = entry
         else:
             data.setdefault("runbooks", {})[runbook] = entry
+        self._write(data)
+
+    def _write(self, data: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".toggles-")
         with os.fdopen(fd, "w") as f:

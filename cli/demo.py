@@ -29,7 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "alerts" / "test_action_resource_health.json"
 VM_ALERT = ROOT / "examples" / "demo" / "vm-web-1-unavailable.json"
 STATE = Path(".stanch-demo")
-PORTS = {"--http-port": 18080, "--temporal-port": 17233, "--ui-port": 18233, "--sim-port": 18443}
+PORTS = {
+    "--http-port": 18080,
+    "--temporal-port": 17233,
+    "--ui-port": 18233,
+    "--sim-port": 18443,
+    "--metrics-port": 19464,
+}
 
 
 def stanch(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

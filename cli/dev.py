@@ -22,11 +22,13 @@ from pathlib import Path
 from pydantic import SecretStr
 from temporalio.client import Client
 
+from activities.toggles import ToggleStore
 from cli.errors import UsageError
 from cli.sim import start_sim
 from gateway.server import serve_gateway
 from models.config import ConfigError, load_config
 from models.settings import SEARCH_ATTRIBUTES, Settings
+from telemetry import follow_log_level
 from worker import run_worker
 from workflows.client import connect
 
@@ -40,6 +42,7 @@ class DevOptions:
     sim_port: int = 8443
     config: Path | None = None
     world: Path | None = None
+    metrics_port: int = 9464
     host: str = "127.0.0.1"
 
 
@@ -169,6 +172,7 @@ async def run_dev(options: DevOptions) -> None:
         azure_subscription_id=next(iter(sorted(sim.state.subscriptions)), None),
         azure_poll_seconds=0.5,
         state_dir=options.state_dir.resolve(),
+        metrics_address=f"{options.host}:{options.metrics_port}" if options.metrics_port else None,
     )
     os.environ["STANCH_STATE_DIR"] = str(options.state_dir.resolve())
     env_file = options.state_dir / "env"
@@ -194,13 +198,17 @@ async def run_dev(options: DevOptions) -> None:
             f"  temporal     {settings.temporal_address} "
             f"(namespace {settings.temporal_namespace})\n"
             f"  web ui       {settings.web_ui_url}\n"
+            f"  metrics      http://{settings.metrics_address}/metrics (worker), "
+            f"{settings.gateway_url}/metrics (gateway)\n"
             f"  azuresim     {sim.url} (CA {sim.ca_file}; journal {sim.url}/_admin/journal)\n"
             f"  policy       {config}\n"
             f"  state        {options.state_dir.resolve()} (settings in {env_file})\n"
             "Ctrl-C stops everything.",
             flush=True,
         )
+        levels = ToggleStore(settings.toggles_path)
         tasks = [
+            asyncio.create_task(follow_log_level(levels.log_level, every=2.0), name="log level"),
             asyncio.create_task(run_worker(settings, stop), name="worker"),
             asyncio.create_task(
                 serve_gateway(settings, options.host, options.http_port, stop), name="gateway"
@@ -210,7 +218,8 @@ async def run_dev(options: DevOptions) -> None:
             [*tasks, asyncio.create_task(stop.wait())], return_when="FIRST_COMPLETED"
         )
         stop.set()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
+        tasks[0].cancel()
+        results = await asyncio.gather(*tasks[1:], return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise failures[0]

@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--ui-port", type=int, default=8233)
     dev.add_argument("--sim-port", type=int, default=8443)
     dev.add_argument("--config", type=Path, default=None)
+    dev.add_argument("--metrics-port", type=int, default=9464, help="worker Prometheus metrics")
     dev.add_argument("--world", type=Path, default=None, help="azuresim world file")
 
     sim = sub.add_parser("sim", parents=[common], help="run azuresim, the Azure simulator")
@@ -109,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="the remediation kill switch: stanch toggle remediation off",
     )
-    toggle.add_argument("switch", choices=["remediation"])
-    toggle.add_argument("state", choices=["on", "off"])
+    toggle.add_argument("switch", choices=["remediation", "log-level"])
+    toggle.add_argument("state", help="on|off for remediation; debug|info|warning|error")
     toggle.add_argument("--runbook", help="only this runbook (default: all automation)")
     toggle.add_argument("--as", dest="by", required=True, metavar="USER")
     toggle.add_argument("--reason")
@@ -181,7 +182,15 @@ CLIENT_COMMANDS = {
 }
 
 
+SERVICE_COMMANDS = {"dev", "worker", "gateway", "sim"}
+
+
 def _main(args: argparse.Namespace) -> int:
+    if args.command in SERVICE_COMMANDS:
+        from telemetry import configure_logging, configure_tracing
+
+        configure_logging()
+        configure_tracing(f"stanch-{args.command}")
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -210,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
             sim_port=args.sim_port,
             config=args.config,
             world=args.world,
+            metrics_port=args.metrics_port,
         )
         asyncio.run(run_dev(options))
         return 0
@@ -251,8 +261,7 @@ def run(args: argparse.Namespace) -> int:
         from worker import run_worker
 
         _check_policy(settings.config)
-        logging.getLogger().setLevel(logging.INFO)
-        asyncio.run(run_worker(settings))
+        asyncio.run(_following_log_level(settings, run_worker(settings)))
         return 0
     if command == "gateway":
         from gateway.server import serve_gateway
@@ -261,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(
                 "STANCH_ALERT_TOKEN is not set: the alert intake must be authenticated"
             )
-        asyncio.run(serve_gateway(settings, args.host, args.port))
+        asyncio.run(_following_log_level(settings, serve_gateway(settings, args.host, args.port)))
         return 0
     if command == "alert":
         from cli.alerts import send_alert
@@ -340,14 +349,39 @@ async def _with_client(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _following_log_level(settings: Settings, service: Coroutine[Any, Any, None]) -> None:
+    from activities.toggles import ToggleStore
+    from telemetry import follow_log_level
+
+    follow = asyncio.create_task(follow_log_level(ToggleStore(settings.toggles_path).log_level))
+    try:
+        await service
+    finally:
+        follow.cancel()
+
+
 def toggle(settings: Settings, args: argparse.Namespace) -> int:
-    """Flip the kill switch in its store; runbooks read it before every change."""
+    """Flip the kill switch in its store; runbooks read it before every change.
+    Or change the log level of every running stanch process, no restart."""
     import uuid
 
     from activities.audit import SqliteAuditLog
     from activities.toggles import ToggleStore
     from models.runbook import AuditEntry
+    from telemetry import LEVELS
 
+    if args.switch == "log-level":
+        if args.state not in LEVELS:
+            raise UsageError(f"log-level: {args.state!r} is not one of {', '.join(LEVELS)}")
+        ToggleStore(settings.toggles_path).set_log_level(args.state, args.by)
+        SqliteAuditLog(settings.audit_path).append(
+            f"toggle/{uuid.uuid4()}",
+            AuditEntry(incident_id=None, actor=args.by, action="set log level", outcome=args.state),
+        )
+        print(f"log level: {args.state} (running processes pick it up within seconds)")
+        return 0
+    if args.state not in ("on", "off"):
+        raise UsageError(f"remediation: {args.state!r} is not on or off")
     enabled = args.state == "on"
     ToggleStore(settings.toggles_path).set(enabled, args.runbook, args.by, args.reason)
     SqliteAuditLog(settings.audit_path).append(

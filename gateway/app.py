@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -26,6 +27,9 @@ from models.settings import Settings
 MAX_ALERT_BYTES = 1024 * 1024  # Azure caps payloads at 256 KB; 1 MiB leaves room
 
 log = logging.getLogger("stanch.gateway")
+ALERTS = Counter("stanch_alerts_received", "alerts accepted by the intake", ["condition"])
+REFUSED = Counter("stanch_alerts_refused", "alerts refused by the intake", ["status"])
+INTAKE = Histogram("stanch_intake_seconds", "time to record an alert durably")
 tracer = trace.get_tracer("stanch.gateway")
 
 
@@ -74,6 +78,8 @@ def create_app(
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        if request.url.path == "/alerts":
+            REFUSED.labels(str(exc.status)).inc()
         body: dict[str, Any] = {"error": exc.error, "message": exc.message}
         if exc.problems:
             body["problems"] = exc.problems
@@ -97,7 +103,8 @@ def create_app(
 
     async def _record(alert: CommonAlert) -> IntakeResult:
         try:
-            result = await record_alert(await client(), settings.task_queue, alert)
+            with INTAKE.time():
+                result = await record_alert(await client(), settings.task_queue, alert)
         except (RPCError, RuntimeError, OSError) as e:
             # 503 is one of the codes Azure action groups retry.
             log.error(
@@ -105,6 +112,7 @@ def create_app(
             )
             raise Problem(503, "unavailable", "incident engine unavailable; retry later") from None
         essentials = alert.essentials
+        ALERTS.labels(str(essentials.monitor_condition)).inc()
         audit.append(
             # Keyed by instance and condition, so Azure's retries are recorded once.
             f"alert/{essentials.alert_id.lower()}/{essentials.monitor_condition}",
@@ -130,6 +138,10 @@ def create_app(
             " (joined)" if result.deduplicated else "",
         )
         return result
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     azure_region: str = "westeurope"  # default regional metrics endpoint
     azure_poll_seconds: float = 5.0  # LRO polling when Azure sends no Retry-After
     web_ui_url: str | None = None
+    # host:port where the worker serves Prometheus metrics (SDK runtime + stanch's own)
+    metrics_address: str | None = None
     # Where local stores live unless each is given its own place.
     state_dir: Path = Path(".stanch")
     audit_db: Path | None = None  # append-only, hash-chained audit log (SQLite)

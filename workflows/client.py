@@ -9,6 +9,7 @@ from opentelemetry import trace
 from temporalio.client import Client, Plugin
 from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
 from models.settings import Settings
@@ -36,6 +37,7 @@ async def connect(settings: Settings, plugins: Sequence[Plugin] | None = None) -
     """When the process traces (an OpenTelemetry SDK tracer provider is set, see
     telemetry.py), Temporal's OpenTelemetryPlugin is added: it traces every call
     and carries the trace into workflows and activities."""
+    runtime = _runtime(settings.metrics_address)
     if plugins is None:
         plugins = [OpenTelemetryPlugin(add_temporal_spans=True)] if _tracing() else []
     return await Client.connect(
@@ -47,6 +49,7 @@ async def connect(settings: Settings, plugins: Sequence[Plugin] | None = None) -
         ),
         data_converter=pydantic_data_converter,
         plugins=list(plugins),
+        runtime=runtime,
     )
 
 
@@ -54,3 +57,19 @@ def _tracing() -> bool:
     # Until a provider is set, the API hands out a proxy that records nothing.
     provider = trace.get_tracer_provider()
     return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
+_RUNTIMES: dict[str, Runtime] = {}
+
+
+def _runtime(metrics_address: str | None) -> Runtime | None:
+    """One runtime per metrics address per process: it owns the Prometheus
+    endpoint, which serves the SDK's metrics and those workflows and
+    activities record through their metric meters."""
+    if not metrics_address:
+        return None
+    if metrics_address not in _RUNTIMES:
+        _RUNTIMES[metrics_address] = Runtime(
+            telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=metrics_address))
+        )
+    return _RUNTIMES[metrics_address]

@@ -115,6 +115,9 @@ class IncidentWorkflow:
             self._plan = None
             self._seen = []
             self._note("opened", f"Incident opened for {alert.rule}", STANCH)
+            workflow.metric_meter().create_counter(
+                "stanch_incidents_opened", "incidents opened"
+            ).add(1, {"severity": str(self._state.severity)})
         self._wake = False
 
     # ---- the run loop -----------------------------------------------------
@@ -251,6 +254,7 @@ class IncidentWorkflow:
     async def _page(self, recipients: list[RosterEntry], tier: int, reason: str) -> None:
         assert self._plan is not None
         self._state.escalation.pages_sent += 1
+        workflow.metric_meter().create_counter("stanch_pages_sent", "pages sent").add(1)
         who = f"tier {tier}" if tier else "everyone"
         kind = "paged" if tier <= 1 and self._state.escalation.round == 0 else "escalated"
         self._note(kind, f"Paging {who}: {names(recipients)} ({reason})", STANCH)
@@ -572,6 +576,9 @@ class IncidentWorkflow:
     def _acknowledge(self, now: datetime, by: str, note: str | None) -> None:
         self._state.status = IncidentStatus.ACKNOWLEDGED
         self._state.acknowledged_at = now
+        workflow.metric_meter().create_histogram_timedelta(
+            "stanch_time_to_acknowledge", "MTTA: first alert to acknowledgement"
+        ).record(now - self._state.opened_at, {"severity": str(self._state.severity)})
         self._state.acknowledged_by = by
         self._stop_paging()
         suffix = f": {note}" if note else ""
@@ -581,6 +588,9 @@ class IncidentWorkflow:
     def _resolve(self, now: datetime, by: str) -> None:
         self._state.status = IncidentStatus.RESOLVED
         self._state.resolved_at = now
+        workflow.metric_meter().create_histogram_timedelta(
+            "stanch_time_to_resolve", "MTTR: first alert to resolution"
+        ).record(now - self._state.opened_at, {"severity": str(self._state.severity)})
         self._state.resolved_by = by
         self._stop_paging()
         self._wake = True
@@ -593,6 +603,10 @@ class IncidentWorkflow:
                 await workflow.get_external_workflow_handle(view.workflow_id).cancel()
         self._state.status = IncidentStatus.CLOSED
         self._state.closed_at = now
+        # Open incidents = opened - closed (both counters), by severity.
+        workflow.metric_meter().create_counter("stanch_incidents_closed", "incidents closed").add(
+            1, {"severity": str(self._state.severity)}
+        )
         self._note("closed", "Closed: no alert fired again within the reopen window", STANCH)
         self._publish()
         if workflow.patched(POSTMORTEM_PATCH):

@@ -264,6 +264,9 @@ class Runbook:
             except TimeoutError:
                 continue
         self._pending = None
+        workflow.metric_meter().create_histogram_timedelta(
+            "stanch_approval_wait", "time an approval waited for its answer"
+        ).record(workflow.now() - now, {"risk": str(risk)})
         if decision.rejected_by is not None:
             await self._finish(record, StepStatus.DENIED, f"rejected by {decision.rejected_by}")
             raise ApprovalDenied(f"{step}: rejected by {decision.rejected_by}")
@@ -308,6 +311,9 @@ class Runbook:
             await asyncio.shield(self._tell("finished", summary, result=result))
             return result
         self._outcome = outcome
+        workflow.metric_meter().create_counter("stanch_runbook_outcomes", "runbook ends").add(
+            1, {"runbook": self.spec.name, "outcome": str(outcome)}
+        )
         result = self._result(outcome, summary)
         await self._audit(
             "runbook finished", self._inp.resource_id, str(outcome), {"summary": summary}
