@@ -97,11 +97,18 @@ def configure_tracing(service: str) -> bool:
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     enable_azure_tracing()
+    enable_temporal_tracing()
     return True
 
 
-def enable_azure_tracing() -> None:
+def enable_temporal_tracing(on: bool = True) -> None:
+    from workflows.client import trace_temporal
+
+    trace_temporal(on)
+
+
+def enable_azure_tracing(on: bool = True) -> None:
     """azure-core opens a span around every HTTP call its clients make."""
     from azure.core.settings import settings
 
-    settings.tracing_implementation = "opentelemetry"
+    settings.tracing_implementation = "opentelemetry" if on else None

@@ -18,7 +18,7 @@ from temporalio.contrib.opentelemetry import create_tracer_provider
 
 from gateway.server import serve_gateway
 from models.settings import Settings
-from telemetry import enable_azure_tracing
+from telemetry import enable_azure_tracing, enable_temporal_tracing
 from tests.conftest import free_port, policy_file
 from worker import build_worker
 from workflows.client import connect
@@ -32,6 +32,15 @@ async def test_one_alert_one_trace_down_to_azure(dev_env, tmp_path, task_queue, 
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     enable_azure_tracing()
+    enable_temporal_tracing()
+    try:
+        await _one_alert(exporter, dev_env, tmp_path, task_queue, azure)
+    finally:  # later tests connect without tracing
+        enable_temporal_tracing(False)
+        enable_azure_tracing(False)
+
+
+async def _one_alert(exporter, dev_env, tmp_path, task_queue, azure) -> None:
 
     port = free_port()
     settings = Settings(

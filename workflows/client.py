@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from opentelemetry import trace
 from temporalio.client import Client, Plugin
 from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -53,10 +52,17 @@ async def connect(settings: Settings, plugins: Sequence[Plugin] | None = None) -
     )
 
 
+_TRACING = {"on": False}
+
+
+def trace_temporal(on: bool) -> None:
+    """Called by telemetry.configure_tracing: from then on every client this
+    process connects carries traces into workflows and activities."""
+    _TRACING["on"] = on
+
+
 def _tracing() -> bool:
-    # Until a provider is set, the API hands out a proxy that records nothing.
-    provider = trace.get_tracer_provider()
-    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+    return _TRACING["on"]
 
 
 _RUNTIMES: dict[str, Runtime] = {}
