@@ -17,6 +17,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from activities.audit import SqliteAuditLog
+from gateway.api import api_router
 from gateway.auth import presented_token, token_matches
 from gateway.intake import IntakeResult, record_alert
 from models.alert import CommonAlert
@@ -138,6 +139,8 @@ def create_app(
             " (joined)" if result.deduplicated else "",
         )
         return result
+
+    app.include_router(api_router(settings, client, Problem))
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

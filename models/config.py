@@ -227,6 +227,32 @@ class Detector(_Strict):
         return self
 
 
+class ApiRole(StrEnum):
+    VIEWER = "viewer"
+    RESPONDER = "responder"
+    APPROVER = "approver"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return list(ApiRole).index(self)
+
+
+class ApiToken(_Strict):
+    """A bearer token for the on-call API, naming the person it speaks for."""
+
+    person: str
+    role: ApiRole
+    token: SecretStr  # write it as ${ENV_VAR}: it is a credential
+
+    def resolved(self) -> str:
+        return os.path.expandvars(self.token.get_secret_value())
+
+
+class Access(_Strict):
+    tokens: list[ApiToken] = Field(default_factory=list)
+
+
 class StanchConfig(_Strict):
     roster: list[Person] = Field(min_length=1)
     schedules: dict[str, Schedule] = Field(default_factory=dict)
@@ -237,6 +263,7 @@ class StanchConfig(_Strict):
     approvals: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     runbooks: list[RunbookBinding] = Field(default_factory=list)
     detectors: list[Detector] = Field(default_factory=list)
+    access: Access = Field(default_factory=Access)
 
     def person(self, person_id: str) -> Person | None:
         return next((p for p in self.roster if p.id == person_id), None)
@@ -300,6 +327,11 @@ class StanchConfig(_Strict):
                     problems.append(
                         f"approvals.tiers[{t}].schedules[{i}]: no schedule named {sid!r}"
                     )
+        for i, api_token in enumerate(self.access.tokens):
+            if api_token.person not in people:
+                problems.append(
+                    f"access.tokens[{i}].person: {api_token.person!r} is not on the roster"
+                )
         for i, service in enumerate(self.services):
             if service.escalation_policy not in self.escalation_policies:
                 problems.append(

@@ -142,7 +142,21 @@ class Stack:
         return await http.post(f"{self.url}/alerts", content=content, params=params, **kw)
 
 
+API_TOKENS = {
+    "viewer": "tok-bob-viewer",
+    "responder": "tok-alice-responder",
+    "approver": "tok-carol-approver",
+    "admin": "tok-dave-admin",
+}
 REMEDIATION = {
+    "access": {
+        "tokens": [
+            {"person": "bob", "role": "viewer", "token": API_TOKENS["viewer"]},
+            {"person": "alice", "role": "responder", "token": API_TOKENS["responder"]},
+            {"person": "carol", "role": "approver", "token": API_TOKENS["approver"]},
+            {"person": "dave", "role": "admin", "token": API_TOKENS["admin"]},
+        ]
+    },
     "approvals": {"tiers": [{"timeout": "15m"}]},
     "runbooks": [
         {"runbook": "quarantine_vm", "match": {"resource_ids": ["*/virtualmachines/vm-web-*"]}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import uuid
 from pathlib import Path
@@ -27,6 +28,10 @@ ALERT = Path(__file__).resolve().parents[1] / "examples" / "demo" / "vm-web-1-un
 
 
 async def test_one_alert_one_trace_down_to_azure(dev_env, tmp_path, task_queue, azure):
+    # OpenTelemetry logs "Failed to detach context" when a span's context is
+    # closed from another asyncio task (azure-core's aiohttp transport does);
+    # spans are still recorded and linked, as the assertions below check.
+    logging.getLogger("opentelemetry.context").setLevel(logging.CRITICAL)
     exporter = InMemorySpanExporter()
     provider = create_tracer_provider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))

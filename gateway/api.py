@@ -1,0 +1,269 @@
+"""The on-call API: incidents to read, and the actions on-call takes on them.
+
+Callers present a bearer token from `access.tokens` in stanch.yaml; it names
+the person (on the roster) and an API role (viewer < responder < approver <
+admin), enforced here on every endpoint. The workflows still enforce their own
+rules (who is on the roster, who may approve which risk): their refusal is the
+caller's answer, a 409 with the workflow's words, and nothing changes.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from gateway.auth import presented_token
+from models.config import ApiRole, ConfigError, load_config
+from models.incident import (
+    Acknowledge,
+    AddNote,
+    AssignRole,
+    IncidentState,
+    Resolve,
+    Role,
+    TimelineEntry,
+    UpdateResult,
+)
+from models.runbook import ApprovalDecision, PendingApproval, RunbookView
+from models.settings import Settings
+from workflows.incident import IncidentWorkflow, workflow_id_for
+from workflows.search_attributes import INCIDENT_SERVICE, INCIDENT_SEVERITY, INCIDENT_STATUS
+
+
+class Caller(BaseModel):
+    person: str
+    role: ApiRole
+
+
+class IncidentSummary(BaseModel):
+    incident_id: str
+    status: str | None
+    severity: str | None
+    service: str | None
+    title: str | None
+    opened_at: datetime | None
+
+
+class IncidentPage(BaseModel):
+    incidents: list[IncidentSummary]
+    next_page_token: str | None
+
+
+class IncidentDetail(BaseModel):
+    state: IncidentState
+    timeline: list[TimelineEntry]
+    pending_approvals: list[PendingApproval]
+
+
+class AckBody(BaseModel):
+    note: str | None = None
+
+
+class NoteBody(BaseModel):
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class RoleBody(BaseModel):
+    role: Role
+    assignee: str
+
+
+class DecisionBody(BaseModel):
+    comment: str | None = None
+
+
+def api_router(
+    settings: Settings,
+    client: Callable[[], Awaitable[Client]],
+    problem: Callable[[int, str, str], Exception],
+) -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["on-call"])
+
+    def caller(minimum: ApiRole) -> Callable[[Request], Caller]:
+        def check(request: Request) -> Caller:
+            presented = presented_token(request)
+            try:
+                tokens = load_config(settings.config).access.tokens
+            except ConfigError as e:
+                raise problem(503, "unavailable", f"policy file invalid: {e}") from None
+            match = None
+            for entry in tokens:  # every one compared, in constant time
+                secret = entry.resolved()
+                if (
+                    presented
+                    and secret
+                    and hmac.compare_digest(presented.encode(), secret.encode())
+                ):
+                    match = entry
+            if match is None:
+                raise problem(401, "unauthorized", "missing or unknown bearer token")
+            if match.role.rank < minimum.rank:
+                raise problem(
+                    403, "forbidden", f"{match.person} is a {match.role}; this needs {minimum}"
+                )
+            return Caller(person=match.person, role=match.role)
+
+        return check
+
+    async def ask(
+        workflow_id: str, update: str, request: BaseModel, answer: type[BaseModel]
+    ) -> Any:
+        handle: Any = (await client()).get_workflow_handle(workflow_id)
+        try:
+            return await handle.execute_update(update, request, result_type=answer)
+        except WorkflowUpdateFailedError as e:
+            cause = e.cause
+            message = str(getattr(cause, "message", None) or cause).removeprefix("ValueError: ")
+            raise problem(409, "refused", message) from None
+        except RPCError as e:
+            if e.status is RPCStatusCode.NOT_FOUND:
+                raise problem(
+                    404, "not_found", f"no open incident or runbook {workflow_id}"
+                ) from None
+            raise
+
+    async def detail(incident_id: str) -> IncidentDetail:
+        handle = (await client()).get_workflow_handle_for(
+            IncidentWorkflow.run, workflow_id_for(incident_id)
+        )
+        try:
+            view = await handle.query(IncidentWorkflow.state)
+            timeline = await handle.query(IncidentWorkflow.timeline)
+        except RPCError as e:
+            if e.status is RPCStatusCode.NOT_FOUND:
+                raise problem(404, "not_found", f"no incident {incident_id!r}") from None
+            raise
+        return IncidentDetail(
+            state=view.state, timeline=timeline, pending_approvals=view.state.pending_approvals
+        )
+
+    viewer = Depends(caller(ApiRole.VIEWER))
+    responder = Depends(caller(ApiRole.RESPONDER))
+
+    @router.get("/incidents", response_model=IncidentPage)
+    async def list_incidents(
+        status: str | None = None,
+        severity: str | None = None,
+        service: str | None = None,
+        page_size: int = 50,
+        page_token: str | None = None,
+        who: Caller = viewer,
+    ) -> IncidentPage:
+        """Open incidents by default (status=resolved or closed to see those)."""
+        clauses = ["WorkflowType = 'IncidentWorkflow'"]
+        if status is None:
+            clauses.append("ExecutionStatus = 'Running'")
+        for key, value in (
+            (INCIDENT_STATUS, status),
+            (INCIDENT_SEVERITY, severity),
+            (INCIDENT_SERVICE, service),
+        ):
+            if value is not None:
+                if "'" in value or "\\" in value:
+                    raise problem(422, "invalid", f"{key.name}: unexpected characters")
+                clauses.append(f"{key.name} = '{value}'")
+        size = max(1, min(page_size, 200))
+        listing = (await client()).list_workflows(
+            " AND ".join(clauses),
+            page_size=size,
+            next_page_token=bytes.fromhex(page_token) if page_token else None,
+        )
+        await listing.fetch_next_page()
+        rows = []
+        for execution in listing.current_page or []:
+            attrs = execution.typed_search_attributes
+            memo = await execution.memo()
+            rows.append(
+                IncidentSummary(
+                    incident_id=execution.id.removeprefix("incident-"),
+                    status=attrs.get(INCIDENT_STATUS),
+                    severity=attrs.get(INCIDENT_SEVERITY),
+                    service=attrs.get(INCIDENT_SERVICE),
+                    title=memo.get("title"),
+                    opened_at=execution.start_time,
+                )
+            )
+        token = listing.next_page_token
+        return IncidentPage(incidents=rows, next_page_token=token.hex() if token else None)
+
+    @router.get("/incidents/{incident_id}", response_model=IncidentDetail)
+    async def get_incident(incident_id: str, who: Caller = viewer) -> IncidentDetail:
+        return await detail(incident_id)
+
+    @router.post("/incidents/{incident_id}/ack", response_model=UpdateResult)
+    async def ack(incident_id: str, body: AckBody, who: Caller = responder) -> UpdateResult:
+        result: UpdateResult = await ask(
+            workflow_id_for(incident_id),
+            "acknowledge",
+            Acknowledge(by=who.person, note=body.note),
+            UpdateResult,
+        )
+        return result
+
+    @router.post("/incidents/{incident_id}/resolve", response_model=UpdateResult)
+    async def resolve(incident_id: str, body: AckBody, who: Caller = responder) -> UpdateResult:
+        result: UpdateResult = await ask(
+            workflow_id_for(incident_id),
+            "resolve",
+            Resolve(by=who.person, note=body.note),
+            UpdateResult,
+        )
+        return result
+
+    @router.post("/incidents/{incident_id}/notes", response_model=UpdateResult)
+    async def note(incident_id: str, body: NoteBody, who: Caller = responder) -> UpdateResult:
+        result: UpdateResult = await ask(
+            workflow_id_for(incident_id),
+            "add_note",
+            AddNote(by=who.person, text=body.text),
+            UpdateResult,
+        )
+        return result
+
+    @router.post("/incidents/{incident_id}/roles", response_model=UpdateResult)
+    async def roles(incident_id: str, body: RoleBody, who: Caller = responder) -> UpdateResult:
+        result: UpdateResult = await ask(
+            workflow_id_for(incident_id),
+            "assign_role",
+            AssignRole(by=who.person, role=body.role, assignee=body.assignee),
+            UpdateResult,
+        )
+        return result
+
+    async def decide(
+        incident_id: str, step: str, who: Caller, verb: str, body: DecisionBody
+    ) -> RunbookView:
+        state = (await detail(incident_id)).state
+        views = [v for v in (state.release, state.runbook) if v is not None]
+        target = next((v for v in views if v.pending and v.pending.step == step), None)
+        target = target or next((v for v in views if v.outcome is None), None)
+        if target is None:
+            raise problem(404, "not_found", f"incident {incident_id} has no runbook waiting")
+        view: RunbookView = await ask(
+            target.workflow_id,
+            verb,
+            ApprovalDecision(step=step, by=who.person, comment=body.comment),
+            RunbookView,
+        )
+        return view
+
+    @router.post("/incidents/{incident_id}/approvals/{step}/approve", response_model=RunbookView)
+    async def approve(
+        incident_id: str, step: str, body: DecisionBody, who: Caller = responder
+    ) -> RunbookView:
+        return await decide(incident_id, step, who, "approve", body)
+
+    @router.post("/incidents/{incident_id}/approvals/{step}/reject", response_model=RunbookView)
+    async def reject(
+        incident_id: str, step: str, body: DecisionBody, who: Caller = responder
+    ) -> RunbookView:
+        return await decide(incident_id, step, who, "reject", body)
+
+    return router
