@@ -20,7 +20,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from gateway.auth import presented_token
-from models.config import ApiRole, ConfigError, load_config
+from models.config import ApiRole, ApiToken, ConfigError, load_config
 from models.incident import (
     Acknowledge,
     AddNote,
@@ -85,16 +85,26 @@ def api_router(
     problem: Callable[[int, str, str], Exception],
 ) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["on-call"])
+    cache: dict[str, Any] = {}
+
+    def tokens() -> list[ApiToken]:
+        """Re-read only when the policy file changed: token edits apply at once
+        without re-parsing YAML on every request."""
+        try:
+            stamp = settings.config.stat().st_mtime_ns
+            if cache.get("stamp") != stamp:
+                cache["tokens"], cache["stamp"] = load_config(settings.config).access.tokens, stamp
+        except (ConfigError, OSError) as e:
+            if "tokens" not in cache:
+                raise problem(503, "unavailable", f"policy file unusable: {e}") from None
+        found: list[ApiToken] = cache["tokens"]
+        return found
 
     def caller(minimum: ApiRole) -> Callable[[Request], Caller]:
         def check(request: Request) -> Caller:
             presented = presented_token(request)
-            try:
-                tokens = load_config(settings.config).access.tokens
-            except ConfigError as e:
-                raise problem(503, "unavailable", f"policy file invalid: {e}") from None
             match = None
-            for entry in tokens:  # every one compared, in constant time
+            for entry in tokens():  # every one compared, in constant time
                 secret = entry.resolved()
                 if (
                     presented
