@@ -79,46 +79,90 @@ class DecisionBody(BaseModel):
     comment: str | None = None
 
 
+class OnCall:
+    """Who is calling, and the incidents they may see: shared by the API and
+    the dashboard."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: Callable[[], Awaitable[Client]],
+        problem: Callable[[int, str, str], Exception],
+    ) -> None:
+        self.settings, self.client, self.problem = settings, client, problem
+        self._cache: dict[str, Any] = {}
+
+    def tokens(self) -> list[ApiToken]:
+        """Re-read only when the policy file changed: token edits apply at once
+        without re-parsing YAML on every request."""
+        try:
+            stamp = self.settings.config.stat().st_mtime_ns
+            if self._cache.get("stamp") != stamp:
+                self._cache["tokens"] = load_config(self.settings.config).access.tokens
+                self._cache["stamp"] = stamp
+        except (ConfigError, OSError) as e:
+            if "tokens" not in self._cache:
+                raise self.problem(503, "unavailable", f"policy file unusable: {e}") from None
+        found: list[ApiToken] = self._cache["tokens"]
+        return found
+
+    def who_is(self, request: Request, minimum: ApiRole = ApiRole.VIEWER) -> Caller:
+        # The dashboard's cookie is SameSite=Strict: other sites cannot ride on it.
+        presented = presented_token(request) or request.cookies.get("stanch_token")
+        match = None
+        for entry in self.tokens():  # every one compared, in constant time
+            secret = entry.resolved()
+            if presented and secret and hmac.compare_digest(presented.encode(), secret.encode()):
+                match = entry
+        if match is None:
+            raise self.problem(401, "unauthorized", "missing or unknown bearer token")
+        if match.role.rank < minimum.rank:
+            raise self.problem(
+                403, "forbidden", f"{match.person} is a {match.role}; this needs {minimum}"
+            )
+        return Caller(person=match.person, role=match.role)
+
+    async def detail(self, incident_id: str) -> IncidentDetail:
+        handle = (await self.client()).get_workflow_handle_for(
+            IncidentWorkflow.run, workflow_id_for(incident_id)
+        )
+        try:
+            view = await handle.query(IncidentWorkflow.state)
+            timeline = await handle.query(IncidentWorkflow.timeline)
+        except RPCError as e:
+            if e.status is RPCStatusCode.NOT_FOUND:
+                raise self.problem(404, "not_found", f"no incident {incident_id!r}") from None
+            raise
+        return IncidentDetail(
+            state=view.state, timeline=timeline, pending_approvals=view.state.pending_approvals
+        )
+
+    async def list_open(self, limit: int = 50) -> list[IncidentDetail]:
+        query = "WorkflowType = 'IncidentWorkflow' AND ExecutionStatus = 'Running'"
+        ids = [
+            e.id.removeprefix("incident-")
+            async for e in (await self.client()).list_workflows(query, limit=limit)
+        ]
+        found = []
+        for incident_id in ids:
+            try:
+                found.append(await self.detail(incident_id))
+            except Exception:
+                continue
+        return found
+
+
 def api_router(
     settings: Settings,
     client: Callable[[], Awaitable[Client]],
     problem: Callable[[int, str, str], Exception],
-) -> APIRouter:
+) -> tuple[APIRouter, OnCall]:
     router = APIRouter(prefix="/api", tags=["on-call"])
-    cache: dict[str, Any] = {}
-
-    def tokens() -> list[ApiToken]:
-        """Re-read only when the policy file changed: token edits apply at once
-        without re-parsing YAML on every request."""
-        try:
-            stamp = settings.config.stat().st_mtime_ns
-            if cache.get("stamp") != stamp:
-                cache["tokens"], cache["stamp"] = load_config(settings.config).access.tokens, stamp
-        except (ConfigError, OSError) as e:
-            if "tokens" not in cache:
-                raise problem(503, "unavailable", f"policy file unusable: {e}") from None
-        found: list[ApiToken] = cache["tokens"]
-        return found
+    oncall = OnCall(settings, client, problem)
 
     def caller(minimum: ApiRole) -> Callable[[Request], Caller]:
         def check(request: Request) -> Caller:
-            presented = presented_token(request)
-            match = None
-            for entry in tokens():  # every one compared, in constant time
-                secret = entry.resolved()
-                if (
-                    presented
-                    and secret
-                    and hmac.compare_digest(presented.encode(), secret.encode())
-                ):
-                    match = entry
-            if match is None:
-                raise problem(401, "unauthorized", "missing or unknown bearer token")
-            if match.role.rank < minimum.rank:
-                raise problem(
-                    403, "forbidden", f"{match.person} is a {match.role}; this needs {minimum}"
-                )
-            return Caller(person=match.person, role=match.role)
+            return oncall.who_is(request, minimum)
 
         return check
 
@@ -134,25 +178,11 @@ def api_router(
             raise problem(409, "refused", message) from None
         except RPCError as e:
             if e.status is RPCStatusCode.NOT_FOUND:
-                raise problem(
-                    404, "not_found", f"no open incident or runbook {workflow_id}"
-                ) from None
+                gone = f"no open incident or runbook {workflow_id}"
+                raise problem(404, "not_found", gone) from None
             raise
 
-    async def detail(incident_id: str) -> IncidentDetail:
-        handle = (await client()).get_workflow_handle_for(
-            IncidentWorkflow.run, workflow_id_for(incident_id)
-        )
-        try:
-            view = await handle.query(IncidentWorkflow.state)
-            timeline = await handle.query(IncidentWorkflow.timeline)
-        except RPCError as e:
-            if e.status is RPCStatusCode.NOT_FOUND:
-                raise problem(404, "not_found", f"no incident {incident_id!r}") from None
-            raise
-        return IncidentDetail(
-            state=view.state, timeline=timeline, pending_approvals=view.state.pending_approvals
-        )
+    detail = oncall.detail
 
     viewer = Depends(caller(ApiRole.VIEWER))
     responder = Depends(caller(ApiRole.RESPONDER))
@@ -276,4 +306,4 @@ def api_router(
     ) -> RunbookView:
         return await decide(incident_id, step, who, "reject", body)
 
-    return router
+    return router, oncall

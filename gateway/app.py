@@ -19,6 +19,7 @@ from temporalio.service import RPCError
 from activities.audit import SqliteAuditLog
 from gateway.api import api_router
 from gateway.auth import presented_token, token_matches
+from gateway.dashboard import dashboard_router
 from gateway.intake import IntakeResult, record_alert
 from models.alert import CommonAlert
 from models.errors import describe_validation_error
@@ -140,7 +141,9 @@ def create_app(
         )
         return result
 
-    app.include_router(api_router(settings, client, Problem))
+    api, oncall = api_router(settings, client, Problem)
+    app.include_router(api)
+    app.include_router(dashboard_router(settings, oncall.who_is, oncall.list_open, oncall.detail))
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

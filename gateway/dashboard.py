@@ -1,0 +1,293 @@
+"""The single pane of glass: open incidents, and one page per incident with its
+timeline, runbook progress, evidence and the actions the viewer's role allows.
+
+Server-rendered HTML with a few lines of JavaScript: a server-sent event
+stream says when something changed, and the page swaps in a fresh fragment.
+No build step. Sign-in is the on-call API token, kept in an HttpOnly,
+SameSite=Strict cookie.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import html
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+
+from models.config import ApiRole
+from models.settings import Settings
+
+COOKIE = "stanch_token"
+SEVERITY_CLASS = {"Sev0": "sev0", "Sev1": "sev1", "Sev2": "sev2", "Sev3": "sev3", "Sev4": "sev4"}
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1d1d1f}
+header{background:#14213d;color:#fff;padding:.6rem 1rem;display:flex;justify-content:space-between}
+header a{color:#fff}main{padding:1rem;max-width:70rem;margin:auto}
+table{width:100%;border-collapse:collapse;background:#fff}th,td{padding:.45rem;text-align:left;
+border-bottom:1px solid #e3e5e8;vertical-align:top}.sev{font-weight:700;border-radius:.3rem;
+padding:.1rem .4rem;color:#fff}.sev0{background:#b00020}.sev1{background:#e65100}
+.sev2{background:#f9a825;color:#000}.sev3{background:#1565c0}.sev4{background:#607d8b}
+.pending{background:#fff3cd;padding:.6rem;border:1px solid #ffe08a;margin:.6rem 0}
+button{padding:.45rem .9rem;margin:.2rem;border-radius:.3rem;border:1px solid #999;cursor:pointer}
+.approve{background:#2e7d32;color:#fff}.reject{background:#b00020;color:#fff}
+@media (max-width:40rem){th:nth-child(5),td:nth-child(5),th:nth-child(6),
+td:nth-child(6){display:none}}
+"""
+
+SCRIPT = """
+const live = document.querySelector('[data-fragment]');
+if (live) {
+  const events = new EventSource('/api/events');
+  events.addEventListener('change', async () => {
+    const r = await fetch(live.dataset.fragment, {credentials: 'same-origin'});
+    if (r.ok) live.innerHTML = await r.text();
+  });
+}
+document.addEventListener('click', async (e) => {
+  const b = e.target.closest('button[data-post]');
+  if (!b) return;
+  const body = b.dataset.ask ? {[b.dataset.ask]: prompt(b.dataset.ask) || ''} : {};
+  const r = await fetch(b.dataset.post, {method: 'POST', credentials: 'same-origin',
+    headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)});
+  const answer = await r.json();
+  document.getElementById('answer').textContent = r.ok ? 'done' : (answer.message || r.status);
+});
+"""
+
+
+def page(title: str, body: str, who: str | None) -> str:
+    user = f"{html.escape(who)} · <a href='/logout'>sign out</a>" if who else ""
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<title>{html.escape(title)} · stanch</title><style>{STYLE}</style></head><body>"
+        f"<header><a href='/'><b>stanch</b></a><span>{user}</span></header>"
+        f"<main>{body}<p id='answer' role='status'></p></main>"
+        f"<script>{SCRIPT}</script></body></html>"
+    )
+
+
+def age(at: datetime | None) -> str:
+    if at is None:
+        return "-"
+    seconds = int((datetime.now(UTC) - at).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def dashboard_router(
+    settings: Settings,
+    who_is: Callable[[Request], Any],
+    list_open: Callable[[], Awaitable[list[Any]]],
+    detail: Callable[[str], Awaitable[Any]],
+) -> APIRouter:
+    """`who_is(request)` returns the caller (or raises 401); `list_open()` the
+    open incidents' details; `detail(id)` one incident's."""
+    router = APIRouter(include_in_schema=False)
+
+    def signed_in(request: Request) -> Any | None:
+        try:
+            return who_is(request)
+        except Exception:
+            return None
+
+    @router.get("/login")
+    async def login_form() -> HTMLResponse:
+        return HTMLResponse(
+            page(
+                "Sign in",
+                (
+                    "<h1>Sign in</h1><form method='post' action='/login'>"
+                    "<label>On-call API token "
+                    "<input name='token' type='password' autofocus></label>"
+                    "<button>Sign in</button></form>"
+                ),
+                None,
+            )
+        )
+
+    @router.post("/login")
+    async def login(request: Request) -> Response:
+        form = urllib.parse.parse_qs((await request.body()).decode(errors="replace"))
+        token = (form.get("token") or [""])[0]
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(
+            COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=settings.gateway_url.startswith("https"),
+        )
+        return response
+
+    @router.get("/logout")
+    async def logout() -> Response:
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE)
+        return response
+
+    async def incidents_table() -> str:
+        rows = []
+        for d in await list_open():
+            s = d.state
+            pending = ", ".join(f"{p.step} ({p.risk})" for p in d.pending_approvals) or ""
+            commander = s.roles.get("incident_commander", "")
+            rows.append(
+                f"<tr><td><span class='sev {SEVERITY_CLASS.get(str(s.severity), '')}'>"
+                f"{s.severity}</span></td>"
+                f"<td><a href='/incidents/{s.incident_id}'>{html.escape(s.title)}</a></td>"
+                f"<td>{s.status}</td><td>{html.escape(commander)}</td>"
+                f"<td>{age(s.opened_at)}</td><td>{s.alert_count}</td>"
+                f"<td>{html.escape(pending)}</td></tr>"
+            )
+        return (
+            "<table><thead><tr><th>Sev</th><th>Incident</th><th>Status</th>"
+            "<th>Commander</th><th>Age</th><th>Alerts</th><th>Approvals waiting</th></tr>"
+            "</thead><tbody>"
+            + ("".join(rows) or "<tr><td colspan='7'>No open incidents.</td></tr>")
+            + "</tbody></table>"
+        )
+
+    @router.get("/")
+    async def home(request: Request) -> Response:
+        who = signed_in(request)
+        if who is None:
+            return RedirectResponse("/login", status_code=303)
+        body = (
+            "<h1>Open incidents</h1>"
+            f"<div data-fragment='/fragments/incidents'>{await incidents_table()}</div>"
+        )
+        return HTMLResponse(page("Incidents", body, who.person))
+
+    @router.get("/fragments/incidents")
+    async def incidents_fragment(request: Request) -> HTMLResponse:
+        who_is(request)
+        return HTMLResponse(await incidents_table())
+
+    def incident_body(d: Any, role: ApiRole) -> str:
+        s = d.state
+        base = f"/api/incidents/{s.incident_id}"
+        act = role.rank >= ApiRole.RESPONDER.rank
+        parts = [
+            f"<h1><span class='sev {SEVERITY_CLASS.get(str(s.severity), '')}'>{s.severity}</span> "
+            f"{html.escape(s.title)}</h1>",
+            f"<p>Status <b>{s.status}</b> · service {html.escape(s.service or '-')} · "
+            f"{s.alert_count} alert(s) · opened {age(s.opened_at)} ago</p>",
+        ]
+        links = []
+        if settings.web_ui_url:
+            links.append(
+                f"<a href='{settings.web_ui_url}/namespaces/"
+                f"{settings.temporal_namespace}/workflows/{s.workflow_id}'>workflow</a>"
+            )
+        for resource in s.resources:
+            links.append(
+                f"<a href='https://portal.azure.com/#@/resource{html.escape(resource)}'>"
+                f"{html.escape(resource.rsplit('/', 1)[-1])} in the Azure portal</a>"
+            )
+        parts.append("<p>" + " · ".join(links) + "</p>")
+        if act and s.status.is_open:
+            parts.append(
+                f"<button data-post='{base}/ack'>Acknowledge</button>"
+                f"<button data-post='{base}/resolve'>Resolve</button>"
+                f"<button data-post='{base}/notes' data-ask='text'>Add note</button>"
+            )
+        for p in d.pending_approvals:
+            parts.append(
+                f"<div class='pending'><b>Approval needed:</b> {html.escape(p.step)} "
+                f"({p.risk} risk) · {p.required} of {html.escape(', '.join(p.eligible))} · "
+                f"so far {html.escape(', '.join(p.approvals) or 'none')} · "
+                f"denied at {p.deadline:%H:%M:%S}Z<br>"
+                + (
+                    f"<button class='approve' data-post='{base}/approvals/{p.step}/approve'>"
+                    "Approve</button><button class='reject' "
+                    f"data-post='{base}/approvals/{p.step}/reject'>Reject</button>"
+                    if act
+                    else ""
+                )
+                + "</div>"
+            )
+        for view in (s.runbook, s.release):
+            if view is None:
+                continue
+            steps = "".join(
+                f"<li>{html.escape(st.name)}: <b>{st.status}</b>"
+                f"{' — ' + html.escape(st.detail) if st.detail else ''}</li>"
+                for st in view.steps
+            )
+            parts.append(
+                f"<h2>Runbook {view.runbook} ({view.outcome or 'running'})</h2><ol>{steps}</ol>"
+            )
+        if s.runbook_result and s.runbook_result.evidence:
+            parts.append(
+                "<h2>Evidence</h2><ul>"
+                + "".join(
+                    f"<li>{html.escape(e.name)} sha256 <code>{e.sha256}</code></li>"
+                    for e in s.runbook_result.evidence
+                )
+                + "</ul>"
+            )
+        parts.append(
+            "<h2>Timeline</h2><table>"
+            + "".join(
+                f"<tr><td>{e.at:%H:%M:%S}</td><td>{html.escape(e.actor or '')}</td>"
+                f"<td>{html.escape(e.summary)}</td></tr>"
+                for e in d.timeline
+            )
+            + "</table>"
+        )
+        return "".join(parts)
+
+    @router.get("/incidents/{incident_id}")
+    async def incident_page(incident_id: str, request: Request) -> Response:
+        who = signed_in(request)
+        if who is None:
+            return RedirectResponse("/login", status_code=303)
+        d = await detail(incident_id)
+        body = (
+            f"<div data-fragment='/fragments/incidents/{incident_id}'>"
+            f"{incident_body(d, who.role)}</div>"
+        )
+        return HTMLResponse(page(d.state.title, body, who.person))
+
+    @router.get("/fragments/incidents/{incident_id}")
+    async def incident_fragment(incident_id: str, request: Request) -> HTMLResponse:
+        who = who_is(request)
+        return HTMLResponse(incident_body(await detail(incident_id), who.role))
+
+    @router.get("/api/events")
+    async def events(request: Request) -> StreamingResponse:
+        """Server-sent events: `change` whenever any open incident changed."""
+        who_is(request)
+
+        async def stream() -> AsyncIterator[str]:
+            last = None
+            yield "retry: 3000\n\n"
+            while not await request.is_disconnected():
+                details = await list_open()
+                digest = hashlib.sha256(
+                    "|".join(
+                        f"{d.state.incident_id}:{d.state.status}:{len(d.timeline)}:"
+                        f"{len(d.pending_approvals)}"
+                        for d in details
+                    ).encode()
+                ).hexdigest()
+                if digest != last:
+                    yield f"event: change\ndata: {digest}\n\n"
+                    last = digest
+                await asyncio.sleep(2)
+
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        )
+
+    return router
