@@ -44,8 +44,9 @@ async def test_dashboard_pages_follow_the_viewers_role(stack: Stack):
         assert "event: change" in got
 
         # The cookie works for the API too, with the same role checks.
-        approved = await approver.post(f"/api/incidents/{incident}/approvals/isolate/approve",
-                                       json={})
+        approved = await approver.post(
+            f"/api/incidents/{incident}/approvals/isolate/approve", json={}
+        )
         assert approved.status_code == 200, approved.text
         assert (await viewer.post(f"/api/incidents/{incident}/ack", json={})).status_code == 403
     finally:
