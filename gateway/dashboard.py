@@ -37,8 +37,9 @@ padding:.1rem .4rem;color:#fff}.sev0{background:#b00020}.sev1{background:#e65100
 .pending{background:#fff3cd;padding:.6rem;border:1px solid #ffe08a;margin:.6rem 0}
 button{padding:.45rem .9rem;margin:.2rem;border-radius:.3rem;border:1px solid #999;cursor:pointer}
 .approve{background:#2e7d32;color:#fff}.reject{background:#b00020;color:#fff}
-@media (max-width:40rem){th:nth-child(5),td:nth-child(5),th:nth-child(6),
-td:nth-child(6){display:none}}
+@media (max-width:40rem){th:nth-child(4),td:nth-child(4),th:nth-child(5),td:nth-child(5),
+th:nth-child(6),td:nth-child(6){display:none}main{padding:.5rem}table{font-size:.9rem}
+h1{font-size:1.4rem}}
 """
 
 SCRIPT = """
