@@ -16,9 +16,7 @@ async def decide(
     """Sends the decision to the runbook waiting on (or about to reach) `step`.
     The runbook's own validator decides; its refusal is the CLI's answer."""
     state = (await fetch_incident(client, incident)).view.state
-    candidates = [v for v in (state.release, state.runbook) if v is not None]
-    target = next((v for v in candidates if v.pending and v.pending.step == step), None)
-    target = target or next((v for v in candidates if v.outcome is None), None)
+    target = state.runbook_awaiting(step)
     if target is None:
         raise UsageError(f"incident {incident!r} has no runbook waiting for a decision")
     return await ask_workflow(

@@ -4,7 +4,7 @@ straight to Temporal (the system of record)."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
@@ -12,6 +12,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from cli.errors import UsageError
+from models.duration import age
 from models.incident import (
     Acknowledge,
     AddNote,
@@ -94,7 +95,7 @@ def print_incidents(rows: list[IncidentRow], as_json: bool) -> None:
     for r in rows:
         print(
             f"{r.incident_id:<22} {r.severity or '-':<5} {r.status or '-':<13} "
-            f"{(r.service or '-')[:14]:<14} {_age(r.opened_at):>6}  {r.title or ''}"
+            f"{(r.service or '-')[:14]:<14} {age(r.opened_at):>6}  {r.title or ''}"
         )
 
 
@@ -243,14 +244,4 @@ def valid_status(value: str | None) -> str | None:
 
 
 def _when(at: datetime) -> str:
-    return f"{at:%Y-%m-%d %H:%M:%S}Z ({_age(at)} ago)"
-
-
-def _age(at: datetime | None) -> str:
-    if at is None:
-        return "-"
-    seconds = int((datetime.now(UTC) - at).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{max(seconds, 0)}s"
+    return f"{at:%Y-%m-%d %H:%M:%S}Z ({age(at)} ago)"

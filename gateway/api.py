@@ -281,9 +281,7 @@ def api_router(
         incident_id: str, step: str, who: Caller, verb: str, body: DecisionBody
     ) -> RunbookView:
         state = (await detail(incident_id)).state
-        views = [v for v in (state.release, state.runbook) if v is not None]
-        target = next((v for v in views if v.pending and v.pending.step == step), None)
-        target = target or next((v for v in views if v.outcome is None), None)
+        target = state.runbook_awaiting(step)
         if target is None:
             raise problem(404, "not_found", f"incident {incident_id} has no runbook waiting")
         view: RunbookView = await ask(

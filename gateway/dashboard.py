@@ -14,13 +14,13 @@ import hashlib
 import html
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from models.config import ApiRole
+from models.duration import age
 from models.settings import Settings
 
 COOKIE = "stanch_token"
@@ -73,16 +73,6 @@ def page(title: str, body: str, who: str | None) -> str:
         f"<main>{body}<p id='answer' role='status'></p></main>"
         f"<script>{SCRIPT}</script></body></html>"
     )
-
-
-def age(at: datetime | None) -> str:
-    if at is None:
-        return "-"
-    seconds = int((datetime.now(UTC) - at).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{max(seconds, 0)}s"
 
 
 def dashboard_router(

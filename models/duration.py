@@ -4,7 +4,7 @@ ISO 8601 (`PT15M`) or a number of seconds."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
@@ -42,3 +42,14 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(lambda d: d.total_seconds(), return_type=float, when_used="json"),
 ]
+
+
+def age(at: datetime | None) -> str:
+    """How long ago, as on-call reads it at a glance: 42s, 7m, 3h, 2d."""
+    if at is None:
+        return "-"
+    seconds = int((datetime.now(UTC) - at).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"

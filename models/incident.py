@@ -115,6 +115,13 @@ class IncidentState(BaseModel):
     runbook_result: RunbookResult | None = None
     release: RunbookView | None = None  # an approved undo of the remediation
 
+    def runbook_awaiting(self, step: str) -> RunbookView | None:
+        """The runbook a decision on `step` is for: the one waiting on that gate,
+        else one still running (an early approval is kept until its gate)."""
+        views = [v for v in (self.release, self.runbook) if v is not None]
+        waiting = next((v for v in views if v.pending and v.pending.step == step), None)
+        return waiting or next((v for v in views if v.outcome is None), None)
+
     @property
     def pending_approvals(self) -> list[PendingApproval]:
         return [v.pending for v in (self.runbook, self.release) if v and v.pending]
