@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint dev clean
+.PHONY: demo test lint dev bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+
+# Not part of `make test`: numbers for docs/benchmarks.md (minutes, noisy machines: medians).
+bench: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench
+
+# The chaos suite with many trials (`make test` runs a few of each).
+chaos: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" STANCH_CHAOS_TRIALS=100 $(BIN)/python -m pytest -q -s -m chaos
 
 dev: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/stanch dev
