@@ -20,7 +20,8 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from gateway.auth import presented_token
-from models.config import ApiRole, ApiToken, ConfigError, load_config
+from gateway.identity import IssuerKeys, TokenRefused, looks_like_jwt, verify_jwt
+from models.config import ApiRole, ApiToken, ConfigError, OidcAccess, StanchConfig, load_config
 from models.incident import (
     Acknowledge,
     AddNote,
@@ -91,36 +92,69 @@ class OnCall:
     ) -> None:
         self.settings, self.client, self.problem = settings, client, problem
         self._cache: dict[str, Any] = {}
+        self._keys: dict[tuple[str, str | None], IssuerKeys] = {}
 
-    def tokens(self) -> list[ApiToken]:
-        """Re-read only when the policy file changed: token edits apply at once
-        without re-parsing YAML on every request."""
+    def policy(self) -> StanchConfig:
+        """Re-read only when the policy file changed: token and roster edits
+        apply at once without re-parsing YAML on every request. A broken edit
+        keeps the last valid policy in force."""
         try:
             stamp = self.settings.config.stat().st_mtime_ns
             if self._cache.get("stamp") != stamp:
-                self._cache["tokens"] = load_config(self.settings.config).access.tokens
+                self._cache["policy"] = load_config(self.settings.config)
                 self._cache["stamp"] = stamp
         except (ConfigError, OSError) as e:
-            if "tokens" not in self._cache:
+            if "policy" not in self._cache:
                 raise self.problem(503, "unavailable", f"policy file unusable: {e}") from None
-        found: list[ApiToken] = self._cache["tokens"]
+        found: StanchConfig = self._cache["policy"]
         return found
 
-    def who_is(self, request: Request, minimum: ApiRole = ApiRole.VIEWER) -> Caller:
+    async def who_is(self, request: Request, minimum: ApiRole = ApiRole.VIEWER) -> Caller:
         # The dashboard's cookie is SameSite=Strict: other sites cannot ride on it.
         presented = presented_token(request) or request.cookies.get("stanch_token")
+        policy = self.policy()
+        if presented and policy.access.oidc is not None and looks_like_jwt(presented):
+            who = await self._signed_in(presented, policy, policy.access.oidc)
+        else:
+            who = self._token_holder(presented, policy.access.tokens)
+        if who.role.rank < minimum.rank:
+            raise self.problem(
+                403, "forbidden", f"{who.person} is a {who.role}; this needs {minimum}"
+            )
+        return who
+
+    def _token_holder(self, presented: str | None, tokens: list[ApiToken]) -> Caller:
         match = None
-        for entry in self.tokens():  # every one compared, in constant time
+        for entry in tokens:  # every one compared, in constant time
             secret = entry.resolved()
             if presented and secret and hmac.compare_digest(presented.encode(), secret.encode()):
                 match = entry
         if match is None:
             raise self.problem(401, "unauthorized", "missing or unknown bearer token")
-        if match.role.rank < minimum.rank:
-            raise self.problem(
-                403, "forbidden", f"{match.person} is a {match.role}; this needs {minimum}"
-            )
         return Caller(person=match.person, role=match.role)
+
+    async def _signed_in(self, token: str, policy: StanchConfig, oidc: OidcAccess) -> Caller:
+        """A person signed in with the identity provider: who (by roster id or
+        email) and with which API role (the highest their app roles grant)."""
+        keys = self._keys.setdefault(
+            (oidc.issuer, oidc.jwks_uri), IssuerKeys(jwks_uri=oidc.jwks_uri, issuer=oidc.issuer)
+        )
+        try:
+            claims = await verify_jwt(token, keys, issuers=[oidc.issuer], audiences=oidc.audience)
+        except TokenRefused as e:
+            raise self.problem(e.status, e.error, f"sign-in token refused: {e.message}") from None
+        identity = claims.get(oidc.person_claim)
+        person = policy.person_known_as(identity) if isinstance(identity, str) else None
+        if person is None:
+            raise self.problem(
+                403, "forbidden", f"{identity or 'the signed-in user'} is not on the roster"
+            )
+        granted = claims.get(oidc.role_claim) or []
+        granted = [granted] if isinstance(granted, str) else granted
+        roles = [oidc.roles[r] for r in granted if isinstance(r, str) and r in oidc.roles]
+        if not roles:
+            raise self.problem(403, "forbidden", f"{person.id} holds no stanch app role")
+        return Caller(person=person.id, role=max(roles, key=lambda r: r.rank))
 
     async def detail(self, incident_id: str) -> IncidentDetail:
         handle = (await self.client()).get_workflow_handle_for(
@@ -160,9 +194,9 @@ def api_router(
     router = APIRouter(prefix="/api", tags=["on-call"])
     oncall = OnCall(settings, client, problem)
 
-    def caller(minimum: ApiRole) -> Callable[[Request], Caller]:
-        def check(request: Request) -> Caller:
-            return oncall.who_is(request, minimum)
+    def caller(minimum: ApiRole) -> Callable[[Request], Awaitable[Caller]]:
+        async def check(request: Request) -> Caller:
+            return await oncall.who_is(request, minimum)
 
         return check
 

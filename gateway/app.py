@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -20,7 +20,9 @@ from activities.audit import SqliteAuditLog
 from gateway.api import api_router
 from gateway.auth import presented_token, token_matches
 from gateway.dashboard import dashboard_router
-from gateway.intake import IntakeResult, record_alert
+from gateway.identity import TokenRefused, looks_like_jwt
+from gateway.intake import AlertIntake, IntakeResult
+from gateway.secure_webhook import SecureWebhook
 from models.alert import CommonAlert
 from models.errors import describe_validation_error
 from models.runbook import AuditEntry
@@ -47,9 +49,13 @@ class Problem(Exception):
 def create_app(
     settings: Settings, connect: Callable[[Settings], Awaitable[Client]] | None = None
 ) -> FastAPI:
-    if settings.alert_token is None or not settings.alert_token.get_secret_value():
-        raise ValueError("STANCH_ALERT_TOKEN is not set: the alert intake must be authenticated")
     token = settings.alert_token
+    webhook = secure_webhook(settings)
+    if (token is None or not token.get_secret_value()) and webhook is None:
+        raise ValueError(
+            "neither STANCH_ALERT_TOKEN nor STANCH_ENTRA_TENANT_ID/STANCH_ENTRA_AUDIENCE "
+            "is set: the alert intake must be authenticated"
+        )
     state: dict[str, Client] = {}
     audit = SqliteAuditLog(settings.audit_path)
 
@@ -62,6 +68,8 @@ def create_app(
             else:
                 state["client"] = await connect(settings)
         return state["client"]
+
+    intake = AlertIntake(client, settings.task_queue, settings.coalesce_window_ms)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -91,8 +99,7 @@ def create_app(
     @app.post("/alerts", status_code=202, response_model=IntakeResult)
     async def receive_alert(request: Request) -> IntakeResult:
         """Azure Monitor action-group webhook (common alert schema)."""
-        if not token_matches(presented_token(request), token):
-            raise Problem(401, "unauthorized", "missing or wrong intake token")
+        await authenticate_sender(presented_token(request), token, webhook)
         alert = parse_alert(await read_limited(request))
         with tracer.start_as_current_span(
             "POST /alerts",
@@ -106,7 +113,7 @@ def create_app(
     async def _record(alert: CommonAlert) -> IntakeResult:
         try:
             with INTAKE.time():
-                result = await record_alert(await client(), settings.task_queue, alert)
+                result = await intake.record(alert)
         except (RPCError, RuntimeError, OSError) as e:
             # 503 is one of the codes Azure action groups retry.
             log.error(
@@ -160,6 +167,27 @@ def create_app(
         return {"status": "ok"}
 
     return app
+
+
+def secure_webhook(settings: Settings) -> SecureWebhook | None:
+    if not (settings.entra_tenant_id and settings.entra_audience):
+        return None
+    audiences = [a.strip() for a in settings.entra_audience.split(",") if a.strip()]
+    return SecureWebhook(settings.entra_tenant_id, audiences, settings.entra_authority)
+
+
+async def authenticate_sender(
+    presented: str | None, token: SecretStr | None, webhook: SecureWebhook | None
+) -> None:
+    """The shared secret, or an Entra ID token from an action group's secure webhook."""
+    if presented and webhook is not None and looks_like_jwt(presented):
+        try:
+            await webhook.check(presented)
+        except TokenRefused as e:
+            raise Problem(e.status, e.error, f"Entra ID token refused: {e.message}") from None
+        return
+    if token is None or not token_matches(presented, token):
+        raise Problem(401, "unauthorized", "missing or wrong intake token")
 
 
 async def read_limited(request: Request) -> bytes:

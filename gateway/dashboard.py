@@ -77,7 +77,7 @@ def page(title: str, body: str, who: str | None) -> str:
 
 def dashboard_router(
     settings: Settings,
-    who_is: Callable[[Request], Any],
+    who_is: Callable[[Request], Awaitable[Any]],
     list_open: Callable[[], Awaitable[list[Any]]],
     detail: Callable[[str], Awaitable[Any]],
 ) -> APIRouter:
@@ -85,9 +85,9 @@ def dashboard_router(
     open incidents' details; `detail(id)` one incident's."""
     router = APIRouter(include_in_schema=False)
 
-    def signed_in(request: Request) -> Any | None:
+    async def signed_in(request: Request) -> Any | None:
         try:
-            return who_is(request)
+            return await who_is(request)
         except Exception:
             return None
 
@@ -150,7 +150,7 @@ def dashboard_router(
 
     @router.get("/")
     async def home(request: Request) -> Response:
-        who = signed_in(request)
+        who = await signed_in(request)
         if who is None:
             return RedirectResponse("/login", status_code=303)
         body = (
@@ -161,7 +161,7 @@ def dashboard_router(
 
     @router.get("/fragments/incidents")
     async def incidents_fragment(request: Request) -> HTMLResponse:
-        who_is(request)
+        await who_is(request)
         return HTMLResponse(await incidents_table())
 
     def incident_body(d: Any, role: ApiRole) -> str:
@@ -240,7 +240,7 @@ def dashboard_router(
 
     @router.get("/incidents/{incident_id}")
     async def incident_page(incident_id: str, request: Request) -> Response:
-        who = signed_in(request)
+        who = await signed_in(request)
         if who is None:
             return RedirectResponse("/login", status_code=303)
         d = await detail(incident_id)
@@ -252,13 +252,13 @@ def dashboard_router(
 
     @router.get("/fragments/incidents/{incident_id}")
     async def incident_fragment(incident_id: str, request: Request) -> HTMLResponse:
-        who = who_is(request)
+        who = await who_is(request)
         return HTMLResponse(incident_body(await detail(incident_id), who.role))
 
     @router.get("/api/events")
     async def events(request: Request) -> StreamingResponse:
         """Server-sent events: `change` whenever any open incident changed."""
-        who_is(request)
+        await who_is(request)
 
         async def stream() -> AsyncIterator[str]:
             last = None

@@ -127,6 +127,9 @@ class ApprovalTier(_Strict):
 class ApprovalPolicy(_Strict):
     approver_roles: list[str] = Field(default_factory=lambda: ["approver"])
     on_call_may_approve: bool = True
+    # Risks that being on call is not enough for: only approver-role holders
+    # (and people an approval tier names) may decide them.
+    reserved_for_approvers: list[Risk] = Field(default_factory=list)
     # How many distinct approvers each risk needs (N of the eligible M).
     required: dict[Risk, int] = Field(
         default_factory=lambda: {Risk.LOW: 1, Risk.MEDIUM: 1, Risk.HIGH: 1}
@@ -249,8 +252,36 @@ class ApiToken(_Strict):
         return os.path.expandvars(self.token.get_secret_value())
 
 
+class OidcAccess(_Strict):
+    """People sign in with their identity provider (Entra ID or any OIDC
+    issuer); its JWTs are verified against the issuer's published keys."""
+
+    issuer: str  # e.g. https://login.microsoftonline.com/<tenant>/v2.0
+    audience: list[str] = Field(min_length=1)  # our app's client id and/or URI
+    jwks_uri: str | None = None  # found through the issuer's discovery if unset
+    person_claim: str = "preferred_username"  # matched to roster id or email
+    role_claim: str = "roles"  # the app roles assigned to the person
+    roles: dict[str, ApiRole] = Field(min_length=1)  # claim value -> API role
+
+    @field_validator("audience", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("issuer", "jwks_uri")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        # Keys fetched in clear text could be swapped by anyone on the path.
+        if value is None or value.startswith("https://"):
+            return value
+        if re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)", value):
+            return value
+        raise ValueError(f"{value!r}: must be https:// (plain http only on loopback)")
+
+
 class Access(_Strict):
     tokens: list[ApiToken] = Field(default_factory=list)
+    oidc: OidcAccess | None = None
 
 
 class StanchConfig(_Strict):
@@ -267,6 +298,18 @@ class StanchConfig(_Strict):
 
     def person(self, person_id: str) -> Person | None:
         return next((p for p in self.roster if p.id == person_id), None)
+
+    def person_known_as(self, identity: str) -> Person | None:
+        """The roster entry an identity provider's user name or email is for."""
+        wanted = identity.casefold()
+        return next(
+            (
+                p
+                for p in self.roster
+                if p.id.casefold() == wanted or (p.email or "").casefold() == wanted
+            ),
+            None,
+        )
 
     def channel(self, name: str) -> Channel | None:
         return next((c for c in self.channels if c.name == name), None)

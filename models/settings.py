@@ -32,7 +32,15 @@ class Settings(BaseSettings):
     task_queue: str = "stanch"
     config: Path = Path("stanch.yaml")
     alert_token: SecretStr | None = None
+    # Azure Monitor secure webhooks (Entra ID), beside or instead of alert_token:
+    # the tenant, and our app's id and/or identifier URI (comma-separated).
+    entra_tenant_id: str | None = None
+    entra_audience: str | None = None
+    entra_authority: str = "https://login.microsoftonline.com"
     gateway_url: str = "http://127.0.0.1:8080"
+    # Alerts for one incident arriving within this many ms (or while a call for it is
+    # in flight) go to Temporal as one signal; negative: one signal per alert.
+    coalesce_window_ms: float = 0.0
     azure_subscription_id: str | None = None
     azure_endpoint: str | None = None
     azure_ca_file: Path | None = None

@@ -97,3 +97,38 @@ async def test_every_endpoint_and_who_may_call_it(stack: Stack):
         openapi = (await http.get(f"{stack.url}/openapi.json")).json()
         assert "/api/incidents/{incident_id}/approvals/{step}/approve" in openapi["paths"]
     await history.terminate("test done")
+
+
+async def test_a_responder_cannot_approve_what_the_policy_reserves(stack: Stack):
+    """alice is on call and a responder: enough for the API, but the policy
+    keeps high-risk steps for approvers, and the workflow says so."""
+    import yaml
+
+    policy = yaml.safe_load(stack.config.read_text())
+    policy["approvals"]["reserved_for_approvers"] = ["high"]
+    stack.config.write_text(yaml.safe_dump(policy))
+    async with httpx.AsyncClient(timeout=30) as http:
+        incident = await open_vm_incident(stack, http)
+        base = f"{stack.url}/api/incidents/{incident}"
+        pending = (await http.get(base, headers=auth("viewer"))).json()["pending_approvals"][0]
+        assert pending["risk"] == "high" and "alice" not in pending["eligible"]
+        runbook = stack.client.get_workflow_handle(
+            (await http.get(base, headers=auth("viewer"))).json()["state"]["runbook"]["workflow_id"]
+        )
+        before = len([e async for e in runbook.fetch_history_events()])
+
+        refused = await http.post(
+            f"{base}/approvals/isolate/approve", json={}, headers=auth("responder")
+        )
+        assert refused.status_code == 409, refused.text
+        assert "reserved for approvers" in refused.json()["message"]
+        after = len([e async for e in runbook.fetch_history_events()])
+        assert after == before, "the refused approval left nothing in the runbook's history"
+        still = (await http.get(base, headers=auth("viewer"))).json()["pending_approvals"][0]
+        assert still["approvals"] == []
+
+        approved = await http.post(
+            f"{base}/approvals/isolate/approve", json={}, headers=auth("approver")
+        )
+        assert approved.status_code == 200, approved.text
+    await stack.client.get_workflow_handle(f"incident-{incident}").terminate("test done")

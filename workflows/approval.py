@@ -12,7 +12,7 @@ def eligible_approvers(plan: ApprovalPlan, risk: Risk, requested_by: str) -> lis
     """Approver-role holders, plus whoever is on call (if the policy allows),
     plus anyone an approval tier names; for high risk never the requester."""
     people = set(plan.approvers)
-    if plan.policy.on_call_may_approve:
+    if plan.policy.on_call_may_approve and risk not in plan.policy.reserved_for_approvers:
         people |= set(plan.on_call)
     for tier in plan.policy.tiers:
         people |= set(tier.people)
@@ -30,6 +30,8 @@ def refusal(
     if risk is Risk.HIGH and person == requested_by:
         return f"four eyes: {person!r} requested this run and cannot decide its high-risk step"
     if person not in eligible_approvers(plan, risk, requested_by):
+        if risk in plan.policy.reserved_for_approvers:
+            return f"{person!r} may not approve {risk}-risk steps: reserved for approvers"
         return (
             f"{person!r} may not approve {risk}-risk steps "
             "(needs an approver role or to be on call)"

@@ -1,0 +1,186 @@
+"""Tokens from an identity provider, over real HTTP: Azure Monitor secure
+webhooks on the intake (Entra ID), and people signing in to the on-call API
+with OIDC JWTs. Every refusal names the check that failed, never repeats the
+token, and starts nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import SecretStr
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+
+from gateway.secure_webhook import ACTION_GROUPS_APP_ID, WEBHOOK_ROLE
+from tests.conftest import free_port, policy_file
+from tests.identity_provider import TENANT, IdentityProvider
+from tests.test_gateway import unique_alert
+
+APP = "api://stanch-gateway"
+ROLES = {"Stanch.Viewer": "viewer", "Stanch.Responder": "responder"}
+
+
+@pytest.fixture
+def idp() -> Iterator[IdentityProvider]:
+    with IdentityProvider() as provider:
+        yield provider
+
+
+@pytest.fixture
+async def gateway(
+    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, idp: IdentityProvider
+) -> AsyncIterator[str]:
+    """The gateway alone: what these tests check happens before any worker."""
+    from gateway.server import serve_gateway
+    from models.settings import Settings
+
+    oidc = {"issuer": idp.issuer, "audience": APP, "roles": ROLES}
+    roster = [
+        {"id": "alice", "email": "Alice@contoso.example"},
+        {"id": "bob"},
+        {"id": "carol", "roles": ["approver"]},
+    ]
+    port = free_port()
+    settings = Settings(
+        temporal_address=dev_env.client.service_client.config.target_host,
+        task_queue=task_queue,
+        config=policy_file(tmp_path, roster=roster, access={"oidc": oidc}),
+        alert_token=SecretStr(secrets.token_urlsafe(16)),
+        entra_tenant_id=TENANT,
+        entra_audience=f"{APP}, 0a1b2c3d-0000-0000-0000-00000000beef",
+        entra_authority=idp.authority,
+        state_dir=tmp_path,
+    )
+    stop = asyncio.Event()
+    serving = asyncio.create_task(serve_gateway(settings, "127.0.0.1", port, stop))
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient() as http:
+        for _ in range(200):
+            try:
+                if (await http.get(f"{url}/healthz")).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                await asyncio.sleep(0.05)
+    yield url
+    stop.set()
+    await serving
+
+
+def webhook_claims(**overrides: Any) -> dict[str, Any]:
+    """What an action group's token carries (v2.0), per the secure webhook setup."""
+    claims = {"aud": APP, "azp": ACTION_GROUPS_APP_ID, "roles": [WEBHOOK_ROLE]}
+    claims.update(overrides)
+    return claims
+
+
+async def exists(client: Any, incident_id: str) -> bool:
+    try:
+        await client.get_workflow_handle(f"incident-{incident_id}").describe()
+    except RPCError as e:
+        assert e.status is RPCStatusCode.NOT_FOUND
+        return False
+    return True
+
+
+async def test_secure_webhook_accepts_action_group_tokens_only(
+    gateway: str, idp: IdentityProvider, dev_env: WorkflowEnvironment
+):
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    refused = {
+        "expired": (idp.token(**webhook_claims(exp=1_000_000)), 401, "expired"),
+        "other audience": (idp.token(**webhook_claims(aud="api://other")), 401, "audience"),
+        "other issuer": (
+            idp.token(**webhook_claims(iss="https://sts.windows.net/another-tenant/")),
+            401,
+            "issuer",
+        ),
+        "other tenant": (idp.token(**webhook_claims(tid="another-tenant")), 401, "tenant"),
+        "forged": (idp.token(key=other_key, **webhook_claims()), 401, "signature"),
+        "unknown key": (idp.token(kid="rotated-away", **webhook_claims()), 401, "key"),
+        "not action groups": (
+            idp.token(**webhook_claims(azp=str(uuid.uuid4()))),
+            403,
+            "action groups",
+        ),
+        "no app role": (idp.token(**webhook_claims(roles=["Other"])), 403, WEBHOOK_ROLE),
+    }
+    async with httpx.AsyncClient(timeout=30) as http:
+        for name, (token, status, says) in refused.items():
+            body = unique_alert()
+            answer = await http.post(
+                f"{gateway}/alerts", json=body, headers={"Authorization": f"Bearer {token}"}
+            )
+            assert answer.status_code == status, (name, answer.text)
+            assert says in answer.json()["message"], (name, answer.text)
+            assert token not in answer.text
+            incident = _fingerprint(body)
+            assert not await exists(dev_env.client, incident), f"{name} started an incident"
+
+        # v2.0 token for our app id (not the URI): the action group's real shape.
+        good = idp.token(**webhook_claims(aud="0a1b2c3d-0000-0000-0000-00000000beef"))
+        accepted = await http.post(
+            f"{gateway}/alerts", json=unique_alert(), headers={"Authorization": f"Bearer {good}"}
+        )
+        assert accepted.status_code == 202, accepted.text
+        incident = accepted.json()["incident_id"]
+        assert await exists(dev_env.client, incident)
+        await dev_env.client.get_workflow_handle(f"incident-{incident}").terminate("test done")
+        # v1.0 tokens name the caller `appid` and are issued by sts.windows.net.
+        v1 = idp.token(
+            **webhook_claims(iss=f"https://sts.windows.net/{TENANT}/", azp=None),
+            appid=ACTION_GROUPS_APP_ID,
+        )
+        accepted = await http.post(
+            f"{gateway}/alerts", json=unique_alert(), headers={"Authorization": f"Bearer {v1}"}
+        )
+        assert accepted.status_code == 202, accepted.text
+        incident = accepted.json()["incident_id"]
+        await dev_env.client.get_workflow_handle(f"incident-{incident}").terminate("test done")
+    assert idp.key_fetches <= 3, "keys are cached, refreshed only for an unknown kid"
+
+
+async def test_people_sign_in_with_oidc_tokens(gateway: str, idp: IdentityProvider):
+    def bearer(**claims: Any) -> dict[str, str]:
+        token = idp.token(aud=APP, **claims)
+        return {"Authorization": f"Bearer {token}"}
+
+    async with httpx.AsyncClient(timeout=30) as http:
+        # By email, case-insensitively, as Entra's preferred_username usually is.
+        alice = bearer(preferred_username="alice@CONTOSO.example", roles=["Stanch.Responder"])
+        listing = await http.get(f"{gateway}/api/incidents", headers=alice)
+        assert listing.status_code == 200, listing.text
+        # A responder reaches the workflow (404: no such incident) ...
+        ack = await http.post(f"{gateway}/api/incidents/feedbeef/ack", json={}, headers=alice)
+        assert ack.status_code == 404, ack.text
+        # ... a viewer is stopped before it.
+        bob = bearer(preferred_username="bob", roles=["Stanch.Viewer", "Unrelated"])
+        ack = await http.post(f"{gateway}/api/incidents/feedbeef/ack", json={}, headers=bob)
+        assert ack.status_code == 403 and "bob is a viewer" in ack.json()["message"]
+
+        cases = {
+            "not on roster": (bearer(preferred_username="mallory", roles=["Stanch.Viewer"]), 403),
+            "no stanch role": (bearer(preferred_username="carol", roles=["Other"]), 403),
+            "other audience": (
+                {"Authorization": f"Bearer {idp.token(aud='api://x', preferred_username='bob')}"},
+                401,
+            ),
+            "expired": (bearer(preferred_username="bob", roles=["Stanch.Viewer"], exp=1), 401),
+        }
+        for name, (headers, status) in cases.items():
+            answer = await http.get(f"{gateway}/api/incidents", headers=headers)
+            assert answer.status_code == status, (name, answer.text)
+            assert headers["Authorization"][7:] not in answer.text
+
+
+def _fingerprint(body: dict[str, Any]) -> str:
+    from models.alert import CommonAlert
+
+    return CommonAlert.model_validate(body).fingerprint()
