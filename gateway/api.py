@@ -10,18 +10,33 @@ caller's answer, a 409 with the workflow's words, and nothing changes.
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
-from temporalio.client import Client, WorkflowUpdateFailedError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from gateway.auth import presented_token
 from gateway.identity import IssuerKeys, TokenRefused, looks_like_jwt, verify_jwt
-from models.config import ApiRole, ApiToken, ConfigError, OidcAccess, StanchConfig, load_config
+from models.config import (
+    NAME_PATTERN,
+    ApiRole,
+    ApiToken,
+    ConfigError,
+    OidcAccess,
+    StanchConfig,
+    load_config,
+)
+from models.duration import Duration
 from models.incident import (
     Acknowledge,
     AddNote,
@@ -32,10 +47,14 @@ from models.incident import (
     TimelineEntry,
     UpdateResult,
 )
+from models.response_times import ResponseTimes, response_times
 from models.runbook import ApprovalDecision, PendingApproval, RunbookView
 from models.settings import Settings
 from workflows.incident import IncidentWorkflow, workflow_id_for
 from workflows.search_attributes import INCIDENT_SERVICE, INCIDENT_SEVERITY, INCIDENT_STATUS
+
+WINDOW: TypeAdapter[timedelta] = TypeAdapter(Duration)
+_SERVICE = re.compile(NAME_PATTERN)
 
 
 class Caller(BaseModel):
@@ -156,6 +175,21 @@ class OnCall:
             raise self.problem(403, "forbidden", f"{person.id} holds no stanch app role")
         return Caller(person=person.id, role=max(roles, key=lambda r: r.rank))
 
+    async def response_times(self, window: str, service: str | None = None) -> ResponseTimes:
+        if service is not None and not _SERVICE.match(service):
+            raise self.problem(422, "invalid", f"service: not a service name: {service!r}")
+        try:
+            span = WINDOW.validate_python(window)
+        except ValidationError:
+            raise self.problem(
+                422, "invalid", f"window: not a duration: {window!r} (e.g. 24h, 7d)"
+            ) from None
+        if not timedelta(minutes=1) <= span <= timedelta(days=90):
+            raise self.problem(422, "invalid", "window: between 1m and 90d")
+        until = datetime.now(UTC)
+        states = await self.states_since(until - span, service)
+        return response_times(states, until - span, until)
+
     async def detail(self, incident_id: str) -> IncidentDetail:
         handle = (await self.client()).get_workflow_handle_for(
             IncidentWorkflow.run, workflow_id_for(incident_id)
@@ -184,6 +218,39 @@ class OnCall:
             except Exception:
                 continue
         return found
+
+    async def states_since(
+        self, since: datetime, service: str | None = None, limit: int = 1000
+    ) -> list[IncidentState]:
+        """Every incident that started since `since`, open or finished: the
+        current state of a running one (query), the final state of a closed
+        one (its result, which never changes, so it is kept)."""
+        client = await self.client()
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        query = (
+            "WorkflowType = 'IncidentWorkflow' AND StartTime >= "
+            f"'{stamp}' AND ExecutionStatus IN ('Running', 'Completed')"
+        )
+        if service is not None:
+            query += f" AND {INCIDENT_SERVICE.name} = '{service}'"
+        finished: dict[str, IncidentState] = self._cache.setdefault("finished", {})
+        if len(finished) > 20 * limit:
+            finished.clear()  # bounded: re-reading results is cheap, memory is not
+        states = []
+        async for execution in client.list_workflows(query, limit=limit):
+            try:
+                handle = client.get_workflow_handle_for(
+                    IncidentWorkflow.run, execution.id, run_id=execution.run_id
+                )
+                if execution.status is WorkflowExecutionStatus.RUNNING:
+                    states.append((await handle.query(IncidentWorkflow.state)).state)
+                    continue
+                if execution.run_id not in finished:
+                    finished[execution.run_id] = await handle.result()
+                states.append(finished[execution.run_id])
+            except (RPCError, WorkflowFailureError):
+                continue  # gone since listing, or its worker is away: count what answers
+        return states
 
 
 def api_router(
@@ -266,6 +333,14 @@ def api_router(
             )
         token = listing.next_page_token
         return IncidentPage(incidents=rows, next_page_token=token.hex() if token else None)
+
+    @router.get("/response-times", response_model=ResponseTimes)
+    async def get_response_times(
+        window: str = "7d", service: str | None = None, who: Caller = viewer
+    ) -> ResponseTimes:
+        """MTTA and MTTR per severity for incidents opened within `window` (e.g.
+        24h, 7d, 30d), of one service if given."""
+        return await oncall.response_times(window, service)
 
     @router.get("/incidents/{incident_id}", response_model=IncidentDetail)
     async def get_incident(incident_id: str, who: Caller = viewer) -> IncidentDetail:

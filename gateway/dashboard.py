@@ -13,14 +13,25 @@ import asyncio
 import hashlib
 import html
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import (
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 
+from activities.postmortem import render_postmortem  # pure: facts in, Markdown out
+from gateway.api import OnCall
 from models.config import ApiRole
-from models.duration import age
+from models.duration import age, span
+from models.incident import Role
+from models.response_times import ResponseTimes
 from models.settings import Settings
 
 COOKIE = "stanch_token"
@@ -63,6 +74,32 @@ document.addEventListener('click', async (e) => {
 """
 
 
+def response_panel(times: ResponseTimes, window: str) -> str:
+    """MTTA and MTTR per severity: the two numbers a team's response is judged by."""
+    rows = "".join(
+        f"<tr><td><span class='sev {SEVERITY_CLASS.get(str(r.severity), '')}'>{r.severity}"
+        f"</span></td><td>{r.incidents}</td>"
+        f"<td>{_mean(r.mtta_seconds)} <small>({r.acknowledged} acked)</small></td>"
+        f"<td>{_mean(r.mttr_seconds)} <small>({r.resolved} resolved)</small></td></tr>"
+        for r in times.severities
+    )
+    choices = " · ".join(
+        f"<a href='/?window={w}'>{w}</a>" if w != window else f"<b>{w}</b>"
+        for w in ("24h", "7d", "30d")
+    )
+    return (
+        f"<h2>Response times, last {html.escape(window)}</h2><p>{choices}</p>"
+        "<table id='response-times'><thead><tr><th>Sev</th><th>Incidents</th>"
+        "<th>MTTA</th><th>MTTR</th></tr></thead><tbody>"
+        + (rows or "<tr><td colspan='4'>No incidents in this window.</td></tr>")
+        + "</tbody></table>"
+    )
+
+
+def _mean(seconds: float | None) -> str:
+    return "-" if seconds is None else span(timedelta(seconds=seconds))
+
+
 def page(title: str, body: str, who: str | None) -> str:
     user = f"{html.escape(who)} · <a href='/logout'>sign out</a>" if who else ""
     return (
@@ -75,14 +112,10 @@ def page(title: str, body: str, who: str | None) -> str:
     )
 
 
-def dashboard_router(
-    settings: Settings,
-    who_is: Callable[[Request], Awaitable[Any]],
-    list_open: Callable[[], Awaitable[list[Any]]],
-    detail: Callable[[str], Awaitable[Any]],
-) -> APIRouter:
-    """`who_is(request)` returns the caller (or raises 401); `list_open()` the
-    open incidents' details; `detail(id)` one incident's."""
+def dashboard_router(settings: Settings, oncall: OnCall) -> APIRouter:
+    """Pages over the same calls as the on-call API: who is signed in, the open
+    incidents, one incident, and response times."""
+    who_is, list_open, detail = oncall.who_is, oncall.list_open, oncall.detail
     router = APIRouter(include_in_schema=False)
 
     async def signed_in(request: Request) -> Any | None:
@@ -131,7 +164,7 @@ def dashboard_router(
         for d in await list_open():
             s = d.state
             pending = ", ".join(f"{p.step} ({p.risk})" for p in d.pending_approvals) or ""
-            commander = s.roles.get("incident_commander", "")
+            commander = s.roles.get(Role.INCIDENT_COMMANDER, "")
             rows.append(
                 f"<tr><td><span class='sev {SEVERITY_CLASS.get(str(s.severity), '')}'>"
                 f"{s.severity}</span></td>"
@@ -148,21 +181,26 @@ def dashboard_router(
             + "</tbody></table>"
         )
 
+    async def overview(window: str) -> str:
+        times = await oncall.response_times(window)
+        return await incidents_table() + response_panel(times, window)
+
     @router.get("/")
-    async def home(request: Request) -> Response:
+    async def home(request: Request, window: str = "7d") -> Response:
         who = await signed_in(request)
         if who is None:
             return RedirectResponse("/login", status_code=303)
+        fragment = "/fragments/incidents?" + urllib.parse.urlencode({"window": window})
         body = (
             "<h1>Open incidents</h1>"
-            f"<div data-fragment='/fragments/incidents'>{await incidents_table()}</div>"
+            f"<div data-fragment='{html.escape(fragment)}'>{await overview(window)}</div>"
         )
         return HTMLResponse(page("Incidents", body, who.person))
 
     @router.get("/fragments/incidents")
-    async def incidents_fragment(request: Request) -> HTMLResponse:
+    async def incidents_fragment(request: Request, window: str = "7d") -> HTMLResponse:
         await who_is(request)
-        return HTMLResponse(await incidents_table())
+        return HTMLResponse(await overview(window))
 
     def incident_body(d: Any, role: ApiRole) -> str:
         s = d.state
@@ -185,6 +223,11 @@ def dashboard_router(
                 f"<a href='https://portal.azure.com/#@/resource{html.escape(resource)}'>"
                 f"{html.escape(resource.rsplit('/', 1)[-1])} in the Azure portal</a>"
             )
+        drafted = any(e.kind == "postmortem_drafted" for e in d.timeline)
+        links.append(
+            f"<a href='/incidents/{s.incident_id}/postmortem'>"
+            f"{'postmortem draft' if drafted else 'postmortem so far'}</a>"
+        )
         parts.append("<p>" + " · ".join(links) + "</p>")
         if act and s.status.is_open:
             parts.append(
@@ -249,6 +292,16 @@ def dashboard_router(
             f"{incident_body(d, who.role)}</div>"
         )
         return HTMLResponse(page(d.state.title, body, who.person))
+
+    @router.get("/incidents/{incident_id}/postmortem")
+    async def postmortem(incident_id: str, request: Request) -> Response:
+        """The blameless draft the incident leaves when it closes (the same
+        facts `stanch postmortem` renders), as Markdown to paste or keep."""
+        await who_is(request)
+        d = await detail(incident_id)
+        return PlainTextResponse(
+            render_postmortem(d.state, d.timeline), media_type="text/markdown; charset=utf-8"
+        )
 
     @router.get("/fragments/incidents/{incident_id}")
     async def incident_fragment(incident_id: str, request: Request) -> HTMLResponse:

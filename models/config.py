@@ -32,7 +32,8 @@ from models.errors import describe_validation_error
 from models.risk import Risk
 from models.severity import Severity
 
-_ID = r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$"  # ids and names in stanch.yaml
+_ID = NAME_PATTERN
 
 
 class _Strict(BaseModel):
