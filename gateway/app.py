@@ -150,7 +150,7 @@ def create_app(
 
     api, oncall = api_router(settings, client, Problem)
     app.include_router(api)
-    app.include_router(dashboard_router(settings, oncall.who_is, oncall.list_open, oncall.detail))
+    app.include_router(dashboard_router(settings, oncall))
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
