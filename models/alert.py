@@ -212,3 +212,12 @@ class AlertEvent(BaseModel):
         # Azure retries webhooks and signals are at-least-once: the same
         # instance in the same condition must count once.
         return f"{self.alert_id.lower()}|{self.condition.value}"
+
+
+class AlertBatch(BaseModel):
+    """Alerts for one incident that reached the gateway close together, sent as
+    one signal (`add_alerts`) so a storm costs one history event per batch
+    instead of one per alert. Kept in arrival order: the incident applies them
+    one by one, exactly as if each had come alone."""
+
+    alerts: list[AlertEvent] = Field(min_length=1)

@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.notify import NotifyActivities
     from activities.postmortem import PostmortemActivities, PostmortemRequest
     from activities.response_plan import ResponsePlanActivities
-    from models.alert import AlertEvent, MonitorCondition
+    from models.alert import AlertBatch, AlertEvent, MonitorCondition
     from models.duration import format_duration
     from models.incident import (
         Acknowledge,
@@ -296,6 +296,18 @@ class IncidentWorkflow:
 
     @workflow.signal
     def add_alert(self, alert: AlertEvent) -> None:
+        # One alert per signal: older gateways, and incidents already running.
+        self._apply_alert(alert)
+
+    @workflow.signal
+    def add_alerts(self, batch: AlertBatch) -> None:
+        # The gateway coalesces a fingerprint's alerts under load; applying
+        # them in order through the same path keeps dedup, counts, severity and
+        # reopening exactly as if they had arrived one signal each.
+        for alert in batch.alerts:
+            self._apply_alert(alert)
+
+    def _apply_alert(self, alert: AlertEvent) -> None:
         if alert.dedup_key in self._seen:
             return
         self._seen.append(alert.dedup_key)

@@ -1,0 +1,128 @@
+"""Group commit for alert intake: one Temporal call carries every alert that
+arrived for an incident while the previous call was in flight.
+
+An alert storm is many alerts for few incidents. Sent one signal each, every
+alert pays a round trip to Temporal and a history event, and calls for the
+same workflow queue behind each other on the server anyway. Here each key (an
+incident's fingerprint) has a queue: when nothing is in flight for it, the
+first item goes out at once (after an optional short linger window); items
+that arrive meanwhile wait and leave together as the next batch when the call
+returns. Each caller is answered only when the batch carrying its item was
+sent, with its own result or the batch's error, so nothing is acknowledged
+that was not recorded. One batch at a time per key keeps arrival order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+# A send returns, for each item of its batch in order, the item's result or
+# the exception that item's caller should see (a batch can fail part-way).
+Send = Callable[[str, list[Item]], Awaitable[Sequence[Result | BaseException]]]
+
+
+@dataclass
+class _Waiting(Generic[Item, Result]):
+    item: Item
+    size: int
+    answer: asyncio.Future[Result]
+
+
+class Coalescer(Generic[Item, Result]):
+    def __init__(
+        self,
+        send: Send[Item, Result],
+        *,
+        window: float = 0.0,
+        max_items: int = 100,
+        max_bytes: int = 256 * 1024,
+    ) -> None:
+        """`window`: seconds the first item of an idle key waits for company.
+        `max_items` / `max_bytes` bound one batch (Temporal refuses payloads
+        over 2 MB and warns from 512 KB); an item larger than `max_bytes`
+        still goes, alone."""
+        self._send = send
+        self._window = window
+        self._max_items = max(1, max_items)
+        self._max_bytes = max_bytes
+        self._queues: dict[str, deque[_Waiting[Item, Result]]] = {}
+        self._senders: dict[str, asyncio.Task[None]] = {}
+
+    async def submit(self, key: str, item: Item, size: int = 0) -> Result:
+        """Returns once the batch carrying `item` was sent; raises its error."""
+        answer: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._queues.setdefault(key, deque()).append(_Waiting(item, size, answer))
+        if key not in self._senders:
+            self._senders[key] = asyncio.create_task(self._drain(key), name=f"coalesce {key}")
+        # A caller that goes away (client disconnect) cancels only its wait:
+        # its item still goes out, which at-least-once delivery allows.
+        return await answer
+
+    @property
+    def in_flight(self) -> int:
+        """Keys with a sender running (for tests and metrics)."""
+        return len(self._senders)
+
+    async def _drain(self, key: str) -> None:
+        queue = self._queues[key]
+        batch: list[_Waiting[Item, Result]] = []
+        try:
+            if self._window > 0:
+                await asyncio.sleep(self._window)
+            while queue:
+                batch = self._take(queue)
+                await self._deliver(key, batch)
+                batch = []
+        except BaseException as e:
+            # Cancelled (the gateway is stopping): nobody may wait forever,
+            # and nothing still queued was recorded.
+            stopped = RuntimeError(f"alert intake stopped: {type(e).__name__}")
+            for waiting in [*batch, *queue]:
+                _answer(waiting.answer, stopped)
+            queue.clear()
+            raise
+        finally:
+            del self._senders[key]
+            if not queue:
+                del self._queues[key]
+
+    def _take(self, queue: deque[_Waiting[Item, Result]]) -> list[_Waiting[Item, Result]]:
+        batch = [queue.popleft()]
+        size = batch[0].size
+        while queue and len(batch) < self._max_items and size + queue[0].size <= self._max_bytes:
+            size += queue[0].size
+            batch.append(queue.popleft())
+        return batch
+
+    async def _deliver(self, key: str, batch: list[_Waiting[Item, Result]]) -> None:
+        try:
+            outcomes = await self._send(key, [w.item for w in batch])
+        except Exception as e:
+            # Temporal unreachable, or refused the call: the whole batch is
+            # unrecorded, so every caller in it gets the error (and retries).
+            for waiting in batch:
+                _answer(waiting.answer, e)
+            return
+        if len(outcomes) != len(batch):
+            wrong = RuntimeError(f"send answered {len(outcomes)} of {len(batch)} alerts")
+            for waiting in batch:
+                _answer(waiting.answer, wrong)
+            return
+        for waiting, outcome in zip(batch, outcomes, strict=True):
+            _answer(waiting.answer, outcome)
+
+
+def _answer(answer: asyncio.Future[Result], outcome: Result | BaseException) -> None:
+    if answer.done():  # the caller stopped waiting
+        return
+    if isinstance(outcome, BaseException):
+        answer.set_exception(outcome)
+    else:
+        answer.set_result(outcome)
