@@ -42,6 +42,7 @@ from models.incident import (
     AddNote,
     AssignRole,
     IncidentState,
+    IncidentStatus,
     Resolve,
     Role,
     TimelineEntry,
@@ -50,6 +51,7 @@ from models.incident import (
 from models.response_times import ResponseTimes, response_times
 from models.runbook import ApprovalDecision, PendingApproval, RunbookView
 from models.settings import Settings
+from models.severity import Severity
 from workflows.incident import IncidentWorkflow, workflow_id_for
 from workflows.search_attributes import INCIDENT_SERVICE, INCIDENT_SEVERITY, INCIDENT_STATUS
 
@@ -290,7 +292,7 @@ def api_router(
 
     @router.get("/incidents", response_model=IncidentPage)
     async def list_incidents(
-        status: str | None = None,
+        status: IncidentStatus | None = None,
         severity: str | None = None,
         service: str | None = None,
         page_size: int = 50,
@@ -301,22 +303,30 @@ def api_router(
         clauses = ["WorkflowType = 'IncidentWorkflow'"]
         if status is None:
             clauses.append("ExecutionStatus = 'Running'")
-        for key, value in (
-            (INCIDENT_STATUS, status),
-            (INCIDENT_SEVERITY, severity),
-            (INCIDENT_SERVICE, service),
-        ):
-            if value is not None:
-                if "'" in value or "\\" in value:
-                    raise problem(422, "invalid", f"{key.name}: unexpected characters")
-                clauses.append(f"{key.name} = '{value}'")
-        size = max(1, min(page_size, 200))
+        else:
+            clauses.append(f"{INCIDENT_STATUS.name} = '{status}'")
+        if severity is not None:
+            try:
+                clauses.append(f"{INCIDENT_SEVERITY.name} = '{Severity.parse(severity)}'")
+            except ValueError as e:
+                raise problem(422, "invalid", f"severity: {e}") from None
+        if service is not None:
+            if not _SERVICE.match(service):
+                raise problem(422, "invalid", f"service: not a service name: {service!r}")
+            clauses.append(f"{INCIDENT_SERVICE.name} = '{service}'")
+        try:
+            token = bytes.fromhex(page_token) if page_token else None
+        except ValueError:
+            raise problem(422, "invalid", "page_token: not a token from a previous page") from None
         listing = (await client()).list_workflows(
-            " AND ".join(clauses),
-            page_size=size,
-            next_page_token=bytes.fromhex(page_token) if page_token else None,
+            " AND ".join(clauses), page_size=max(1, min(page_size, 200)), next_page_token=token
         )
-        await listing.fetch_next_page()
+        try:
+            await listing.fetch_next_page()
+        except RPCError as e:
+            if e.status is not RPCStatusCode.INVALID_ARGUMENT:
+                raise
+            raise problem(422, "invalid", "page_token: not a token from a previous page") from None
         rows = []
         for execution in listing.current_page or []:
             attrs = execution.typed_search_attributes
@@ -331,8 +341,8 @@ def api_router(
                     opened_at=execution.start_time,
                 )
             )
-        token = listing.next_page_token
-        return IncidentPage(incidents=rows, next_page_token=token.hex() if token else None)
+        following = listing.next_page_token
+        return IncidentPage(incidents=rows, next_page_token=following.hex() if following else None)
 
     @router.get("/response-times", response_model=ResponseTimes)
     async def get_response_times(
