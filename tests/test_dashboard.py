@@ -1,6 +1,6 @@
-"""The dashboard over real HTTP (a browser test in headless Chromium is the
-next step, see the notes of issue 5): sign-in, the incident list, an incident
-page whose buttons follow the viewer's role, and the live event stream."""
+"""The dashboard over real HTTP (tests/test_browser.py drives it in Chromium):
+sign-in, the incident list, an incident page whose buttons follow the viewer's
+role, and the live event stream."""
 
 from __future__ import annotations
 
