@@ -25,14 +25,25 @@ class LockActivities:
 
     @activity.defn
     async def place_lock(self, request: LockRequest) -> LockResult:
-        """Idempotent: a PUT of the lock by its name (`stanch-<incident>`); a retry
-        re-applies the same lock rather than adding a second one."""
+        """Idempotent, and writes at most once: the lock is named after the
+        incident (`stanch-<incident>`) and read before it is written. A worker
+        can die after Azure applied the PUT but before the activity completed
+        (the chaos suite kills it there); its retry finds the lock in place and
+        leaves it alone rather than PUT it again, which on Azure is a second
+        write in the Activity Log and would overwrite whatever a responder
+        changed on the lock in between."""
         scope = request.scope.rstrip("/")
+        locks = self._azure.locks(_subscription(scope)).management_locks
+        async with azure_call(f"read lock {request.name} on {scope}"):
+            try:
+                existing = await locks.get_by_scope(scope, request.name)
+            except ResourceNotFoundError:
+                existing = None
+        if existing is not None and _text(existing.level) == request.level:
+            return LockResult(id=existing.id, level=request.level, request_id=None)
         request_ids: list[str] = []
         async with azure_call(f"lock {scope}"):
-            lock = await self._azure.locks(
-                _subscription(scope)
-            ).management_locks.create_or_update_by_scope(
+            lock = await locks.create_or_update_by_scope(
                 scope,
                 request.name,
                 ManagementLockObject(level=request.level, notes=request.notes),
@@ -56,3 +67,8 @@ class LockActivities:
                 removal.scope, removal.name, cls=keep_request_id(request_ids)
             )
         return Removal(removed=True, request_id=request_ids[0] if request_ids else None)
+
+
+def _text(value: object) -> str:
+    """SDK enums or plain strings, as ARM sent them."""
+    return str(getattr(value, "value", value))

@@ -84,9 +84,14 @@ class NetworkActivities:
 
     @activity.defn
     async def quarantine_network(self, request: QuarantineRequest) -> QuarantineRecord:
-        """Idempotent: the NSG and its rules are named after the incident and
-        written with PUT; a NIC already on the quarantine NSG is left as it is,
-        and its original NSG is read back from the quarantine NSG's tag."""
+        """Idempotent, and each write happens at most once: the NSG and its rules
+        are named after the incident, and both the NSG and the NIC are read
+        before they are written. A retry (the worker died after Azure applied a
+        PUT but before the activity completed) finds the quarantine NSG as it
+        wrote it and the NIC already on it, and writes neither again: a second
+        PUT of the NSG would be another write in Azure's Activity Log and would
+        wipe any rule a responder added for forensic access in between. The
+        NIC's original NSG is read back from the quarantine NSG's tag."""
         rid = ResourceId.parse(request.resource_id)
         name = quarantine_nsg_name(request.incident_id)
         request_ids: list[str] = []
@@ -99,25 +104,27 @@ class NetworkActivities:
                 nic = await network.network_interfaces.get(nic_rid.resource_group, nic_rid.name)
             current = nic.network_security_group.id if nic.network_security_group else None
             ours = current is not None and ResourceId.parse(current).name.lower() == name.lower()
-            original = (await self._recorded_original(nic_rid, name)) if ours else current
-            async with azure_call(f"create quarantine NSG for {nic_id}"):
-                poller = await network.network_security_groups.begin_create_or_update(
-                    nic_rid.resource_group,
-                    name,
-                    NetworkSecurityGroup(
-                        location=nic.location,
-                        tags={
-                            QUARANTINE_TAG: request.incident_id,
-                            ORIGINAL_NSG_TAG: original or NO_NSG,
-                        },
-                        properties=NetworkSecurityGroupPropertiesFormat(
-                            security_rules=deny_all_rules(request.incident_id)
+            existing = await self._quarantine_nsg(nic_rid, name, required=ours)
+            original = _recorded_original(existing) if ours and existing else current
+            tags = {QUARANTINE_TAG: request.incident_id, ORIGINAL_NSG_TAG: original or NO_NSG}
+            if existing is not None and _holds_quarantine(existing, request.incident_id, tags):
+                nsg = existing
+            else:
+                async with azure_call(f"create quarantine NSG for {nic_id}"):
+                    poller = await network.network_security_groups.begin_create_or_update(
+                        nic_rid.resource_group,
+                        name,
+                        NetworkSecurityGroup(
+                            location=nic.location,
+                            tags=tags,
+                            properties=NetworkSecurityGroupPropertiesFormat(
+                                security_rules=deny_all_rules(request.incident_id)
+                            ),
                         ),
-                    ),
-                    polling_interval=self._azure.poll_seconds,
-                    cls=keep_request_id(request_ids),
-                )
-                nsg = await poller.result()
+                        polling_interval=self._azure.poll_seconds,
+                        cls=keep_request_id(request_ids),
+                    )
+                    nsg = await poller.result()
             if not ours:
                 nic.network_security_group = NetworkSecurityGroup(id=nsg.id)
                 async with azure_call(f"attach quarantine NSG to {nic_id}"):
@@ -171,13 +178,21 @@ class NetworkActivities:
                     problems.append(f"{nsg_rid.name} does not deny all {direction.lower()} traffic")
         return IsolationCheck(isolated=not problems, problems=problems)
 
-    async def _recorded_original(self, nic: ResourceId, nsg_name: str) -> str | None:
+    async def _quarantine_nsg(
+        self, nic: ResourceId, nsg_name: str, required: bool
+    ) -> NetworkSecurityGroup | None:
+        """The quarantine NSG as Azure has it; None if it does not exist yet,
+        unless the NIC is already on it (`required`): then its absence is a 404."""
         async with azure_call(f"read quarantine NSG {nsg_name}"):
-            nsg = await self._azure.network(nic.subscription).network_security_groups.get(
-                nic.resource_group, nsg_name
-            )
-        original = (nsg.tags or {}).get(ORIGINAL_NSG_TAG, NO_NSG)
-        return None if original == NO_NSG else original
+            try:
+                nsg: NetworkSecurityGroup = await self._azure.network(
+                    nic.subscription
+                ).network_security_groups.get(nic.resource_group, nsg_name)
+            except ResourceNotFoundError:
+                if required:
+                    raise
+                return None
+        return nsg
 
     @activity.defn
     async def release_quarantine(self, record: QuarantineRecord) -> Removal:
@@ -222,6 +237,39 @@ class NetworkActivities:
                 await poller.result()
                 changed = True
         return Removal(removed=changed, request_id=request_ids[0] if request_ids else None)
+
+
+def _recorded_original(nsg: NetworkSecurityGroup) -> str | None:
+    original = (nsg.tags or {}).get(ORIGINAL_NSG_TAG, NO_NSG)
+    return None if original == NO_NSG else original
+
+
+def _holds_quarantine(nsg: NetworkSecurityGroup, incident_id: str, tags: dict[str, str]) -> bool:
+    """The NSG is the one an earlier attempt wrote: provisioned, tagged as we
+    tag it, with both deny-all rules as we write them (extra rules a responder
+    added are theirs to keep)."""
+    state = _text(nsg.provisioning_state) if nsg.provisioning_state else "Succeeded"
+    if state != "Succeeded" or not tags.items() <= (nsg.tags or {}).items():
+        return False
+    rules = {r.name: r.properties for r in nsg.security_rules or []}
+    for wanted in deny_all_rules(incident_id):
+        have, want = rules.get(wanted.name), wanted.properties
+        if have is None or want is None or _rule_shape(have) != _rule_shape(want):
+            return False
+    return True
+
+
+def _rule_shape(rule: SecurityRulePropertiesFormat) -> tuple[object, ...]:
+    return (
+        rule.priority,
+        _text(rule.direction),
+        _text(rule.access),
+        _text(rule.protocol),
+        rule.source_address_prefix,
+        rule.source_port_range,
+        rule.destination_address_prefix,
+        rule.destination_port_range,
+    )
 
 
 def _text(value: object) -> str:

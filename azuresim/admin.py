@@ -25,6 +25,14 @@ class SimAdmin:
         result: dict[str, Any] = response.json()
         return result
 
+    def faults(self) -> list[dict[str, Any]]:
+        """The faults still armed, each with how many calls it has met (`fired`,
+        counted when a call arrives, before any latency it adds)."""
+        response = self._http.get("/faults")
+        response.raise_for_status()
+        faults: list[dict[str, Any]] = response.json()["faults"]
+        return faults
+
     def clear_faults(self) -> None:
         self._http.delete("/faults").raise_for_status()
 
