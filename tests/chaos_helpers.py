@@ -227,17 +227,17 @@ def start_chaos_sim(directory: Path, vms: int) -> AzureSim:
     return AzureSim(world, state_dir=directory).start()
 
 
-def vm_alert(vm: str, rule: str) -> dict[str, Any]:
-    """The demo's Resource Health alert, for `vm`, under a rule of its own (so a
-    new incident), with a fresh alertId (a new alert instance)."""
+def health_alert(resource: str, rule: str) -> dict[str, Any]:
+    """The demo's Resource Health alert, for `resource`, under a rule of its own
+    (so a new incident), with a fresh alertId (a new alert instance)."""
     body: dict[str, Any] = json.loads(DEMO_ALERT.read_text())
     essentials = body["data"]["essentials"]
     essentials["alertId"] = (
         f"/subscriptions/{SUB}/providers/Microsoft.AlertsManagement/alerts/{uuid.uuid4()}"
     )
     essentials["alertRule"] = rule
-    essentials["alertTargetIDs"] = [vm.lower()]
-    essentials["configurationItems"] = [vm.rsplit("/", 1)[-1]]
+    essentials["alertTargetIDs"] = [resource.lower()]
+    essentials["configurationItems"] = [resource.rsplit("/", 1)[-1]]
     return body
 
 
