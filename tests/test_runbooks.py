@@ -133,10 +133,11 @@ async def test_two_of_three_quorum(ts_env, runbooks, sim):
         "approve", decision("isolate", "carol"), result_type=RunbookView
     )
     assert after_one.pending is not None and after_one.pending.approvals == ["carol"]
-    with pytest.raises(WorkflowUpdateFailedError, match=""):
+    with pytest.raises(WorkflowUpdateFailedError) as twice:
         await handle.execute_update(
             "approve", decision("isolate", "carol"), result_type=RunbookView
         )
+    assert "has already approved" in str(twice.value.cause)
     assert journal_mutations(sim) == [], "one approval of two changes nothing"
     await handle.execute_update("approve", decision("isolate", "alice"), result_type=RunbookView)
     result = await result_of(handle)
