@@ -11,6 +11,7 @@ import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,7 +169,6 @@ REMEDIATION = {
 async def stack(
     dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, azure: Any, sim: Any
 ) -> AsyncIterator[Stack]:
-    from gateway.server import serve_gateway
     from models.settings import Settings
     from worker import build_worker
 
@@ -183,19 +183,29 @@ async def stack(
         state_dir=tmp_path,
         gateway_url=f"http://127.0.0.1:{port}",
     )
-    stop = asyncio.Event()
-    async with build_worker(dev_env.client, settings, azure):
-        serving = asyncio.create_task(serve_gateway(settings, "127.0.0.1", port, stop))
-        url = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient() as http:
-            for _ in range(200):
-                try:
-                    if (await http.get(f"{url}/healthz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.05)
+    async with build_worker(dev_env.client, settings, azure), gateway_at(settings, port) as url:
         yield Stack(dev_env.client, url, token, task_queue, config, tmp_path / "pages.jsonl", sim)
+
+
+@asynccontextmanager
+async def gateway_at(settings: Any, port: int) -> AsyncIterator[str]:
+    """The real gateway (uvicorn) on loopback, healthy before the test goes on."""
+    from gateway.server import serve_gateway
+
+    stop = asyncio.Event()
+    serving = asyncio.create_task(serve_gateway(settings, "127.0.0.1", port, stop))
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient() as http:
+        for _ in range(200):
+            try:
+                if (await http.get(f"{url}/healthz")).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.05)
+    try:
+        yield url
+    finally:
         stop.set()
         await serving
 

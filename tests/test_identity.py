@@ -5,7 +5,6 @@ token, and starts nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -20,7 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from gateway.secure_webhook import ACTION_GROUPS_APP_ID, WEBHOOK_ROLE
-from tests.conftest import free_port, policy_file
+from tests.conftest import free_port, gateway_at, policy_file
 from tests.identity_provider import TENANT, IdentityProvider
 from tests.test_gateway import unique_alert
 
@@ -39,7 +38,6 @@ async def gateway(
     dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, idp: IdentityProvider
 ) -> AsyncIterator[str]:
     """The gateway alone: what these tests check happens before any worker."""
-    from gateway.server import serve_gateway
     from models.settings import Settings
 
     oidc = {"issuer": idp.issuer, "audience": APP, "roles": ROLES}
@@ -48,7 +46,6 @@ async def gateway(
         {"id": "bob"},
         {"id": "carol", "roles": ["approver"]},
     ]
-    port = free_port()
     settings = Settings(
         temporal_address=dev_env.client.service_client.config.target_host,
         task_queue=task_queue,
@@ -59,19 +56,8 @@ async def gateway(
         entra_authority=idp.authority,
         state_dir=tmp_path,
     )
-    stop = asyncio.Event()
-    serving = asyncio.create_task(serve_gateway(settings, "127.0.0.1", port, stop))
-    url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient() as http:
-        for _ in range(200):
-            try:
-                if (await http.get(f"{url}/healthz")).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                await asyncio.sleep(0.05)
-    yield url
-    stop.set()
-    await serving
+    async with gateway_at(settings, free_port()) as url:
+        yield url
 
 
 def webhook_claims(**overrides: Any) -> dict[str, Any]:
