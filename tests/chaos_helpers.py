@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +23,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from azuresim import AzureSim, load_world
-from azuresim.world import SeedResource
 from models.settings import SEARCH_ATTRIBUTES
-from tests.conftest import SUB, WORLD, free_port, installed
+from tests.conftest import SUB, free_port, installed
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,83 +196,16 @@ class DevServer(Proc):
         return await eventually(attempt, timeout, "temporal dev server answering", every=0.25)
 
 
-# ---- azuresim -----------------------------------------------------------------------
-
-
-def chaos_vm(trial: int) -> str:
-    # Zero-padded, so no VM's name is a prefix of another's in journal paths.
-    return f"{CHAOS_RG}/providers/Microsoft.Compute/virtualMachines/vm-chaos-{trial:04d}"
-
-
-def start_chaos_sim(directory: Path, vms: int) -> AzureSim:
-    """examples/world.yaml plus one failing VM per trial (the `sim` fixture has a
-    single one): concurrent trials never share a NIC, and each trial's journal
-    entries are told apart by its VM's name."""
-    world = load_world(WORLD)
-    world.operation_seconds = 0.3
-    world.resources += [
-        SeedResource(
-            id=chaos_vm(i),
-            tags={"service": "web", "env": "chaos"},
-            health="Unavailable",
-            health_summary="The virtual machine is unresponsive (chaos trial).",
-        )
-        for i in range(vms)
-    ]
-    return AzureSim(world, state_dir=directory).start()
-
-
-def health_alert(resource: str, rule: str) -> dict[str, Any]:
-    """The demo's Resource Health alert, for `resource`, under a rule of its own
-    (so a new incident), with a fresh alertId (a new alert instance)."""
-    body: dict[str, Any] = json.loads(DEMO_ALERT.read_text())
-    essentials = body["data"]["essentials"]
-    essentials["alertId"] = (
-        f"/subscriptions/{SUB}/providers/Microsoft.AlertsManagement/alerts/{uuid.uuid4()}"
-    )
-    essentials["alertRule"] = rule
-    essentials["alertTargetIDs"] = [resource.lower()]
-    essentials["configurationItems"] = [resource.rsplit("/", 1)[-1]]
-    return body
-
-
-def applied_mutations(calls: Iterable[dict[str, Any]]) -> Counter[tuple[str, str]]:
-    """How many times azuresim carried out each state-changing call, per
-    (method, lower-cased path).
-
-    "Exactly once" is about what the estate saw, not how often an activity ran:
-    - reads (GET, and the Log Analytics / metrics queries, which are POSTs) never
-      count, so a retried activity may read before it writes as often as it likes;
-    - a mutation counts when the simulator applied it: answered below 400, or
-      applied with its answer lost (status None, `applied`);
-    - an answer made up by an injected fault (429, 5xx) changed nothing, and a
-      refusal from the route itself (409 ScopeLocked, 404) neither, so a retry
-      after either is the first application, not a second.
-    Re-sending the same PUT counts twice even though it leaves the same state:
-    on Azure each write is an Activity Log event and a new etag, and it would
-    silently undo whatever a responder changed in between (a forensic allow rule
-    on the quarantine NSG, a lock raised to ReadOnly)."""
-    return Counter(
-        (c["method"], c["path"].lower())
-        for c in calls
-        if c["mutation"] and c["applied"] and (c["status"] is None or c["status"] < 400)
-    )
-
-
-def duplicates(counts: Counter[tuple[str, str]]) -> int:
-    return sum(n - 1 for n in counts.values() if n > 1)
-
-
-# ---- the summary ------------------------------------------------------------------
+# ---- scenarios and the summary -------------------------------------------------------
 
 
 @dataclass
 class ScenarioResult:
     scenario: str
     trials: int = 0
-    stuck: int = 0  # runbooks that did not reach their outcome in time
-    duplicated: int = 0  # mutations applied more than once
-    lost: int = 0  # alerts accepted (202) but not counted in their incident
+    stuck: int = 0  # runbooks that did not reach their outcome (contained) in time
+    duplicated: int = 0  # writes azuresim applied more than once
+    lost: int = 0  # alerts (or incidents) acknowledged, then missing
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -285,13 +213,35 @@ class ScenarioResult:
 RESULTS: dict[str, ScenarioResult] = {}
 
 
+class Scenario:
+    """What one chaos test found; its line in the summary table."""
+
+    def __init__(self, name: str) -> None:
+        self.result = RESULTS[name] = ScenarioResult(name)
+        self.problems: list[str] = []
+        self._started = time.monotonic()
+
+    def problem(self, text: str) -> None:
+        self.problems.append(text)
+
+    def conclude(self, note: str) -> None:
+        """Records the wall time and a note, then fails on anything found."""
+        self.result.seconds = time.monotonic() - self._started
+        self.result.notes.append(note)
+        assert not self.problems, "\n".join(self.problems)
+        r = self.result
+        assert r.trials > 0 and (r.stuck, r.duplicated, r.lost) == (0, 0, 0), r
+
+
 def summary(results: Iterable[ScenarioResult]) -> str:
-    header = f"{'scenario':<28} {'trials':>6} {'stuck':>6} {'dup mut':>8} {'lost':>5} {'wall s':>7}"
+    header = (
+        f"{'scenario':<28} {'trials':>6} {'stuck':>6} {'dup writes':>10} {'lost':>5} {'wall s':>7}"
+    )
     lines = ["chaos summary", header, "-" * len(header)]
     notes = []
     for r in results:
         lines.append(
-            f"{r.scenario:<28} {r.trials:>6} {r.stuck:>6} {r.duplicated:>8} {r.lost:>5} {r.seconds:>7.1f}"
+            f"{r.scenario:<28} {r.trials:>6} {r.stuck:>6} {r.duplicated:>10} {r.lost:>5} {r.seconds:>7.1f}"
         )
         notes += [f"  {r.scenario}: {note}" for note in r.notes]
     return "\n".join([*lines, *notes]) + "\n"
