@@ -143,7 +143,8 @@ class Estate:
         extra = duplicates(counts)
         if set(counts) == quarantine_writes(trial, incident) and not extra:
             return 0, None
-        return extra, f"trial {trial}: writes applied {dict(counts)}"
+        applied = {f"{m} .../{p.rsplit('/providers/', 1)[-1]}": n for (m, p), n in counts.items()}
+        return extra, f"trial {trial}: writes applied {applied}"
 
 
 def quarantine_writes(trial: int, incident: str) -> set[tuple[str, str]]:
