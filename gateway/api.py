@@ -9,8 +9,10 @@ caller's answer, a 409 with the workflow's words, and nothing changes.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import re
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,6 +59,7 @@ from workflows.search_attributes import INCIDENT_SERVICE, INCIDENT_SEVERITY, INC
 
 WINDOW: TypeAdapter[timedelta] = TypeAdapter(Duration)
 _SERVICE = re.compile(NAME_PATTERN)
+OPEN_FRESH_FOR = 1.0  # seconds a listing of open incidents is shared between callers
 
 
 class Caller(BaseModel):
@@ -114,6 +117,7 @@ class OnCall:
         self.settings, self.client, self.problem = settings, client, problem
         self._cache: dict[str, Any] = {}
         self._keys: dict[tuple[str, str | None], IssuerKeys] = {}
+        self._listing = asyncio.Lock()
 
     def policy(self) -> StanchConfig:
         """Re-read only when the policy file changed: token and roster edits
@@ -208,18 +212,23 @@ class OnCall:
         )
 
     async def list_open(self, limit: int = 50) -> list[IncidentDetail]:
-        query = "WorkflowType = 'IncidentWorkflow' AND ExecutionStatus = 'Running'"
-        ids = [
-            e.id.removeprefix("incident-")
-            async for e in (await self.client()).list_workflows(query, limit=limit)
-        ]
-        found = []
-        for incident_id in ids:
-            try:
-                found.append(await self.detail(incident_id))
-            except Exception:
-                continue
-        return found
+        """Shared for a moment: every open dashboard's event stream and
+        fragments ask for this, and one listing should serve them all."""
+        async with self._listing:
+            cached = self._cache.get("open")
+            if cached and cached[1] == limit and time.monotonic() - cached[0] < OPEN_FRESH_FOR:
+                found: list[IncidentDetail] = cached[2]
+                return found
+            query = "WorkflowType = 'IncidentWorkflow' AND ExecutionStatus = 'Running'"
+            ids = [
+                e.id.removeprefix("incident-")
+                async for e in (await self.client()).list_workflows(query, limit=limit)
+            ]
+            answers = await asyncio.gather(*map(self.detail, ids), return_exceptions=True)
+            # One that closed or whose worker is slow is left out, not an error page.
+            found = [a for a in answers if isinstance(a, IncidentDetail)]
+            self._cache["open"] = (time.monotonic(), limit, found)
+            return found
 
     async def states_since(
         self, since: datetime, service: str | None = None, limit: int = 1000
