@@ -14,6 +14,7 @@ import json
 import re
 import sqlite3
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -65,29 +66,39 @@ class SqliteAuditLog:
         return db
 
     def append(self, key: str, entry: AuditEntry) -> AuditReceipt:
-        record = scrub(entry.model_dump(mode="json"))
-        record["at"] = record.get("at") or datetime.now(UTC).isoformat()
+        return self.append_many([(key, entry)])[0]
+
+    def append_many(self, entries: Sequence[tuple[str, AuditEntry]]) -> list[AuditReceipt]:
+        """Appends in order, in one transaction: one disk sync for a whole batch
+        (the gateway records an alert storm this way). A key already recorded,
+        earlier or in the same batch, keeps its first record."""
+        records = [(key, scrub(entry.model_dump(mode="json"))) for key, entry in entries]
+        receipts: list[AuditReceipt] = []
         with self._lock, self._connect() as db:
             db.execute("BEGIN IMMEDIATE")  # one writer at a time: the chain is a sequence
             try:
-                existing = db.execute(
-                    "SELECT seq, hash FROM audit WHERE key = ?", (key,)
-                ).fetchone()
-                if existing:
-                    db.execute("COMMIT")
-                    return AuditReceipt(seq=existing[0], hash=existing[1])
                 last = db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
                 previous = last[0] if last else GENESIS
-                digest = chain_hash(previous, record)
-                cursor = db.execute(
-                    "INSERT INTO audit (key, record, prev_hash, hash) VALUES (?, ?, ?, ?)",
-                    (key, canonical(record), previous, digest),
-                )
+                for key, record in records:
+                    existing = db.execute(
+                        "SELECT seq, hash FROM audit WHERE key = ?", (key,)
+                    ).fetchone()
+                    if existing:
+                        receipts.append(AuditReceipt(seq=existing[0], hash=existing[1]))
+                        continue
+                    record["at"] = record.get("at") or datetime.now(UTC).isoformat()
+                    digest = chain_hash(previous, record)
+                    cursor = db.execute(
+                        "INSERT INTO audit (key, record, prev_hash, hash) VALUES (?, ?, ?, ?)",
+                        (key, canonical(record), previous, digest),
+                    )
+                    receipts.append(AuditReceipt(seq=int(cursor.lastrowid or 0), hash=digest))
+                    previous = digest
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        return AuditReceipt(seq=int(cursor.lastrowid or 0), hash=digest)
+        return receipts
 
     def verify(self) -> list[str]:
         return verify_chain(self.records())

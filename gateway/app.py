@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 
 from activities.audit import SqliteAuditLog
 from gateway.api import api_router
+from gateway.audit_trail import AlertAuditTrail
 from gateway.auth import presented_token, token_matches
 from gateway.dashboard import dashboard_router
 from gateway.identity import TokenRefused, looks_like_jwt
@@ -57,7 +58,7 @@ def create_app(
             "is set: the alert intake must be authenticated"
         )
     state: dict[str, Client] = {}
-    audit = SqliteAuditLog(settings.audit_path)
+    audit = AlertAuditTrail(SqliteAuditLog(settings.audit_path))
 
     async def client() -> Client:
         if "client" not in state:
@@ -122,7 +123,7 @@ def create_app(
             raise Problem(503, "unavailable", "incident engine unavailable; retry later") from None
         essentials = alert.essentials
         ALERTS.labels(str(essentials.monitor_condition)).inc()
-        audit.append(
+        await audit.append(
             # Keyed by instance and condition, so Azure's retries are recorded once.
             f"alert/{essentials.alert_id.lower()}/{essentials.monitor_condition}",
             AuditEntry(

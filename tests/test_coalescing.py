@@ -31,6 +31,7 @@ from gateway.intake import NOTHING_TO_RESOLVE, record_alerts
 from gateway.server import _QuietServer
 from models.alert import AlertEvent, CommonAlert, MonitorCondition
 from models.incident import IncidentStatus
+from models.runbook import AuditEntry
 from models.settings import Settings
 from tests.conftest import STARTED, Stack, free_port
 from tests.test_gateway import exists, unique_alert, view
@@ -200,12 +201,26 @@ async def test_a_burst_for_one_incident_takes_far_fewer_signals_and_every_alert_
     signals = await signals_received(stack.client, workflow_id)
     assert signals <= 50, f"{signals} signals for 200 alerts: not coalesced"
     assert len(alerts_received(stack.config.parent)) == 200
+    assert SqliteAuditLog(stack.config.parent / "audit.db").verify() == []
+
+
+def test_audit_records_written_together_keep_the_chain_and_each_key_once(tmp_path: Path):
+    log = SqliteAuditLog(tmp_path / "audit.db")
+    entry = AuditEntry(
+        incident_id="i", actor="azure-monitor", action="alert received", outcome="Fired"
+    )
+    first = log.append("alert/a", entry)
+    receipts = log.append_many([("alert/b", entry), ("alert/a", entry), ("alert/b", entry)])
+    assert receipts[1] == first, "a key already recorded keeps its record"
+    assert receipts[2] == receipts[0], "and so does a key repeated within the batch"
+    assert [r["key"] for r in log.records()] == ["alert/a", "alert/b"]
+    assert log.verify() == []
 
 
 async def test_repeats_inside_a_batch_still_count_once(stack: Stack):
     rule = f"retried-{uuid.uuid4().hex[:6]}"
     bodies = [unique_alert(rule=rule, alert_id=f"instance-{i % 10}") for i in range(60)]
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=60)) as http:
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=60), timeout=60) as http:
         responses = await asyncio.gather(*(stack.post_alert(http, b) for b in bodies))
     assert {r.status_code for r in responses} == {202}
     workflow_id = responses[0].json()["workflow_id"]
@@ -216,7 +231,7 @@ async def test_repeats_inside_a_batch_still_count_once(stack: Stack):
 async def test_a_burst_of_resolutions_never_opens_an_incident(stack: Stack):
     rule = f"resolved-only-{uuid.uuid4().hex[:6]}"
     bodies = [unique_alert(rule=rule, monitorCondition="Resolved") for _ in range(40)]
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=40)) as http:
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=40), timeout=60) as http:
         responses = await asyncio.gather(*(stack.post_alert(http, b) for b in bodies))
     assert {r.status_code for r in responses} == {202}
     assert {r.json()["note"] for r in responses} == {NOTHING_TO_RESOLVE}

@@ -1,0 +1,34 @@
+"""The gateway's alert records on the audit trail, written as group commits.
+
+One SQLite transaction per alert costs a disk sync each and, run on the event
+loop, stalled every other request for its duration: under an alert storm it,
+not Temporal, set the gateway's pace. Records that arrive while a write is in
+flight are written together in the next transaction, off the event loop; each
+caller still returns only once its own record is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from activities.audit import SqliteAuditLog
+from gateway.coalesce import Coalescer
+from models.runbook import AuditEntry, AuditReceipt
+
+Record = tuple[str, AuditEntry]
+
+
+class AlertAuditTrail:
+    def __init__(self, log: SqliteAuditLog) -> None:
+        self._log = log
+        # One key: the hash chain is a single sequence, one writer at a time.
+        self._writes: Coalescer[Record, AuditReceipt] = Coalescer(
+            self._write, max_items=1000, max_bytes=1 << 62
+        )
+
+    async def append(self, key: str, entry: AuditEntry) -> AuditReceipt:
+        return await self._writes.submit("audit", (key, entry))
+
+    async def _write(self, _: str, records: list[Record]) -> Sequence[AuditReceipt]:
+        return await asyncio.to_thread(self._log.append_many, records)
