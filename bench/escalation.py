@@ -1,0 +1,178 @@
+"""Escalation accuracy: how late pages fire relative to their deadline.
+
+N incidents open at once under a three-tier policy with short timeouts (tier
+2 is due one timeout after tier 1's deadline, tier 3 two). A page's lateness
+is when the pager file received it minus its deadline, which the incident
+computes from the moment its response plan loaded (its timeline says when).
+Measured on a quiet stack (the baseline) and with an alert storm hitting the
+gateway throughout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from bench.alerts import metric_alert
+from bench.incidents import terminate
+from bench.lab import Lab
+from bench.load import post_alerts
+from bench.stack import Services, policy, running
+from bench.stats import Table, median, ms, percentile, ratio
+from models.alert import CommonAlert
+from workflows.incident import IncidentWorkflow, workflow_id_for
+
+QUIET = "quiet stack (baseline)"
+STORM = "during an alert storm"
+STORM_FINGERPRINTS = 20
+
+
+@dataclass
+class Pass:
+    lateness: list[float] = field(default_factory=list)
+    storm_rate: float = 0.0
+    missing: int = 0
+
+
+async def run(lab: Lab, incidents: int, tier_seconds: int, storm_concurrency: int) -> list[Table]:
+    workdir = lab.scratch("escalation")
+    timeout = f"{tier_seconds}s"
+    plan = policy(
+        workdir / "pages.jsonl",
+        escalation_policies={
+            "default": {
+                "tiers": [{"people": [p], "timeout": timeout} for p in ("alice", "bob", "carol")],
+                "after_last_tier": "stop",
+            },
+            # The storm's own incidents page once and then wait: their pages
+            # are not what is measured.
+            "storm": {"tiers": [{"people": ["dave"], "timeout": "1h"}], "after_last_tier": "stop"},
+        },
+        services=[{"name": "storm", "escalation_policy": "storm", "match": {"rules": ["storm-*"]}}],
+    )
+    passes: dict[str, list[Pass]] = {QUIET: [], STORM: []}
+    async with running(lab.server, workdir, plan) as services:
+        for _ in range(lab.repeats):
+            for name in (QUIET, STORM):
+                passes[name].append(
+                    await one_pass(
+                        lab, services, incidents, tier_seconds, name == STORM, storm_concurrency
+                    )
+                )
+    return [table(lab, incidents, tier_seconds, passes)]
+
+
+async def one_pass(
+    lab: Lab,
+    services: Services,
+    incidents: int,
+    tier_seconds: int,
+    storm: bool,
+    storm_concurrency: int,
+) -> Pass:
+    tag = uuid.uuid4().hex[:6]
+    bodies = [metric_alert(f"esc-{tag}-{i}") for i in range(incidents)]
+    workflow_ids = [workflow_id_for(CommonAlert.model_validate(b).fingerprint()) for b in bodies]
+    result = Pass()
+    stop = asyncio.Event()
+    storm_ids: set[str] = set()
+    background = None
+    if storm:
+        background = asyncio.create_task(
+            _storm(services, tag, storm_concurrency, stop, result, storm_ids)
+        )
+        await asyncio.sleep(2)  # the storm is in full swing before the incidents open
+    opened = await post_alerts(services.url, bodies, 50)
+    if opened.errors:
+        raise RuntimeError(f"intake refused alerts: {opened.errors}")
+    # Tier 3 is due 2 timeouts after the plan loads; allow generous slack.
+    due = time.monotonic() + 2 * tier_seconds + 60
+    wanted = {(w, tier) for w in workflow_ids for tier in (2, 3)}
+    while True:
+        pages = _pages(services.pages, set(workflow_ids))
+        if wanted <= set(pages) or time.monotonic() > due:
+            break
+        await asyncio.sleep(0.5)
+    stop.set()
+    if background is not None:
+        await background
+    for workflow_id in workflow_ids:
+        entries = await lab.client.get_workflow_handle(workflow_id).query(IncidentWorkflow.timeline)
+        plan_loaded = next(e.at.timestamp() for e in entries if e.kind == "plan_loaded")
+        for tier in (2, 3):
+            paged = pages.get((workflow_id, tier))
+            if paged is None:
+                result.missing += 1
+                continue
+            result.lateness.append(paged - (plan_loaded + (tier - 1) * tier_seconds))
+    await terminate(lab.client, [*workflow_ids, *storm_ids])
+    return result
+
+
+def _pages(path: Path, workflow_ids: set[str]) -> dict[tuple[str, int], float]:
+    """When each (incident, tier) page of the first round reached the pager."""
+    found: dict[tuple[str, int], float] = {}
+    if not path.exists():
+        return found
+    for line in path.read_text().splitlines():
+        page = json.loads(line)
+        if page["workflow_id"] in workflow_ids and page["round"] == 0:
+            found[(page["workflow_id"], page["tier"])] = datetime.fromisoformat(
+                page["at"]
+            ).timestamp()
+    return found
+
+
+async def _storm(
+    services: Services,
+    tag: str,
+    concurrency: int,
+    stop: asyncio.Event,
+    result: Pass,
+    storm_ids: set[str],
+) -> None:
+    """Alerts to the gateway as fast as it takes them, until `stop`."""
+    rules = [f"storm-{tag}-{i}" for i in range(STORM_FINGERPRINTS)]
+    sent = 0
+    started = time.perf_counter()
+    while not stop.is_set():
+        bodies = [metric_alert(rules[i % len(rules)]) for i in range(concurrency * 5)]
+        if not storm_ids:
+            storm_ids.update(
+                workflow_id_for(CommonAlert.model_validate(b).fingerprint())
+                for b in bodies[: len(rules)]
+            )
+        sent += len((await post_alerts(services.url, bodies, concurrency)).latencies)
+    result.storm_rate = sent / (time.perf_counter() - started)
+
+
+def table(lab: Lab, incidents: int, tier_seconds: int, passes: dict[str, list[Pass]]) -> Table:
+    result = Table(
+        f"Escalation accuracy: {incidents} incidents, tiers every {tier_seconds} s, lateness "
+        f"of the tier 2 and 3 pages (median of {lab.repeats} runs)",
+        ["load", "p50 late", "p99 late", "worst", "vs baseline (p99)", "pages missing", "storm"],
+    )
+    base = median([percentile(p.lateness, 99) for p in passes[QUIET]])
+    for name, runs in passes.items():
+        p99 = median([percentile(p.lateness, 99) for p in runs])
+        rate = median([p.storm_rate for p in runs])
+        result.add(
+            name,
+            ms(median([percentile(p.lateness, 50) for p in runs])),
+            ms(p99),
+            ms(max(max(p.lateness, default=float("nan")) for p in runs)),
+            ratio(p99, base),
+            sum(p.missing for p in runs),
+            f"{rate:,.0f} alerts/s" if rate else "-",
+        )
+    result.notes.append(
+        "Lateness: the page's arrival in the pager file minus its deadline (tier 1's "
+        "deadline is when the incident loaded its plan; tier k is due (k-1) timeouts "
+        "later). It includes the timer firing, the workflow task, and the notify activity."
+    )
+    return result

@@ -1,0 +1,166 @@
+"""Alert storm intake: N alerts over M incidents, POSTed to the gateway by a
+pool of concurrent clients, against the same alerts sent straight through the
+SDK as one signal-with-start each (the baseline), on the same dev server and
+worker. Every alert must be counted by its incident: lost alerts are
+acknowledged ones whose incident does not count them."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from bench.alerts import metric_alert
+from bench.incidents import alert_counts, signals_received, terminate
+from bench.lab import CpuMeter, Lab
+from bench.load import Run, post_alerts, signal_with_start_each, to_events
+from bench.stack import Services, policy, running
+from bench.stats import Table, median, ms, percentile, ratio
+from workflows.incident import workflow_id_for
+
+BASELINE = "SDK: one signal-with-start per alert (baseline)"
+OFF = -1.0  # STANCH_COALESCE_WINDOW_MS below zero: one signal per alert
+
+
+@dataclass
+class Sizes:
+    alerts: int = 10_000
+    fingerprints: int = 20
+    concurrency: int = 200
+    windows: list[float] = field(default_factory=lambda: [OFF, 0.0, 2.0])
+
+
+@dataclass
+class Pass:
+    """One variant, one repeat."""
+
+    rate: float
+    p50: float
+    p99: float
+    incidents: int
+    lost: int
+    errors: int
+    signals: int
+    cpu_per_1k: dict[str, float]
+    busiest: str
+    machine: float
+    foreign: float
+
+
+def variant_name(window: float) -> str:
+    if window < 0:
+        return "gateway, coalescing off"
+    return f"gateway, coalescing, window {window:g} ms"
+
+
+async def run(lab: Lab, sizes: Sizes) -> list[Table]:
+    workdir = lab.scratch("storm")
+    async with running(lab.server, workdir, policy(workdir / "pages.jsonl")) as services:
+        variants: list[float | None] = [None, *sizes.windows]  # None: the SDK baseline
+        # Warm the worker, the gateway and the server's caches before measuring.
+        for variant in variants:
+            await one_pass(lab, services, variant, Sizes(500, sizes.fingerprints, 50))
+        passes: dict[float | None, list[Pass]] = {v: [] for v in variants}
+        for repeat in range(lab.repeats):
+            # Rotate the order so no variant always runs on a freshly idle machine.
+            shift = repeat % len(variants)
+            for variant in variants[shift:] + variants[:shift]:
+                passes[variant].append(await one_pass(lab, services, variant, sizes))
+    return [table(lab, sizes, passes)]
+
+
+async def one_pass(lab: Lab, services: Services, window: float | None, sizes: Sizes) -> Pass:
+    tag = uuid.uuid4().hex[:6]
+    rules = [f"storm-{tag}-{i}" for i in range(sizes.fingerprints)]
+    bodies = [metric_alert(rules[i % len(rules)]) for i in range(sizes.alerts)]
+    events = to_events(bodies)
+    incident_ids = sorted({incident_id for incident_id, _ in events})
+    if window is not None and window != services.window_ms:
+        await services.start_gateway(window)
+    meter = CpuMeter(services.pids())
+    meter.start()
+    load: Run
+    if window is None:
+        load = await signal_with_start_each(
+            lab.client, services.task_queue, events, sizes.concurrency
+        )
+    else:
+        load = await post_alerts(services.url, bodies, sizes.concurrency)
+    meter.stop()
+    accepted = len(load.latencies)
+    counts = await alert_counts(lab.client, incident_ids, accepted)
+    workflow_ids = [workflow_id_for(i) for i in incident_ids if counts[i]]
+    signals = 0
+    for workflow_id in workflow_ids:
+        signals += await signals_received(lab.client, workflow_id)
+    await terminate(lab.client, workflow_ids)
+    return Pass(
+        rate=load.rate,
+        p50=percentile(load.latencies, 50),
+        p99=percentile(load.latencies, 99),
+        incidents=len(workflow_ids),
+        lost=max(0, accepted - sum(counts.values())),
+        errors=sum(load.errors.values()),
+        signals=signals,
+        cpu_per_1k={k: v / sizes.alerts * 1000 for k, v in meter.used.items()},
+        busiest=meter.busiest(),
+        machine=meter.machine_share(),
+        foreign=meter.foreign_share(),
+    )
+
+
+def table(lab: Lab, sizes: Sizes, passes: dict[float | None, list[Pass]]) -> Table:
+    result = Table(
+        f"Alert storm intake: {sizes.alerts:,} alerts over {sizes.fingerprints} incidents, "
+        f"{sizes.concurrency} concurrent clients (median of {lab.repeats} runs)",
+        [
+            "intake path",
+            "alerts/s",
+            "vs baseline",
+            "p50",
+            "p99",
+            "incidents",
+            "lost",
+            "errors",
+            "signals",
+            "alerts/signal",
+            "CPU s per 1k alerts (server/worker/gateway/client)",
+            "busiest process",
+            "machine busy (ours + others)",
+        ],
+    )
+    base_rate = median([p.rate for p in passes[None]])
+    for variant, runs in passes.items():
+        rate = median([p.rate for p in runs])
+        signals = median([p.signals for p in runs])
+        cpu = {k: median([p.cpu_per_1k.get(k, 0.0) for p in runs]) for k in runs[0].cpu_per_1k}
+        gateway_cpu = f"{cpu['gateway']:.2f}" if variant is not None else "-"
+        result.add(
+            BASELINE if variant is None else variant_name(variant),
+            f"{rate:,.0f}",
+            ratio(rate, base_rate),
+            ms(median([p.p50 for p in runs])),
+            ms(median([p.p99 for p in runs])),
+            f"{median([p.incidents for p in runs]):.0f}",
+            sum(p.lost for p in runs),
+            sum(p.errors for p in runs),
+            f"{signals:,.0f}",
+            f"{sizes.alerts / signals:.1f}" if signals else "n/a",
+            f"{cpu['server']:.2f} / {cpu['worker']:.2f} / {gateway_cpu} / {cpu['client']:.2f}",
+            runs[len(runs) // 2].busiest,
+            f"{median([p.machine for p in runs]):.0%} + {median([p.foreign for p in runs]):.0%}",
+        )
+    per_run = "; ".join(
+        f"{'baseline' if v is None else variant_name(v)}: "
+        + ", ".join(f"{p.rate:,.0f}" for p in runs)
+        for v, runs in passes.items()
+    )
+    result.notes += [
+        f"alerts/s in each run — {per_run}.",
+        "lost: acknowledged alerts (202, or an SDK call that returned) that their "
+        "incident's alert_count does not include, summed over all runs; errors: "
+        "requests not acknowledged, summed over all runs.",
+        "busiest process: the median run's busiest process and its share of one core "
+        "during intake; machine busy: the measured processes' CPU over the wall time "
+        "of all cores, plus what other processes on the machine used meanwhile.",
+    ]
+    return result
