@@ -159,15 +159,23 @@ class OnCall:
         return Caller(person=match.person, role=match.role)
 
     async def _signed_in(self, token: str, policy: StanchConfig, oidc: OidcAccess) -> Caller:
-        """A person signed in with the identity provider: who (by roster id or
-        email) and with which API role (the highest their app roles grant)."""
+        try:
+            claims = await self.verified_claims(token, oidc)
+        except TokenRefused as e:
+            raise self.problem(e.status, e.error, f"sign-in token refused: {e.message}") from None
+        return self.caller_from_claims(claims, policy, oidc)
+
+    async def verified_claims(self, token: str, oidc: OidcAccess) -> dict[str, Any]:
         keys = self._keys.setdefault(
             (oidc.issuer, oidc.jwks_uri), IssuerKeys(jwks_uri=oidc.jwks_uri, issuer=oidc.issuer)
         )
-        try:
-            claims = await verify_jwt(token, keys, issuers=[oidc.issuer], audiences=oidc.audience)
-        except TokenRefused as e:
-            raise self.problem(e.status, e.error, f"sign-in token refused: {e.message}") from None
+        return await verify_jwt(token, keys, issuers=[oidc.issuer], audiences=oidc.audiences)
+
+    def caller_from_claims(
+        self, claims: dict[str, Any], policy: StanchConfig, oidc: OidcAccess
+    ) -> Caller:
+        """A person signed in with the identity provider: who (by roster id or
+        email) and with which API role (the highest their app roles grant)."""
         identity = claims.get(oidc.person_claim)
         person = policy.person_known_as(identity) if isinstance(identity, str) else None
         if person is None:

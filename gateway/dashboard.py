@@ -28,6 +28,7 @@ from fastapi.responses import (
 
 from activities.postmortem import render_postmortem  # pure: facts in, Markdown out
 from gateway.api import OnCall
+from gateway.sso import sso_router
 from models.config import ApiRole
 from models.duration import age, span
 from models.incident import Role
@@ -124,13 +125,21 @@ def dashboard_router(settings: Settings, oncall: OnCall) -> APIRouter:
         except Exception:
             return None
 
+    router.include_router(sso_router(settings, oncall, COOKIE, page))
+
     @router.get("/login")
     async def login_form() -> HTMLResponse:
+        oidc = oncall.policy().access.oidc
+        sso = (
+            "<p><a id='sso' href='/login/sso'>Sign in with your identity provider</a></p><p>or</p>"
+            if oidc is not None and oidc.client_id
+            else ""
+        )
         return HTMLResponse(
             page(
                 "Sign in",
                 (
-                    "<h1>Sign in</h1><form method='post' action='/login'>"
+                    f"<h1>Sign in</h1>{sso}<form method='post' action='/login'>"
                     "<label>On-call API token "
                     "<input name='token' type='password' autofocus></label>"
                     "<button>Sign in</button></form>"

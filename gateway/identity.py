@@ -82,13 +82,19 @@ class IssuerKeys:
 
     async def _discover(self, http: httpx.AsyncClient) -> str:
         assert self._issuer is not None
-        answer = await http.get(self._issuer.rstrip("/") + "/.well-known/openid-configuration")
-        answer.raise_for_status()
-        uri = answer.json().get("jwks_uri")
-        if not isinstance(uri, str):
-            raise ValueError("discovery document has no jwks_uri")
-        self._jwks_uri = uri
-        return uri
+        self._jwks_uri = (await discovery_document(http, self._issuer, "jwks_uri"))["jwks_uri"]
+        return self._jwks_uri
+
+
+async def discovery_document(http: httpx.AsyncClient, issuer: str, *needed: str) -> dict[str, str]:
+    """The issuer's OpenID configuration, with the endpoints `needed` present."""
+    answer = await http.get(issuer.rstrip("/") + "/.well-known/openid-configuration")
+    answer.raise_for_status()
+    document = answer.json()
+    missing = [k for k in needed if not isinstance(document.get(k), str)]
+    if missing:
+        raise ValueError(f"discovery document lacks {', '.join(missing)}")
+    return {k: v for k, v in document.items() if isinstance(v, str)}
 
 
 async def verify_jwt(

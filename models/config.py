@@ -263,6 +263,23 @@ class OidcAccess(_Strict):
     person_claim: str = "preferred_username"  # matched to roster id or email
     role_claim: str = "roles"  # the app roles assigned to the person
     roles: dict[str, ApiRole] = Field(min_length=1)  # claim value -> API role
+    # Dashboard single sign-on (authorization code + PKCE). API callers bring
+    # their own tokens and need none of it.
+    client_id: str | None = None
+    client_secret: SecretStr | None = None  # write it as ${ENV_VAR}; confidential clients only
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
+
+    @property
+    def audiences(self) -> list[str]:
+        """ID tokens from the sign-in are issued for the client id."""
+        return [*self.audience, *([self.client_id] if self.client_id else [])]
+
+    def resolved_secret(self) -> str | None:
+        return (
+            os.path.expandvars(self.client_secret.get_secret_value())
+            if self.client_secret
+            else None
+        )
 
     @field_validator("audience", mode="before")
     @classmethod

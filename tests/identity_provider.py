@@ -6,9 +6,12 @@ it takes against login.microsoftonline.com."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import threading
 import time
+import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -27,6 +30,9 @@ class IdentityProvider:
         self.authority = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.issuer = f"{self.authority}/{TENANT}/v2.0"
         self.key_fetches = 0
+        # Sign-in (authorization code + PKCE): who signs in next, and codes issued.
+        self.user: dict[str, Any] = {}
+        self.codes: dict[str, dict[str, str]] = {}
 
     def __enter__(self) -> IdentityProvider:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -56,16 +62,57 @@ class IdentityProvider:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                if self.path.endswith("/.well-known/openid-configuration"):
-                    body = {"issuer": provider.issuer, "jwks_uri": f"{provider.issuer}/keys"}
-                elif self.path.endswith("/keys"):
+                path, _, query = self.path.partition("?")
+                if path.endswith("/.well-known/openid-configuration"):
+                    base = provider.issuer
+                    body = {
+                        "issuer": base,
+                        "jwks_uri": f"{base}/keys",
+                        "authorization_endpoint": f"{base}/authorize",
+                        "token_endpoint": f"{base}/token",
+                    }
+                elif path.endswith("/keys"):
                     provider.key_fetches += 1
                     body = provider.jwks()
+                elif path.endswith("/authorize"):
+                    self.sign_in(dict(urllib.parse.parse_qsl(query)))
+                    return
                 else:
                     self.send_error(404)
                     return
+                self.answer(200, body)
+
+            def sign_in(self, asked: dict[str, str]) -> None:
+                """The person (provider.user) signs in at once and is sent back."""
+                code = uuid.uuid4().hex
+                provider.codes[code] = asked
+                back = urllib.parse.urlencode({"code": code, "state": asked.get("state", "")})
+                self.send_response(302)
+                self.send_header("Location", f"{asked['redirect_uri']}?{back}")
+                self.end_headers()
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+                asked = provider.codes.pop(form.get("code", ""), None)  # codes are single-use
+                verifier = form.get("code_verifier", "")
+                proof = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+                if (
+                    asked is None
+                    or form.get("client_id") != asked["client_id"]
+                    or form.get("redirect_uri") != asked["redirect_uri"]
+                    or proof.rstrip(b"=").decode() != asked["code_challenge"]
+                ):
+                    self.answer(400, {"error": "invalid_grant"})
+                    return
+                token = provider.token(
+                    aud=asked["client_id"], nonce=asked["nonce"], **provider.user
+                )
+                self.answer(200, {"id_token": token, "token_type": "Bearer"})
+
+            def answer(self, status: int, body: dict[str, Any]) -> None:
                 data = json.dumps(body).encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

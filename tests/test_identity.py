@@ -5,7 +5,10 @@ token, and starts nothing."""
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,6 +27,7 @@ from tests.identity_provider import TENANT, IdentityProvider
 from tests.test_gateway import unique_alert
 
 APP = "api://stanch-gateway"
+CLIENT = "5e6b1f0c-0000-4000-8000-00000000da5b"  # the dashboard's app registration
 ROLES = {"Stanch.Viewer": "viewer", "Stanch.Responder": "responder"}
 
 
@@ -40,12 +44,13 @@ async def gateway(
     """The gateway alone: what these tests check happens before any worker."""
     from models.settings import Settings
 
-    oidc = {"issuer": idp.issuer, "audience": APP, "roles": ROLES}
+    oidc = {"issuer": idp.issuer, "audience": APP, "roles": ROLES, "client_id": CLIENT}
     roster = [
         {"id": "alice", "email": "Alice@contoso.example"},
         {"id": "bob"},
         {"id": "carol", "roles": ["approver"]},
     ]
+    port = free_port()
     settings = Settings(
         temporal_address=dev_env.client.service_client.config.target_host,
         task_queue=task_queue,
@@ -55,8 +60,9 @@ async def gateway(
         entra_audience=f"{APP}, 0a1b2c3d-0000-0000-0000-00000000beef",
         entra_authority=idp.authority,
         state_dir=tmp_path,
+        gateway_url=f"http://127.0.0.1:{port}",
     )
-    async with gateway_at(settings, free_port()) as url:
+    async with gateway_at(settings, port) as url:
         yield url
 
 
@@ -170,3 +176,55 @@ def _fingerprint(body: dict[str, Any]) -> str:
     from models.alert import CommonAlert
 
     return CommonAlert.model_validate(body).fingerprint()
+
+
+async def test_dashboard_single_sign_on_with_pkce(gateway: str, idp: IdentityProvider):
+    async def sign_in(http: httpx.AsyncClient, tamper: Any = None) -> httpx.Response:
+        started = await http.get("/login/sso")
+        assert started.status_code == 303, started.text
+        authorize = started.headers["location"]
+        asked = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(authorize).query))
+        assert asked["code_challenge_method"] == "S256" and asked["client_id"] == CLIENT
+        assert asked["redirect_uri"] == f"{gateway}/login/callback"
+        flow = started.headers["set-cookie"].lower()
+        assert "httponly" in flow and "samesite=lax" in flow and "path=/login" in flow
+        if tamper:
+            tamper(http)
+        back = await http.get(authorize)  # the provider signs the person in
+        assert back.status_code == 302
+        return await http.get(back.headers["location"])
+
+    async with httpx.AsyncClient(base_url=gateway, timeout=30) as http:
+        assert "id='sso'" in (await http.get("/login")).text
+        idp.user = {"preferred_username": "alice@contoso.example", "roles": ["Stanch.Responder"]}
+        done = await sign_in(http)
+        assert done.status_code == 200 and "url=/" in done.text
+        assert "stanch_token" in http.cookies
+        home = await http.get("/")
+        assert home.status_code == 200 and "alice" in home.text
+        # The session is the ID token: the API takes it too, with alice's role.
+        ack = await http.post("/api/incidents/feedbeef/ack", json={})
+        assert ack.status_code == 404, ack.text
+
+    async with httpx.AsyncClient(base_url=gateway, timeout=30) as http:
+        idp.user = {"preferred_username": "mallory", "roles": ["Stanch.Admin"]}
+        stranger = await sign_in(http)
+        assert stranger.status_code == 403 and "not on the roster" in stranger.text
+        assert "stanch_token" not in http.cookies
+
+        idp.user = {"preferred_username": "bob", "roles": ["Stanch.Viewer"]}
+
+        def other_verifier(client: httpx.AsyncClient) -> None:
+            # Someone holding the code but not this browser's PKCE verifier.
+            flow = json.loads(base64.urlsafe_b64decode(client.cookies["stanch_sso"]))
+            flow["verifier"] = "x" * 64
+            forged = base64.urlsafe_b64encode(json.dumps(flow).encode()).decode()
+            client.cookies.set("stanch_sso", forged, path="/login")
+
+        intercepted = await sign_in(http, other_verifier)
+        assert intercepted.status_code == 401 and "no ID token" in intercepted.text
+        assert "stanch_token" not in http.cookies
+
+        # A callback this browser did not start (login CSRF) is refused.
+        planted = await http.get("/login/callback", params={"code": "c", "state": "theirs"})
+        assert planted.status_code == 400 and "not started here" in planted.text
