@@ -32,9 +32,9 @@ Benchmark = Callable[[Lab, argparse.Namespace], Awaitable[list[Table]]]
 # (full size, quick size) of every knob.
 SIZES: dict[str, tuple[str, str]] = {
     "repeats": ("3", "3"),
-    "alerts": ("10000", "2000"),
+    "alerts": ("10000", "1000"),
     "fingerprints": ("20", "20"),
-    "concurrency": ("200", "200"),
+    "clients": ("200,1000", "200"),
     "windows": ("-1,0,2", "-1,0"),
     "trials": ("10", "3"),
     "incidents": ("1000", "50"),
@@ -43,9 +43,13 @@ SIZES: dict[str, tuple[str, str]] = {
 }
 
 
+LISTS = {"windows", "clients"}  # comma-separated
+
+
 def _storm(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
     windows = [float(w) for w in args.windows.split(",") if w.strip()]
-    return storm.run(lab, storm.Sizes(args.alerts, args.fingerprints, args.concurrency, windows))
+    clients = [int(c) for c in args.clients.split(",") if c.strip()]
+    return storm.run(lab, storm.Sizes(args.alerts, args.fingerprints, clients, windows))
 
 
 def _containment(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
@@ -57,7 +61,8 @@ def _waiting(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
 
 
 def _escalation(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
-    return escalation.run(lab, args.escalations, args.tier_seconds, args.concurrency)
+    storm_clients = int(args.clients.split(",")[0])
+    return escalation.run(lab, args.escalations, args.tier_seconds, storm_clients)
 
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -84,7 +89,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         value = getattr(args, knob)
         if value is None:
             value = os.environ.get(f"STANCH_BENCH_{knob.upper()}", quick if args.quick else full)
-        setattr(args, knob, value if knob == "windows" else int(value))
+        setattr(args, knob, value if knob in LISTS else int(value))
     return args
 
 

@@ -25,8 +25,12 @@ OFF = -1.0  # STANCH_COALESCE_WINDOW_MS below zero: one signal per alert
 class Sizes:
     alerts: int = 10_000
     fingerprints: int = 20
-    concurrency: int = 200
+    clients: list[int] = field(default_factory=lambda: [200])
     windows: list[float] = field(default_factory=lambda: [OFF, 0.0, 2.0])
+
+
+# (coalescing window, or None for the SDK baseline; concurrent clients)
+Variant = tuple[float | None, int]
 
 
 @dataclass
@@ -55,20 +59,26 @@ def variant_name(window: float) -> str:
 async def run(lab: Lab, sizes: Sizes) -> list[Table]:
     workdir = lab.scratch("storm")
     async with running(lab.server, workdir, policy(workdir / "pages.jsonl")) as services:
-        variants: list[float | None] = [None, *sizes.windows]  # None: the SDK baseline
+        variants: list[Variant] = [
+            (window, clients) for clients in sizes.clients for window in [None, *sizes.windows]
+        ]
         # Warm the worker, the gateway and the server's caches before measuring.
-        for variant in variants:
-            await one_pass(lab, services, variant, Sizes(500, sizes.fingerprints, 50))
-        passes: dict[float | None, list[Pass]] = {v: [] for v in variants}
+        for window in [None, *sizes.windows]:
+            await one_pass(lab, services, window, Sizes(500, sizes.fingerprints), 50)
+        passes: dict[Variant, list[Pass]] = {v: [] for v in variants}
         for repeat in range(lab.repeats):
             # Rotate the order so no variant always runs on a freshly idle machine.
             shift = repeat % len(variants)
-            for variant in variants[shift:] + variants[:shift]:
-                passes[variant].append(await one_pass(lab, services, variant, sizes))
+            for window, clients in variants[shift:] + variants[:shift]:
+                passes[(window, clients)].append(
+                    await one_pass(lab, services, window, sizes, clients)
+                )
     return [table(lab, sizes, passes)]
 
 
-async def one_pass(lab: Lab, services: Services, window: float | None, sizes: Sizes) -> Pass:
+async def one_pass(
+    lab: Lab, services: Services, window: float | None, sizes: Sizes, clients: int
+) -> Pass:
     tag = uuid.uuid4().hex[:6]
     rules = [f"storm-{tag}-{i}" for i in range(sizes.fingerprints)]
     bodies = [metric_alert(rules[i % len(rules)]) for i in range(sizes.alerts)]
@@ -80,11 +90,9 @@ async def one_pass(lab: Lab, services: Services, window: float | None, sizes: Si
     meter.start()
     load: Run
     if window is None:
-        load = await signal_with_start_each(
-            lab.client, services.task_queue, events, sizes.concurrency
-        )
+        load = await signal_with_start_each(lab.client, services.task_queue, events, clients)
     else:
-        load = await post_alerts(services.url, bodies, sizes.concurrency)
+        load = await post_alerts(services.url, bodies, clients)
     meter.stop()
     accepted = len(load.latencies)
     counts = await alert_counts(lab.client, incident_ids, accepted)
@@ -108,12 +116,13 @@ async def one_pass(lab: Lab, services: Services, window: float | None, sizes: Si
     )
 
 
-def table(lab: Lab, sizes: Sizes, passes: dict[float | None, list[Pass]]) -> Table:
+def table(lab: Lab, sizes: Sizes, passes: dict[Variant, list[Pass]]) -> Table:
     result = Table(
-        f"Alert storm intake: {sizes.alerts:,} alerts over {sizes.fingerprints} incidents, "
-        f"{sizes.concurrency} concurrent clients (median of {lab.repeats} runs)",
+        f"Alert storm intake: {sizes.alerts:,} alerts over {sizes.fingerprints} incidents "
+        f"(median of {lab.repeats} runs)",
         [
             "intake path",
+            "clients",
             "alerts/s",
             "vs baseline",
             "p50",
@@ -128,14 +137,15 @@ def table(lab: Lab, sizes: Sizes, passes: dict[float | None, list[Pass]]) -> Tab
             "machine busy (ours + others)",
         ],
     )
-    base_rate = median([p.rate for p in passes[None]])
-    for variant, runs in passes.items():
+    for (window, clients), runs in passes.items():
+        base_rate = median([p.rate for p in passes[(None, clients)]])
         rate = median([p.rate for p in runs])
         signals = median([p.signals for p in runs])
         cpu = {k: median([p.cpu_per_1k.get(k, 0.0) for p in runs]) for k in runs[0].cpu_per_1k}
-        gateway_cpu = f"{cpu['gateway']:.2f}" if variant is not None else "-"
+        gateway_cpu = f"{cpu['gateway']:.2f}" if window is not None else "-"
         result.add(
-            BASELINE if variant is None else variant_name(variant),
+            BASELINE if window is None else variant_name(window),
+            clients,
             f"{rate:,.0f}",
             ratio(rate, base_rate),
             ms(median([p.p50 for p in runs])),
@@ -150,12 +160,13 @@ def table(lab: Lab, sizes: Sizes, passes: dict[float | None, list[Pass]]) -> Tab
             f"{median([p.machine for p in runs]):.0%} + {median([p.foreign for p in runs]):.0%}",
         )
     per_run = "; ".join(
-        f"{'baseline' if v is None else variant_name(v)}: "
+        f"{'baseline' if window is None else variant_name(window)} ({clients} clients): "
         + ", ".join(f"{p.rate:,.0f}" for p in runs)
-        for v, runs in passes.items()
+        for (window, clients), runs in passes.items()
     )
     result.notes += [
         f"alerts/s in each run — {per_run}.",
+        "vs baseline: against the SDK baseline with the same number of clients.",
         "lost: acknowledged alerts (202, or an SDK call that returned) that their "
         "incident's alert_count does not include, summed over all runs; errors: "
         "requests not acknowledged, summed over all runs.",
