@@ -224,9 +224,14 @@ class Scenario:
     def problem(self, text: str) -> None:
         self.problems.append(text)
 
+    def finished(self) -> None:
+        """Stamps the scenario's wall time (once)."""
+        if not self.result.seconds:
+            self.result.seconds = time.monotonic() - self._started
+
     def conclude(self, note: str) -> None:
         """Records the wall time and a note, then fails on anything found."""
-        self.result.seconds = time.monotonic() - self._started
+        self.finished()
         self.result.notes.append(note)
         assert not self.problems, "\n".join(self.problems)
         r = self.result
