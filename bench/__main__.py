@@ -36,6 +36,7 @@ SIZES: dict[str, tuple[str, str]] = {
     "fingerprints": ("20", "20"),
     "clients": ("200,1000", "200"),
     "windows": ("-1,0,2", "-1,0"),
+    "batches": ("1,10,50", "1,10"),
     "trials": ("10", "3"),
     "incidents": ("1000", "50"),
     "escalations": ("50", "10"),
@@ -43,13 +44,15 @@ SIZES: dict[str, tuple[str, str]] = {
 }
 
 
-LISTS = {"windows", "clients"}  # comma-separated
+LISTS = {"windows", "clients", "batches"}  # comma-separated
 
 
 def _storm(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
     windows = [float(w) for w in args.windows.split(",") if w.strip()]
     clients = [int(c) for c in args.clients.split(",") if c.strip()]
-    return storm.run(lab, storm.Sizes(args.alerts, args.fingerprints, clients, windows))
+    batches = [int(b) for b in args.batches.split(",") if b.strip()]
+    sizes = storm.Sizes(args.alerts, args.fingerprints, clients, windows, batches)
+    return storm.run(lab, sizes)
 
 
 def _containment(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:

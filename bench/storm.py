@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from bench import batching
 from bench.alerts import metric_alert
 from bench.incidents import alert_counts, signals_received, terminate
 from bench.lab import CpuMeter, Lab
@@ -27,6 +28,7 @@ class Sizes:
     fingerprints: int = 20
     clients: list[int] = field(default_factory=lambda: [200])
     windows: list[float] = field(default_factory=lambda: [OFF, 0.0, 2.0])
+    batches: list[int] = field(default_factory=lambda: [1, 10, 50])  # bench/batching.py
 
 
 # (coalescing window, or None for the SDK baseline; concurrent clients)
@@ -73,7 +75,12 @@ async def run(lab: Lab, sizes: Sizes) -> list[Table]:
                 passes[(window, clients)].append(
                     await one_pass(lab, services, window, sizes, clients)
                 )
-    return [table(lab, sizes, passes)]
+        tables = [table(lab, sizes, passes)]
+        if sizes.batches:
+            tables.append(
+                await batching.run(lab, services, sizes.alerts, sizes.fingerprints, sizes.batches)
+            )
+    return tables
 
 
 async def one_pass(
