@@ -33,8 +33,8 @@ from models.alert import AlertEvent, CommonAlert, MonitorCondition
 from models.incident import IncidentStatus
 from models.runbook import AuditEntry
 from models.settings import Settings
-from tests.conftest import STARTED, Stack, free_port
-from tests.test_gateway import exists, unique_alert, view
+from tests.conftest import CONTINUE_AS_NEW_AFTER, STARTED, Stack, free_port
+from tests.test_gateway import exists, timeline, unique_alert, view
 from workflows.incident import workflow_id_for
 
 # ---- the group commit, in-process ------------------------------------------
@@ -215,6 +215,26 @@ def test_audit_records_written_together_keep_the_chain_and_each_key_once(tmp_pat
     assert receipts[2] == receipts[0], "and so does a key repeated within the batch"
     assert [r["key"] for r in log.records()] == ["alert/a", "alert/b"]
     assert log.verify() == []
+
+
+async def test_a_coalesced_storm_still_continues_as_new_and_keeps_its_timeline(stack: Stack):
+    # Waves one after another: each is at least one signal, so the history
+    # outgrows the dev server's lowered limit however the waves are batched.
+    rule = f"waves-{uuid.uuid4().hex[:6]}"
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=20), timeout=60) as http:
+        for _ in range(20):
+            wave = [unique_alert(rule=rule) for _ in range(20)]
+            responses = await asyncio.gather(*(stack.post_alert(http, b) for b in wave))
+            assert {r.status_code for r in responses} == {202}
+    workflow_id = responses[0].json()["workflow_id"]
+    STARTED.append(stack.client.get_workflow_handle(workflow_id))
+    state = (await view(stack.client, workflow_id)).state
+    assert state.alert_count == 400
+    assert state.runs > 1, f"never continued as new (limit {CONTINUE_AS_NEW_AFTER} events)"
+    entries = await timeline(stack.client, workflow_id)
+    assert [e.kind for e in entries][:2] == ["opened", "alert_fired"]
+    assert sum(e.count for e in entries if e.kind == "alert_repeated") == 399
+    assert sum(1 for e in entries if e.kind == "paged") == 1, "repeats must not re-page"
 
 
 async def test_repeats_inside_a_batch_still_count_once(stack: Stack):

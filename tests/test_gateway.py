@@ -91,7 +91,18 @@ async def test_every_sample_is_accepted_over_http(stack: Stack, path: Path):
     await stack.client.get_workflow_handle(answer["workflow_id"]).terminate("test done")
 
 
-async def test_storm_of_200_alerts_over_5_fingerprints_makes_5_incidents(stack: Stack):
+@pytest.fixture
+def one_signal_per_alert(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The storm test below is about incidents outgrowing their history. The
+    # gateway coalesces a burst into a few signals (tests/test_coalescing.py
+    # covers that path, continue-as-new included), so here each alert goes
+    # alone, as before coalescing, and 200 alerts surely pass the limit.
+    monkeypatch.setenv("STANCH_COALESCE_WINDOW_MS", "-1")
+
+
+async def test_storm_of_200_alerts_over_5_fingerprints_makes_5_incidents(
+    one_signal_per_alert: None, stack: Stack
+):
     rules = [f"storm-{uuid.uuid4().hex[:6]}-{i}" for i in range(5)]
     bodies = [unique_alert(rule=rules[i % 5]) for i in range(200)]
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=50)) as http:
