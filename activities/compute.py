@@ -68,12 +68,16 @@ class ComputeActivities:
     @activity.defn
     async def scale_scale_set(self, request: ScaleRequest) -> ScaleResult:
         """Idempotent: sets an absolute capacity, so a retry asks for the same
-        number. `previous` is read first; the undo scales back to it."""
+        number, and writes only if the set is not there yet. `previous` (the
+        undo's target) is the capacity the caller read before deciding: a retry
+        after a worker died past Azure's PUT would otherwise read the new
+        capacity as the old one, and the release would not scale back in."""
         rid = ResourceId.parse(request.resource_id)
         sets = self._azure.compute(rid.subscription).virtual_machine_scale_sets
         before = await self.read_scale_set(ResourceRef(resource_id=rid.id))
+        previous = before.previous if request.previous is None else request.previous
         if before.previous == request.capacity:
-            return before
+            return ScaleResult(resource_id=rid.id, previous=previous, capacity=request.capacity)
         request_ids: list[str] = []
         async with azure_call(f"scale {rid.id} to {request.capacity}"):
             poller = await sets.begin_update(
@@ -86,7 +90,7 @@ class ComputeActivities:
             await poller.result()
         return ScaleResult(
             resource_id=rid.id,
-            previous=before.previous,
+            previous=previous,
             capacity=request.capacity,
             request_id=request_ids[0] if request_ids else None,
         )

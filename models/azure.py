@@ -158,6 +158,9 @@ class QuarantineRecord(BaseModel):
 class ScaleRequest(BaseModel):
     resource_id: str  # a virtual machine scale set
     capacity: int = Field(ge=0, le=1000)
+    # The capacity the runbook read before deciding: what the undo returns to.
+    # Read again inside a retried activity it could already be the new one.
+    previous: int | None = Field(default=None, ge=0, le=1000)
 
 
 class ScaleResult(BaseModel):

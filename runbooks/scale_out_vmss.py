@@ -18,6 +18,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.runbook import Runbook
 
 
+UNDO_FROM_READ_PATCH = "scale-undo-from-read"
+
+
 class ScaleOutParams(BaseModel):
     add: int = Field(default=2, ge=1, le=50)  # instances added per run
     max_capacity: int = Field(default=20, ge=1)  # never beyond this, whatever the load
@@ -60,10 +63,13 @@ class ScaleOutVmss(Runbook):
                 non_retryable=True,
             )
         await self.approval("scale out")
+        # Runs started before the undo target came from the read above replay
+        # with the request they scheduled.
+        known = current.capacity if workflow.patched(UNDO_FROM_READ_PATCH) else None
         await self.act(
             f"scale out to {target}",
             ComputeActivities.scale_scale_set,
-            ScaleRequest(resource_id=self.resource_id, capacity=target),
+            ScaleRequest(resource_id=self.resource_id, capacity=target, previous=known),
             undo=lambda result: (
                 ComputeActivities.scale_scale_set,
                 ScaleRequest(resource_id=self.resource_id, capacity=result.previous),

@@ -32,6 +32,7 @@ from models.azure import (
     MetricsQuery,
     QuarantineRequest,
     ResourceRef,
+    ScaleRequest,
     TagChange,
     TagRemoval,
     VmRef,
@@ -226,6 +227,22 @@ async def test_retried_restart_resumes_instead_of_restarting_twice(sim, azure):
     retry.info = dataclasses.replace(retry.info, attempt=2, heartbeat_details=[tokens[0]])
     assert (await retry.run(compute.restart_vm, vm)).power_state == "running"
     assert [p.rsplit("/", 1)[-1] for m, p in mutations(sim) if m == "POST"] == ["restart"]
+
+
+async def test_a_retried_scale_out_keeps_the_capacity_to_return_to(sim, azure):
+    """The worker died after Azure applied the new capacity: the retry writes
+    nothing and still reports the capacity the runbook read before, so the
+    release scales back in."""
+    from tests.conftest import VMSS
+
+    compute = ComputeActivities(azure)
+    before = (await env().run(compute.read_scale_set, ResourceRef(resource_id=VMSS))).capacity
+    scale = ScaleRequest(resource_id=VMSS, capacity=before + 2, previous=before)
+    first = await env().run(compute.scale_scale_set, scale)
+    since = last_seq(sim)
+    retried = await env().run(compute.scale_scale_set, scale)
+    assert (first.previous, retried.previous) == (before, before)
+    assert retried.capacity == before + 2 and mutations(sim, since) == []
 
 
 async def test_resource_health(sim, azure):

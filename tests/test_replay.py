@@ -32,6 +32,7 @@ def test_histories_are_kept():
         "runbook_restart_vm",
         "runbook_verify_recovery",
         "runbook_scale_out_vmss",
+        "runbook_scale_out_vmss_pre_undo_from_read",
     } <= names
 
 
