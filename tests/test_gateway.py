@@ -105,7 +105,9 @@ async def test_storm_of_200_alerts_over_5_fingerprints_makes_5_incidents(
 ):
     rules = [f"storm-{uuid.uuid4().hex[:6]}-{i}" for i in range(5)]
     bodies = [unique_alert(rule=rules[i % 5]) for i in range(200)]
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=50)) as http:
+    # 200 requests queue behind 50 connections: on a loaded 2-core machine the
+    # last ones wait longer than httpx's default 5 s.
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=50), timeout=60) as http:
         responses = await asyncio.gather(*(stack.post_alert(http, b) for b in bodies))
     assert [r.status_code for r in responses] == [202] * 200
     answers = [r.json() for r in responses]
