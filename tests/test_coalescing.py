@@ -18,13 +18,13 @@ from pathlib import Path
 import httpx
 import uvicorn
 from pydantic import SecretStr
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RetryConfig
 from temporalio.testing import WorkflowEnvironment
 
 from activities.audit import SqliteAuditLog
+from bench.incidents import signals_received
 from gateway.app import create_app
 from gateway.coalesce import Coalescer
 from gateway.intake import NOTHING_TO_RESOLVE, record_alerts
@@ -153,25 +153,6 @@ async def test_stopping_the_gateway_answers_everyone_still_waiting():
 
 
 # ---- against Temporal --------------------------------------------------------
-
-
-async def signals_received(client: Client, workflow_id: str) -> int:
-    """Signal events over every run of the incident (it may continue as new)."""
-    latest = [e async for e in client.get_workflow_handle(workflow_id).fetch_history_events()]
-    started = latest[0].workflow_execution_started_event_attributes
-    run_id: str | None = started.first_execution_run_id
-    total = 0
-    while run_id:
-        handle = client.get_workflow_handle(workflow_id, run_id=run_id)
-        events = [e async for e in handle.fetch_history_events()]
-        total += sum(
-            e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED for e in events
-        )
-        last = events[-1]
-        run_id = None
-        if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
-            run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-    return total
 
 
 def alerts_received(state_dir: Path) -> list[str]:
