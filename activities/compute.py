@@ -95,12 +95,31 @@ class ComputeActivities:
             request_id=request_ids[0] if request_ids else None,
         )
 
+    async def _settled(self, ref: VmRef, current: PowerState) -> PowerState:
+        while current.operation_under_way:
+            activity.heartbeat()
+            await asyncio.sleep(self._azure.poll_seconds)
+            current = await self.get_power_state(ref)
+        return current
+
     async def _power_action(self, ref: VmRef, action: str) -> PowerState:
         rid = ResourceId.parse(ref.resource_id)
         machines = self._azure.compute(rid.subscription).virtual_machines
         begin = getattr(machines, f"begin_{action}")
         details = activity.info().heartbeat_details
         token = details[0] if details else None
+        if token is None and activity.info().attempt > 1:
+            # The previous attempt may have died after Azure accepted the action
+            # but before its token was heartbeated. Power operations take
+            # minutes, so one still under way is most likely ours: wait for it
+            # rather than restart the VM a second time. (A VM that already
+            # settled cannot be told apart, and gets the action again.)
+            current = await self.get_power_state(ref)
+            if current.operation_under_way:
+                activity.logger.info(
+                    "an operation is under way on %s; not sending %s", rid.id, action
+                )
+                return await self._settled(ref, current)
         kwargs: dict[str, Any] = {"polling_interval": self._azure.poll_seconds}
         async with azure_call(f"{action} {rid.id}"):
             if token:

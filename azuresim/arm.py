@@ -336,13 +336,15 @@ def _instance_view(vm: Resource) -> dict[str, Any]:
         "deallocating": "VM deallocating",
         "stopping": "VM stopping",
     }.get(power, power)
+    # As on Azure: the VM is "updating" while a power action is carried out.
+    provisioning = "updating" if power in {"starting", "deallocating", "stopping"} else "succeeded"
     return {
         "computerName": vm.name,
         "statuses": [
             {
-                "code": "ProvisioningState/succeeded",
+                "code": f"ProvisioningState/{provisioning}",
                 "level": "Info",
-                "displayStatus": "Provisioning succeeded",
+                "displayStatus": f"Provisioning {provisioning}",
             },
             {"code": f"PowerState/{power}", "level": "Info", "displayStatus": display},
         ],

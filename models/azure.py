@@ -198,6 +198,12 @@ class PowerState(BaseModel):
     power_state: str  # running, deallocated, stopped, starting, ...
     provisioning_state: str | None = None
 
+    @property
+    def operation_under_way(self) -> bool:
+        """Azure is still carrying out a power action (or another update)."""
+        moving = self.power_state in {"starting", "stopping", "deallocating"}
+        return moving or (self.provisioning_state or "").lower() == "updating"
+
     def summary_line(self) -> str:
         return self.power_state
 

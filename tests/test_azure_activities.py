@@ -229,6 +229,27 @@ async def test_retried_restart_resumes_instead_of_restarting_twice(sim, azure):
     assert [p.rsplit("/", 1)[-1] for m, p in mutations(sim) if m == "POST"] == ["restart"]
 
 
+async def test_a_retry_waits_for_a_restart_azure_accepted_but_nobody_recorded(sim, azure):
+    """The first attempt's worker died between Azure accepting the restart and
+    heartbeating its token: the retry finds the VM mid-operation and waits for
+    it instead of restarting it a second time."""
+    import dataclasses
+
+    from tests.conftest import RG
+
+    compute = ComputeActivities(azure)
+    vm = VmRef(resource_id=VM1)
+    await azure.compute(SUB).virtual_machines.begin_restart(RG.rsplit("/", 1)[-1], "vm-web-1")
+    retry = env()
+    retry.info = dataclasses.replace(retry.info, attempt=2, heartbeat_details=[])
+    settled = await retry.run(compute.restart_vm, vm)
+    assert settled.power_state == "running" and not settled.operation_under_way
+    assert [p.rsplit("/", 1)[-1] for m, p in mutations(sim) if m == "POST"] == ["restart"]
+    # A later, separate restart (attempt 1) is sent as usual.
+    await env().run(compute.restart_vm, vm)
+    assert [p.rsplit("/", 1)[-1] for m, p in mutations(sim) if m == "POST"] == ["restart"] * 2
+
+
 async def test_a_retried_scale_out_keeps_the_capacity_to_return_to(sim, azure):
     """The worker died after Azure applied the new capacity: the retry writes
     nothing and still reports the capacity the runbook read before, so the
