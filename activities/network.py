@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.mgmt.network.models import (
+    NetworkInterface,
     NetworkSecurityGroup,
     NetworkSecurityGroupPropertiesFormat,
     SecurityRule,
@@ -126,16 +127,9 @@ class NetworkActivities:
                     )
                     nsg = await poller.result()
             if not ours:
-                nic.network_security_group = NetworkSecurityGroup(id=nsg.id)
-                async with azure_call(f"attach quarantine NSG to {nic_id}"):
-                    attach = await network.network_interfaces.begin_create_or_update(
-                        nic_rid.resource_group,
-                        nic_rid.name,
-                        nic,
-                        polling_interval=self._azure.poll_seconds,
-                        cls=keep_request_id(request_ids),
-                    )
-                    await attach.result()
+                await self._put_nic_on(
+                    nic, nic_rid, nsg.id, f"attach quarantine NSG to {nic_id}", request_ids
+                )
             isolated.append(
                 IsolatedNic(nic_id=nic.id, quarantine_nsg_id=nsg.id, original_nsg_id=original)
             )
@@ -178,6 +172,29 @@ class NetworkActivities:
                     problems.append(f"{nsg_rid.name} does not deny all {direction.lower()} traffic")
         return IsolationCheck(isolated=not problems, problems=problems)
 
+    async def _put_nic_on(
+        self,
+        nic: NetworkInterface,
+        nic_rid: ResourceId,
+        nsg_id: str | None,
+        what: str,
+        request_ids: list[str],
+    ) -> None:
+        """Moves the NIC onto `nsg_id` (None: no NSG), the one write that
+        isolates or releases it."""
+        nic.network_security_group = NetworkSecurityGroup(id=nsg_id) if nsg_id else None
+        async with azure_call(what):
+            poller = await self._azure.network(
+                nic_rid.subscription
+            ).network_interfaces.begin_create_or_update(
+                nic_rid.resource_group,
+                nic_rid.name,
+                nic,
+                polling_interval=self._azure.poll_seconds,
+                cls=keep_request_id(request_ids),
+            )
+            await poller.result()
+
     async def _quarantine_nsg(
         self, nic: ResourceId, nsg_name: str, required: bool
     ) -> NetworkSecurityGroup | None:
@@ -210,18 +227,13 @@ class NetworkActivities:
                 nic = await network.network_interfaces.get(nic_rid.resource_group, nic_rid.name)
             current = nic.network_security_group.id if nic.network_security_group else None
             if current is not None and current.lower() == item.quarantine_nsg_id.lower():
-                nic.network_security_group = (
-                    NetworkSecurityGroup(id=item.original_nsg_id) if item.original_nsg_id else None
+                await self._put_nic_on(
+                    nic,
+                    nic_rid,
+                    item.original_nsg_id,
+                    f"restore the NSG of {item.nic_id}",
+                    request_ids,
                 )
-                async with azure_call(f"restore the NSG of {item.nic_id}"):
-                    restore = await network.network_interfaces.begin_create_or_update(
-                        nic_rid.resource_group,
-                        nic_rid.name,
-                        nic,
-                        polling_interval=self._azure.poll_seconds,
-                        cls=keep_request_id(request_ids),
-                    )
-                    await restore.result()
                 changed = True
             async with azure_call(f"delete {item.quarantine_nsg_id}"):
                 try:

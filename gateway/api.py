@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
@@ -60,6 +60,9 @@ from workflows.search_attributes import INCIDENT_SERVICE, INCIDENT_SEVERITY, INC
 WINDOW: TypeAdapter[timedelta] = TypeAdapter(Duration)
 _SERVICE = re.compile(NAME_PATTERN)
 OPEN_FRESH_FOR = 1.0  # seconds a listing of open incidents is shared between callers
+TIMES_FRESH_FOR = 5.0  # and response times, which read every incident of the window
+SHARED_ANSWERS_KEPT = 64
+T = TypeVar("T")
 
 
 class Caller(BaseModel):
@@ -117,7 +120,8 @@ class OnCall:
         self.settings, self.client, self.problem = settings, client, problem
         self._cache: dict[str, Any] = {}
         self._keys: dict[tuple[str, str | None], IssuerKeys] = {}
-        self._listing = asyncio.Lock()
+        self._sharing = asyncio.Lock()
+        self._answers: dict[tuple[Any, ...], tuple[float, Any]] = {}
 
     def policy(self) -> StanchConfig:
         """Re-read only when the policy file changed: token and roster edits
@@ -200,9 +204,13 @@ class OnCall:
             ) from None
         if not timedelta(minutes=1) <= span <= timedelta(days=90):
             raise self.problem(422, "invalid", "window: between 1m and 90d")
-        until = datetime.now(UTC)
-        states = await self.states_since(until - span, service)
-        return response_times(states, until - span, until)
+
+        async def measure() -> ResponseTimes:
+            until = datetime.now(UTC)
+            states = await self.states_since(until - span, service)
+            return response_times(states, until - span, until)
+
+        return await self._shared(("times", span, service), TIMES_FRESH_FOR, measure)
 
     async def detail(self, incident_id: str) -> IncidentDetail:
         handle = (await self.client()).get_workflow_handle_for(
@@ -220,23 +228,34 @@ class OnCall:
         )
 
     async def list_open(self, limit: int = 50) -> list[IncidentDetail]:
-        """Shared for a moment: every open dashboard's event stream and
-        fragments ask for this, and one listing should serve them all."""
-        async with self._listing:
-            cached = self._cache.get("open")
-            if cached and cached[1] == limit and time.monotonic() - cached[0] < OPEN_FRESH_FOR:
-                found: list[IncidentDetail] = cached[2]
-                return found
-            query = "WorkflowType = 'IncidentWorkflow' AND ExecutionStatus = 'Running'"
-            ids = [
-                e.id.removeprefix("incident-")
-                async for e in (await self.client()).list_workflows(query, limit=limit)
-            ]
-            answers = await asyncio.gather(*map(self.detail, ids), return_exceptions=True)
-            # One that closed or whose worker is slow is left out, not an error page.
-            found = [a for a in answers if isinstance(a, IncidentDetail)]
-            self._cache["open"] = (time.monotonic(), limit, found)
-            return found
+        return await self._shared(("open", limit), OPEN_FRESH_FOR, lambda: self._open(limit))
+
+    async def _open(self, limit: int) -> list[IncidentDetail]:
+        query = "WorkflowType = 'IncidentWorkflow' AND ExecutionStatus = 'Running'"
+        ids = [
+            e.id.removeprefix("incident-")
+            async for e in (await self.client()).list_workflows(query, limit=limit)
+        ]
+        answers = await asyncio.gather(*map(self.detail, ids), return_exceptions=True)
+        # One that closed or whose worker is slow is left out, not an error page.
+        return [a for a in answers if isinstance(a, IncidentDetail)]
+
+    async def _shared(
+        self, key: tuple[Any, ...], fresh_for: float, fetch: Callable[[], Awaitable[T]]
+    ) -> T:
+        """One answer for every caller within `fresh_for` seconds: each open
+        dashboard asks the same questions whenever anything changes, and one
+        round of queries should serve them all."""
+        async with self._sharing:
+            kept = self._answers.get(key)
+            if kept is not None and time.monotonic() - kept[0] < fresh_for:
+                answer: T = kept[1]
+                return answer
+            answer = await fetch()
+            if len(self._answers) > SHARED_ANSWERS_KEPT:
+                self._answers.clear()  # keys come from callers: keep the memory bounded
+            self._answers[key] = (time.monotonic(), answer)
+            return answer
 
     async def states_since(
         self, since: datetime, service: str | None = None, limit: int = 1000
@@ -373,45 +392,26 @@ def api_router(
     async def get_incident(incident_id: str, who: Caller = viewer) -> IncidentDetail:
         return await detail(incident_id)
 
+    async def update(incident_id: str, name: str, request: BaseModel) -> UpdateResult:
+        result: UpdateResult = await ask(workflow_id_for(incident_id), name, request, UpdateResult)
+        return result
+
     @router.post("/incidents/{incident_id}/ack", response_model=UpdateResult)
     async def ack(incident_id: str, body: AckBody, who: Caller = responder) -> UpdateResult:
-        result: UpdateResult = await ask(
-            workflow_id_for(incident_id),
-            "acknowledge",
-            Acknowledge(by=who.person, note=body.note),
-            UpdateResult,
-        )
-        return result
+        return await update(incident_id, "acknowledge", Acknowledge(by=who.person, note=body.note))
 
     @router.post("/incidents/{incident_id}/resolve", response_model=UpdateResult)
     async def resolve(incident_id: str, body: AckBody, who: Caller = responder) -> UpdateResult:
-        result: UpdateResult = await ask(
-            workflow_id_for(incident_id),
-            "resolve",
-            Resolve(by=who.person, note=body.note),
-            UpdateResult,
-        )
-        return result
+        return await update(incident_id, "resolve", Resolve(by=who.person, note=body.note))
 
     @router.post("/incidents/{incident_id}/notes", response_model=UpdateResult)
     async def note(incident_id: str, body: NoteBody, who: Caller = responder) -> UpdateResult:
-        result: UpdateResult = await ask(
-            workflow_id_for(incident_id),
-            "add_note",
-            AddNote(by=who.person, text=body.text),
-            UpdateResult,
-        )
-        return result
+        return await update(incident_id, "add_note", AddNote(by=who.person, text=body.text))
 
     @router.post("/incidents/{incident_id}/roles", response_model=UpdateResult)
     async def roles(incident_id: str, body: RoleBody, who: Caller = responder) -> UpdateResult:
-        result: UpdateResult = await ask(
-            workflow_id_for(incident_id),
-            "assign_role",
-            AssignRole(by=who.person, role=body.role, assignee=body.assignee),
-            UpdateResult,
-        )
-        return result
+        assignment = AssignRole(by=who.person, role=body.role, assignee=body.assignee)
+        return await update(incident_id, "assign_role", assignment)
 
     async def decide(
         incident_id: str, step: str, who: Caller, verb: str, body: DecisionBody

@@ -17,10 +17,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pydantic import SecretStr
 from temporalio.contrib.opentelemetry import create_tracer_provider
 
-from gateway.server import serve_gateway
 from models.settings import Settings
 from telemetry import enable_azure_tracing, enable_temporal_tracing
-from tests.conftest import free_port, policy_file
+from tests.conftest import free_port, gateway_at, policy_file
 from worker import build_worker
 from workflows.client import connect
 
@@ -59,21 +58,13 @@ async def _one_alert(exporter, dev_env, tmp_path, task_queue, azure) -> None:
         gateway_url=f"http://127.0.0.1:{port}",
     )
     client = await connect(settings)
-    stop = asyncio.Event()
     body = json.loads(ALERT.read_text())
     body["data"]["essentials"]["alertRule"] = f"traced-{uuid.uuid4().hex[:6]}"
-    async with build_worker(client, settings, azure):
-        serving = asyncio.create_task(serve_gateway(settings, "127.0.0.1", port, stop))
+    async with build_worker(client, settings, azure), gateway_at(settings, port) as url:
+        assert settings.alert_token is not None
         async with httpx.AsyncClient() as http:
-            for _ in range(100):
-                try:
-                    if (await http.get(f"{settings.gateway_url}/healthz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.05)
-            assert settings.alert_token is not None
             answer = await http.post(
-                f"{settings.gateway_url}/alerts",
+                f"{url}/alerts",
                 json=body,
                 headers={"Authorization": f"Bearer {settings.alert_token.get_secret_value()}"},
             )
@@ -83,8 +74,6 @@ async def _one_alert(exporter, dev_env, tmp_path, task_queue, azure) -> None:
                 break
             await asyncio.sleep(0.1)
         await client.get_workflow_handle(answer.json()["workflow_id"]).terminate("test done")
-        stop.set()
-        await serving
 
     spans = exporter.get_finished_spans()
     root = next(s for s in spans if s.name == "POST /alerts")

@@ -372,9 +372,7 @@ class Runbook:
 
     @approve.validator
     def _validate_approve(self, decision: ApprovalDecision) -> None:
-        reason = self._refusal(decision)
-        if reason:
-            raise ValueError(reason)
+        self._refuse_if_not_allowed(decision)
 
     @workflow.update(name="reject")
     async def reject(self, decision: ApprovalDecision) -> RunbookView:
@@ -384,6 +382,11 @@ class Runbook:
 
     @reject.validator
     def _validate_reject(self, decision: ApprovalDecision) -> None:
+        self._refuse_if_not_allowed(decision)
+
+    def _refuse_if_not_allowed(self, decision: ApprovalDecision) -> None:
+        """Before anything enters history: the caller gets the reason as the
+        update's failure."""
         reason = self._refusal(decision)
         if reason:
             raise ValueError(reason)
