@@ -58,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         INCIDENT_SERVICE,
         INCIDENT_SEVERITY,
         INCIDENT_STATUS,
+        searchable_resources,
     )
 
 # Azure retries a webhook within minutes; remembering the last few hundred
@@ -689,7 +690,7 @@ class IncidentWorkflow:
         wanted: list[SearchAttributeUpdate[Any]] = [
             INCIDENT_STATUS.value_set(str(self._state.status)),
             INCIDENT_SEVERITY.value_set(str(self._state.severity)),
-            INCIDENT_RESOURCES.value_set(self._state.resources),
+            INCIDENT_RESOURCES.value_set(searchable_resources(self._state.resources)),
         ]
         if self._state.service:
             wanted.append(INCIDENT_SERVICE.value_set(self._state.service))

@@ -4,6 +4,7 @@ registers."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from temporalio.common import SearchAttributeKey
@@ -19,3 +20,25 @@ ALL: list[SearchAttributeKey[Any]] = [
     INCIDENT_SERVICE,
     INCIDENT_RESOURCES,
 ]
+
+# Temporal refuses a keyword-list value whose JSON is over 2048 bytes, which
+# about 13 Azure VM ids reach: the listing gets the ids that fit, the incident's
+# state keeps them all.
+RESOURCES_VALUE_BYTES = 2000
+RESOURCE_ID_CHARS = 512
+
+
+def searchable_resources(resource_ids: list[str]) -> list[str]:
+    """The first resource ids that fit the IncidentResources search attribute,
+    each cut to a bounded length. Unchanged for any list that already fits,
+    so workflows that upserted a full list replay the same command."""
+    kept: list[str] = []
+    size = 2  # the JSON brackets
+    for resource_id in resource_ids:
+        item = resource_id[:RESOURCE_ID_CHARS]
+        cost = len(json.dumps(item).encode()) + (1 if kept else 0)
+        if size + cost > RESOURCES_VALUE_BYTES:
+            break
+        kept.append(item)
+        size += cost
+    return kept
