@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,7 @@ from models.config import (
     StanchConfig,
     load_config,
 )
+from models.dev_credentials import DevCredential, DevCredentialsUnusable, read_dev_credentials
 from models.duration import Duration
 from models.incident import (
     Acknowledge,
@@ -45,6 +47,7 @@ from models.incident import (
     AssignRole,
     IncidentState,
     IncidentStatus,
+    RequestRelease,
     Resolve,
     Role,
     TimelineEntry,
@@ -63,6 +66,7 @@ OPEN_FRESH_FOR = 1.0  # seconds a listing of open incidents is shared between ca
 TIMES_FRESH_FOR = 5.0  # and response times, which read every incident of the window
 SHARED_ANSWERS_KEPT = 64
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Caller(BaseModel):
@@ -101,6 +105,10 @@ class NoteBody(BaseModel):
 class RoleBody(BaseModel):
     role: Role
     assignee: str
+
+
+class ReleaseBody(BaseModel):
+    reason: str | None = None
 
 
 class DecisionBody(BaseModel):
@@ -153,14 +161,34 @@ class OnCall:
         return who
 
     def _token_holder(self, presented: str | None, tokens: list[ApiToken]) -> Caller:
-        match = None
+        match: ApiToken | DevCredential | None = None
         for entry in tokens:  # every one compared, in constant time
             secret = entry.resolved()
             if presented and secret and hmac.compare_digest(presented.encode(), secret.encode()):
                 match = entry
+        for dev in self._dev_credentials():  # `stanch dev` only: one per roster person
+            if presented and hmac.compare_digest(presented.encode(), dev.token.encode()):
+                match = dev
         if match is None:
             raise self.problem(401, "unauthorized", "missing or unknown bearer token")
         return Caller(person=match.person, role=match.role)
+
+    def _dev_credentials(self) -> list[DevCredential]:
+        """Re-read when the file changes; an unusable file grants nothing."""
+        path = self.settings.dev_credentials
+        if path is None:
+            return []
+        try:
+            stamp = path.stat().st_mtime_ns
+            if self._cache.get("dev_stamp") != stamp:
+                self._cache["dev"] = read_dev_credentials(path).credentials
+                self._cache["dev_stamp"] = stamp
+        except (OSError, DevCredentialsUnusable) as e:
+            log.error("development credentials not accepted: %s", e)
+            self._cache.pop("dev_stamp", None)
+            return []
+        found: list[DevCredential] = self._cache["dev"]
+        return found
 
     async def _signed_in(self, token: str, policy: StanchConfig, oidc: OidcAccess) -> Caller:
         try:
@@ -412,6 +440,14 @@ def api_router(
     async def roles(incident_id: str, body: RoleBody, who: Caller = responder) -> UpdateResult:
         assignment = AssignRole(by=who.person, role=body.role, assignee=body.assignee)
         return await update(incident_id, "assign_role", assignment)
+
+    @router.post("/incidents/{incident_id}/release", response_model=UpdateResult)
+    async def release(incident_id: str, body: ReleaseBody, who: Caller = responder) -> UpdateResult:
+        """Undo what automation applied (e.g. lift a quarantine); the release
+        runbook then waits for an approver other than the requester."""
+        return await update(
+            incident_id, "request_release", RequestRelease(by=who.person, reason=body.reason)
+        )
 
     async def decide(
         incident_id: str, step: str, who: Caller, verb: str, body: DecisionBody

@@ -38,6 +38,15 @@ class Settings(BaseSettings):
     entra_audience: str | None = None
     entra_authority: str = "https://login.microsoftonline.com"
     gateway_url: str = "http://127.0.0.1:8080"
+    # The CLI's credential for the on-call API (else `stanch login`'s cached sign-in).
+    api_token: SecretStr | None = None
+    # `stanch login`: the OIDC issuer and public client id of the device flow,
+    # when the policy file (access.oidc) is not at hand on the caller's machine.
+    login_issuer: str | None = None
+    login_client_id: str | None = None
+    # Development credentials (one per roster person) the gateway accepts beside
+    # the policy's tokens: set by `stanch dev` only, never in production.
+    dev_credentials: Path | None = None
     # Alerts for one incident arriving within this many ms (or while a call for it is
     # in flight) go to Temporal as one signal; negative: one signal per alert.
     coalesce_window_ms: float = 0.0
