@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import shutil
@@ -147,6 +148,19 @@ async def wait_for_temporal(
             await asyncio.sleep(0.25)
 
 
+def _report_helper_end(task: asyncio.Task[None]) -> None:
+    """A helper task that ends early is logged; it never ends the stack."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    logging.getLogger("stanch.dev").error(
+        "%s follower stopped (%s); the stack keeps serving",
+        task.get_name(),
+        f"{type(error).__name__}: {error}" if error else "returned",
+        exc_info=error,
+    )
+
+
 def stop_process(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
@@ -207,8 +221,12 @@ async def run_dev(options: DevOptions) -> None:
             flush=True,
         )
         levels = ToggleStore(settings.toggles_path)
+        # A helper, not a service: whatever happens to it, the stack keeps serving.
+        helper = asyncio.create_task(
+            follow_log_level(levels.log_level, every=2.0), name="log level"
+        )
+        helper.add_done_callback(_report_helper_end)
         tasks = [
-            asyncio.create_task(follow_log_level(levels.log_level, every=2.0), name="log level"),
             asyncio.create_task(run_worker(settings, stop), name="worker"),
             asyncio.create_task(
                 serve_gateway(settings, options.host, options.http_port, stop), name="gateway"
@@ -218,8 +236,8 @@ async def run_dev(options: DevOptions) -> None:
             [*tasks, asyncio.create_task(stop.wait())], return_when="FIRST_COMPLETED"
         )
         stop.set()
-        tasks[0].cancel()
-        results = await asyncio.gather(*tasks[1:], return_exceptions=True)
+        helper.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise failures[0]
