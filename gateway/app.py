@@ -20,6 +20,7 @@ from activities.audit import SqliteAuditLog
 from gateway.api import api_router
 from gateway.audit_trail import AlertAuditTrail
 from gateway.auth import presented_token, token_matches
+from gateway.controls import controls_router
 from gateway.dashboard import dashboard_router
 from gateway.identity import TokenRefused, looks_like_jwt
 from gateway.intake import AlertIntake, IntakeResult
@@ -152,6 +153,7 @@ def create_app(
     api, oncall = api_router(settings, client, Problem)
     app.include_router(api)
     app.include_router(dashboard_router(settings, oncall))
+    app.include_router(controls_router(settings, oncall, audit, Problem))
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

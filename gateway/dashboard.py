@@ -28,6 +28,7 @@ from fastapi.responses import (
 
 from activities.postmortem import render_postmortem  # pure: facts in, Markdown out
 from gateway.api import OnCall
+from gateway.controls import kill_switch_banner
 from gateway.sso import sso_router
 from models.config import ApiRole
 from models.duration import age, span
@@ -201,7 +202,7 @@ def dashboard_router(settings: Settings, oncall: OnCall) -> APIRouter:
             return RedirectResponse("/login", status_code=303)
         fragment = "/fragments/incidents?" + urllib.parse.urlencode({"window": window})
         body = (
-            "<h1>Open incidents</h1>"
+            kill_switch_banner(settings) + "<h1>Open incidents</h1>"
             f"<div data-fragment='{html.escape(fragment)}'>{await overview(window)}</div>"
         )
         return HTMLResponse(page("Incidents", body, who.person))
@@ -297,7 +298,8 @@ def dashboard_router(settings: Settings, oncall: OnCall) -> APIRouter:
             return RedirectResponse("/login", status_code=303)
         d = await detail(incident_id)
         body = (
-            f"<div data-fragment='/fragments/incidents/{incident_id}'>"
+            kill_switch_banner(settings)
+            + f"<div data-fragment='/fragments/incidents/{incident_id}'>"
             f"{incident_body(d, who.role)}</div>"
         )
         return HTMLResponse(page(d.state.title, body, who.person))
