@@ -14,6 +14,7 @@ import hmac
 import logging
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -28,8 +29,9 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from gateway.auth import presented_token
+from gateway.auth import bearer_token
 from gateway.identity import IssuerKeys, TokenRefused, looks_like_jwt, verify_jwt
+from gateway.web_guard import CALLER
 from models.config import (
     NAME_PATTERN,
     ApiRole,
@@ -65,6 +67,8 @@ _SERVICE = re.compile(NAME_PATTERN)
 OPEN_FRESH_FOR = 1.0  # seconds a listing of open incidents is shared between callers
 TIMES_FRESH_FOR = 5.0  # and response times, which read every incident of the window
 SHARED_ANSWERS_KEPT = 64
+MEASURES_AT_ONCE = 2  # response-times computations running together; more wait their turn
+QUERIES_AT_ONCE = 8  # workflow queries one computation has in flight
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -128,8 +132,11 @@ class OnCall:
         self.settings, self.client, self.problem = settings, client, problem
         self._cache: dict[str, Any] = {}
         self._keys: dict[tuple[str, str | None], IssuerKeys] = {}
-        self._sharing = asyncio.Lock()
-        self._answers: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._answers: OrderedDict[tuple[Any, ...], tuple[float, Any]] = OrderedDict()
+        self._flights: dict[tuple[Any, ...], asyncio.Task[Any]] = {}
+        self._finished: OrderedDict[str, IncidentState] = OrderedDict()
+        # Response times read every incident of their window: only a few at once.
+        self._measuring = asyncio.Semaphore(MEASURES_AT_ONCE)
 
     def policy(self) -> StanchConfig:
         """Re-read only when the policy file changed: token and roster edits
@@ -147,18 +154,28 @@ class OnCall:
         return found
 
     async def who_is(self, request: Request, minimum: ApiRole = ApiRole.VIEWER) -> Caller:
-        # The dashboard's cookie is SameSite=Strict: other sites cannot ride on it.
-        presented = presented_token(request) or request.cookies.get("stanch_token")
-        policy = self.policy()
-        if presented and policy.access.oidc is not None and looks_like_jwt(presented):
-            who = await self._signed_in(presented, policy, policy.access.oidc)
-        else:
-            who = self._token_holder(presented, policy.access.tokens)
+        # Found already by the request guard, before the body was read.
+        known = request.scope.get("state", {}).get(CALLER)
+        # Only the Authorization header, never `?token=` (URLs end up in proxy
+        # logs); the dashboard's cookie is SameSite=Strict: other sites cannot
+        # ride on it.
+        who = (
+            known
+            if isinstance(known, Caller)
+            else await self.identify(bearer_token(request) or request.cookies.get("stanch_token"))
+        )
         if who.role.rank < minimum.rank:
             raise self.problem(
                 403, "forbidden", f"{who.person} is a {who.role}; this needs {minimum}"
             )
         return who
+
+    async def identify(self, presented: str | None) -> Caller:
+        """Who holds this credential (an API token, or a sign-in JWT)."""
+        policy = self.policy()
+        if presented and policy.access.oidc is not None and looks_like_jwt(presented):
+            return await self._signed_in(presented, policy, policy.access.oidc)
+        return self._token_holder(presented, policy.access.tokens)
 
     def _token_holder(self, presented: str | None, tokens: list[ApiToken]) -> Caller:
         match: ApiToken | DevCredential | None = None
@@ -232,11 +249,13 @@ class OnCall:
             ) from None
         if not timedelta(minutes=1) <= span <= timedelta(days=90):
             raise self.problem(422, "invalid", "window: between 1m and 90d")
+        span = rounded_window(span)
 
         async def measure() -> ResponseTimes:
-            until = datetime.now(UTC)
-            states = await self.states_since(until - span, service)
-            return response_times(states, until - span, until)
+            async with self._measuring:
+                until = datetime.now(UTC)
+                states = await self.states_since(until - span, service)
+                return response_times(states, until - span, until)
 
         return await self._shared(("times", span, service), TIMES_FRESH_FOR, measure)
 
@@ -273,17 +292,34 @@ class OnCall:
     ) -> T:
         """One answer for every caller within `fresh_for` seconds: each open
         dashboard asks the same questions whenever anything changes, and one
-        round of queries should serve them all."""
-        async with self._sharing:
-            kept = self._answers.get(key)
-            if kept is not None and time.monotonic() - kept[0] < fresh_for:
-                answer: T = kept[1]
-                return answer
-            answer = await fetch()
-            if len(self._answers) > SHARED_ANSWERS_KEPT:
-                self._answers.clear()  # keys come from callers: keep the memory bounded
-            self._answers[key] = (time.monotonic(), answer)
+        round of queries should serve them all. One fetch per question at a
+        time (single flight), and questions never wait for each other: the
+        listing behind every dashboard does not queue behind response times."""
+        kept = self._answers.get(key)
+        if kept is not None and time.monotonic() - kept[0] < fresh_for:
+            self._answers.move_to_end(key)
+            answer: T = kept[1]
             return answer
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = asyncio.create_task(self._fetch_and_keep(key, fetch))
+            # Retrieved even if every caller left, so its failure is not "never retrieved".
+            flight.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._flights[key] = flight
+        # shield: a caller that disconnects does not cancel the answer for the others.
+        answer = await asyncio.shield(flight)
+        return answer
+
+    async def _fetch_and_keep(self, key: tuple[Any, ...], fetch: Callable[[], Awaitable[T]]) -> T:
+        try:
+            answer = await fetch()
+            self._answers[key] = (time.monotonic(), answer)
+            self._answers.move_to_end(key)
+            while len(self._answers) > SHARED_ANSWERS_KEPT:
+                self._answers.popitem(last=False)  # keys come from callers: the oldest go
+            return answer
+        finally:
+            self._flights.pop(key, None)
 
     async def states_since(
         self, since: datetime, service: str | None = None, limit: int = 1000
@@ -299,24 +335,55 @@ class OnCall:
         )
         if service is not None:
             query += f" AND {INCIDENT_SERVICE.name} = '{service}'"
-        finished: dict[str, IncidentState] = self._cache.setdefault("finished", {})
-        if len(finished) > 20 * limit:
-            finished.clear()  # bounded: re-reading results is cheap, memory is not
-        states = []
-        async for execution in client.list_workflows(query, limit=limit):
-            try:
-                handle = client.get_workflow_handle_for(
-                    IncidentWorkflow.run, execution.id, run_id=execution.run_id
-                )
-                if execution.status is WorkflowExecutionStatus.RUNNING:
-                    states.append((await handle.query(IncidentWorkflow.state)).state)
-                    continue
-                if execution.run_id not in finished:
-                    finished[execution.run_id] = await handle.result()
-                states.append(finished[execution.run_id])
-            except (RPCError, WorkflowFailureError):
-                continue  # gone since listing, or its worker is away: count what answers
-        return states
+        finished = self._finished
+        executions = [e async for e in client.list_workflows(query, limit=limit)]
+        asking = asyncio.Semaphore(QUERIES_AT_ONCE)
+
+        async def state_of(execution: Any) -> IncidentState | None:
+            async with asking:
+                try:
+                    handle = client.get_workflow_handle_for(
+                        IncidentWorkflow.run, execution.id, run_id=execution.run_id
+                    )
+                    if execution.status is WorkflowExecutionStatus.RUNNING:
+                        return (await handle.query(IncidentWorkflow.state)).state
+                    if execution.run_id not in finished:
+                        finished[execution.run_id] = await handle.result()
+                        # bounded: re-reading results is cheap, memory is not
+                        while len(finished) > 20 * limit:
+                            finished.popitem(last=False)
+                    finished.move_to_end(execution.run_id)
+                    return finished[execution.run_id]
+                except (RPCError, WorkflowFailureError, KeyError):
+                    return None  # gone since listing, or its worker is away: count what answers
+
+        answers = await asyncio.gather(*map(state_of, executions))
+        return [state for state in answers if state is not None]
+
+
+def rounded_window(span: timedelta) -> timedelta:
+    """Whole minutes under an hour, whole hours under two days, whole days
+    beyond: windows that differ by seconds share one answer, so a caller
+    cannot make a new computation per request by nudging the window."""
+    unit = (
+        timedelta(minutes=1)
+        if span < timedelta(hours=1)
+        else timedelta(hours=1)
+        if span < timedelta(days=2)
+        else timedelta(days=1)
+    )
+    return -(-span // unit) * unit
+
+
+class RoleCheck:
+    """A route's dependency: the caller, holding at least `minimum`. The
+    OpenAPI document reads `minimum` to say which role each operation needs."""
+
+    def __init__(self, oncall: OnCall, minimum: ApiRole) -> None:
+        self.oncall, self.minimum = oncall, minimum
+
+    async def __call__(self, request: Request) -> Caller:
+        return await self.oncall.who_is(request, self.minimum)
 
 
 def api_router(
@@ -328,10 +395,7 @@ def api_router(
     oncall = OnCall(settings, client, problem)
 
     def caller(minimum: ApiRole) -> Callable[[Request], Awaitable[Caller]]:
-        async def check(request: Request) -> Caller:
-            return await oncall.who_is(request, minimum)
-
-        return check
+        return RoleCheck(oncall, minimum)
 
     async def ask(
         workflow_id: str, update: str, request: BaseModel, answer: type[BaseModel]

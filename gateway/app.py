@@ -9,10 +9,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import SecretStr, ValidationError
+from starlette.exceptions import HTTPException
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -23,14 +26,18 @@ from gateway.auth import presented_token, token_matches
 from gateway.controls import controls_router
 from gateway.dashboard import dashboard_router
 from gateway.identity import TokenRefused, looks_like_jwt
-from gateway.intake import AlertIntake, IntakeResult
+from gateway.intake import AlertIntake, IntakeResult, lasting_refusal
+from gateway.openapi_security import declare_security
 from gateway.secure_webhook import SecureWebhook
+from gateway.web_guard import RequestGuard
 from models.alert import CommonAlert
 from models.errors import describe_validation_error
 from models.runbook import AuditEntry
 from models.settings import Settings
 
 MAX_ALERT_BYTES = 1024 * 1024  # Azure caps payloads at 256 KB; 1 MiB leaves room
+MAX_ALERT_DEPTH = 32  # the common alert schema nests about 6 deep
+EXCERPT_CHARS = 80  # of a refused input, enough to recognise it, never the whole
 
 log = logging.getLogger("stanch.gateway")
 ALERTS = Counter("stanch_alerts_received", "alerts accepted by the intake", ["condition"])
@@ -98,6 +105,27 @@ def create_app(
         headers = {"Retry-After": "10"} if exc.status == 503 else None
         return JSONResponse(body, status_code=exc.status, headers=headers)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer repeats the whole input: 5 MB in, 5 MB out.
+        problems = [describe_request_error(e) for e in exc.errors()[:20]]
+        return JSONResponse(
+            {
+                "error": "invalid",
+                "message": problems[0] if problems else "invalid request",
+                "problems": problems,
+            },
+            status_code=422,
+        )
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        if isinstance(exc.__cause__, RecursionError):
+            return JSONResponse(
+                {"error": "malformed", "message": "body nested too deeply"}, status_code=400
+            )
+        return await http_exception_handler(request, exc)
+
     @app.post("/alerts", status_code=202, response_model=IntakeResult)
     async def receive_alert(request: Request) -> IntakeResult:
         """Azure Monitor action-group webhook (common alert schema)."""
@@ -117,6 +145,12 @@ def create_app(
             with INTAKE.time():
                 result = await intake.record(alert)
         except (RPCError, RuntimeError, OSError) as e:
+            lasting = lasting_refusal(e)
+            if lasting is not None:
+                status, cause = lasting
+                log.error("alert %s refused: %s", alert.essentials.alert_id, cause)
+                error = "too_large" if status == 413 else "refused"
+                raise Problem(status, error, cause) from None
             # 503 is one of the codes Azure action groups retry.
             log.error(
                 "Temporal unavailable, alert %s not recorded: %s", alert.essentials.alert_id, e
@@ -154,6 +188,8 @@ def create_app(
     app.include_router(api)
     app.include_router(dashboard_router(settings, oncall))
     app.include_router(controls_router(settings, oncall, audit, Problem))
+    app.add_middleware(RequestGuard, authenticate=oncall.who_is, refusal=problem_answer)
+    declare_security(app)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -212,6 +248,14 @@ def parse_alert(body: bytes) -> CommonAlert:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise Problem(400, "malformed", f"body is not JSON: {e}") from None
+    except RecursionError:
+        raise Problem(400, "malformed", "body nested too deeply") from None
+    if depth(data) > MAX_ALERT_DEPTH:
+        # Parsed, but deep enough to exhaust the stack later, when the alert
+        # is validated or serialised for Temporal.
+        raise Problem(
+            400, "malformed", f"body nested too deeply (more than {MAX_ALERT_DEPTH} levels)"
+        )
     if not isinstance(data, dict):
         raise Problem(422, "invalid_alert", "body must be a JSON object")
     if data.get("schemaId") != "azureMonitorCommonAlertSchema":
@@ -227,3 +271,37 @@ def parse_alert(body: bytes) -> CommonAlert:
     except ValidationError as e:
         problems = describe_validation_error(e)
         raise Problem(422, "invalid_alert", problems[0], problems) from None
+
+
+def depth(data: Any) -> int:
+    """How deeply `data` nests, without recursion (the input chooses the depth)."""
+    deepest, level = 0, [(data, 1)]
+    while level:
+        value, d = level.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, d)
+            children = value.values() if isinstance(value, dict) else value
+            level.extend((child, d + 1) for child in children)
+    return deepest
+
+
+def describe_request_error(error: Any) -> str:
+    """`body.text: String should have at most 4000 characters (got 'aaaa…')`."""
+    where = ".".join(str(part) for part in error.get("loc", ())) or "request"
+    said = f"{where}: {error.get('msg', 'invalid')}"
+    if error.get("type") == "json_invalid":
+        return f"{said} ({error.get('ctx', {}).get('error', 'not JSON')})"
+    given = error.get("input")
+    if isinstance(given, str | int | float | bool) and error.get("type") != "missing":
+        shown = repr(given)
+        if len(shown) > EXCERPT_CHARS:
+            shown = shown[:EXCERPT_CHARS] + f"… ({len(str(given))} characters)"
+        said += f" (got {shown})"
+    return said
+
+
+def problem_answer(error: Exception) -> tuple[int, dict[str, Any]] | None:
+    """A refusal raised before any route (the on-call API's credential check)."""
+    if not isinstance(error, Problem):
+        return None
+    return error.status, {"error": error.error, "message": error.message}

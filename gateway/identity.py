@@ -9,6 +9,9 @@ which check failed and never repeat the token.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import math
 import time
 from collections.abc import Collection
 from typing import Any
@@ -18,7 +21,12 @@ import jwt
 
 ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384")
 KEYS_FRESH_FOR = 3600.0  # seconds; issuers rotate keys over days, announcing new ones early
-REFETCH_AT_MOST_EVERY = 60.0  # an unknown `kid` must not let callers hammer the issuer
+# At most one fetch a minute, whatever happens: an unknown `kid` must not let
+# callers hammer the issuer, and an issuer that is down is not asked again at
+# once (each try would hold requests up).
+REFETCH_AT_MOST_EVERY = 60.0
+FETCH_SECONDS = 2.0  # the longest any request waits for the issuer's keys
+log = logging.getLogger("stanch.gateway.identity")
 
 
 class TokenRefused(Exception):
@@ -42,41 +50,74 @@ def looks_like_jwt(presented: str) -> bool:
 class IssuerKeys:
     """The signing keys of one issuer, fetched from `jwks_uri` (or found through
     the issuer's OpenID discovery document) and refreshed when a token names a
-    key we have not seen, e.g. after a rotation."""
+    key we have not seen, e.g. after a rotation.
+
+    One fetch at a time (single flight), at most one a minute, and none longer
+    than FETCH_SECONDS. When the keys are merely old, a token signed with a
+    key we hold is served at once and the refresh runs in the background: an
+    identity provider that is away must not stall the gateway."""
 
     def __init__(self, jwks_uri: str | None = None, issuer: str | None = None) -> None:
         if jwks_uri is None and issuer is None:
             raise ValueError("IssuerKeys needs a jwks_uri or an issuer to discover it from")
         self._jwks_uri, self._issuer = jwks_uri, issuer
         self._keys: dict[str, jwt.PyJWK] = {}
-        self._fetched_at = 0.0
-        self._lock = asyncio.Lock()
+        self._fetched_at = -math.inf  # the last fetch that worked
+        self._tried_at = -math.inf  # the last fetch started, whatever came of it
+        self._refreshing: asyncio.Task[None] | None = None
 
     async def key(self, kid: str | None) -> jwt.PyJWK:
-        stale = time.monotonic() - self._fetched_at > KEYS_FRESH_FOR
-        if kid not in self._keys or stale:
-            async with self._lock:
-                recently = time.monotonic() - self._fetched_at < REFETCH_AT_MOST_EVERY
-                if not (recently and self._keys):
-                    await self._refresh()
+        found = self._held(kid)
+        if found is not None:
+            if time.monotonic() - self._fetched_at > KEYS_FRESH_FOR:
+                self._refresh_in_background()
+            return found
+        refreshing = self._refresh_in_background()
+        if refreshing is not None:
+            # shield: a caller that gives up must not cancel the fetch for the others.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(refreshing), FETCH_SECONDS)
+        found = self._held(kid)
+        if found is not None:
+            return found
+        if not self._keys:
+            raise TokenRefused("issuer keys unavailable; try again in a minute", 503)
+        raise TokenRefused("signed with a key the issuer does not publish")
+
+    def _held(self, kid: str | None) -> jwt.PyJWK | None:
         found = self._keys.get(kid or "")
         if found is None and kid is None and len(self._keys) == 1:
             found = next(iter(self._keys.values()))
-        if found is None:
-            raise TokenRefused("signed with a key the issuer does not publish")
         return found
+
+    def _refresh_in_background(self) -> asyncio.Task[None] | None:
+        """The fetch under way, or a new one if the last began over a minute
+        ago; None while backing off."""
+        if self._refreshing is not None and not self._refreshing.done():
+            return self._refreshing
+        if time.monotonic() - self._tried_at < REFETCH_AT_MOST_EVERY:
+            return None
+        self._tried_at = time.monotonic()
+        self._refreshing = asyncio.create_task(self._refresh())
+        return self._refreshing
 
     async def _refresh(self) -> None:
         try:
-            async with httpx.AsyncClient(timeout=10) as http:
-                uri = self._jwks_uri or await self._discover(http)
-                answer = await http.get(uri)
-                answer.raise_for_status()
-                keys = jwt.PyJWKSet.from_dict(answer.json())
-        except (httpx.HTTPError, ValueError, jwt.PyJWTError) as e:
-            if self._keys:
-                return  # keep the keys we have; the issuer may be briefly away
-            raise TokenRefused(f"issuer keys unavailable ({type(e).__name__})", 503) from None
+            async with asyncio.timeout(FETCH_SECONDS):
+                async with httpx.AsyncClient(timeout=FETCH_SECONDS) as http:
+                    uri = self._jwks_uri or await self._discover(http)
+                    answer = await http.get(uri)
+                    answer.raise_for_status()
+                    keys = jwt.PyJWKSet.from_dict(answer.json())
+        except Exception as e:  # a background task: nobody else would see it
+            # Keep the keys we have; the issuer may be briefly away.
+            log.warning(
+                "issuer keys not refreshed (%s); keeping %d known key(s), next try in %.0f s",
+                type(e).__name__,
+                len(self._keys),
+                REFETCH_AT_MOST_EVERY,
+            )
+            return
         self._keys = {k.key_id or "": k for k in keys.keys}
         self._fetched_at = time.monotonic()
 

@@ -20,9 +20,22 @@ from models.alert import AlertBatch, AlertEvent, CommonAlert, MonitorCondition
 from models.incident import IncidentInput, IncidentStatus
 from models.severity import DEFAULT_SEVERITY
 from workflows.incident import IncidentWorkflow, workflow_id_for
-from workflows.search_attributes import INCIDENT_RESOURCES, INCIDENT_SEVERITY, INCIDENT_STATUS
+from workflows.search_attributes import (
+    INCIDENT_RESOURCES,
+    INCIDENT_SEVERITY,
+    INCIDENT_STATUS,
+    searchable_resources,
+)
 
 NOTHING_TO_RESOLVE = "no open incident for this alert; nothing to resolve"
+# Refusals that come back the same however often the sender retries.
+_FOREVER = {
+    RPCStatusCode.INVALID_ARGUMENT,
+    RPCStatusCode.FAILED_PRECONDITION,
+    RPCStatusCode.OUT_OF_RANGE,
+}
+_TOO_LARGE = ("size", "too large", "larger than max")
+CAUSE_CHARS = 300
 
 
 class IntakeResult(BaseModel):
@@ -153,7 +166,7 @@ async def _open_or_join(
             [
                 SearchAttributePair(INCIDENT_STATUS, str(IncidentStatus.TRIGGERED)),
                 SearchAttributePair(INCIDENT_SEVERITY, str(first.severity or DEFAULT_SEVERITY)),
-                SearchAttributePair(INCIDENT_RESOURCES, first.targets),
+                SearchAttributePair(INCIDENT_RESOURCES, searchable_resources(first.targets)),
             ]
         ),
         memo={"title": first.rule},
@@ -185,3 +198,23 @@ def _started_new_run(handle: WorkflowHandle[Any, Any]) -> bool:
     # for it yet, so read it defensively: unknown counts as "joined".
     response = getattr(handle, "_start_workflow_response", None)
     return bool(getattr(response, "started", False))
+
+
+def lasting_refusal(error: BaseException) -> tuple[int, str] | None:
+    """(HTTP status, cause) when Temporal refused the alert for a reason that
+    retrying cannot fix; None when it may answer differently later (unavailable,
+    timed out, throttled), which the sender should retry.
+
+    Azure action groups retry a 5xx for hours: a 503 for an alert that can
+    never be recorded hides it behind "retry later" forever."""
+    if not isinstance(error, RPCError):
+        return None
+    said = error.message[:CAUSE_CHARS]
+    too_large = any(word in said.lower() for word in _TOO_LARGE)
+    if error.status is RPCStatusCode.RESOURCE_EXHAUSTED and "larger than max" in said:
+        return 413, f"Temporal refused the alert as too large: {said}"
+    if error.status in _FOREVER:
+        if too_large:
+            return 413, f"Temporal refused the alert as too large: {said}"
+        return 422, f"Temporal refused the alert: {said}"
+    return None
