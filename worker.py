@@ -28,7 +28,9 @@ from activities.policy import PolicySource
 from activities.postmortem import PostmortemActivities
 from activities.resources import ResourceActivities
 from activities.response_plan import ResponsePlanActivities
+from activities.scopes import ScopeActivities
 from activities.toggles import ToggleActivities, ToggleStore
+from gateway.signing import own_public_key
 from models.config import load_config
 from models.settings import Settings, load_settings
 from runbooks.registry import catalog, runbook_workflows
@@ -46,16 +48,18 @@ def activities_for(settings: Settings, azure: AzureClients | None = None) -> lis
     are left out (tests of paging and escalation need no cloud)."""
     log = SqliteAuditLog(settings.audit_path)
     policy = PolicySource(settings.config, log)
-    plans = ResponsePlanActivities(policy, catalog())
+    plans = ResponsePlanActivities(policy, catalog(), own_public_key(settings))
     notify = NotifyActivities(policy, audit=log)
     audit = AuditActivities(log)
     postmortems = PostmortemActivities(settings.postmortem_path)
     toggles = ToggleActivities(ToggleStore(settings.toggles_path))
     found: list[Activity] = [
         plans.load_response_plan,
+        plans.load_decision_keys,
         notify.page_on_call,
         audit.record_audit,
         toggles.check_remediation,
+        ScopeActivities(policy).load_remediation_scopes,
         postmortems.draft_postmortem,
     ]
     if azure is not None:

@@ -9,12 +9,16 @@ from temporalio.exceptions import ApplicationError
 
 from activities.policy import PolicySource
 from models.config import ConfigError, EscalationPolicy, StanchConfig, alert_matches
+from models.decision import DecisionKeys, DecisionKeysRequest
 from models.incident import PlanRequest, ResponsePlan, RosterEntry, RunbookChoice
 from models.runbook import ApprovalPlan, RunbookSpec
 
 
 def build_plan(
-    config: StanchConfig, request: PlanRequest, catalog: dict[str, RunbookSpec] | None = None
+    config: StanchConfig,
+    request: PlanRequest,
+    catalog: dict[str, RunbookSpec] | None = None,
+    trusted_keys: dict[str, str] | None = None,
 ) -> ResponsePlan:
     service = config.service_for(request.rule, request.targets)
     if service is not None:
@@ -33,12 +37,16 @@ def build_plan(
         schedules={name: config.schedules[name] for name in used},
         roster=[RosterEntry(id=p.id, name=p.display, roles=p.roles) for p in config.roster],
         reopen_window=config.incident.reopen_window,
-        approval=approval_plan(config, policy),
+        approval=approval_plan(config, policy, trusted_keys),
         runbook=choose_runbook(config, request, catalog or {}),
     )
 
 
-def approval_plan(config: StanchConfig, policy: EscalationPolicy) -> ApprovalPlan:
+def approval_plan(
+    config: StanchConfig, policy: EscalationPolicy, trusted_keys: dict[str, str] | None = None
+) -> ApprovalPlan:
+    """`trusted_keys`: decision keys this worker trusts beyond the policy's
+    (the public half of its own STANCH_DECISION_KEY, on a one-machine stack)."""
     roles = set(config.approvals.approver_roles)
     now = datetime.now(UTC)
     on_call = []
@@ -50,7 +58,12 @@ def approval_plan(config: StanchConfig, policy: EscalationPolicy) -> ApprovalPla
         approvers=[p.id for p in config.roster if roles & set(p.roles)],
         on_call=list(dict.fromkeys(on_call)),
         roster=[p.id for p in config.roster],
+        decision_keys=decision_keys(config, trusted_keys),
     )
+
+
+def decision_keys(config: StanchConfig, trusted_keys: dict[str, str] | None) -> dict[str, str]:
+    return {**(trusted_keys or {}), **{k.id: k.public_key for k in config.access.decision_keys}}
 
 
 def choose_runbook(
@@ -68,9 +81,15 @@ def choose_runbook(
 
 
 class ResponsePlanActivities:
-    def __init__(self, policy: PolicySource, catalog: dict[str, RunbookSpec] | None = None) -> None:
+    def __init__(
+        self,
+        policy: PolicySource,
+        catalog: dict[str, RunbookSpec] | None = None,
+        trusted_keys: dict[str, str] | None = None,
+    ) -> None:
         self._policy = policy
         self._catalog = catalog or {}
+        self._trusted_keys = trusted_keys or {}
 
     @activity.defn
     async def load_response_plan(self, request: PlanRequest) -> ResponsePlan:
@@ -83,6 +102,15 @@ class ResponsePlanActivities:
             # Only when no valid version was ever read: retried with backoff
             # until a human fixes it, so the incident is never dropped.
             raise ApplicationError(str(e), type="ConfigError") from None
-        plan = build_plan(config, request, self._catalog)
+        plan = build_plan(config, request, self._catalog, self._trusted_keys)
         plan.warning = warning
         return plan
+
+    @activity.defn
+    async def load_decision_keys(self, request: DecisionKeysRequest) -> DecisionKeys:
+        """For workflows that began before decisions were signed. Read-only."""
+        try:
+            config, _ = self._policy.current()
+        except ConfigError as e:
+            raise ApplicationError(str(e), type="ConfigError") from None
+        return DecisionKeys(keys=decision_keys(config, self._trusted_keys))

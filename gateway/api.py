@@ -31,6 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from gateway.auth import bearer_token
 from gateway.identity import IssuerKeys, TokenRefused, looks_like_jwt, verify_jwt
+from gateway.signing import DecisionSigner
 from gateway.web_guard import CALLER
 from models.config import (
     NAME_PATTERN,
@@ -41,6 +42,7 @@ from models.config import (
     StanchConfig,
     load_config,
 )
+from models.decision import NO_KEYS_YET, PersonRequest
 from models.dev_credentials import DevCredential, DevCredentialsUnusable, read_dev_credentials
 from models.duration import Duration
 from models.incident import (
@@ -70,6 +72,8 @@ SHARED_ANSWERS_KEPT = 64
 MEASURES_AT_ONCE = 2  # response-times computations running together; more wait their turn
 QUERIES_AT_ONCE = 8  # workflow queries one computation has in flight
 T = TypeVar("T")
+Answer = TypeVar("Answer", bound=BaseModel)
+KEYLESS_RETRIES = 3
 log = logging.getLogger(__name__)
 
 
@@ -130,7 +134,7 @@ class OnCall:
         problem: Callable[[int, str, str], Exception],
     ) -> None:
         self.settings, self.client, self.problem = settings, client, problem
-        self._cache: dict[str, Any] = {}
+        self._cache: dict[str, Any] = {"policy": load_config(settings.config)}  # or no start
         self._keys: dict[tuple[str, str | None], IssuerKeys] = {}
         self._answers: OrderedDict[tuple[Any, ...], tuple[float, Any]] = OrderedDict()
         self._flights: dict[tuple[Any, ...], asyncio.Task[Any]] = {}
@@ -150,6 +154,7 @@ class OnCall:
         except (ConfigError, OSError) as e:
             if "policy" not in self._cache:
                 raise self.problem(503, "unavailable", f"policy file unusable: {e}") from None
+            log.error("policy file unusable, keeping the last valid version: %s", e)
         found: StanchConfig = self._cache["policy"]
         return found
 
@@ -223,10 +228,10 @@ class OnCall:
     def caller_from_claims(
         self, claims: dict[str, Any], policy: StanchConfig, oidc: OidcAccess
     ) -> Caller:
-        """A person signed in with the identity provider: who (by roster id or
-        email) and with which API role (the highest their app roles grant)."""
-        identity = claims.get(oidc.person_claim)
-        person = policy.person_known_as(identity) if isinstance(identity, str) else None
+        """A person signed in with the identity provider: who (by the immutable
+        subject claim) and with which API role (the highest their app roles grant)."""
+        identity = claims.get(oidc.person_claim)  # for the message only: names change hands
+        person = policy.person_signed_in(claims, oidc)
         if person is None:
             raise self.problem(
                 403, "forbidden", f"{identity or 'the signed-in user'} is not on the roster"
@@ -397,21 +402,35 @@ def api_router(
     def caller(minimum: ApiRole) -> Callable[[Request], Awaitable[Caller]]:
         return RoleCheck(oncall, minimum)
 
+    signer = DecisionSigner.from_settings(settings)  # no key: the gateway does not start
+
     async def ask(
-        workflow_id: str, update: str, request: BaseModel, answer: type[BaseModel]
-    ) -> Any:
+        workflow_id: str, update: str, request: PersonRequest, who: Caller, answer: type[Answer]
+    ) -> Answer:
+        """Forward a person's decision, signed for this workflow and action with
+        their credential's role; the workflow's own validator has the last word."""
         handle: Any = (await client()).get_workflow_handle(workflow_id)
-        try:
-            return await handle.execute_update(update, request, result_type=answer)
-        except WorkflowUpdateFailedError as e:
-            cause = e.cause
-            message = str(getattr(cause, "message", None) or cause).removeprefix("ValueError: ")
-            raise problem(409, "refused", message) from None
-        except RPCError as e:
-            if e.status is RPCStatusCode.NOT_FOUND:
-                gone = f"no open incident or runbook {workflow_id}"
-                raise problem(404, "not_found", gone) from None
-            raise
+        for attempt in range(KEYLESS_RETRIES + 1):
+            signed = signer.sign(workflow_id, update, request, who.role)
+            try:
+                found: Answer = await handle.execute_update(update, signed, result_type=answer)
+                return found
+            except WorkflowUpdateFailedError as e:
+                cause = e.cause
+                message = str(getattr(cause, "message", None) or cause)
+                message = message.removeprefix("ValueError: ")
+                if not message.startswith(NO_KEYS_YET) or attempt == KEYLESS_RETRIES:
+                    raise problem(409, "refused", message) from None
+                # Opened before decisions were signed, or its plan is still
+                # loading: ask it to load the keys, then try once more.
+                await handle.signal("refresh_decision_keys")
+                await asyncio.sleep(0.5 * (attempt + 1))
+            except RPCError as e:
+                if e.status is RPCStatusCode.NOT_FOUND:
+                    gone = f"no open incident or runbook {workflow_id}"
+                    raise problem(404, "not_found", gone) from None
+                raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     detail = oncall.detail
 
@@ -484,33 +503,35 @@ def api_router(
     async def get_incident(incident_id: str, who: Caller = viewer) -> IncidentDetail:
         return await detail(incident_id)
 
-    async def update(incident_id: str, name: str, request: BaseModel) -> UpdateResult:
-        result: UpdateResult = await ask(workflow_id_for(incident_id), name, request, UpdateResult)
-        return result
+    async def update(
+        incident_id: str, name: str, request: PersonRequest, who: Caller
+    ) -> UpdateResult:
+        return await ask(workflow_id_for(incident_id), name, request, who, UpdateResult)
 
     @router.post("/incidents/{incident_id}/ack", response_model=UpdateResult)
     async def ack(incident_id: str, body: AckBody, who: Caller = responder) -> UpdateResult:
-        return await update(incident_id, "acknowledge", Acknowledge(by=who.person, note=body.note))
+        request = Acknowledge(by=who.person, note=body.note)
+        return await update(incident_id, "acknowledge", request, who)
 
     @router.post("/incidents/{incident_id}/resolve", response_model=UpdateResult)
     async def resolve(incident_id: str, body: AckBody, who: Caller = responder) -> UpdateResult:
-        return await update(incident_id, "resolve", Resolve(by=who.person, note=body.note))
+        return await update(incident_id, "resolve", Resolve(by=who.person, note=body.note), who)
 
     @router.post("/incidents/{incident_id}/notes", response_model=UpdateResult)
     async def note(incident_id: str, body: NoteBody, who: Caller = responder) -> UpdateResult:
-        return await update(incident_id, "add_note", AddNote(by=who.person, text=body.text))
+        return await update(incident_id, "add_note", AddNote(by=who.person, text=body.text), who)
 
     @router.post("/incidents/{incident_id}/roles", response_model=UpdateResult)
     async def roles(incident_id: str, body: RoleBody, who: Caller = responder) -> UpdateResult:
         assignment = AssignRole(by=who.person, role=body.role, assignee=body.assignee)
-        return await update(incident_id, "assign_role", assignment)
+        return await update(incident_id, "assign_role", assignment, who)
 
     @router.post("/incidents/{incident_id}/release", response_model=UpdateResult)
     async def release(incident_id: str, body: ReleaseBody, who: Caller = responder) -> UpdateResult:
         """Undo what automation applied (e.g. lift a quarantine); the release
         runbook then waits for an approver other than the requester."""
         return await update(
-            incident_id, "request_release", RequestRelease(by=who.person, reason=body.reason)
+            incident_id, "request_release", RequestRelease(by=who.person, reason=body.reason), who
         )
 
     async def decide(
@@ -520,13 +541,8 @@ def api_router(
         target = state.runbook_awaiting(step)
         if target is None:
             raise problem(404, "not_found", f"incident {incident_id} has no runbook waiting")
-        view: RunbookView = await ask(
-            target.workflow_id,
-            verb,
-            ApprovalDecision(step=step, by=who.person, comment=body.comment),
-            RunbookView,
-        )
-        return view
+        decision = ApprovalDecision(step=step, by=who.person, comment=body.comment)
+        return await ask(target.workflow_id, verb, decision, who, RunbookView)
 
     @router.post("/incidents/{incident_id}/approvals/{step}/approve", response_model=RunbookView)
     async def approve(

@@ -9,8 +9,8 @@ the path of the offending key (`escalation_policies.db.tiers[1].people[0]`), so
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -29,11 +29,15 @@ from pydantic import (
 
 from models.duration import Duration
 from models.errors import describe_validation_error
+from models.policy_checks import duplicate_problems, secret_problems
+from models.policy_yaml import read_policy_yaml
 from models.risk import Risk
+from models.secret_reference import UnresolvedSecret, resolve_secret
 from models.severity import Severity
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$"  # ids and names in stanch.yaml
 _ID = NAME_PATTERN
+MIN_TOKEN_LENGTH = 32  # an API token must not be guessable
 
 
 class _Strict(BaseModel):
@@ -46,6 +50,9 @@ class Person(_Strict):
     name: str | None = None
     email: str | None = None
     roles: list[str] = Field(default_factory=list)
+    # The identity provider's immutable id for this person (Entra's `oid`, or
+    # `sub`): what a sign-in is matched by. Names and emails can change hands.
+    oidc_subject: str | None = Field(default=None, min_length=1)
 
     @property
     def display(self) -> str:
@@ -177,13 +184,43 @@ class WebhookChannel(_Strict):
     # Chat webhook URLs embed their credential; `${VAR}` keeps it out of the file.
     url: SecretStr
     format: ChannelFormat = ChannelFormat.GENERIC
+    # Bounded: escalation must not stall behind one slow chat service.
     timeout: Duration = timedelta(seconds=10)
 
+    @field_validator("timeout")
+    @classmethod
+    def _bounded_timeout(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) < value <= timedelta(seconds=30):
+            raise ValueError("timeout must be longer than zero and at most 30s")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _literal_url_is_https(cls, value: SecretStr) -> SecretStr:
+        # `${VAR}` URLs are checked when resolved; never echo the URL (the secret).
+        literal = value.get_secret_value()
+        if "$" not in literal and (problem := _webhook_url_problem(literal)):
+            raise ValueError(problem)
+        return value
+
     def resolved_url(self) -> str:
-        url = os.path.expandvars(self.url.get_secret_value())
-        if "${" in url or not re.match(r"^https?://", url):
-            raise ValueError(f"channel {self.name}: url is not set or not http(s)")
+        """The URL to post to; a ValueError starting `channel <name>: ` says why not."""
+        try:
+            url = resolve_secret(self.url.get_secret_value())
+        except UnresolvedSecret as e:
+            raise ValueError(f"channel {self.name}: url {e}") from None
+        if problem := _webhook_url_problem(url):
+            raise ValueError(f"channel {self.name}: {problem}")
         return url
+
+
+def _webhook_url_problem(url: str) -> str | None:
+    # The URL carries the webhook's credential: only TLS may carry it off this machine.
+    if url.startswith("https://") and len(url) > len("https://"):
+        return None
+    if re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)", url):
+        return None
+    return "url must be https:// (plain http only on loopback: 127.0.0.1, [::1], localhost)"
 
 
 class FileChannel(_Strict):
@@ -249,8 +286,22 @@ class ApiToken(_Strict):
     role: ApiRole
     token: SecretStr  # write it as ${ENV_VAR}: it is a credential
 
-    def resolved(self) -> str:
-        return os.path.expandvars(self.token.get_secret_value())
+    def resolved(self) -> str | None:
+        """The token to compare with, or None when it cannot be used (unset,
+        too short): a policy that slipped past loading still admits nobody."""
+        try:
+            return self.usable()
+        except UnresolvedSecret:
+            return None
+
+    def usable(self) -> str:
+        token = resolve_secret(self.token.get_secret_value())
+        if len(token) < MIN_TOKEN_LENGTH:
+            raise UnresolvedSecret(
+                f"{len(token)} characters; an API token needs at least {MIN_TOKEN_LENGTH} "
+                "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return token
 
 
 class OidcAccess(_Strict):
@@ -260,7 +311,16 @@ class OidcAccess(_Strict):
     issuer: str  # e.g. https://login.microsoftonline.com/<tenant>/v2.0
     audience: list[str] = Field(min_length=1)  # our app's client id and/or URI
     jwks_uri: str | None = None  # found through the issuer's discovery if unset
-    person_claim: str = "preferred_username"  # matched to roster id or email
+    # People are matched by `subject_claim` to `roster[].oidc_subject`. Entra's
+    # `oid` by default: immutable and the same for every app of the tenant, so
+    # one value serves the API and the dashboard (Entra's `sub` differs per
+    # app). Other providers: `sub` (unique for the pinned issuer).
+    subject_claim: str = "oid"
+    person_claim: str = "preferred_username"  # display only, unless the opt-in below
+    # Opt-in fallback for people without `oidc_subject`: match `person_claim`
+    # to roster id or email. Those claims are mutable (whoever gets the name
+    # next is that person), so `stanch config check` warns while it is on.
+    trust_mutable_names: bool = False
     role_claim: str = "roles"  # the app roles assigned to the person
     roles: dict[str, ApiRole] = Field(min_length=1)  # claim value -> API role
     # Dashboard single sign-on (authorization code + PKCE). API callers bring
@@ -275,11 +335,13 @@ class OidcAccess(_Strict):
         return [*self.audience, *([self.client_id] if self.client_id else [])]
 
     def resolved_secret(self) -> str | None:
-        return (
-            os.path.expandvars(self.client_secret.get_secret_value())
-            if self.client_secret
-            else None
-        )
+        """None without a secret, or when it cannot be resolved (checked at load)."""
+        if self.client_secret is None:
+            return None
+        try:
+            return resolve_secret(self.client_secret.get_secret_value())
+        except UnresolvedSecret:
+            return None
 
     @field_validator("audience", mode="before")
     @classmethod
@@ -297,9 +359,50 @@ class OidcAccess(_Strict):
         raise ValueError(f"{value!r}: must be https:// (plain http only on loopback)")
 
 
+class DecisionKey(_Strict):
+    """A public key whose signatures on people's decisions the workflows accept
+    (the gateway's; list the old and the new one while rotating)."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    public_key: str = Field(pattern=r"^[A-Za-z0-9+/]{43}=$")  # base64 of 32 bytes
+
+
 class Access(_Strict):
     tokens: list[ApiToken] = Field(default_factory=list)
+    decision_keys: list[DecisionKey] = Field(default_factory=list)
     oidc: OidcAccess | None = None
+
+
+AZURE_SUBSCRIPTION = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
+# A resource group name (letters, digits, - _ . ( )) or a shell glob of one.
+RESOURCE_GROUP_PATTERN = r"^[-\w.()*?\[\]]{1,90}$"
+
+
+class RemediationScope(_Strict):
+    """Where runbooks may change things: resource groups of one subscription,
+    and, when `tags` is given, only resources that carry every one of them."""
+
+    subscription: str = Field(pattern=AZURE_SUBSCRIPTION)
+    # Names or shell globs, compared case-insensitively as Azure does; `["*"]`
+    # admits every group of the subscription and must be written on purpose.
+    resource_groups: list[str] = Field(min_length=1)
+    tags: dict[str, str] = Field(default_factory=dict)  # name: value, all required
+
+    @field_validator("resource_groups")
+    @classmethod
+    def _group_names(cls, value: list[str]) -> list[str]:
+        for group in value:
+            if not re.fullmatch(RESOURCE_GROUP_PATTERN, group):
+                raise ValueError(f"{group!r} is not a resource group name or glob")
+        return value
+
+
+class Remediation(_Strict):
+    """What runbooks may change. The alert picks the resource a runbook acts on,
+    so whoever holds the intake token would pick it: these scopes bound it.
+    None configured means nothing may be changed (dry runs still run)."""
+
+    scopes: list[RemediationScope] = Field(default_factory=list)
 
 
 class StanchConfig(_Strict):
@@ -313,18 +416,30 @@ class StanchConfig(_Strict):
     runbooks: list[RunbookBinding] = Field(default_factory=list)
     detectors: list[Detector] = Field(default_factory=list)
     access: Access = Field(default_factory=Access)
+    remediation: Remediation = Field(default_factory=Remediation)
 
     def person(self, person_id: str) -> Person | None:
         return next((p for p in self.roster if p.id == person_id), None)
 
-    def person_known_as(self, identity: str) -> Person | None:
-        """The roster entry an identity provider's user name or email is for."""
-        wanted = identity.casefold()
+    def person_signed_in(self, claims: Mapping[str, Any], oidc: OidcAccess) -> Person | None:
+        """The roster person a verified token speaks for: by its immutable
+        subject; by user name or email only where the policy opted in, and
+        never for a person who has a subject (a rename must not take them over)."""
+        subject = claims.get(oidc.subject_claim)
+        if isinstance(subject, str) and subject:
+            found = next((p for p in self.roster if p.oidc_subject == subject), None)
+            if found is not None:
+                return found
+        name = claims.get(oidc.person_claim)
+        if not oidc.trust_mutable_names or not isinstance(name, str):
+            return None
+        wanted = name.casefold()
         return next(
             (
                 p
                 for p in self.roster
-                if p.id.casefold() == wanted or (p.email or "").casefold() == wanted
+                if p.oidc_subject is None
+                and (p.id.casefold() == wanted or (p.email or "").casefold() == wanted)
             ),
             None,
         )
@@ -351,11 +466,6 @@ class StanchConfig(_Strict):
         """Cross-references pydantic cannot see: names that must exist elsewhere."""
         problems: list[str] = []
         people = {p.id for p in self.roster}
-        seen: set[str] = set()
-        for i, person in enumerate(self.roster):
-            if person.id in seen:
-                problems.append(f"roster[{i}].id: duplicate person {person.id!r}")
-            seen.add(person.id)
         for name, schedule in self.schedules.items():
             for i, pid in enumerate(schedule.rotation):
                 if pid not in people:
@@ -467,7 +577,11 @@ def parse_config(data: Any, source: str = "stanch.yaml") -> StanchConfig:
         config = StanchConfig.model_validate(data)
     except ValidationError as e:
         raise ConfigError(source, describe_validation_error(e)) from None
-    problems = config.reference_problems()
+    problems = [
+        *config.reference_problems(),
+        *duplicate_problems(config),
+        *secret_problems(config),
+    ]
     if problems:
         raise ConfigError(source, problems)
     return config
@@ -480,11 +594,13 @@ def load_config(path: str | Path) -> StanchConfig:
     except OSError as e:
         raise ConfigError(str(path), [f"cannot read: {e.strerror}"]) from None
     try:
-        data = yaml.safe_load(text)
+        data, repeated = read_policy_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
         raise ConfigError(str(path), [f"{where}: {getattr(e, 'problem', e)}"]) from None
+    if repeated:
+        raise ConfigError(str(path), repeated)
     config = parse_config(data, str(path))
     # Relative file sinks are relative to the policy file, not the process.
     for channel in config.channels:

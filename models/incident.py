@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 
 from models.alert import AlertEvent
 from models.config import EscalationPolicy, Schedule
+from models.decision import PersonRequest
+from models.free_text import NOTE_LIMIT, RemarkText
 from models.runbook import ApprovalPlan, PendingApproval, RunbookResult, RunbookView
 from models.severity import Severity
 
@@ -43,6 +45,10 @@ class TimelineEntry(BaseModel):
     summary: str
     actor: str | None = None  # a roster id, or "azure-monitor" / "stanch"
     count: int = 1  # alert_repeated entries fold a run of repeats into one line
+    # Set only on the one "folded" entry that stands for earlier entries
+    # (workflows/timeline.py): how many of each kind, and the last one's time.
+    folded_kinds: dict[str, int] | None = None
+    until: datetime | None = None
 
 
 class RosterEntry(BaseModel):
@@ -140,6 +146,7 @@ class CarriedIncident(BaseModel):
     timeline: list[TimelineEntry]
     plan: ResponsePlan | None
     seen_alerts: list[str]  # recent dedup keys, oldest first
+    spent_nonces: dict[str, datetime] = Field(default_factory=dict)  # decisions acted on
 
 
 class IncidentView(BaseModel):
@@ -149,40 +156,43 @@ class IncidentView(BaseModel):
     plan_loaded: bool
 
 
-class Acknowledge(BaseModel):
-    by: str
-    note: str | None = None
+class Acknowledge(PersonRequest):
+    """A long note is cut with a marker, never refused: the ack is what matters."""
+
+    note: RemarkText = None
 
 
-class Resolve(BaseModel):
-    by: str
-    note: str | None = None
+class Resolve(PersonRequest):
+    """A long note is cut with a marker, never refused: the resolve is what matters."""
+
+    note: RemarkText = None
 
 
-class AssignRole(BaseModel):
-    by: str
+class AssignRole(PersonRequest):
     role: Role
     assignee: str
 
 
-class AddNote(BaseModel):
-    by: str
-    text: str = Field(min_length=1, max_length=4000)
+class AddNote(PersonRequest):
+    """The note is the whole request: one over NOTE_LIMIT is refused (422 naming
+    `text`), so its author can shorten it rather than lose its end."""
+
+    text: str = Field(min_length=1, max_length=NOTE_LIMIT)
 
 
-class RequestRelease(BaseModel):
-    """Undo what the runbook applied (e.g. lift a quarantine), after approval."""
+class RequestRelease(PersonRequest):
+    """Undo what the runbook applied (e.g. lift a quarantine), after approval.
+    A long reason is cut with a marker, never refused."""
 
-    by: str
-    reason: str | None = None
+    reason: RemarkText = None
 
 
-class ChangeStatus(BaseModel):
-    """Record progress a human made by hand (contained, mitigated)."""
+class ChangeStatus(PersonRequest):
+    """Record progress a human made by hand (contained, mitigated). A long note
+    is cut with a marker, never refused."""
 
-    by: str
     status: IncidentStatus
-    note: str | None = None
+    note: RemarkText = None
 
 
 class UpdateResult(BaseModel):
@@ -217,6 +227,7 @@ class Page(BaseModel):
 class PageResult(BaseModel):
     delivered: list[str]  # channel names
     failed: list[str]
+    reasons: dict[str, str] = Field(default_factory=dict)  # failed channel -> why (no URL)
 
 
 IncidentInput.model_rebuild()

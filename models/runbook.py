@@ -10,6 +10,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from models.config import AlertMatch, ApprovalPolicy, Detector
+from models.decision import PersonRequest
+from models.free_text import RemarkText
 from models.risk import Risk
 from models.severity import Severity
 
@@ -35,6 +37,8 @@ class ApprovalPlan(BaseModel):
     approvers: list[str]  # roster ids holding an approver role
     on_call: list[str]  # roster ids on call when the plan was loaded
     roster: list[str]
+    # key id -> public key (base64): whose signatures on decisions count
+    decision_keys: dict[str, str] = Field(default_factory=dict)
 
 
 class RunbookInput(BaseModel):
@@ -64,6 +68,7 @@ class StepStatus(StrEnum):
     APPROVED = "approved"
     DENIED = "denied"
     UNDONE = "undone"
+    REFUSED = "refused"  # a change outside remediation.scopes: not attempted
 
 
 class StepRecord(BaseModel):
@@ -83,10 +88,11 @@ class Undo(BaseModel):
     arg: dict[str, Any]
 
 
-class ApprovalDecision(BaseModel):
+class ApprovalDecision(PersonRequest):
+    """A long comment is cut with a marker, never refused: the decision is what matters."""
+
     step: str
-    by: str
-    comment: str | None = None
+    comment: RemarkText = None
 
 
 class PendingApproval(BaseModel):
@@ -109,6 +115,7 @@ class RunbookOutcome(StrEnum):
     PLANNED = "planned"  # dry run
     DENIED = "denied"  # an approval was refused or timed out
     HALTED = "halted"  # the kill switch stopped it
+    REFUSED = "refused"  # asked to change something outside remediation.scopes
     FAILED = "failed"
     CANCELLED = "cancelled"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Registered on the dev server by `stanch dev` and on a cluster by an operator
@@ -61,8 +61,23 @@ class Settings(BaseSettings):
     # Where local stores live unless each is given its own place.
     state_dir: Path = Path(".stanch")
     audit_db: Path | None = None  # append-only, hash-chained audit log (SQLite)
+    # The audit chain's HMAC key (32+ characters; every writer and the auditor
+    # need the same), or a file holding it; neither set: `audit.key` beside
+    # audit.db, made 0600 by the first writer. See activities/audit_key.py.
+    audit_key: SecretStr | None = None
+    audit_key_file: Path | None = None
+    # Signed checkpoints of the audit trail's head, outside audit.db (default:
+    # `audit.checkpoints` beside it), every N appends or T seconds.
+    audit_checkpoints: Path | None = None
+    audit_checkpoint_every: int = Field(default=100, ge=1)
+    audit_checkpoint_seconds: float = Field(default=10.0, gt=0)
     toggles_file: Path | None = None  # the remediation kill switch, read at run time
     evidence_dir: Path | None = None  # captured evidence, named by incident
+    # The gateway's Ed25519 key for signing people's decisions (base64 seed or
+    # PEM, or a file holding it). Workers trust its public half as well as the
+    # policy's `access.decision_keys`.
+    decision_key: SecretStr | None = None
+    decision_key_file: Path | None = None
 
     @property
     def audit_path(self) -> Path:

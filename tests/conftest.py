@@ -24,6 +24,10 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+# Sets STANCH_DECISION_KEY before any Settings() is built: every gateway the
+# tests start signs people's decisions with it, every worker trusts it.
+import tests.decision_helpers  # noqa: F401
+
 SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "alerts"
 
 
@@ -48,6 +52,11 @@ def policy_file(tmp_path: Path, **overrides: Any) -> Path:
         },
         "channels": [{"name": "pager", "type": "file", "path": str(tmp_path / "pages.jsonl")}],
         "incident": {"reopen_window": "30m"},
+        # Runbooks may change what azuresim's world and the chaos estate hold;
+        # tests of the scopes themselves pass their own.
+        "remediation": {
+            "scopes": [{"subscription": SUB, "resource_groups": ["rg-web", "rg-chaos"]}]
+        },
     }
     data.update(overrides)
     path = tmp_path / "stanch.yaml"
@@ -143,11 +152,11 @@ class Stack:
         return await http.post(f"{self.url}/alerts", content=content, params=params, **kw)
 
 
-API_TOKENS = {
-    "viewer": "tok-bob-viewer",
-    "responder": "tok-alice-responder",
-    "approver": "tok-carol-approver",
-    "admin": "tok-dave-admin",
+API_TOKENS = {  # at least 32 characters, as the policy requires
+    "viewer": "tok-bob-viewer-4c1d7e0a9b2f6e35d8",
+    "responder": "tok-alice-responder-8f3a6b1c0d9e2",
+    "approver": "tok-carol-approver-5e2b9d7c3a0f14",
+    "admin": "tok-dave-admin-0b6e4a8d2c7f3915ae",
 }
 REMEDIATION = {
     "access": {

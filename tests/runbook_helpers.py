@@ -12,6 +12,7 @@ from temporalio.client import Client, WorkflowHandle
 from models.config import ApprovalPolicy, ApprovalTier
 from models.risk import Risk
 from models.runbook import ApprovalPlan, RunbookInput, RunbookResult
+from tests.decision_helpers import SIGNER
 
 ROSTER = ["alice", "bob", "carol", "dave"]
 
@@ -35,6 +36,7 @@ def approval_plan(
         approvers=["carol", "dave"],
         on_call=["alice"],
         roster=ROSTER,
+        decision_keys={SIGNER.key_id: SIGNER.public_key},
     )
 
 

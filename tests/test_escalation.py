@@ -12,9 +12,10 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from models.incident import Acknowledge, IncidentStatus
+from models.incident import Acknowledge, IncidentStatus, UpdateResult
 from models.settings import Settings
 from tests.conftest import policy_file
+from tests.decision_helpers import decide
 from tests.workflows_helpers import open_incident, pages
 from worker import WORKFLOWS, activities_for
 from workflows.incident import IncidentWorkflow
@@ -57,7 +58,9 @@ async def test_ack_between_tiers_stops_paging(ts_env, task_queue, tmp_path, new_
     async with _worker(ts_env, task_queue, config):
         handle = await open_incident(ts_env.client, task_queue, new_id())
         await ts_env.sleep(timedelta(minutes=20))  # tier 1 and tier 2 have been paged
-        result = await handle.execute_update(IncidentWorkflow.acknowledge, Acknowledge(by="bob"))
+        result = await decide(
+            handle, "acknowledge", Acknowledge(by="bob"), env=ts_env, result_type=UpdateResult
+        )
         await ts_env.sleep(timedelta(hours=6))
         state = (await handle.query(IncidentWorkflow.state)).state
 
@@ -124,7 +127,13 @@ async def test_ack_by_someone_off_the_roster_is_refused(ts_env, task_queue, tmp_
         await ts_env.sleep(timedelta(minutes=1))
         before = len([e async for e in handle.fetch_history_events()])
         with pytest.raises(WorkflowUpdateFailedError) as refused:
-            await handle.execute_update(IncidentWorkflow.acknowledge, Acknowledge(by="mallory"))
+            await decide(
+                handle,
+                "acknowledge",
+                Acknowledge(by="mallory"),
+                env=ts_env,
+                result_type=UpdateResult,
+            )
         added = [e async for e in handle.fetch_history_events()][before:]
         state = (await handle.query(IncidentWorkflow.state)).state
     assert "mallory" in str(refused.value.cause)

@@ -15,9 +15,10 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from models.alert import CommonAlert
-from models.incident import IncidentStatus, IncidentView, Resolve, TimelineEntry
+from models.incident import IncidentStatus, IncidentView, Resolve, TimelineEntry, UpdateResult
 from models.settings import SEARCH_ATTRIBUTES
 from tests.conftest import CONTINUE_AS_NEW_AFTER, Stack
+from tests.decision_helpers import decide
 from workflows import search_attributes
 from workflows.incident import IncidentWorkflow
 
@@ -214,12 +215,12 @@ async def test_human_resolve_and_refused_updates_leave_history_untouched(stack: 
     await eventually(lambda: _plan_loaded(stack.client, opened["workflow_id"]))
     before = [e async for e in handle.fetch_history_events()]
     with pytest.raises(WorkflowUpdateFailedError) as refused:
-        await handle.execute_update(IncidentWorkflow.resolve, Resolve(by="mallory"))
+        await decide(handle, "resolve", Resolve(by="mallory"), result_type=UpdateResult)
     assert "'mallory' is not on the roster" in str(refused.value.cause)
     after = [e async for e in handle.fetch_history_events()]
     assert len(after) == len(before), "the real server leaves no trace of a refused update"
-    result = await handle.execute_update(
-        IncidentWorkflow.resolve, Resolve(by="carol", note="rolled back")
+    result = await decide(
+        handle, "resolve", Resolve(by="carol", note="rolled back"), result_type=UpdateResult
     )
     assert result.status is IncidentStatus.RESOLVED and result.changed
     entries = await timeline(stack.client, opened["workflow_id"])

@@ -9,9 +9,10 @@ from pathlib import Path
 from temporalio.worker import Worker
 
 from activities.postmortem import PostmortemRequest, action_items, render_postmortem
-from models.incident import Resolve
+from models.incident import Resolve, UpdateResult
 from models.settings import Settings
 from tests.conftest import policy_file
+from tests.decision_helpers import decide
 from tests.workflows_helpers import open_incident
 from worker import WORKFLOWS, activities_for
 from workflows.incident import IncidentWorkflow
@@ -49,7 +50,13 @@ async def test_closing_an_incident_writes_its_draft(ts_env, task_queue, tmp_path
     ):
         handle = await open_incident(ts_env.client, task_queue, incident)
         await ts_env.sleep(timedelta(minutes=20))
-        await handle.execute_update(IncidentWorkflow.resolve, Resolve(by="bob", note="rolled back"))
+        await decide(
+            handle,
+            "resolve",
+            Resolve(by="bob", note="rolled back"),
+            env=ts_env,
+            result_type=UpdateResult,
+        )
         await handle.result()  # the reopen window passes; the incident closes
         timeline = await handle.query(IncidentWorkflow.timeline)
     draft = (tmp_path / "postmortems" / f"{incident}.md").read_text()

@@ -21,6 +21,7 @@ from models.risk import Risk
 from models.runbook import ApprovalDecision, RunbookOutcome, RunbookResult, RunbookView, StepStatus
 from models.settings import Settings
 from tests.conftest import NIC1, VM1, VM2, policy_file
+from tests.decision_helpers import decide, signed
 from tests.runbook_helpers import approval_plan, audit_records, journal_mutations, start_runbook
 from tests.workflows_helpers import pages
 from worker import WORKFLOWS, activities_for
@@ -98,13 +99,17 @@ async def test_validator_refuses_strangers_and_self_approval_leaving_no_history(
     refusals = {}
     for who in ("mallory", "bob", "carol"):
         with pytest.raises(WorkflowUpdateFailedError) as refused:
-            await handle.execute_update(
-                "approve", decision("isolate", who), result_type=RunbookView
+            await decide(
+                handle, "approve", decision("isolate", who), env=ts_env, result_type=RunbookView
             )
         refusals[who] = str(refused.value.cause)
     with pytest.raises(WorkflowUpdateFailedError) as unknown:
-        await handle.execute_update(
-            "approve", decision("delete everything", "dave"), result_type=RunbookView
+        await decide(
+            handle,
+            "approve",
+            decision("delete everything", "dave"),
+            env=ts_env,
+            result_type=RunbookView,
         )
     added = [EventType.Name(e.event_type) async for e in handle.fetch_history_events()][before:]
     assert not [k for k in added if "UPDATE" in k or "SIGNAL" in k], added
@@ -113,7 +118,9 @@ async def test_validator_refuses_strangers_and_self_approval_leaving_no_history(
     assert "four eyes" in refusals["carol"]
     assert "not an approval gate" in str(unknown.value.cause)
     assert (await status(handle)).pending is not None
-    await handle.execute_update("approve", decision("isolate", "dave"), result_type=RunbookView)
+    await decide(
+        handle, "approve", decision("isolate", "dave"), env=ts_env, result_type=RunbookView
+    )
     assert (await result_of(handle)).outcome is RunbookOutcome.CONTAINED
 
 
@@ -129,17 +136,19 @@ async def test_two_of_three_quorum(ts_env, runbooks, sim):
     view = await until_pending(handle)
     assert view.pending is not None and view.pending.required == 2
     assert view.pending.eligible == ["alice", "carol", "dave"]
-    after_one = await handle.execute_update(
-        "approve", decision("isolate", "carol"), result_type=RunbookView
+    after_one = await decide(
+        handle, "approve", decision("isolate", "carol"), env=ts_env, result_type=RunbookView
     )
     assert after_one.pending is not None and after_one.pending.approvals == ["carol"]
     with pytest.raises(WorkflowUpdateFailedError) as twice:
-        await handle.execute_update(
-            "approve", decision("isolate", "carol"), result_type=RunbookView
+        await decide(
+            handle, "approve", decision("isolate", "carol"), env=ts_env, result_type=RunbookView
         )
     assert "has already approved" in str(twice.value.cause)
     assert journal_mutations(sim) == [], "one approval of two changes nothing"
-    await handle.execute_update("approve", decision("isolate", "alice"), result_type=RunbookView)
+    await decide(
+        handle, "approve", decision("isolate", "alice"), env=ts_env, result_type=RunbookView
+    )
     result = await result_of(handle)
     assert result.outcome is RunbookOutcome.CONTAINED
     gate = next(s for s in result.steps if s.name == "approval: isolate")
@@ -152,7 +161,9 @@ async def test_approval_sent_before_the_gate_waits_is_not_lost(ts_env, runbooks,
     )
     # By signal, as a client that cannot wait for an answer would: it is buffered
     # and checked by the same rule, then held until the gate asks.
-    await handle.signal("approve", decision("isolate", "dave"))
+    await handle.signal(
+        "approve", await signed(handle.id, "approve", decision("isolate", "dave"), env=ts_env)
+    )
     result = await result_of(handle)
     assert result.outcome is RunbookOutcome.CONTAINED
     assert journal_mutations(sim) == expected("early1")
@@ -165,7 +176,9 @@ async def test_quarantine_leaves_exactly_tag_lock_and_isolation_and_the_evidence
         ts_env.client, runbooks.task_queue, "quarantine_vm", VM1, incident_id="q1"
     )
     await until_pending(handle)
-    await handle.execute_update("approve", decision("isolate", "carol"), result_type=RunbookView)
+    await decide(
+        handle, "approve", decision("isolate", "carol"), env=ts_env, result_type=RunbookView
+    )
     result = await result_of(handle)
     assert result.outcome is RunbookOutcome.CONTAINED
     assert journal_mutations(sim) == expected("q1")
@@ -279,10 +292,12 @@ async def test_release_undoes_exactly_what_was_applied(ts_env, runbooks, sim):
     )
     await until_pending(release)
     with pytest.raises(WorkflowUpdateFailedError):  # four eyes: carol asked for it
-        await release.execute_update(
-            "approve", decision("release", "carol"), result_type=RunbookView
+        await decide(
+            release, "approve", decision("release", "carol"), env=ts_env, result_type=RunbookView
         )
-    await release.execute_update("approve", decision("release", "dave"), result_type=RunbookView)
+    await decide(
+        release, "approve", decision("release", "dave"), env=ts_env, result_type=RunbookView
+    )
     released = await result_of(release)
     assert released.outcome is RunbookOutcome.RELEASED
     undone = [

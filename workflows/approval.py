@@ -4,6 +4,7 @@ handler, and in tests."""
 
 from __future__ import annotations
 
+from models.config import ApiRole
 from models.risk import Risk
 from models.runbook import ApprovalPlan
 
@@ -39,3 +40,19 @@ def refusal(
     if person in already:
         return f"{person!r} has already approved this step"
     return None
+
+
+def credential_needed(plan: ApprovalPlan, risk: Risk, person: str) -> ApiRole:
+    """The least credential role that may carry `person`'s decision: being on
+    call is a responder's standing; anything else the policy reserves for
+    approvers needs an approver credential, whatever the roster says."""
+    if (
+        plan.policy.on_call_may_approve
+        and risk not in plan.policy.reserved_for_approvers
+        and person in plan.on_call
+    ):
+        return ApiRole.RESPONDER
+    named = any(person in tier.people for tier in plan.policy.tiers)
+    if named and risk not in plan.policy.reserved_for_approvers:
+        return ApiRole.RESPONDER  # the policy named them for this gate
+    return ApiRole.APPROVER

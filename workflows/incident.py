@@ -10,6 +10,7 @@ storm cannot grow the history without bound.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.postmortem import PostmortemActivities, PostmortemRequest
     from activities.response_plan import ResponsePlanActivities
     from models.alert import AlertBatch, AlertEvent, MonitorCondition
+    from models.config import ApiRole
+    from models.decision import DecisionKeysRequest, PersonRequest
     from models.duration import format_duration
     from models.incident import (
         Acknowledge,
@@ -52,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         RunbookView,
     )
     from models.severity import DEFAULT_SEVERITY
+    from workflows.decisions import proof_refusal, spend
     from workflows.escalation import everyone_in_policy, names, tier_recipients
     from workflows.search_attributes import (
         INCIDENT_RESOURCES,
@@ -60,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
         INCIDENT_STATUS,
         searchable_resources,
     )
+    from workflows.timeline import BoundedTimeline, audit_batches, entry
 
 # Azure retries a webhook within minutes; remembering the last few hundred
 # alert instances is enough to drop its duplicates without unbounded state.
@@ -69,6 +74,20 @@ STANCH = "stanch"
 RUNBOOKS_PATCH = "runbooks-v1"  # incidents opened before runbooks existed never start one
 AUDIT_ACTIONS_PATCH = "audit-incident-actions"
 POSTMORTEM_PATCH = "postmortem-drafts"
+# Incidents opened before decisions were signed have no keys in their plan:
+# on request (a signal from the gateway) they load them.
+DECISION_KEYS_PATCH = "decision-keys-refresh"
+# The timeline folds its middle away (workflows/timeline.py), long dedup keys
+# are kept as hashes, and what continue-as-new carries is measured and kept
+# under CARRIED_BYTES. Runs recorded before kept everything.
+BOUNDED_TIMELINE_PATCH = "bounded-timeline"
+BOUNDED_CARRY_PATCH = "bounded-carry"
+# The issue's promise is 512 KiB; aim a little under it for the payload's own
+# encoding and metadata.
+CARRIED_BYTES = 480 * 1024
+SEEN_KEY_CHARS = 128  # longer dedup keys are remembered by their SHA-256
+FOLDED_AUDIT_BYTES = 256 * 1024  # folded entries per audit record
+TARGETS_NAMED = 5  # an alert's timeline line names this many targets, then counts
 
 PLAN_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
@@ -95,8 +114,13 @@ class IncidentWorkflow:
             self._state = inp.carried.state
             self._state.runs += 1
             self._timeline = inp.carried.timeline
+            self._book = BoundedTimeline(self._timeline)
+            self._folded: list[TimelineEntry] = []
             self._plan = inp.carried.plan
             self._seen = inp.carried.seen_alerts
+            if self._book.fold_due() and workflow.patched(BOUNDED_TIMELINE_PATCH):
+                # Carried over by a run that kept everything.
+                self._folded += self._book.fold()
         else:
             alert = inp.first_alert
             now = workflow.now()
@@ -113,6 +137,8 @@ class IncidentWorkflow:
             )
             self._state.escalation.next_page_at = now
             self._timeline = []
+            self._book = BoundedTimeline(self._timeline)
+            self._folded = []
             self._plan = None
             self._seen = []
             self._note("opened", f"Incident opened for {alert.rule}", STANCH)
@@ -120,6 +146,9 @@ class IncidentWorkflow:
                 "stanch_incidents_opened", "incidents opened"
             ).add(1, {"severity": str(self._state.severity)})
         self._wake = False
+        self._keys_wanted = False
+        # Nonces of decisions already acted on (workflows/decisions.py).
+        self._spent: dict[str, datetime] = dict(inp.carried.spent_nonces) if inp.carried else {}
 
     # ---- the run loop -----------------------------------------------------
 
@@ -130,24 +159,67 @@ class IncidentWorkflow:
             if self._plan is not None and self._plan.runbook and workflow.patched(RUNBOOKS_PATCH):
                 await self._start_remediation()
         while self._state.status is not IncidentStatus.CLOSED:
+            await self._audit_folded()
             if workflow.info().is_continue_as_new_suggested():
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(
-                    IncidentInput(
-                        incident_id=inp.incident_id,
-                        first_alert=inp.first_alert,
-                        carried=CarriedIncident(
-                            state=self._state,
-                            timeline=self._timeline,
-                            plan=self._plan,
-                            seen_alerts=self._seen,
-                        ),
-                    )
-                )
+                await self._continue_as_new(inp)
             await self._wait_for_next_event()
+            if self._keys_wanted:
+                await self._refresh_decision_keys()
             await self._act_on_deadlines()
+        await self._audit_folded()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
+
+    async def _continue_as_new(self, inp: IncidentInput) -> None:
+        bounded = False
+        while True:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            bounded = workflow.patched(BOUNDED_CARRY_PATCH)
+            if not bounded:
+                break
+            self._fit_carried(inp)
+            if not self._folded:
+                break  # no await from here on: no handler can add to the state
+            await self._audit_folded()
+        workflow.continue_as_new(self._carried(inp, bounded))
+
+    def _carried(self, inp: IncidentInput, bounded: bool) -> IncidentInput:
+        first_alert = inp.first_alert
+        if bounded:
+            # Only a new incident reads first_alert; its targets are in the
+            # state already and its description is not needed again.
+            first_alert = first_alert.model_copy(update={"targets": [], "description": None})
+        return IncidentInput(
+            incident_id=inp.incident_id,
+            first_alert=first_alert,
+            carried=CarriedIncident(
+                state=self._state,
+                timeline=self._timeline,
+                plan=self._plan,
+                seen_alerts=self._seen,
+                spent_nonces=self._spent,
+            ),
+        )
+
+    def _fit_carried(self, inp: IncidentInput) -> None:
+        """Folds more of the timeline until what continue-as-new carries is
+        under CARRIED_BYTES. The timeline is the only part that grows with
+        time; the rest is bounded where it enters (targets by the alert body,
+        the plan by the policy file)."""
+        for _ in range(4):
+            size = len(self._carried(inp, True).model_dump_json().encode())
+            if size <= CARRIED_BYTES:
+                return
+            folded = self._book.shrink(size - CARRIED_BYTES)
+            if not folded:
+                break
+            self._folded += folded
+        workflow.logger.warning(
+            "incident %s carries %d bytes into its next run, over the %d aimed for",
+            self._state.incident_id,
+            len(self._carried(inp, True).model_dump_json().encode()),
+            CARRIED_BYTES,
+        )
 
     async def _wait_for_next_event(self) -> None:
         deadline, summary = self._next_deadline()
@@ -290,7 +362,10 @@ class IncidentWorkflow:
             return
         if result.failed:
             self._note(
-                "page_failed", f"Channels refused the page: {', '.join(result.failed)}", STANCH
+                "page_failed",
+                "Channels refused the page: "
+                + ", ".join(f"{n} ({result.reasons.get(n, 'refused')})" for n in result.failed),
+                STANCH,
             )
 
     # ---- alerts -----------------------------------------------------------
@@ -309,9 +384,10 @@ class IncidentWorkflow:
             self._apply_alert(alert)
 
     def _apply_alert(self, alert: AlertEvent) -> None:
-        if alert.dedup_key in self._seen:
+        key = self._seen_key(alert)
+        if key in self._seen:
             return
-        self._seen.append(alert.dedup_key)
+        self._seen.append(key)
         del self._seen[:-SEEN_ALERTS_KEPT]
         now = workflow.now()
         self._wake = True
@@ -336,6 +412,12 @@ class IncidentWorkflow:
             self._publish()
         if self._state.status is IncidentStatus.RESOLVED:
             self._reopen(now)
+
+    def _seen_key(self, alert: AlertEvent) -> str:
+        key = alert.dedup_key
+        if len(key) <= SEEN_KEY_CHARS or not workflow.patched(BOUNDED_TIMELINE_PATCH):
+            return key
+        return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
     def _note_repeat(self, now: datetime) -> None:
         last = self._timeline[-1] if self._timeline else None
@@ -370,7 +452,8 @@ class IncidentWorkflow:
     ) -> RunbookView:
         assert self._plan is not None and self._plan.approval is not None
         state = self._state
-        child_id = f"{state.workflow_id}/{name}-{state.runs}-{len(self._timeline)}"
+        # Entries noted, not kept: folding must never give two runbooks one id.
+        child_id = f"{state.workflow_id}/{name}-{state.runs}-{self._book.noted}"
         await workflow.start_child_workflow(
             name,
             RunbookInput(
@@ -447,6 +530,7 @@ class IncidentWorkflow:
 
     @workflow.update
     async def request_release(self, request: RequestRelease) -> UpdateResult:
+        self._spend(request)
         await self._require_on_roster(request.by)
         applied = self._state.runbook_result.applied if self._state.runbook_result else []
         self._state.release = await self._start_runbook(
@@ -469,7 +553,7 @@ class IncidentWorkflow:
 
     @request_release.validator
     def _validate_request_release(self, request: RequestRelease) -> None:
-        self._check_actor(request.by)
+        self._check_decision("request_release", request)
         result = self._state.runbook_result
         if result is None or not result.applied:
             raise ValueError("nothing to release: no runbook change is in place")
@@ -480,6 +564,7 @@ class IncidentWorkflow:
 
     @workflow.update
     async def acknowledge(self, request: Acknowledge) -> UpdateResult:
+        self._spend(request)
         await self._require_on_roster(request.by)
         changed = self._state.status is IncidentStatus.TRIGGERED
         if changed:
@@ -489,12 +574,13 @@ class IncidentWorkflow:
 
     @acknowledge.validator
     def _validate_acknowledge(self, request: Acknowledge) -> None:
-        self._check_actor(request.by)
+        self._check_decision("acknowledge", request)
         if not self._state.status.is_open:
             raise ValueError(f"incident is already {self._state.status}: nothing to acknowledge")
 
     @workflow.update
     async def resolve(self, request: Resolve) -> UpdateResult:
+        self._spend(request)
         await self._require_on_roster(request.by)
         changed = self._state.status.is_open
         if changed:
@@ -506,10 +592,11 @@ class IncidentWorkflow:
 
     @resolve.validator
     def _validate_resolve(self, request: Resolve) -> None:
-        self._check_actor(request.by)
+        self._check_decision("resolve", request)
 
     @workflow.update
     async def assign_role(self, request: AssignRole) -> UpdateResult:
+        self._spend(request)
         await self._require_on_roster(request.by)
         await self._require_on_roster(request.assignee)
         changed = self._state.roles.get(request.role) != request.assignee
@@ -528,12 +615,13 @@ class IncidentWorkflow:
 
     @assign_role.validator
     def _validate_assign_role(self, request: AssignRole) -> None:
-        self._check_actor(request.by)
+        self._check_decision("assign_role", request)
         if self._plan is not None and not self._plan.on_roster(request.assignee):
             raise ValueError(f"assignee {request.assignee!r} is not on the roster")
 
     @workflow.update
     async def add_note(self, request: AddNote) -> UpdateResult:
+        self._spend(request)
         await self._require_on_roster(request.by)
         self._note("note", request.text, request.by)
         await self._audit(request.by, "note", {"text": request.text})
@@ -541,10 +629,11 @@ class IncidentWorkflow:
 
     @add_note.validator
     def _validate_add_note(self, request: AddNote) -> None:
-        self._check_actor(request.by)
+        self._check_decision("add_note", request)
 
     @workflow.update
     async def change_status(self, request: ChangeStatus) -> UpdateResult:
+        self._spend(request)
         await self._require_on_roster(request.by)
         now = workflow.now()
         if self._state.status is IncidentStatus.TRIGGERED:
@@ -562,13 +651,60 @@ class IncidentWorkflow:
 
     @change_status.validator
     def _validate_change_status(self, request: ChangeStatus) -> None:
-        self._check_actor(request.by)
+        self._check_decision("change_status", request)
         if request.status not in (IncidentStatus.CONTAINED, IncidentStatus.MITIGATED):
             raise ValueError("status: only contained or mitigated can be set this way")
         if not self._state.status.is_open:
             raise ValueError(f"incident is already {self._state.status}")
         if request.status.order <= self._state.status.order:
             raise ValueError(f"incident is already {self._state.status}; status only moves forward")
+
+    def _check_decision(self, action: str, request: PersonRequest) -> None:
+        """A person's request counts only as the gateway signed it, for this
+        incident and action, with a credential of at least responder."""
+        self._check_actor(request.by)
+        keys = self._plan.approval.decision_keys if self._plan and self._plan.approval else {}
+        reason = proof_refusal(
+            request.proof,
+            workflow_id=workflow.info().workflow_id,
+            action=action,
+            request=request,
+            keys=keys,
+            now=workflow.now(),
+            spent=self._spent,
+            minimum=ApiRole.RESPONDER,
+        )
+        if reason:
+            raise ValueError(reason)
+
+    def _spend(self, request: PersonRequest) -> None:
+        # Two updates carrying one proof can both pass their validators before
+        # either handler runs: the second is refused here.
+        if request.proof is not None and request.proof.nonce in self._spent:
+            raise ApplicationError("decision already used", type="DecisionReplayed")
+        spend(self._spent, request.proof, workflow.now())
+
+    @workflow.signal
+    def refresh_decision_keys(self) -> None:
+        """Sent by the gateway when this incident's plan predates signed
+        decisions: the run loop reloads the keys from the policy. Harmless from
+        anyone: the keys come from the policy file, never from the signal."""
+        self._keys_wanted = True
+        self._wake = True
+
+    async def _refresh_decision_keys(self) -> None:
+        self._keys_wanted = False
+        if self._plan is None or self._plan.approval is None:
+            return
+        if not workflow.patched(DECISION_KEYS_PATCH):
+            return
+        fresh = await workflow.execute_activity_method(
+            ResponsePlanActivities.load_decision_keys,
+            DecisionKeysRequest(),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=PLAN_RETRY,
+        )
+        self._plan.approval.decision_keys = fresh.keys
 
     def _check_actor(self, person: str) -> None:
         # The roster arrives by activity just after the incident opens; until
@@ -647,9 +783,20 @@ class IncidentWorkflow:
         return self._timeline
 
     def _note(self, kind: str, summary: str, actor: str | None) -> None:
-        self._timeline.append(
-            TimelineEntry(at=workflow.now(), kind=kind, summary=summary, actor=actor)
-        )
+        fold_due = self._book.add(entry(workflow.now(), kind, summary, actor))
+        if fold_due and workflow.patched(BOUNDED_TIMELINE_PATCH):
+            self._folded += self._book.fold()
+            self._wake = True  # the run loop writes them to the audit trail
+
+    async def _audit_folded(self) -> None:
+        """Entries folded out of the timeline, whole, on the audit trail."""
+        folded, self._folded = self._folded, []
+        for batch in audit_batches(folded, FOLDED_AUDIT_BYTES):
+            await self._audit(
+                STANCH,
+                "timeline entries folded",
+                {"entries": [e.model_dump(mode="json") for e in batch]},
+            )
 
     async def _audit(self, actor: str, action: str, details: dict[str, Any]) -> None:
         """Who did what to this incident, on the audit trail."""
@@ -701,6 +848,9 @@ class IncidentWorkflow:
 
 def _describe(alert: AlertEvent) -> str:
     severity = alert.severity or "no severity"
-    targets = ", ".join(t.rsplit("/", 1)[-1] for t in alert.targets) or "no target"
+    shown = [t.rsplit("/", 1)[-1] for t in alert.targets[:TARGETS_NAMED]]
+    targets = ", ".join(shown) or "no target"
+    if len(alert.targets) > TARGETS_NAMED:
+        targets += f" and {len(alert.targets) - TARGETS_NAMED:,} more"
     service = f" via {alert.monitoring_service}" if alert.monitoring_service else ""
     return f"Alert fired: {alert.rule} ({severity}) on {targets}{service}"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -31,7 +31,13 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
     from activities.notify import NotifyActivities
+    from activities.resources import ResourceActivities
+    from activities.response_plan import ResponsePlanActivities
+    from activities.scopes import ScopeActivities
     from activities.toggles import ToggleActivities
+    from models.azure import ResourceRef
+    from models.config import Remediation
+    from models.decision import DecisionKeysRequest
     from models.errors import describe_validation_error
     from models.incident import Page, RosterEntry
     from models.risk import Risk
@@ -51,7 +57,9 @@ with workflow.unsafe.imports_passed_through():
         StepStatus,
         Undo,
     )
-    from workflows.approval import eligible_approvers, refusal
+    from workflows.approval import credential_needed, eligible_approvers, refusal
+    from workflows.decisions import proof_refusal, spend
+    from workflows.scope import named_resources, scope_refusal, tags_needed
 
 Arg = TypeVar("Arg", bound=BaseModel)
 Out = TypeVar("Out")
@@ -70,6 +78,11 @@ BOOKKEEPING = RetryPolicy(
 # Patches: each guards a change to what running runbooks do, proven by the
 # histories in tests/histories/ that were recorded before it.
 AUDIT_DECISIONS_PATCH = "audit-approval-decisions"
+# Every change is checked against remediation.scopes before it is scheduled.
+REMEDIATION_SCOPES_PATCH = "remediation-scopes"
+# Signals carrying decisions must be signed (updates are checked by their
+# validators, which never run on replay, so they need no patch).
+SIGNED_DECISIONS_PATCH = "signed-decisions"
 
 
 class ApprovalDenied(Exception):
@@ -78,6 +91,10 @@ class ApprovalDenied(Exception):
 
 class RemediationHalted(Exception):
     pass
+
+
+class RemediationRefused(Exception):
+    """A change outside remediation.scopes: never attempted."""
 
 
 class _Decision(BaseModel):
@@ -101,6 +118,11 @@ class Runbook:
         self._pending: PendingApproval | None = None
         self._decisions: dict[str, _Decision] = {}
         self._outcome: RunbookOutcome | None = None
+        self._scopes: Remediation | None = None  # read at the first change
+        self._scope_tags: dict[str, dict[str, str] | None] = {}  # by lower-cased id
+        self._keys = dict(inp.approval.decision_keys)
+        self._keys_wanted = False
+        self._spent: dict[str, datetime] = {}
 
     # ---- what runbooks call ------------------------------------------------
 
@@ -166,6 +188,8 @@ class Runbook:
             record = await self._begin(name, mutates=True, status=StepStatus.PLANNED)
             await self._finish(record, StepStatus.PLANNED, f"would run {_name(activity)}")
             return None
+        if workflow.patched(REMEDIATION_SCOPES_PATCH):
+            await self._refuse_outside_scopes(name, arg)
         allowed = await workflow.execute_activity_method(
             ToggleActivities.check_remediation,
             RemediationCheck(runbook=self.spec.name),
@@ -194,6 +218,49 @@ class Runbook:
             )
         await self._finish(record, StepStatus.SUCCEEDED, _describe(result), result=result)
         return result
+
+    async def _refuse_outside_scopes(self, name: str, arg: BaseModel) -> None:
+        """Raise RemediationRefused, before any Azure call, if this change
+        touches anything outside remediation.scopes: the alert chose the
+        resource, the policy bounds it. What the change touches: every ARM id
+        in its argument, or the runbook's resource when the argument names none."""
+        if self._scopes is None:
+            self._scopes = await workflow.execute_activity_method(
+                ScopeActivities.load_remediation_scopes,
+                RemediationCheck(runbook=self.spec.name),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=BOOKKEEPING,
+            )
+        scopes = self._scopes.scopes
+        for target in named_resources(arg.model_dump(mode="json")) or [self.resource_id]:
+            key = target.lower()
+            if tags_needed(target, scopes) and key not in self._scope_tags:
+                self._scope_tags[key] = await self._read_tags(target)
+            reason = scope_refusal(target, scopes, self._scope_tags.get(key))
+            if reason:
+                record = await self._begin(name, mutates=True)
+                await self._finish(record, StepStatus.REFUSED, reason)
+                raise RemediationRefused(reason)
+
+    async def _read_tags(self, target: str) -> dict[str, str] | None:
+        """A scope that requires tags needs the resource's own: one read, on
+        the timeline like any step. None when it cannot be read (refused)."""
+        record = await self._begin(f"read tags of {target.rsplit('/', 1)[-1]} (remediation scope)")
+        try:
+            snapshot = await workflow.execute_activity_method(
+                ResourceActivities.get_resource,
+                ResourceRef(resource_id=target),
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=AZURE_RETRY,
+                heartbeat_timeout=timedelta(seconds=30),
+                summary=record.name,
+            )
+        except ActivityError as e:
+            await self._finish(record, StepStatus.FAILED, _reason(e))
+            return None
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(snapshot.tags.items())) or "none"
+        await self._finish(record, StepStatus.SUCCEEDED, f"tags: {shown}")
+        return snapshot.tags
 
     async def approval(self, step: str) -> None:
         """Wait until the policy's approvers say yes. Raises ApprovalDenied on a
@@ -258,9 +325,7 @@ class Runbook:
             self._pending.tier = number
             await self._page_approvers(step, risk, tier.people or eligible, number)
             try:
-                await workflow.wait_condition(
-                    decided, timeout=tier.timeout, timeout_summary=f"approval tier {number}"
-                )
+                await self._await_decision(decided, tier.timeout, f"approval tier {number}")
             except TimeoutError:
                 continue
         self._pending = None
@@ -276,6 +341,42 @@ class Runbook:
         await self._finish(
             record, StepStatus.APPROVED, f"approved by {', '.join(decision.approvals)}"
         )
+
+    async def _await_decision(
+        self, decided: Callable[[], bool], timeout: timedelta, summary: str
+    ) -> None:
+        """Wait for the decision; meanwhile load the decision keys if asked to
+        (runbooks that began before decisions were signed have none)."""
+        until = workflow.now() + timeout
+        while True:
+            await workflow.wait_condition(
+                lambda: decided() or self._keys_wanted,
+                timeout=until - workflow.now(),
+                timeout_summary=summary,
+            )
+            if decided() or not self._keys_wanted:
+                return
+            await self._refresh_decision_keys()
+            if workflow.now() >= until:
+                raise TimeoutError(summary)
+
+    @workflow.signal
+    def refresh_decision_keys(self) -> None:
+        """Sent by the gateway when a decision was refused for want of keys.
+        Harmless from anyone: the keys come from the policy, not the signal."""
+        self._keys_wanted = True
+
+    async def _refresh_decision_keys(self) -> None:
+        self._keys_wanted = False
+        if not workflow.patched(SIGNED_DECISIONS_PATCH):
+            return
+        fresh = await workflow.execute_activity_method(
+            ResponsePlanActivities.load_decision_keys,
+            DecisionKeysRequest(),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=BOOKKEEPING,
+        )
+        self._keys = fresh.keys
 
     # ---- the frame around every procedure ------------------------------------
 
@@ -297,6 +398,8 @@ class Runbook:
             outcome, summary = RunbookOutcome.DENIED, f"denied: {e}; handed to humans"
         except RemediationHalted as e:
             outcome, summary = RunbookOutcome.HALTED, f"halted: {e}; handed to humans"
+        except RemediationRefused as e:
+            outcome, summary = RunbookOutcome.REFUSED, f"refused: {e}; handed to humans"
         except (ActivityError, ApplicationError) as e:
             undone = await self._compensate()
             outcome = RunbookOutcome.FAILED
@@ -366,28 +469,30 @@ class Runbook:
 
     @workflow.update(name="approve")
     async def approve(self, decision: ApprovalDecision) -> RunbookView:
+        self._spend(decision)
         self._decide(decision, approve=True)
         await self._audit_decision(decision, "approved", "update")
         return self.status()
 
     @approve.validator
     def _validate_approve(self, decision: ApprovalDecision) -> None:
-        self._refuse_if_not_allowed(decision)
+        self._refuse_if_not_allowed(decision, "approve")
 
     @workflow.update(name="reject")
     async def reject(self, decision: ApprovalDecision) -> RunbookView:
+        self._spend(decision)
         self._decide(decision, approve=False)
         await self._audit_decision(decision, "rejected", "update")
         return self.status()
 
     @reject.validator
     def _validate_reject(self, decision: ApprovalDecision) -> None:
-        self._refuse_if_not_allowed(decision)
+        self._refuse_if_not_allowed(decision, "reject")
 
-    def _refuse_if_not_allowed(self, decision: ApprovalDecision) -> None:
+    def _refuse_if_not_allowed(self, decision: ApprovalDecision, verb: str) -> None:
         """Before anything enters history: the caller gets the reason as the
         update's failure."""
-        reason = self._refusal(decision)
+        reason = self._refusal(decision) or self._unproven(decision, verb)
         if reason:
             raise ValueError(reason)
 
@@ -403,6 +508,11 @@ class Runbook:
 
     async def _signalled(self, decision: ApprovalDecision, approve: bool) -> None:
         reason = self._refusal(decision)
+        if not reason and workflow.patched(SIGNED_DECISIONS_PATCH):
+            # A forged or replayed signal is ignored, and leaves an audit record.
+            reason = self._unproven(decision, "approve" if approve else "reject")
+            if not reason:
+                spend(self._spent, decision.proof, workflow.now())
         if reason:
             await self._audit(
                 "approval refused",
@@ -453,6 +563,27 @@ class Runbook:
             decision.by,
             current.approvals if current else [],
         )
+
+    def _unproven(self, decision: ApprovalDecision, verb: str) -> str | None:
+        """Why this decision is not proven to come from a credential that may
+        carry it (workflows/decisions.py), or None."""
+        risk = self.spec.approvals[decision.step]
+        return proof_refusal(
+            decision.proof,
+            workflow_id=workflow.info().workflow_id,
+            action=verb,
+            request=decision,
+            keys=self._keys,
+            now=workflow.now(),
+            spent=self._spent,
+            minimum=credential_needed(self._inp.approval, risk, decision.by),
+        )
+
+    def _spend(self, decision: ApprovalDecision) -> None:
+        # Two updates with one proof may both pass validation before either runs.
+        if decision.proof is not None and decision.proof.nonce in self._spent:
+            raise ApplicationError("decision already used", type="DecisionReplayed")
+        spend(self._spent, decision.proof, workflow.now())
 
     def _decide(self, decision: ApprovalDecision, approve: bool) -> None:
         # Stored even before the gate is reached: an early approval is not lost.

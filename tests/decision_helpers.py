@@ -1,0 +1,53 @@
+"""People's decisions in tests that talk to Temporal directly: signed with
+the test run's decision key, as the gateway would sign them.
+
+Every Settings() built in the test run reads STANCH_DECISION_KEY, so every
+worker the tests start trusts this key and every gateway signs with it."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from temporalio.testing import WorkflowEnvironment
+
+from gateway.signing import DecisionSigner, new_private_key_text, parse_private_key
+from models.config import ApiRole
+from models.decision import PersonRequest
+
+TEST_DECISION_KEY = os.environ.setdefault("STANCH_DECISION_KEY", new_private_key_text())
+SIGNER = DecisionSigner(parse_private_key(TEST_DECISION_KEY))
+
+Request = TypeVar("Request", bound=PersonRequest)
+
+
+async def signed(
+    workflow_id: str,
+    action: str,
+    request: Request,
+    *,
+    env: WorkflowEnvironment | None = None,
+    role: ApiRole = ApiRole.APPROVER,
+    issued_at: datetime | None = None,
+) -> Request:
+    """`request` as the gateway would forward it for a credential of `role`.
+    Give `env` when its clock is skipped ahead of the wall clock."""
+    if issued_at is None and env is not None and env.supports_time_skipping:
+        issued_at = await env.get_current_time()
+    return SIGNER.sign(workflow_id, action, request, role, issued_at)
+
+
+async def decide(
+    handle: Any,
+    action: str,
+    request: PersonRequest,
+    *,
+    env: WorkflowEnvironment | None = None,
+    role: ApiRole = ApiRole.APPROVER,
+    result_type: type[BaseModel] | None = None,
+) -> Any:
+    """Send a signed update, the way the on-call API does."""
+    proven = await signed(handle.id, action, request, env=env, role=role)
+    return await handle.execute_update(action, proven, result_type=result_type)
