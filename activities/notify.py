@@ -3,26 +3,41 @@
 Safe to retry: channels already delivered are remembered in heartbeat details,
 which survive activity retries, so a retry after a partial failure pages only
 the channels that missed it. Webhooks also get an `Idempotency-Key` header, and
-the file sink skips a key it already holds.
+the file sink skips a key it already holds (activities/page_file.py).
+
+One channel never stops the others: whatever goes wrong with one (an answer,
+a network error, a damaged page file, a bug) fails that channel alone, and the
+result names each failed channel and why, never with its URL: a chat
+webhook's URL is its credential. Only a 2xx is delivered. A webhook gets a
+bounded time (at most MAX_TIMEOUT, start to finish) and a bounded read of its
+answer (BODY_LIMIT), so a slow or chatty endpoint cannot hold up escalation.
+
+Alert text is the alerting side's to choose, so chat pages escape it: a rule
+named `<!channel>` or `<https://evil|Ack here>` must not notify a whole
+channel or show a disguised link to the people being paged.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.audit import AuditLog
+from activities.page_file import PageFile
 from activities.policy import PolicySource
 from models.config import ChannelFormat, FileChannel, StanchConfig, WebhookChannel
 from models.incident import Page, PageResult
 from models.runbook import AuditEntry
+
+MAX_TIMEOUT = timedelta(seconds=30)  # also the policy's bound on a channel's timeout
+BODY_LIMIT = 64 * 1024  # of a webhook's answer: read to reuse the connection, no more
 
 
 def page_text(page: Page) -> str:
@@ -38,22 +53,32 @@ def page_text(page: Page) -> str:
 def page_payload(page: Page, fmt: ChannelFormat) -> dict[str, Any]:
     text = page_text(page)
     if fmt is ChannelFormat.SLACK:
-        # Incoming webhooks need `text`; blocks render it with the mentions.
+        # Incoming webhooks need `text`; blocks render it. Both are mrkdwn, where
+        # `<...>` is a mention or a link: escaped, and no names or previews resolved.
+        safe = slack_escape(text)
         return {
-            "text": text,
+            "text": safe,
+            "link_names": False,
+            "unfurl_links": False,
+            "unfurl_media": False,
             "blocks": [
-                {"type": "section", "text": {"type": "mrkdwn", "text": f"*{text}*"}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": f"*{safe}*"}},
                 {
                     "type": "context",
                     "elements": [
-                        {"type": "mrkdwn", "text": f"incident `{page.incident_id}`"},
-                        {"type": "mrkdwn", "text": f"status {page.status}"},
+                        {
+                            "type": "mrkdwn",
+                            "text": f"incident `{slack_escape(page.incident_id)}`",
+                        },
+                        {"type": "mrkdwn", "text": f"status {slack_escape(str(page.status))}"},
                     ],
                 },
             ],
         }
     if fmt is ChannelFormat.TEAMS:
-        # Teams Workflows / incoming webhooks take an Adaptive Card attachment.
+        # Teams Workflows / incoming webhooks take an Adaptive Card attachment. Its
+        # TextBlocks render markdown (links); a RichTextBlock's TextRuns are plain
+        # text, so alert text goes only there.
         return {
             "type": "message",
             "attachments": [
@@ -65,20 +90,32 @@ def page_payload(page: Page, fmt: ChannelFormat) -> dict[str, Any]:
                         "version": "1.4",
                         "body": [
                             {
-                                "type": "TextBlock",
-                                "text": f"{page.severity} {page.title}",
-                                "weight": "Bolder",
-                                "size": "Medium",
-                                "color": "Attention",
-                                "wrap": True,
+                                "type": "RichTextBlock",
+                                "inlines": [
+                                    {
+                                        "type": "TextRun",
+                                        "text": f"{page.severity} {page.title}",
+                                        "weight": "Bolder",
+                                        "size": "Medium",
+                                        "color": "Attention",
+                                    }
+                                ],
                             },
-                            {"type": "TextBlock", "text": text, "wrap": True},
+                            {
+                                "type": "RichTextBlock",
+                                "inlines": [{"type": "TextRun", "text": text}],
+                            },
                         ],
                     },
                 }
             ],
         }
     return {"text": text, "page": page.model_dump(mode="json")}
+
+
+def slack_escape(text: str) -> str:
+    """Slack's own rule for text it must not read as markup."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 class NotifyActivities:
@@ -91,6 +128,7 @@ class NotifyActivities:
         self._policy = policy
         self._http = http or httpx.AsyncClient()
         self._audit = audit
+        self._page_files: dict[Path, PageFile] = {}
 
     @activity.defn
     async def page_on_call(self, page: Page) -> PageResult:
@@ -99,33 +137,34 @@ class NotifyActivities:
         info = activity.info()
         key = f"{info.workflow_id}/{info.activity_id}"
         delivered: list[str] = list(info.heartbeat_details[0]) if info.heartbeat_details else []
-        failed: list[str] = []
-        transient: list[tuple[str, timedelta | None]] = []
+        refused: dict[str, str] = {}
+        transient: dict[str, _Transient] = {}
         for name in _channel_names(config, page):
             if name in delivered:
                 continue
-            channel = config.channel(name)
             try:
-                if isinstance(channel, FileChannel):
-                    _append_once(channel.path, key, name, page)
-                elif isinstance(channel, WebhookChannel):
-                    await self._post(channel, key, page)
-                else:
-                    raise _Permanent(f"no channel named {name!r}")
+                await self._deliver(config, name, key, page)
             except _Transient as e:
                 activity.logger.warning("page to %s failed, will retry: %s", name, e)
-                transient.append((name, e.retry_after))
+                transient[name] = e
                 continue
             except _Permanent as e:
                 activity.logger.error("page to %s refused: %s", name, e)
-                failed.append(name)
+                refused[name] = str(e)
+                continue
+            except Exception as e:
+                # Whatever broke, it broke this channel only. Its text may carry
+                # the URL (httpx.InvalidURL does), so only its type is kept.
+                why = f"unexpected {type(e).__name__}"
+                activity.logger.error("page to %s failed: %s", name, why)
+                refused[name] = why
                 continue
             delivered.append(name)
             activity.heartbeat(delivered)
         if transient:
-            delays = [d for _, d in transient if d is not None]
+            delays = [e.retry_after for e in transient.values() if e.retry_after is not None]
             raise ApplicationError(
-                f"page not delivered to {', '.join(n for n, _ in transient)} yet",
+                f"page not delivered to {_named(transient)} yet",
                 type="PageDeliveryFailed",
                 next_retry_delay=max(delays) if delays else None,
             )
@@ -142,61 +181,109 @@ class NotifyActivities:
                         "tier": page.tier,
                         "reason": page.reason,
                         "delivered": delivered,
-                        "failed": failed,
+                        "failed": list(refused),
+                        "why": refused,
                     },
                 ),
             )
-        if not delivered and failed:
+        if not delivered and refused:
             raise ApplicationError(
-                f"every channel refused the page: {', '.join(failed)}",
+                f"every channel refused the page: {_named(refused)}",
                 type="PageRefused",
                 non_retryable=True,
             )
-        return PageResult(delivered=delivered, failed=failed)
+        return PageResult(delivered=delivered, failed=list(refused), reasons=refused)
+
+    async def _deliver(self, config: StanchConfig, name: str, key: str, page: Page) -> None:
+        channel = config.channel(name)
+        if isinstance(channel, FileChannel):
+            self._append_once(channel.path, f"{key}/{name}", page)
+        elif isinstance(channel, WebhookChannel):
+            await self._post(channel, key, page)
+        else:
+            raise _Permanent(f"no channel named {name!r}")
+
+    def _append_once(self, path: Path, line_key: str, page: Page) -> None:
+        pages = self._page_files.get(path)
+        if pages is None:
+            pages = self._page_files[path] = PageFile(path)
+        record = {
+            "at": datetime.now(UTC).isoformat(),
+            "text": page_text(page),
+            "recipients": [p.id for p in page.recipients],
+            **page.model_dump(mode="json", exclude={"recipients"}),
+        }
+        try:
+            pages.append_once(line_key, record)
+        except OSError as e:
+            # A full disk or a lock held too long can pass; the retry tries again.
+            raise _Transient(f"{type(e).__name__}: {e.strerror or 'cannot write'}") from None
 
     async def _post(self, channel: WebhookChannel, key: str, page: Page) -> None:
         try:
             url = channel.resolved_url()
         except ValueError as e:
             raise _Permanent(str(e)) from None
+        seconds = min(channel.timeout, MAX_TIMEOUT).total_seconds()
         try:
-            response = await self._http.post(
-                url,
-                json=page_payload(page, channel.format),
-                headers={"Idempotency-Key": f"{key}/{channel.name}"},
-                timeout=channel.timeout.total_seconds(),
-            )
+            # httpx's timeout is per read; the deadline bounds the whole exchange,
+            # so an endpoint that drips its answer cannot hold the page up.
+            async with (
+                asyncio.timeout(seconds),
+                self._http.stream(
+                    "POST",
+                    url,
+                    json=page_payload(page, channel.format),
+                    headers={"Idempotency-Key": f"{key}/{channel.name}"},
+                    timeout=seconds,
+                    follow_redirects=False,
+                ) as response,
+            ):
+                await _read_bounded(response)
+        except TimeoutError:
+            raise _Transient(f"no answer within {seconds:g}s") from None
         except httpx.HTTPError as e:
             # The exception text can carry the URL, and the URL is the secret.
             raise _Transient(f"{type(e).__name__} talking to channel {channel.name}") from None
-        if response.status_code == 429 or response.status_code >= 500:
-            raise _Transient(f"HTTP {response.status_code}", _retry_after(response))
-        if response.status_code >= 400:
-            raise _Permanent(f"HTTP {response.status_code}")
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        if 300 <= status < 400:
+            raise _Permanent(_redirect(response))
+        if status in (408, 429) or status >= 500:
+            raise _Transient(f"HTTP {status}", _retry_after(response))
+        raise _Permanent(f"HTTP {status}")
+
+
+async def _read_bounded(response: httpx.Response) -> None:
+    # Raw bytes: a compressed answer is not inflated, so the bound is real.
+    read = 0
+    async for chunk in response.aiter_raw():
+        read += len(chunk)
+        if read >= BODY_LIMIT:
+            return
+
+
+def _redirect(response: httpx.Response) -> str:
+    """Names the redirect without its target: a webhook that moved usually
+    answers with its own secret path on the new host (or on https), so the
+    Location is shown as its host alone."""
+    host = urlsplit(response.headers.get("Location", "")).hostname
+    where = f" to host {host}" if host else ""
+    return (
+        f"HTTP {response.status_code} redirect{where}: redirects are not followed, "
+        "so nothing was delivered; set the channel's url to where it moved"
+    )
+
+
+def _named(failures: dict[str, Any]) -> str:
+    return ", ".join(f"{name} ({why})" for name, why in failures.items())
 
 
 def _channel_names(config: StanchConfig, page: Page) -> list[str]:
     if page.channels is not None:
         return page.channels
     return [c.name for c in config.channels]
-
-
-def _append_once(path: Path, key: str, channel: str, page: Page) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line_key = f"{key}/{channel}"
-    with path.open("a+", encoding="utf-8") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        f.seek(0)
-        if any(json.loads(line).get("key") == line_key for line in f if line.strip()):
-            return
-        record = {
-            "key": line_key,
-            "at": datetime.now(UTC).isoformat(),
-            "text": page_text(page),
-            "recipients": [p.id for p in page.recipients],
-            **page.model_dump(mode="json", exclude={"recipients"}),
-        }
-        f.write(json.dumps(record) + "\n")
 
 
 def _retry_after(response: httpx.Response) -> timedelta | None:

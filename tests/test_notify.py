@@ -4,10 +4,7 @@ payloads, retries that honour Retry-After, no page sent twice, no secret leaked.
 from __future__ import annotations
 
 import dataclasses
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,42 +20,13 @@ from models.config import ConfigError
 from models.incident import IncidentStatus, Page, PlanRequest, RosterEntry
 from models.severity import Severity
 from tests.conftest import policy_file
+from tests.webhook_helpers import Answer, Receiver, running_receiver
 from tests.workflows_helpers import pages
-
-
-class Receiver:
-    """Answers each POST with the next scripted status (then 200) and keeps it."""
-
-    def __init__(self) -> None:
-        self.script: list[tuple[int, dict[str, str]]] = []
-        self.received: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                receiver.received.append(
-                    {"path": self.path, "body": body, "key": self.headers.get("Idempotency-Key")}
-                )
-                status, headers = receiver.script.pop(0) if receiver.script else (200, {})
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.server.shutdown()
+    yield from running_receiver()
 
 
 def page(channels: list[str] | None = None) -> Page:
@@ -108,7 +76,7 @@ async def test_throttled_channel_is_retried_after_retry_after_without_resending_
     tmp_path, receiver, monkeypatch
 ):
     notify = NotifyActivities(PolicySource(channels_config(tmp_path, receiver.url, monkeypatch)))
-    receiver.script = [(200, {}), (429, {"Retry-After": "7"})]  # slack ok, teams throttled
+    receiver.script = [Answer(200), Answer(429, {"Retry-After": "7"})]  # slack ok, teams throttled
     env = ActivityEnvironment()
     beats: list[Any] = []
     env.on_heartbeat = lambda *details: beats.append(details[0])
@@ -144,11 +112,11 @@ async def test_refused_channel_is_reported_and_secret_never_in_errors(
     tmp_path, receiver, monkeypatch, caplog
 ):
     notify = NotifyActivities(PolicySource(channels_config(tmp_path, receiver.url, monkeypatch)))
-    receiver.script = [(404, {})]
+    receiver.script = [Answer(404)]
     result = await ActivityEnvironment().run(notify.page_on_call, page(["slack", "pager"]))
     assert result.failed == ["slack"] and result.delivered == ["pager"]
 
-    receiver.script = [(403, {})]
+    receiver.script = [Answer(403)]
     with pytest.raises(ApplicationError) as refused:
         await ActivityEnvironment().run(notify.page_on_call, page(["slack"]))
     assert refused.value.non_retryable and refused.value.type == "PageRefused"
