@@ -5,6 +5,10 @@ Server-rendered HTML with a few lines of JavaScript: a server-sent event
 stream says when something changed, and the page swaps in a fresh fragment.
 No build step. Sign-in is the on-call API token, kept in an HttpOnly,
 SameSite=Strict cookie.
+
+The Content-Security-Policy (gateway/web_guard.py) allows no inline script or
+style, so both are served from /static. Every value put into a page is
+escaped, and into a URL quoted, wherever it comes from.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import html
+import secrets
 import urllib.parse
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -28,6 +33,7 @@ from fastapi.responses import (
 
 from activities.postmortem import render_postmortem  # pure: facts in, Markdown out
 from gateway.api import OnCall
+from gateway.browser import from_our_pages, over_https
 from gateway.controls import kill_switch_banner
 from gateway.sso import sso_router
 from models.config import ApiRole
@@ -37,6 +43,9 @@ from models.response_times import ResponseTimes
 from models.settings import Settings
 
 COOKIE = "stanch_token"
+LOGIN_COOKIE = "stanch_login"  # the sign-in form's anti-forgery token, bound to this browser
+SESSION_SECONDS = 12 * 3600  # an API token kept in the browser lasts one shift
+FORM_SECONDS = 600
 SEVERITY_CLASS = {"Sev0": "sev0", "Sev1": "sev1", "Sev2": "sev2", "Sev3": "sev3", "Sev4": "sev4"}
 
 STYLE = """
@@ -50,6 +59,8 @@ padding:.1rem .4rem;color:#fff}.sev0{background:#b00020}.sev1{background:#e65100
 .pending{background:#fff3cd;padding:.6rem;border:1px solid #ffe08a;margin:.6rem 0}
 button{padding:.45rem .9rem;margin:.2rem;border-radius:.3rem;border:1px solid #999;cursor:pointer}
 .approve{background:#2e7d32;color:#fff}.reject{background:#b00020;color:#fff}
+header form{display:inline}header form button{padding:0;margin:0;border:0;background:none;
+color:#fff;text-decoration:underline;font:inherit}
 @media (max-width:40rem){th:nth-child(4),td:nth-child(4),th:nth-child(5),td:nth-child(5),
 th:nth-child(6),td:nth-child(6){display:none}main{padding:.5rem}table{font-size:.9rem}
 h1{font-size:1.4rem}}
@@ -79,8 +90,8 @@ document.addEventListener('click', async (e) => {
 def response_panel(times: ResponseTimes, window: str) -> str:
     """MTTA and MTTR per severity: the two numbers a team's response is judged by."""
     rows = "".join(
-        f"<tr><td><span class='sev {SEVERITY_CLASS.get(str(r.severity), '')}'>{r.severity}"
-        f"</span></td><td>{r.incidents}</td>"
+        f"<tr><td><span class='sev {SEVERITY_CLASS.get(str(r.severity), '')}'>"
+        f"{html.escape(str(r.severity))}</span></td><td>{r.incidents}</td>"
         f"<td>{_mean(r.mtta_seconds)} <small>({r.acknowledged} acked)</small></td>"
         f"<td>{_mean(r.mttr_seconds)} <small>({r.resolved} resolved)</small></td></tr>"
         for r in times.severities
@@ -103,15 +114,26 @@ def _mean(seconds: float | None) -> str:
 
 
 def page(title: str, body: str, who: str | None) -> str:
-    user = f"{html.escape(who)} · <a href='/logout'>sign out</a>" if who else ""
+    user = (
+        f"{html.escape(who)} · <form method='post' action='/logout'>"
+        "<button>sign out</button></form>"
+        if who
+        else ""
+    )
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-        f"<title>{html.escape(title)} · stanch</title><style>{STYLE}</style></head><body>"
+        f"<title>{html.escape(title)} · stanch</title>"
+        "<link rel='stylesheet' href='/static/dashboard.css'></head><body>"
         f"<header><a href='/'><b>stanch</b></a><span>{user}</span></header>"
         f"<main>{body}<p id='answer' role='status'></p></main>"
-        f"<script>{SCRIPT}</script></body></html>"
+        "<script src='/static/dashboard.js'></script></body></html>"
     )
+
+
+def quoted(value: object) -> str:
+    """A value as one path segment of a URL inside an HTML attribute."""
+    return html.escape(urllib.parse.quote(str(value), safe=""))
 
 
 def dashboard_router(settings: Settings, oncall: OnCall) -> APIRouter:
@@ -119,6 +141,14 @@ def dashboard_router(settings: Settings, oncall: OnCall) -> APIRouter:
     incidents, one incident, and response times."""
     who_is, list_open, detail = oncall.who_is, oncall.list_open, oncall.detail
     router = APIRouter(include_in_schema=False)
+
+    @router.get("/static/dashboard.js")
+    async def script() -> Response:
+        return Response(SCRIPT, media_type="text/javascript; charset=utf-8")
+
+    @router.get("/static/dashboard.css")
+    async def style() -> Response:
+        return Response(STYLE, media_type="text/css; charset=utf-8")
 
     async def signed_in(request: Request) -> Any | None:
         try:
@@ -129,42 +159,81 @@ def dashboard_router(settings: Settings, oncall: OnCall) -> APIRouter:
     router.include_router(sso_router(settings, oncall, COOKIE, page))
 
     @router.get("/login")
-    async def login_form() -> HTMLResponse:
+    async def login_form(request: Request) -> HTMLResponse:
+        return sign_in_page(request)
+
+    def sign_in_page(request: Request, refused: str = "", status: int = 200) -> HTMLResponse:
+        """The form carries a fresh anti-forgery token that must come back with
+        the cookie of the same name: another site can post a form here, but
+        cannot read ours, nor set our cookie (login CSRF)."""
         oidc = oncall.policy().access.oidc
         sso = (
             "<p><a id='sso' href='/login/sso'>Sign in with your identity provider</a></p><p>or</p>"
             if oidc is not None and oidc.client_id
             else ""
         )
-        return HTMLResponse(
+        said = f"<p role='alert'>{html.escape(refused)}</p>" if refused else ""
+        guard = secrets.token_urlsafe(24)
+        response = HTMLResponse(
             page(
                 "Sign in",
                 (
-                    f"<h1>Sign in</h1>{sso}<form method='post' action='/login'>"
+                    f"<h1>Sign in</h1>{said}{sso}<form method='post' action='/login'>"
+                    f"<input type='hidden' name='csrf' value='{guard}'>"
                     "<label>On-call API token "
                     "<input name='token' type='password' autofocus></label>"
                     "<button>Sign in</button></form>"
                 ),
                 None,
-            )
+            ),
+            status_code=status,
         )
-
-    @router.post("/login")
-    async def login(request: Request) -> Response:
-        form = urllib.parse.parse_qs((await request.body()).decode(errors="replace"))
-        token = (form.get("token") or [""])[0]
-        response = RedirectResponse("/", status_code=303)
         response.set_cookie(
-            COOKIE,
-            token,
+            LOGIN_COOKIE,
+            guard,
+            max_age=FORM_SECONDS,
+            path="/login",
             httponly=True,
             samesite="strict",
-            secure=settings.gateway_url.startswith("https"),
+            secure=over_https(request, settings),
         )
         return response
 
-    @router.get("/logout")
-    async def logout() -> Response:
+    @router.post("/login")
+    async def login(request: Request) -> Response:
+        if not from_our_pages(request, settings):
+            return sign_in_page(
+                request, "sign-in refused: the form was sent from another site", 403
+            )
+        # The request guard bounds the body (64 KiB) before it is read here.
+        form = urllib.parse.parse_qs((await request.body()).decode(errors="replace"))
+        guard = (form.get("csrf") or [""])[0]
+        expected = request.cookies.get(LOGIN_COOKIE, "")
+        if not (guard and expected and secrets.compare_digest(guard, expected)):
+            return sign_in_page(request, "this sign-in form expired; sign in again", 403)
+        token = (form.get("token") or [""])[0]
+        try:
+            await oncall.identify(token or None)
+        except Exception as e:
+            said = str(getattr(e, "message", "")) or "unknown token"
+            return sign_in_page(request, f"sign-in refused: {said}", 401)
+        response = RedirectResponse("/", status_code=303)
+        response.delete_cookie(LOGIN_COOKIE, path="/login")
+        response.set_cookie(
+            COOKIE,
+            token,
+            max_age=SESSION_SECONDS,
+            httponly=True,
+            samesite="strict",
+            secure=over_https(request, settings),
+        )
+        return response
+
+    @router.post("/logout")
+    async def logout(request: Request) -> Response:
+        # A POST from our own pages only: no other site can sign a person out.
+        if not from_our_pages(request, settings):
+            return PlainTextResponse("sign-out refused: sent from another site", 403)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE)
         return response
@@ -177,9 +246,9 @@ def dashboard_router(settings: Settings, oncall: OnCall) -> APIRouter:
             commander = s.roles.get(Role.INCIDENT_COMMANDER, "")
             rows.append(
                 f"<tr><td><span class='sev {SEVERITY_CLASS.get(str(s.severity), '')}'>"
-                f"{s.severity}</span></td>"
-                f"<td><a href='/incidents/{s.incident_id}'>{html.escape(s.title)}</a></td>"
-                f"<td>{s.status}</td><td>{html.escape(commander)}</td>"
+                f"{html.escape(str(s.severity))}</span></td>"
+                f"<td><a href='/incidents/{quoted(s.incident_id)}'>{html.escape(s.title)}</a></td>"
+                f"<td>{html.escape(str(s.status))}</td><td>{html.escape(commander)}</td>"
                 f"<td>{age(s.opened_at)}</td><td>{s.alert_count}</td>"
                 f"<td>{html.escape(pending)}</td></tr>"
             )
@@ -214,28 +283,32 @@ def dashboard_router(settings: Settings, oncall: OnCall) -> APIRouter:
 
     def incident_body(d: Any, role: ApiRole) -> str:
         s = d.state
-        base = f"/api/incidents/{s.incident_id}"
+        base = f"/api/incidents/{quoted(s.incident_id)}"
         act = role.rank >= ApiRole.RESPONDER.rank
         parts = [
-            f"<h1><span class='sev {SEVERITY_CLASS.get(str(s.severity), '')}'>{s.severity}</span> "
-            f"{html.escape(s.title)}</h1>",
-            f"<p>Status <b>{s.status}</b> · service {html.escape(s.service or '-')} · "
+            f"<h1><span class='sev {SEVERITY_CLASS.get(str(s.severity), '')}'>"
+            f"{html.escape(str(s.severity))}</span> {html.escape(s.title)}</h1>",
+            f"<p>Status <b>{html.escape(str(s.status))}</b> · "
+            f"service {html.escape(s.service or '-')} · "
             f"{s.alert_count} alert(s) · opened {age(s.opened_at)} ago</p>",
         ]
         links = []
         if settings.web_ui_url:
-            links.append(
-                f"<a href='{settings.web_ui_url}/namespaces/"
-                f"{settings.temporal_namespace}/workflows/{s.workflow_id}'>workflow</a>"
+            workflow = (
+                f"{settings.web_ui_url.rstrip('/')}/namespaces/"
+                f"{urllib.parse.quote(settings.temporal_namespace, safe='')}/workflows/"
+                f"{urllib.parse.quote(s.workflow_id, safe='')}"
             )
+            links.append(f"<a href='{html.escape(workflow)}'>workflow</a>")
         for resource in s.resources:
+            portal = "https://portal.azure.com/#@/resource" + urllib.parse.quote(resource)
             links.append(
-                f"<a href='https://portal.azure.com/#@/resource{html.escape(resource)}'>"
+                f"<a href='{html.escape(portal)}'>"
                 f"{html.escape(resource.rsplit('/', 1)[-1])} in the Azure portal</a>"
             )
         drafted = any(e.kind == "postmortem_drafted" for e in d.timeline)
         links.append(
-            f"<a href='/incidents/{s.incident_id}/postmortem'>"
+            f"<a href='/incidents/{quoted(s.incident_id)}/postmortem'>"
             f"{'postmortem draft' if drafted else 'postmortem so far'}</a>"
         )
         parts.append("<p>" + " · ".join(links) + "</p>")
@@ -246,15 +319,16 @@ def dashboard_router(settings: Settings, oncall: OnCall) -> APIRouter:
                 f"<button data-post='{base}/notes' data-ask='text'>Add note</button>"
             )
         for p in d.pending_approvals:
+            gate = f"{base}/approvals/{quoted(p.step)}"
             parts.append(
                 f"<div class='pending'><b>Approval needed:</b> {html.escape(p.step)} "
-                f"({p.risk} risk) · {p.required} of {html.escape(', '.join(p.eligible))} · "
+                f"({html.escape(str(p.risk))} risk) · {p.required} of "
+                f"{html.escape(', '.join(p.eligible))} · "
                 f"so far {html.escape(', '.join(p.approvals) or 'none')} · "
                 f"denied at {p.deadline:%H:%M:%S}Z<br>"
                 + (
-                    f"<button class='approve' data-post='{base}/approvals/{p.step}/approve'>"
-                    "Approve</button><button class='reject' "
-                    f"data-post='{base}/approvals/{p.step}/reject'>Reject</button>"
+                    f"<button class='approve' data-post='{gate}/approve'>Approve</button>"
+                    f"<button class='reject' data-post='{gate}/reject'>Reject</button>"
                     if act
                     else ""
                 )
@@ -264,18 +338,19 @@ def dashboard_router(settings: Settings, oncall: OnCall) -> APIRouter:
             if view is None:
                 continue
             steps = "".join(
-                f"<li>{html.escape(st.name)}: <b>{st.status}</b>"
+                f"<li>{html.escape(st.name)}: <b>{html.escape(str(st.status))}</b>"
                 f"{' — ' + html.escape(st.detail) if st.detail else ''}</li>"
                 for st in view.steps
             )
             parts.append(
-                f"<h2>Runbook {view.runbook} ({view.outcome or 'running'})</h2><ol>{steps}</ol>"
+                f"<h2>Runbook {html.escape(view.runbook)} "
+                f"({html.escape(str(view.outcome or 'running'))})</h2><ol>{steps}</ol>"
             )
         if s.runbook_result and s.runbook_result.evidence:
             parts.append(
                 "<h2>Evidence</h2><ul>"
                 + "".join(
-                    f"<li>{html.escape(e.name)} sha256 <code>{e.sha256}</code></li>"
+                    f"<li>{html.escape(e.name)} sha256 <code>{html.escape(e.sha256)}</code></li>"
                     for e in s.runbook_result.evidence
                 )
                 + "</ul>"
@@ -299,7 +374,7 @@ def dashboard_router(settings: Settings, oncall: OnCall) -> APIRouter:
         d = await detail(incident_id)
         body = (
             kill_switch_banner(settings)
-            + f"<div data-fragment='/fragments/incidents/{incident_id}'>"
+            + f"<div data-fragment='/fragments/incidents/{quoted(incident_id)}'>"
             f"{incident_body(d, who.role)}</div>"
         )
         return HTMLResponse(page(d.state.title, body, who.person))

@@ -16,7 +16,10 @@ import base64
 import hashlib
 import html
 import json
+import logging
+import re
 import secrets
+import time
 import urllib.parse
 from typing import Any
 
@@ -25,18 +28,21 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.api import OnCall
+from gateway.browser import over_https
 from gateway.identity import TokenRefused, discovery_document
 from models.config import OidcAccess
 from models.settings import Settings
 
 FLOW_COOKIE = "stanch_sso"
 FLOW_SECONDS = 600  # time a person has at the provider's sign-in page
+PROVIDER_SECONDS = 5.0  # the longest a sign-in waits for the identity provider
+OAUTH_ERROR = re.compile(r"[a-z_]{1,40}")  # RFC 6749 error codes: shown only if they look like one
+log = logging.getLogger("stanch.gateway.sso")
 
 
 def sso_router(settings: Settings, oncall: OnCall, session_cookie: str, page: Any) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     callback = settings.gateway_url.rstrip("/") + "/login/callback"
-    secure = settings.gateway_url.startswith("https")
 
     def refused(status: int, message: str) -> HTMLResponse:
         body = f"<h1>Sign-in failed</h1><p>{html.escape(message)}</p><a href='/login'>Again</a>"
@@ -49,12 +55,12 @@ def sso_router(settings: Settings, oncall: OnCall, session_cookie: str, page: An
         return oidc if oidc is not None and oidc.client_id else None
 
     @router.get("/login/sso")
-    async def start() -> Response:
+    async def start(request: Request) -> Response:
         oidc = single_sign_on()
         if oidc is None:
             return refused(404, "single sign-on is not configured (access.oidc.client_id)")
         try:
-            async with httpx.AsyncClient(timeout=10) as http:
+            async with httpx.AsyncClient(timeout=PROVIDER_SECONDS) as http:
                 endpoints = await discovery_document(http, oidc.issuer, "authorization_endpoint")
         except (httpx.HTTPError, ValueError) as e:
             return refused(503, f"the identity provider is unreachable ({type(e).__name__})")
@@ -83,7 +89,7 @@ def sso_router(settings: Settings, oncall: OnCall, session_cookie: str, page: An
             path="/login",
             httponly=True,
             samesite="lax",
-            secure=secure,
+            secure=over_https(request, settings),
         )
         return response
 
@@ -94,8 +100,15 @@ def sso_router(settings: Settings, oncall: OnCall, session_cookie: str, page: An
             return refused(404, "single sign-on is not configured (access.oidc.client_id)")
         params = request.query_params
         if "error" in params:
-            said = params.get("error_description") or params["error"]
-            return refused(401, f"the identity provider refused: {said}")
+            # The description is the provider's (or whoever crafted this link's)
+            # free text: logged, never shown on our origin.
+            reason = params["error"] if OAUTH_ERROR.fullmatch(params["error"]) else "error"
+            log.warning(
+                "identity provider refused a sign-in: %s: %.300s",
+                reason,
+                params.get("error_description", ""),
+            )
+            return refused(401, f"the identity provider refused the sign-in ({reason})")
         flow = started_flow(request.cookies.get(FLOW_COOKIE))
         state, code = params.get("state"), params.get("code")
         if flow is None or not state or not secrets.compare_digest(state, flow["state"]):
@@ -113,12 +126,22 @@ def sso_router(settings: Settings, oncall: OnCall, session_cookie: str, page: An
         if secret:
             form["client_secret"] = secret
         try:
-            async with httpx.AsyncClient(timeout=10) as http:
+            async with httpx.AsyncClient(timeout=PROVIDER_SECONDS) as http:
                 endpoints = await discovery_document(http, oidc.issuer, "token_endpoint")
                 answer = await http.post(endpoints["token_endpoint"], data=form)
         except (httpx.HTTPError, ValueError) as e:
             return refused(503, f"the identity provider is unreachable ({type(e).__name__})")
-        id_token = answer.json().get("id_token") if answer.status_code == 200 else None
+        try:
+            issued = answer.json()
+        except ValueError:
+            issued = None
+        if not isinstance(issued, dict):
+            log.warning(
+                "token endpoint answered %s with something other than a JSON object",
+                answer.status_code,
+            )
+            return refused(502, "the identity provider gave an answer we cannot read")
+        id_token = issued.get("id_token") if answer.status_code == 200 else None
         if not isinstance(id_token, str):
             return refused(401, f"the identity provider issued no ID token ({answer.status_code})")
         try:
@@ -140,7 +163,13 @@ def sso_router(settings: Settings, oncall: OnCall, session_cookie: str, page: An
         )
         response.delete_cookie(FLOW_COOKIE, path="/login")
         response.set_cookie(
-            session_cookie, id_token, httponly=True, samesite="strict", secure=secure
+            session_cookie,
+            id_token,
+            # The session ends when the ID token does (verified on every request anyway).
+            max_age=max(0, int(claims.get("exp", 0)) - int(time.time())),
+            httponly=True,
+            samesite="strict",
+            secure=over_https(request, settings),
         )
         return response
 

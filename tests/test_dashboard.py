@@ -5,6 +5,7 @@ role, and the live event stream."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 import httpx
 
@@ -12,10 +13,18 @@ from tests.conftest import API_TOKENS, Stack
 from tests.test_api import open_vm_incident
 
 
+async def sign_in_with_form(http: httpx.AsyncClient, token: str) -> httpx.Response:
+    """As a browser does: the form first (its anti-forgery token and cookie), then the post."""
+    form = await http.get("/login")
+    found = re.search(r"name='csrf' value='([^']+)'", form.text)
+    assert found, form.text
+    return await http.post("/login", data={"token": token, "csrf": found.group(1)})
+
+
 async def signed_in(stack: Stack, role: str) -> httpx.AsyncClient:
     http = httpx.AsyncClient(base_url=stack.url, timeout=30)
-    answer = await http.post("/login", data={"token": API_TOKENS[role]})
-    assert answer.status_code == 303
+    answer = await sign_in_with_form(http, API_TOKENS[role])
+    assert answer.status_code == 303, answer.text
     assert "httponly" in answer.headers["set-cookie"].lower()
     assert "samesite=strict" in answer.headers["set-cookie"].lower()
     return http

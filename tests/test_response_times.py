@@ -15,6 +15,7 @@ from models.response_times import response_times
 from models.severity import Severity
 from tests.conftest import Stack
 from tests.test_api import auth
+from tests.test_dashboard import sign_in_with_form
 from tests.test_gateway import eventually, unique_alert
 
 T0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
@@ -110,7 +111,7 @@ async def test_response_times_over_http_count_open_and_closed_incidents(stack: S
         assert bad.status_code == 422 and "window" in bad.json()["message"]
         assert (await http.get("/api/response-times")).status_code == 401
 
-        await http.post("/login", data={"token": auth("viewer")["Authorization"][7:]})
+        await sign_in_with_form(http, auth("viewer")["Authorization"][7:])
         home = await http.get("/", params={"window": "24h"})
         assert "Response times, last 24h" in home.text and "MTTA" in home.text
         draft = await http.get(f"/incidents/{first}/postmortem")
