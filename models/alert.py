@@ -4,20 +4,30 @@ Tolerant where Azure varies (unknown fields, nulls, lower-cased ids, per-signal
 `alertContext` shapes) and strict only about what the engine needs to open and
 deduplicate an incident: the schema id, the alert instance id, the rule, the
 targets and whether it fired or resolved.
+
+Free text is bounded here, where it enters, and never refused for its length
+(Azure retries a refused alert forever): a rule over 512 characters, a
+description over 1024 and an id over 1024 are cut with a visible
+`…[truncated N chars]` marker (models/free_text.py). The gateway's audit record
+keeps what was kept here; the workflow input never holds more.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from models.free_text import DescriptionText, IdentifierText, RuleText, bounded
 from models.severity import Severity
 
 COMMON_ALERT_SCHEMA_ID = "azureMonitorCommonAlertSchema"
+
+log = logging.getLogger("stanch.alert")
 
 
 class MonitorCondition(StrEnum):
@@ -31,9 +41,9 @@ class _Lenient(BaseModel):
 
 
 class Essentials(_Lenient):
-    alert_id: str = Field(alias="alertId", min_length=1)
-    alert_rule: str = Field(alias="alertRule", min_length=1)
-    alert_rule_id: str | None = Field(
+    alert_id: IdentifierText = Field(alias="alertId", min_length=1)
+    alert_rule: RuleText = Field(alias="alertRule", min_length=1)
+    alert_rule_id: IdentifierText | None = Field(
         default=None, validation_alias=AliasChoices("alertRuleId", "alertRuleID")
     )
     severity: Severity | None = None
@@ -45,7 +55,7 @@ class Essentials(_Lenient):
     origin_alert_id: str | None = Field(default=None, alias="originAlertId")
     fired_date_time: datetime | None = Field(default=None, alias="firedDateTime")
     resolved_date_time: datetime | None = Field(default=None, alias="resolvedDateTime")
-    description: str | None = None
+    description: DescriptionText = None
     essentials_version: str | None = Field(default=None, alias="essentialsVersion")
     alert_context_version: str | None = Field(default=None, alias="alertContextVersion")
 
@@ -70,7 +80,12 @@ class Essentials(_Lenient):
         # reason to drop a page, the response plan's default applies instead.
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
-        return Severity.parse(value)
+        try:
+            return Severity.parse(value)
+        except ValueError:
+            shown = bounded(str(value), 64)  # the value is the sender's: keep the log short
+            log.warning("severity %r is not one of Sev0..Sev4; the default applies", shown)
+            return None
 
 
 class MetricCriterion(_Lenient):
@@ -195,15 +210,15 @@ class AlertEvent(BaseModel):
     """What an incident keeps of one alert: small, so alert storms stay cheap in
     workflow history. The full payload is never stored in Temporal."""
 
-    alert_id: str
+    alert_id: IdentifierText
     condition: MonitorCondition
-    rule: str
-    rule_id: str | None = None
+    rule: RuleText
+    rule_id: IdentifierText | None = None
     severity: Severity | None = None
     signal_type: str | None = None
     monitoring_service: str | None = None
     targets: list[str] = Field(default_factory=list)
-    description: str | None = None
+    description: DescriptionText = None
     fired_at: datetime | None = None
     resolved_at: datetime | None = None
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from models.alert import CommonAlert, MonitorCondition, fingerprint
+from models.alert import AlertEvent, CommonAlert, MonitorCondition, fingerprint
+from models.free_text import DESCRIPTION_LIMIT, IDENTIFIER_LIMIT, RULE_LIMIT, bounded
 from models.severity import Severity
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,7 +133,6 @@ def test_service_health_and_smart_detection_contexts():
             lambda d: d["data"]["essentials"].update(monitorCondition="Maybe"),
             "data.essentials.monitorCondition",
         ),
-        (lambda d: d["data"]["essentials"].update(severity="Sev9"), "data.essentials.severity"),
         (lambda d: d["data"].pop("essentials"), "data.essentials"),
     ],
 )
@@ -143,3 +143,48 @@ def test_strict_about_what_the_engine_needs(mutate, field):
         CommonAlert.model_validate(data)
     locs = [".".join(str(p) for p in err["loc"]) for err in error.value.errors()]
     assert field in locs
+
+
+@pytest.mark.parametrize("label", ["Sev9", "critical", "7", True])
+def test_an_unknown_severity_keeps_the_alert_with_the_default(label, caplog):
+    """Review #17: `Sev9` was a 422 and the page was lost."""
+    data = load()
+    data["data"]["essentials"]["severity"] = label
+    alert = CommonAlert.model_validate(data)
+    assert alert.essentials.severity is None  # the response plan's default applies
+    assert alert.to_event().severity is None
+    assert "not one of Sev0..Sev4" in caplog.text
+
+
+def test_oversized_free_text_is_cut_with_a_marker_not_refused():
+    """Review #4: a 480 KB rule and description went whole into workflow input."""
+    data = load()
+    e = data["data"]["essentials"]
+    e["alertRule"] = "r" * 480_000
+    e["description"] = "d" * 480_000
+    e["alertId"] = "/alerts/" + "i" * 5000
+    alert = CommonAlert.model_validate(data)
+    event = alert.to_event()
+    assert len(event.rule) == RULE_LIMIT and event.rule.endswith(" chars]")
+    assert "…[truncated 4" in event.rule and event.rule.startswith("r" * 400)
+    assert len(event.description or "") == DESCRIPTION_LIMIT
+    assert len(event.alert_id) == IDENTIFIER_LIMIT
+    # Read back (a retry, or history on replay), a bounded value is unchanged.
+    again = AlertEvent.model_validate_json(event.model_dump_json())
+    assert again == event
+    short = CommonAlert.model_validate(load()).to_event()
+    assert short.rule == load()["data"]["essentials"]["alertRule"]
+
+
+def test_the_cut_never_exceeds_its_bound_and_says_how_much_went():
+    for limit in (64, 512, 4000):
+        for length in (limit - 1, limit, limit + 1, limit + 9, 10 * limit, 10**6 + 7):
+            text = "x" * length
+            cut = bounded(text, limit)
+            assert len(cut) <= limit
+            assert bounded(cut, limit) == cut
+            if length <= limit:
+                assert cut == text
+            else:
+                kept = len(cut) - len(cut.split("…")[-1]) - 1
+                assert cut.endswith(f"…[truncated {length - kept} chars]")
