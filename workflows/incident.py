@@ -20,6 +20,10 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    # Signature checks raise cryptography's exceptions from Rust, which finds
+    # them by import: they must be the real modules, never sandboxed copies.
+    import cryptography.exceptions  # noqa: F401
+
     from activities.audit import AuditActivities
     from activities.notify import NotifyActivities
     from activities.postmortem import PostmortemActivities, PostmortemRequest

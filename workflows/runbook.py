@@ -29,6 +29,10 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
+    # Signature checks raise cryptography's exceptions from Rust, which finds
+    # them by import: they must be the real modules, never sandboxed copies.
+    import cryptography.exceptions  # noqa: F401
+
     from activities.audit import AuditActivities
     from activities.notify import NotifyActivities
     from activities.resources import ResourceActivities
