@@ -28,10 +28,13 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from azuresim.admin import SimAdmin
+from gateway.signing import DecisionSigner, new_private_key_text, parse_private_key
 from models.settings import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-intake-token"
+DECISION_KEY = new_private_key_text()
+SIGNER = DecisionSigner(parse_private_key(DECISION_KEY))
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -148,6 +151,15 @@ def policy(pages: Path, **overrides: Any) -> dict[str, Any]:
         "channels": [{"name": "pager", "type": "file", "path": str(pages)}],
         "incident": {"reopen_window": "30m"},
         "approvals": {"tiers": [{"timeout": "1h"}]},
+        # Runbooks may change the web estate of examples/world.yaml (bench VMs join rg-web).
+        "remediation": {
+            "scopes": [
+                {
+                    "subscription": "00000000-0000-0000-0000-0000000000aa",
+                    "resource_groups": ["rg-web"],
+                }
+            ]
+        },
     }
     data.update(overrides)
     return data
@@ -226,6 +238,9 @@ class Services:
             STANCH_TASK_QUEUE=self.task_queue,
             STANCH_CONFIG=str(self.workdir / "stanch.yaml"),
             STANCH_ALERT_TOKEN=TOKEN,
+            # The gateway signs people's decisions with it and the worker trusts
+            # it; the bench's own approvals are signed with it too (SIGNER).
+            STANCH_DECISION_KEY=DECISION_KEY,
             STANCH_STATE_DIR=str(self.workdir),
             STANCH_COALESCE_WINDOW_MS=str(self.window_ms),
         )

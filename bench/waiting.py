@@ -25,8 +25,9 @@ from bench.alerts import metric_alert, vm_id, world
 from bench.incidents import terminate
 from bench.lab import Lab
 from bench.load import post_alerts
-from bench.stack import Services, policy, rss_bytes, running, spawn, stop_process
+from bench.stack import SIGNER, Services, policy, rss_bytes, running, spawn, stop_process
 from bench.stats import Table, median, ms, percentile, ratio
+from models.config import ApiRole
 from models.runbook import ApprovalDecision, RunbookView
 from workflows.incident import workflow_id_for
 
@@ -96,8 +97,11 @@ async def incidents_at_their_gates(lab: Lab, services: Services, count: int) -> 
 
     async def approve(workflow_id: str) -> None:
         sent = time.perf_counter()
+        decision = SIGNER.sign(
+            workflow_id, "approve", ApprovalDecision(step=STEP, by="carol"), ApiRole.APPROVER
+        )
         await lab.client.get_workflow_handle(workflow_id).execute_update(
-            "approve", ApprovalDecision(step=STEP, by="carol"), result_type=RunbookView
+            "approve", decision, result_type=RunbookView
         )
         latencies.append(time.perf_counter() - sent)
 

@@ -15,6 +15,7 @@ import os
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -27,9 +28,13 @@ from activities.toggles import ToggleStore
 from cli.errors import UsageError
 from cli.sim import start_sim
 from gateway.server import serve_gateway
+from gateway.signing import dev_decision_key
 from models.config import ConfigError, load_config
+from models.dev_credentials import FILE_NAME as DEV_CREDENTIALS
+from models.dev_credentials import provision, write_dev_credentials
+from models.private_file import write_private
 from models.settings import SEARCH_ATTRIBUTES, Settings
-from telemetry import follow_log_level
+from telemetry import follow_log_level, register_secrets
 from worker import run_worker
 from workflows.client import connect
 
@@ -72,9 +77,35 @@ def alert_token(state_dir: Path) -> str:
     if path.is_file() and path.read_text().strip():
         return path.read_text().strip()
     token = secrets.token_urlsafe(24)
-    path.write_text(token + "\n")
-    path.chmod(0o600)
+    write_private(path, token + "\n")
     return token
+
+
+def private_state_dir(state_dir: Path) -> None:
+    """Everything under the state dir is private from its first byte: tokens,
+    every incident's history (temporal.db), the audit trail, evidence, pages.
+    The umask covers what this process and its children (the Temporal server,
+    SQLite, the activities) create, for the life of the process, so nothing is
+    chmod'ed after it was written. What an older version left readable is
+    tightened once here."""
+    os.umask(0o077)
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for root, dirs, files in os.walk(state_dir):
+        for name in [*dirs, *files]:
+            path = Path(root, name)
+            mode = path.lstat().st_mode
+            if not stat.S_ISLNK(mode) and mode & 0o077:
+                path.chmod(stat.S_IMODE(mode) & 0o700)
+    state_dir.chmod(0o700)
+
+
+def provision_dev_credentials(state_dir: Path, config: Path, gateway_url: str) -> Path:
+    """A fresh development credential per roster person at each start (see
+    models/dev_credentials.py for the API role each gets): `stanch ack ID --as
+    alice` presents alice's, and only this stack's gateway accepts them."""
+    path = state_dir / DEV_CREDENTIALS
+    write_dev_credentials(path, provision(load_config(config), gateway_url))
+    return path.resolve()
 
 
 def env_file_lines(settings: Settings, state_dir: Path) -> list[str]:
@@ -172,7 +203,7 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 
 
 async def run_dev(options: DevOptions) -> None:
-    options.state_dir.mkdir(parents=True, exist_ok=True)
+    private_state_dir(options.state_dir)
     config = resolve_config(options.config)
     sim = start_sim(options.sim_port, options.world, options.state_dir, options.host)
     settings = Settings(
@@ -187,8 +218,14 @@ async def run_dev(options: DevOptions) -> None:
         azure_poll_seconds=0.5,
         state_dir=options.state_dir.resolve(),
         metrics_address=f"{options.host}:{options.metrics_port}" if options.metrics_port else None,
+        decision_key_file=dev_decision_key(options.state_dir),
+        dev_credentials=provision_dev_credentials(
+            options.state_dir, config, f"http://{options.host}:{options.http_port}"
+        ),
     )
     os.environ["STANCH_STATE_DIR"] = str(options.state_dir.resolve())
+    # Printed once below for the operator to copy; never in a log line.
+    register_secrets([settings.alert_token.get_secret_value() if settings.alert_token else None])
     env_file = options.state_dir / "env"
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -202,8 +239,7 @@ async def run_dev(options: DevOptions) -> None:
         raise
     try:
         await wait_for_temporal(settings, temporal, options.state_dir / "temporal.log")
-        env_file.write_text("\n".join(env_file_lines(settings, options.state_dir)) + "\n")
-        env_file.chmod(0o600)
+        write_private(env_file, "\n".join(env_file_lines(settings, options.state_dir)) + "\n")
         token = settings.alert_token.get_secret_value() if settings.alert_token else ""
         print(
             "stanch dev is up\n"
@@ -216,6 +252,8 @@ async def run_dev(options: DevOptions) -> None:
             f"{settings.gateway_url}/metrics (gateway)\n"
             f"  azuresim     {sim.url} (CA {sim.ca_file}; journal {sim.url}/_admin/journal)\n"
             f"  policy       {config}\n"
+            f"  credentials  {settings.dev_credentials} (one per roster person: "
+            "stanch ack ID --as <person>)\n"
             f"  state        {options.state_dir.resolve()} (settings in {env_file})\n"
             "Ctrl-C stops everything.",
             flush=True,
@@ -244,6 +282,8 @@ async def run_dev(options: DevOptions) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             env_file.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            (options.state_dir / DEV_CREDENTIALS).unlink()  # valid only while this stack runs
         stop_process(temporal)
         sim.stop()
         print("stanch dev stopped", flush=True)

@@ -73,48 +73,67 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("id")
     show.add_argument("--json", action="store_true")
 
+    # People's commands go through the on-call API with the caller's credential
+    # (STANCH_API_TOKEN or `stanch login`); `--as` only in a `stanch dev` stack.
+    person = argparse.ArgumentParser(add_help=False)
+    person.add_argument(
+        "--as",
+        dest="by",
+        metavar="USER",
+        help="act with USER's development credential (only against `stanch dev`)",
+    )
+    people = [common, person]
+
     for name, text in (("ack", "acknowledge: stops paging"), ("resolve", "resolve by hand")):
-        p = sub.add_parser(name, parents=[common], help=text)
+        p = sub.add_parser(name, parents=people, help=text)
         p.add_argument("id")
-        p.add_argument("--as", dest="by", required=True, metavar="USER")
         p.add_argument("--note")
         p.add_argument("--json", action="store_true")
 
-    role = sub.add_parser("role", parents=[common], help="assign an incident role")
+    role = sub.add_parser("role", parents=people, help="assign an incident role")
     role.add_argument("id")
     role.add_argument("role", help="incident_commander, tech_lead or communications_lead")
     role.add_argument("assignee")
-    role.add_argument("--as", dest="by", required=True, metavar="USER")
 
-    note = sub.add_parser("note", parents=[common], help="add a note to the timeline")
+    note = sub.add_parser("note", parents=people, help="add a note to the timeline")
     note.add_argument("id")
     note.add_argument("text")
-    note.add_argument("--as", dest="by", required=True, metavar="USER")
 
     for name, text in (("approve", "approve a runbook step"), ("reject", "reject a runbook step")):
-        p = sub.add_parser(name, parents=[common], help=text)
+        p = sub.add_parser(name, parents=people, help=text)
         p.add_argument("id")
         p.add_argument("step")
-        p.add_argument("--as", dest="by", required=True, metavar="USER")
         p.add_argument("--comment")
 
     release = sub.add_parser(
-        "release", parents=[common], help="undo what automation applied (needs approval)"
+        "release", parents=people, help="undo what automation applied (needs approval)"
     )
     release.add_argument("id")
-    release.add_argument("--as", dest="by", required=True, metavar="USER")
     release.add_argument("--reason")
 
     toggle = sub.add_parser(
         "toggle",
-        parents=[common],
-        help="the remediation kill switch: stanch toggle remediation off",
+        parents=people,
+        help="the remediation kill switch: stanch toggle remediation off (admin credential)",
     )
     toggle.add_argument("switch", choices=["remediation", "log-level"])
     toggle.add_argument("state", help="on|off for remediation; debug|info|warning|error")
     toggle.add_argument("--runbook", help="only this runbook (default: all automation)")
-    toggle.add_argument("--as", dest="by", required=True, metavar="USER")
     toggle.add_argument("--reason")
+    toggle.add_argument(
+        "--replace-unreadable",
+        action="store_true",
+        help="the store is broken: keep it aside and start a fresh one with this change",
+    )
+
+    login = sub.add_parser(
+        "login",
+        parents=[common],
+        help="sign in for people's commands (OAuth device authorization grant)",
+    )
+    login.add_argument("--issuer", help="OIDC issuer (default: the policy's access.oidc)")
+    login.add_argument("--client-id", help="public client id (default: access.oidc.client_id)")
+    sub.add_parser("logout", parents=[common], help="forget the cached sign-in for this gateway")
 
     runbook = sub.add_parser("runbook", parents=[common], help="runbooks").add_subparsers(
         dest="runbook_command", required=True
@@ -143,7 +162,17 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", parents=[common], help="the audit trail").add_subparsers(
         dest="audit_command", required=True
     )
-    audit.add_parser("verify", parents=[common], help="check the hash chain; name any tampering")
+    verify = audit.add_parser(
+        "verify", parents=[common], help="check the keyed chain and its anchors; name any tampering"
+    )
+    receipts = verify.add_mutually_exclusive_group()
+    receipts.add_argument(
+        "--temporal",
+        action="store_true",
+        default=None,
+        help="cross-check the receipts in workflow histories (default: when Temporal answers)",
+    )
+    receipts.add_argument("--no-temporal", dest="temporal", action="store_false")
     export = audit.add_parser("export", parents=[common], help="write records as JSON Lines")
     export.add_argument("--since", help="ISO date or time (UTC unless it says otherwise)")
 
@@ -167,19 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-CLIENT_COMMANDS = {
-    "drill",
-    "postmortem",
-    "incidents",
-    "show",
-    "ack",
-    "resolve",
-    "role",
-    "note",
-    "approve",
-    "reject",
-    "release",
-}
+CLIENT_COMMANDS = {"audit", "drill", "postmortem", "incidents", "show"}
+PEOPLE_COMMANDS = {"ack", "resolve", "role", "note", "approve", "reject", "release", "toggle"}
 
 
 SERVICE_COMMANDS = {"dev", "worker", "gateway", "sim"}
@@ -191,6 +209,7 @@ def _main(args: argparse.Namespace) -> int:
 
         configure_logging()
         configure_tracing(f"stanch-{args.command}")
+        os.umask(0o077)  # state they write (audit, evidence, pages) is private from the first byte
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -253,10 +272,18 @@ def run(args: argparse.Namespace) -> int:
         from cli.audit import export_audit, verify_audit
 
         if args.audit_command == "verify":
-            return verify_audit(settings)
+            return verify_audit(settings, args.temporal)
         return export_audit(settings, args.since)
-    if command == "toggle":
-        return toggle(settings, args)
+    if command in PEOPLE_COMMANDS:
+        return asyncio.run(_on_call(settings, args))
+    if command == "login":
+        from cli.login import run_login
+
+        return run_login(settings, args.issuer, args.client_id)
+    if command == "logout":
+        from cli.login import run_logout
+
+        return run_logout(settings)
     if command == "worker":
         from worker import run_worker
 
@@ -270,6 +297,13 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(
                 "STANCH_ALERT_TOKEN is not set: the alert intake must be authenticated"
             )
+        from gateway.signing import DecisionSigner, SigningKeyError
+
+        try:
+            DecisionSigner.from_settings(settings)
+        except SigningKeyError as e:
+            raise UsageError(str(e)) from None
+        _check_policy(settings.config)
         asyncio.run(_following_log_level(settings, serve_gateway(settings, args.host, args.port)))
         return 0
     if command == "alert":
@@ -311,16 +345,41 @@ async def _with_client(settings: Settings, args: argparse.Namespace) -> int:
         else:
             print(markdown, end="")
         return 0
-    requests: dict[str, Callable[[], tuple[str, Any]]] = {
-        "ack": lambda: ("acknowledge", incidents.ack_request(args.by, args.note)),
-        "resolve": lambda: ("resolve", incidents.resolve_request(args.by, args.note)),
-        "role": lambda: ("assign_role", incidents.role_request(args.by, args.role, args.assignee)),
-        "note": lambda: ("add_note", incidents.note_request(args.by, args.text)),
-    }
-    if command in ("approve", "reject"):
-        from cli.approvals import decide
+    raise AssertionError(f"not a reading command: {command}")
 
-        view = await decide(client, args.id, args.step, args.by, command == "approve", args.comment)
+
+async def _on_call(settings: Settings, args: argparse.Namespace) -> int:
+    """A people's command: checked here, then sent to the on-call API with the
+    caller's credential; the gateway names the person from the credential."""
+    from cli.api_client import OnCallApi
+    from cli.approvals import ask_release, decide_step
+    from cli.credentials import credential_for
+    from cli.toggles import send_toggle, toggle_call
+
+    command = args.command
+    calls: dict[str, Callable[[], tuple[str, dict[str, Any]]]] = {
+        "ack": lambda: incidents.ack_call(args.note),
+        "resolve": lambda: incidents.resolve_call(args.note),
+        "role": lambda: incidents.role_call(args.role, args.assignee),
+        "note": lambda: incidents.note_call(args.text),
+        "toggle": lambda: toggle_call(
+            args.switch, args.state, args.runbook, args.reason, args.replace_unreadable
+        ),
+    }
+    call = calls[command]() if command in calls else None
+    api = OnCallApi(settings.gateway_url, credential_for(settings, args.state_dir, args.by))
+    if command == "toggle":
+        assert call is not None
+        await send_toggle(api, call)
+        if args.switch == "log-level":
+            print(f"log level: {args.state} (running processes pick it up within seconds)")
+        else:
+            scope = f"runbook {args.runbook}" if args.runbook else "all remediation"
+            print(f"{scope}: {args.state} (read by every runbook before its next change)")
+        return 0
+    if command in ("approve", "reject"):
+        approve = command == "approve"
+        view = await decide_step(api, args.id, args.step, approve, args.comment)
         pending = view.pending
         if pending and pending.step == args.step:
             print(
@@ -328,19 +387,17 @@ async def _with_client(settings: Settings, args: argparse.Namespace) -> int:
                 f"({', '.join(pending.approvals)})"
             )
         else:
-            print(f"{args.step}: {'approved' if command == 'approve' else 'rejected'} by {args.by}")
+            print(f"{args.step}: {'approved' if approve else 'rejected'}")
         return 0
     if command == "release":
-        from cli.approvals import request_release
-
-        result = await request_release(client, args.id, args.by, args.reason)
+        result = await ask_release(api, args.id, args.reason)
         print(
-            f"incident {result.incident_id}: release requested; it needs an approver other "
-            f"than {args.by}: stanch approve {result.incident_id} release --as <approver>"
+            f"incident {result.incident_id}: release requested; it needs another approver: "
+            f"stanch approve {result.incident_id} release"
         )
         return 0
-    update, request = requests[command]()
-    result = await incidents.send_update(client, args.id, update, request)
+    assert call is not None
+    result = await incidents.act(api, args.id, call)
     if getattr(args, "json", False):
         print(result.model_dump_json(indent=2))
     else:
@@ -360,46 +417,6 @@ async def _following_log_level(settings: Settings, service: Coroutine[Any, Any, 
         follow.cancel()
 
 
-def toggle(settings: Settings, args: argparse.Namespace) -> int:
-    """Flip the kill switch in its store; runbooks read it before every change.
-    Or change the log level of every running stanch process, no restart."""
-    import uuid
-
-    from activities.audit import SqliteAuditLog
-    from activities.toggles import ToggleStore
-    from models.runbook import AuditEntry
-    from telemetry import LEVELS
-
-    if args.switch == "log-level":
-        if args.state not in LEVELS:
-            raise UsageError(f"log-level: {args.state!r} is not one of {', '.join(LEVELS)}")
-        ToggleStore(settings.toggles_path).set_log_level(args.state, args.by)
-        SqliteAuditLog(settings.audit_path).append(
-            f"toggle/{uuid.uuid4()}",
-            AuditEntry(incident_id=None, actor=args.by, action="set log level", outcome=args.state),
-        )
-        print(f"log level: {args.state} (running processes pick it up within seconds)")
-        return 0
-    if args.state not in ("on", "off"):
-        raise UsageError(f"remediation: {args.state!r} is not on or off")
-    enabled = args.state == "on"
-    ToggleStore(settings.toggles_path).set(enabled, args.runbook, args.by, args.reason)
-    SqliteAuditLog(settings.audit_path).append(
-        f"toggle/{uuid.uuid4()}",
-        AuditEntry(
-            incident_id=None,
-            actor=args.by,
-            action="toggle remediation",
-            target=args.runbook or "all runbooks",
-            outcome=args.state,
-            details={"reason": args.reason},
-        ),
-    )
-    scope = f"runbook {args.runbook}" if args.runbook else "all remediation"
-    print(f"{scope}: {args.state} (read by every runbook before its next change)")
-    return 0
-
-
 def _check_policy(path: Path) -> None:
     try:
         load_config(path)
@@ -408,13 +425,20 @@ def _check_policy(path: Path) -> None:
 
 
 def check_config(path: Path) -> int:
+    """Exit 2 naming every problem by path; warnings (allowed but risky) go to
+    stderr and leave the exit code 0. Secrets are resolved from this process's
+    environment: run it where the gateway and the worker run."""
+    from models.policy_checks import policy_warnings
     from runbooks.registry import catalog
+    from workflows.scope import scope_warnings
 
     _check_policy(path)
     config = load_config(path)
     problems = config.runbook_problems(set(catalog()))
     if problems:
         raise UsageError("\n".join([f"{path}: invalid", *problems]))
+    for warning in [*policy_warnings(config), *scope_warnings(config.remediation.scopes)]:
+        print(f"{path}: warning: {warning}", file=sys.stderr)
     print(
         f"{path}: ok ({len(config.roster)} people, {len(config.escalation_policies)} "
         f"escalation policies, {len(config.services)} services, {len(config.channels)} channels)"

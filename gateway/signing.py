@@ -118,13 +118,15 @@ class DecisionSigner:
         return request.model_copy(update={"proof": proof})
 
 
-def write_private_key(path: Path) -> str:
-    """A new key in a file created 0600 from its first byte; returns the public half."""
-    text = new_private_key_text()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
-        f.write(text + "\n")
-    return public_key_text(parse_private_key(text))
+def dev_decision_key(state_dir: Path) -> Path:
+    """`stanch dev`'s signing key: made once per state dir, in a file created
+    0600 from its first byte, and trusted by the dev worker beside it."""
+    path = state_dir / "decision.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(new_private_key_text() + "\n")
+    return path.resolve()
 
 
 def own_public_key(settings: Settings) -> dict[str, str]:

@@ -21,9 +21,10 @@ from temporalio.worker import Worker
 
 from activities.postmortem import PostmortemRequest, render_postmortem
 from models.alert import MonitorCondition
-from models.incident import Acknowledge, AddNote, AssignRole, Resolve, Role
+from models.incident import Acknowledge, AddNote, AssignRole, Resolve, Role, UpdateResult
 from models.settings import Settings
 from tests.conftest import installed, policy_file
+from tests.decision_helpers import decide, signed
 from tests.workflows_helpers import alert_event, open_incident
 from worker import WORKFLOWS, activities_for
 from workflows import search_attributes
@@ -55,14 +56,21 @@ async def lifecycle(client: Client, env: WorkflowEnvironment, config: Path) -> N
     ):
         handle = await open_incident(client, queue, "lifecycle0000000000")
         await env.sleep(timedelta(minutes=20))
-        await handle.execute_update(IncidentWorkflow.acknowledge, Acknowledge(by="bob"))
-        await handle.execute_update(
-            IncidentWorkflow.assign_role,
-            AssignRole(by="bob", role=Role.INCIDENT_COMMANDER, assignee="carol"),
+        await decide(
+            handle, "acknowledge", Acknowledge(by="bob"), env=env, result_type=UpdateResult
         )
-        await handle.execute_update(IncidentWorkflow.add_note, AddNote(by="carol", text="on it"))
+        await decide(
+            handle,
+            "assign_role",
+            AssignRole(by="bob", role=Role.INCIDENT_COMMANDER, assignee="carol"),
+            env=env,
+            result_type=UpdateResult,
+        )
+        await decide(
+            handle, "add_note", AddNote(by="carol", text="on it"), env=env, result_type=UpdateResult
+        )
         await handle.signal(IncidentWorkflow.add_alert, alert_event("a2"))
-        await handle.execute_update(IncidentWorkflow.resolve, Resolve(by="carol"))
+        await decide(handle, "resolve", Resolve(by="carol"), env=env, result_type=UpdateResult)
         await env.sleep(timedelta(minutes=5))
         await handle.signal(IncidentWorkflow.add_alert, alert_event("a3"))  # reopens
         await env.sleep(timedelta(minutes=1))
@@ -97,7 +105,7 @@ async def storm_with_search_attributes(client: Client, config: Path) -> None:
             await record_alert(client, queue, repeat)
         handle = client.get_workflow_handle(first.workflow_id)
         await asyncio.sleep(2)
-        await handle.execute_update(IncidentWorkflow.acknowledge, Acknowledge(by="alice"))
+        await decide(handle, "acknowledge", Acknowledge(by="alice"), result_type=UpdateResult)
         await handle.terminate("recorded")
         await save(handle, "incident_storm_dev_server")
 
@@ -130,7 +138,12 @@ async def runbooks(env: WorkflowEnvironment, tmp: Path) -> None:
             quarantine = await start_runbook(
                 client, queue, "quarantine_vm", VM1, incident_id="hist1"
             )
-            await quarantine.signal("approve", ApprovalDecision(step="isolate", by="dave"))
+            await quarantine.signal(
+                "approve",
+                await signed(
+                    quarantine.id, "approve", ApprovalDecision(step="isolate", by="dave"), env=env
+                ),
+            )
             contained = await quarantine.result()
             await save(quarantine, "runbook_quarantine_vm")
 
@@ -146,7 +159,12 @@ async def runbooks(env: WorkflowEnvironment, tmp: Path) -> None:
                     "applied": [u.model_dump() for u in contained.applied],
                 },
             )
-            await release.signal("approve", ApprovalDecision(step="release", by="dave"))
+            await release.signal(
+                "approve",
+                await signed(
+                    release.id, "approve", ApprovalDecision(step="release", by="dave"), env=env
+                ),
+            )
             await release.result()
             await save(release, "runbook_release")
 
@@ -188,11 +206,17 @@ async def runbooks(env: WorkflowEnvironment, tmp: Path) -> None:
                 await asyncio.sleep(0.05)
             assert view is not None
             child = client.get_workflow_handle(view.workflow_id)
-            await child.execute_update(
-                "approve", ApprovalDecision(step="isolate", by="carol"), result_type=RunbookView
+            await decide(
+                child,
+                "approve",
+                ApprovalDecision(step="isolate", by="carol"),
+                env=env,
+                result_type=RunbookView,
             )
             await child.result()
-            await incident.execute_update(IncidentWorkflow.resolve, Resolve(by="carol"))
+            await decide(
+                incident, "resolve", Resolve(by="carol"), env=env, result_type=UpdateResult
+            )
             await env.sleep(timedelta(hours=1))
             await incident.result()
             await save(incident, "incident_with_quarantine")
