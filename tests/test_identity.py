@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 from temporalio.service import RPCError, RPCStatusCode
@@ -29,6 +30,12 @@ from tests.test_gateway import unique_alert
 APP = "api://stanch-gateway"
 CLIENT = "5e6b1f0c-0000-4000-8000-00000000da5b"  # the dashboard's app registration
 ROLES = {"Stanch.Viewer": "viewer", "Stanch.Responder": "responder"}
+# Entra object ids: what people are matched by (their names can change hands).
+OID = {
+    "alice": "1c0a7d3e-5b2f-4e8a-9d61-3f0b2c4e6a81",
+    "bob": "2d1b8e4f-6c3a-4f9b-8e72-4a1c3d5f7b92",
+    "carol": "3e2c9f5a-7d4b-4a0c-9f83-5b2d4e6a8ca3",
+}
 
 
 @pytest.fixture
@@ -46,9 +53,10 @@ async def gateway(
 
     oidc = {"issuer": idp.issuer, "audience": APP, "roles": ROLES, "client_id": CLIENT}
     roster = [
-        {"id": "alice", "email": "Alice@contoso.example"},
-        {"id": "bob"},
-        {"id": "carol", "roles": ["approver"]},
+        {"id": "alice", "email": "Alice@contoso.example", "oidc_subject": OID["alice"]},
+        {"id": "bob", "oidc_subject": OID["bob"]},
+        {"id": "carol", "roles": ["approver"], "oidc_subject": OID["carol"]},
+        {"id": "dave", "email": "dave@contoso.example"},  # no subject: cannot sign in
     ]
     port = free_port()
     settings = Settings(
@@ -145,31 +153,88 @@ async def test_people_sign_in_with_oidc_tokens(gateway: str, idp: IdentityProvid
         return {"Authorization": f"Bearer {token}"}
 
     async with httpx.AsyncClient(timeout=30) as http:
-        # By email, case-insensitively, as Entra's preferred_username usually is.
-        alice = bearer(preferred_username="alice@CONTOSO.example", roles=["Stanch.Responder"])
+        # By the immutable object id; the user name is only shown.
+        alice = bearer(
+            oid=OID["alice"], preferred_username="alice@CONTOSO.example", roles=["Stanch.Responder"]
+        )
         listing = await http.get(f"{gateway}/api/incidents", headers=alice)
         assert listing.status_code == 200, listing.text
         # A responder reaches the workflow (404: no such incident) ...
         ack = await http.post(f"{gateway}/api/incidents/feedbeef/ack", json={}, headers=alice)
         assert ack.status_code == 404, ack.text
         # ... a viewer is stopped before it.
-        bob = bearer(preferred_username="bob", roles=["Stanch.Viewer", "Unrelated"])
+        bob = bearer(oid=OID["bob"], preferred_username="bob", roles=["Stanch.Viewer", "Unrelated"])
         ack = await http.post(f"{gateway}/api/incidents/feedbeef/ack", json={}, headers=bob)
         assert ack.status_code == 403 and "bob is a viewer" in ack.json()["message"]
 
         cases = {
             "not on roster": (bearer(preferred_username="mallory", roles=["Stanch.Viewer"]), 403),
-            "no stanch role": (bearer(preferred_username="carol", roles=["Other"]), 403),
+            "no stanch role": (bearer(oid=OID["carol"], roles=["Other"]), 403),
             "other audience": (
                 {"Authorization": f"Bearer {idp.token(aud='api://x', preferred_username='bob')}"},
                 401,
             ),
-            "expired": (bearer(preferred_username="bob", roles=["Stanch.Viewer"], exp=1), 401),
+            "expired": (bearer(oid=OID["bob"], roles=["Stanch.Viewer"], exp=1), 401),
         }
         for name, (headers, status) in cases.items():
             answer = await http.get(f"{gateway}/api/incidents", headers=headers)
             assert answer.status_code == status, (name, answer.text)
             assert headers["Authorization"][7:] not in answer.text
+
+
+async def test_a_name_or_email_claim_never_makes_anyone_someone_else(
+    gateway: str, idp: IdentityProvider, tmp_path: Path
+):
+    """Review #19: a token whose preferred_username was `DAVE@Example.COM` was
+    accepted as dave. Names and emails change hands (and are case-folded); the
+    object id never does, so it alone says who signed in."""
+
+    async def call(method: str, path: str, **claims: Any) -> httpx.Response:
+        token = idp.token(aud=APP, **claims)
+        headers = {"Authorization": f"Bearer {token}"}
+        return await http.request(method, f"{gateway}{path}", json={}, headers=headers)
+
+    responder = ["Stanch.Responder"]
+    async with httpx.AsyncClient(timeout=30) as http:
+        # alice's user name and email, someone else's object id: not alice.
+        for names in (
+            {"preferred_username": "ALICE@contoso.example"},
+            {"preferred_username": "alice", "email": "alice@contoso.example"},
+        ):
+            impostor = await call(
+                "GET", "/api/incidents", oid=str(uuid.uuid4()), roles=responder, **names
+            )
+            assert impostor.status_code == 403, impostor.text
+            assert "not on the roster" in impostor.json()["message"]
+            bare = await call("GET", "/api/incidents", roles=responder, **names)  # no oid
+            assert bare.status_code == 403, bare.text
+        # bob's object id under alice's name is bob, with bob's role.
+        as_bob = await call(
+            "POST",
+            "/api/incidents/feedbeef/ack",
+            oid=OID["bob"],
+            preferred_username="alice@contoso.example",
+            roles=["Stanch.Viewer"],
+        )
+        assert as_bob.status_code == 403 and "bob is a viewer" in as_bob.json()["message"]
+        # dave has no subject: without the opt-in, no name signs him in.
+        dave = {"preferred_username": "DAVE@contoso.example", "roles": responder}
+        assert (await call("GET", "/api/incidents", **dave)).status_code == 403
+
+        # The explicit opt-in matches names, but only of people without a subject.
+        config = tmp_path / "stanch.yaml"
+        policy = yaml.safe_load(config.read_text())
+        policy["access"]["oidc"]["trust_mutable_names"] = True
+        config.write_text(yaml.safe_dump(policy))
+        assert (await call("GET", "/api/incidents", **dave)).status_code == 200
+        impostor = await call(
+            "GET",
+            "/api/incidents",
+            oid=str(uuid.uuid4()),
+            preferred_username="alice",
+            roles=responder,
+        )
+        assert impostor.status_code == 403, "a person with a subject is never matched by name"
 
 
 def _fingerprint(body: dict[str, Any]) -> str:
@@ -196,7 +261,11 @@ async def test_dashboard_single_sign_on_with_pkce(gateway: str, idp: IdentityPro
 
     async with httpx.AsyncClient(base_url=gateway, timeout=30) as http:
         assert "id='sso'" in (await http.get("/login")).text
-        idp.user = {"preferred_username": "alice@contoso.example", "roles": ["Stanch.Responder"]}
+        idp.user = {
+            "oid": OID["alice"],
+            "preferred_username": "alice@contoso.example",
+            "roles": ["Stanch.Responder"],
+        }
         done = await sign_in(http)
         assert done.status_code == 200 and "url=/" in done.text
         assert "stanch_token" in http.cookies
@@ -212,7 +281,7 @@ async def test_dashboard_single_sign_on_with_pkce(gateway: str, idp: IdentityPro
         assert stranger.status_code == 403 and "not on the roster" in stranger.text
         assert "stanch_token" not in http.cookies
 
-        idp.user = {"preferred_username": "bob", "roles": ["Stanch.Viewer"]}
+        idp.user = {"oid": OID["bob"], "preferred_username": "bob", "roles": ["Stanch.Viewer"]}
 
         def other_verifier(client: httpx.AsyncClient) -> None:
             # Someone holding the code but not this browser's PKCE verifier.
