@@ -1,13 +1,36 @@
-"""`stanch approve | reject | release`: decisions on a running runbook."""
+"""`stanch approve | reject | release`: decisions on a running runbook, sent
+through the on-call API with the caller's credential. The gateway checks the
+credential's role, and the runbook's own rules (roster, four eyes, quorum)
+decide; either refusal is the CLI's answer."""
 
 from __future__ import annotations
 
 from temporalio.client import Client
 
+from cli.api_client import OnCallApi, incident_path
 from cli.errors import UsageError
-from cli.incidents import ask_workflow, fetch_incident, send_update
-from models.incident import RequestRelease, UpdateResult
+from cli.incidents import ask_workflow, fetch_incident
+from models.incident import UpdateResult
 from models.runbook import ApprovalDecision, RunbookView
+
+
+async def decide_step(
+    api: OnCallApi, incident: str, step: str, approve: bool, comment: str | None
+) -> RunbookView:
+    if not step.strip():
+        raise UsageError("STEP: empty (the step `stanch show` names as waiting for approval)")
+    verb = "approve" if approve else "reject"
+    path = incident_path(incident, "approvals", step, verb)
+    return RunbookView.model_validate(await api.post(path, {"comment": comment}))
+
+
+async def ask_release(api: OnCallApi, incident: str, reason: str | None) -> UpdateResult:
+    path = incident_path(incident, "release")
+    return UpdateResult.model_validate(await api.post(path, {"reason": reason}))
+
+
+# Straight to Temporal, for tests and tools that hold Temporal access; the
+# CLI never uses them (see cli/incidents.py).
 
 
 async def decide(
@@ -26,12 +49,4 @@ async def decide(
         ApprovalDecision(step=step, by=by, comment=comment),
         RunbookView,
         f"runbook {target.runbook} is no longer running",
-    )
-
-
-async def request_release(
-    client: Client, incident: str, by: str, reason: str | None
-) -> UpdateResult:
-    return await send_update(
-        client, incident, "request_release", RequestRelease(by=by, reason=reason)
     )

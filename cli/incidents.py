@@ -1,5 +1,8 @@
-"""`stanch incidents | show | ack | resolve | role | note`: on-call from a terminal,
-straight to Temporal (the system of record)."""
+"""`stanch incidents | show | ack | resolve | role | note`: on-call from a terminal.
+
+Reading goes straight to Temporal (the system of record). Acting goes through
+the on-call API with the caller's credential (cli/credentials.py): the gateway
+names the person from it, so nobody acts under a name they merely typed."""
 
 from __future__ import annotations
 
@@ -11,15 +14,12 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from cli.api_client import OnCallApi, incident_path
 from cli.errors import UsageError
 from models.duration import age
 from models.incident import (
-    Acknowledge,
-    AddNote,
-    AssignRole,
     IncidentStatus,
     IncidentView,
-    Resolve,
     Role,
     TimelineEntry,
     UpdateResult,
@@ -169,6 +169,11 @@ def print_timeline(timeline: list[TimelineEntry]) -> None:
 Answer = TypeVar("Answer", bound=BaseModel)
 
 
+# Straight to a workflow, for tools and tests that hold Temporal access. The
+# CLI's people's commands never use these: a decision that does not come
+# through the gateway carries no proof, and the workflows refuse it.
+
+
 async def ask_workflow(
     client: Client,
     workflow: str,
@@ -210,27 +215,37 @@ def reason_of(error: WorkflowUpdateFailedError) -> str:
     return str(message).removeprefix("ValueError: ")
 
 
-def ack_request(by: str, note: str | None) -> Acknowledge:
-    return Acknowledge(by=by, note=note)
+# What each people's command asks of the on-call API: its path under the
+# incident, and the body. Checked here first so that a typo costs no round trip.
 
 
-def resolve_request(by: str, note: str | None) -> Resolve:
-    return Resolve(by=by, note=note)
+def ack_call(note: str | None) -> tuple[str, dict[str, Any]]:
+    return "ack", {"note": note}
 
 
-def role_request(by: str, role: str, assignee: str) -> AssignRole:
+def resolve_call(note: str | None) -> tuple[str, dict[str, Any]]:
+    return "resolve", {"note": note}
+
+
+def role_call(role: str, assignee: str) -> tuple[str, dict[str, Any]]:
     try:
         parsed = Role(role.replace("-", "_"))
     except ValueError:
         choices = ", ".join(r.value for r in Role)
         raise UsageError(f"role: {role!r} is not one of {choices}") from None
-    return AssignRole(by=by, role=parsed, assignee=assignee)
+    return "roles", {"role": parsed.value, "assignee": assignee}
 
 
-def note_request(by: str, text: str) -> AddNote:
+def note_call(text: str) -> tuple[str, dict[str, Any]]:
     if not text.strip():
         raise UsageError("note: text is empty")
-    return AddNote(by=by, text=text)
+    return "notes", {"text": text}
+
+
+async def act(api: OnCallApi, incident: str, call: tuple[str, dict[str, Any]]) -> UpdateResult:
+    """One action on an incident; the API's refusal is the user's answer."""
+    action, body = call
+    return UpdateResult.model_validate(await api.post(incident_path(incident, action), body))
 
 
 def valid_status(value: str | None) -> str | None:

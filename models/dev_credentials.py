@@ -17,14 +17,15 @@ role `admin` gives `admin` (kill switch, log level); everyone else is a
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
 from models.config import ApiRole, StanchConfig
+from models.private_file import write_private
 
+FILE_NAME = "credentials.json"  # in the state dir of `stanch dev`
 TOKEN_BYTES = 32  # 43 URL-safe characters: above the policy's 32-character floor
 ADMIN_ROSTER_ROLE = "admin"
 
@@ -70,18 +71,7 @@ def provision(config: StanchConfig, gateway_url: str) -> DevCredentials:
 
 
 def write_dev_credentials(path: Path, credentials: DevCredentials) -> None:
-    """Private from the first byte: the temporary file is created 0600 and
-    renamed over the old one, so no reader ever sees a wider mode or half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(credentials.model_dump_json(indent=2) + "\n")
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    write_private(path, credentials.model_dump_json(indent=2) + "\n")
 
 
 def read_dev_credentials(path: Path) -> DevCredentials:
