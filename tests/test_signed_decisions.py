@@ -206,3 +206,89 @@ async def test_people_acting_through_the_api_are_signed_and_counted(stack: Stack
     assert API_TOKENS and SIGNER.key_id.startswith("ed25519-")
     assert base64.b64decode(SIGNER.public_key)
     await incident.terminate("test done")
+
+
+async def test_incidents_opened_before_signing_load_their_keys_when_asked(
+    dev_env, tmp_path, task_queue, new_id, azure, sim
+):
+    """An incident (and its runbook) whose plan was loaded by a worker that
+    knew no decision keys, as every incident running when this feature is
+    deployed: its first signed decision makes it load the keys, and counts."""
+    from models.settings import Settings
+    from tests.conftest import REMEDIATION, VM1, free_port, gateway_at, policy_file
+    from tests.runbook_helpers import approval_plan, start_runbook
+    from tests.workflows_helpers import open_incident
+    from worker import build_worker
+
+    config = policy_file(tmp_path, **REMEDIATION)
+    address = dev_env.client.service_client.config.target_host
+    keyless = Settings(
+        temporal_address=address,
+        task_queue=task_queue,
+        config=config,
+        state_dir=tmp_path,
+        decision_key=None,
+    )
+    incident_id = new_id()
+    async with build_worker(dev_env.client, keyless, azure):
+        incident = await open_incident(dev_env.client, task_queue, incident_id)
+        plan = None
+        for _ in range(100):
+            plan = (await incident.query(IncidentWorkflow.state)).plan_loaded
+            if plan:
+                break
+            await asyncio.sleep(0.05)
+        assert plan
+        runbook = await start_runbook(
+            dev_env.client,
+            task_queue,
+            "quarantine_vm",
+            VM1,
+            plan=approval_plan().model_copy(update={"decision_keys": {}}),
+            incident_id=incident_id,
+        )
+        for _ in range(200):
+            if (await runbook.query("status", result_type=RunbookView)).pending:
+                break
+            await asyncio.sleep(0.05)
+
+    settings = Settings(
+        temporal_address=address,
+        task_queue=task_queue,
+        config=config,
+        state_dir=tmp_path,
+        alert_token="t" * 40,
+    )
+    port = free_port()
+    async with build_worker(dev_env.client, settings, azure), gateway_at(settings, port) as url:
+        async with httpx.AsyncClient(timeout=30) as http:
+            acked = await http.post(
+                f"{url}/api/incidents/{incident_id}/ack", json={}, headers=auth("responder")
+            )
+        assert acked.status_code == 200, acked.text
+        assert await status(incident) is IncidentStatus.ACKNOWLEDGED
+        # The keyless runbook is refused until it has loaded the keys, then counts.
+        refusal = await refused(
+            runbook, "approve", await signed(runbook.id, "approve", _approval())
+        )
+        assert "no decision keys are loaded yet" in refusal
+        await runbook.signal("refresh_decision_keys")
+        for _ in range(100):
+            try:
+                await runbook.execute_update(
+                    "approve",
+                    await signed(runbook.id, "approve", _approval()),
+                    result_type=RunbookView,
+                )
+                break
+            except WorkflowUpdateFailedError as e:
+                assert "no decision keys" in str(e.cause)
+                await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the runbook never loaded its keys")
+    await runbook.terminate("test done")
+    await incident.terminate("test done")
+
+
+def _approval() -> ApprovalDecision:
+    return ApprovalDecision(step="isolate", by="carol")
