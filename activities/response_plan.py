@@ -9,7 +9,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.policy import PolicySource
 from models.config import ConfigError, EscalationPolicy, StanchConfig, alert_matches
-from models.decision import DecisionKeys, DecisionKeysRequest
+from models.decision import DecisionKeys, DecisionKeysRequest, key_id_of
 from models.incident import PlanRequest, ResponsePlan, RosterEntry, RunbookChoice
 from models.runbook import ApprovalPlan, RunbookSpec
 
@@ -63,7 +63,8 @@ def approval_plan(
 
 
 def decision_keys(config: StanchConfig, trusted_keys: dict[str, str] | None) -> dict[str, str]:
-    return {**(trusted_keys or {}), **{k.id: k.public_key for k in config.access.decision_keys}}
+    listed = {key_id_of(k.public_key): k.public_key for k in config.access.decision_keys}
+    return {**(trusted_keys or {}), **listed}
 
 
 def choose_runbook(

@@ -403,6 +403,12 @@ def api_router(
         return RoleCheck(oncall, minimum)
 
     signer = DecisionSigner.from_settings(settings)  # no key: the gateway does not start
+    log.info(
+        "signing people's decisions with %s (public key %s: list it in access.decision_keys "
+        "unless the workers hold this same key)",
+        signer.key_id,
+        signer.public_key,
+    )
 
     async def ask(
         workflow_id: str, update: str, request: PersonRequest, who: Caller, answer: type[Answer]

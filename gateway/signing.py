@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 
 from models.config import ApiRole
-from models.decision import DecisionProof, signed_bytes
+from models.decision import DecisionProof, key_id_of, signed_bytes
 from models.settings import Settings
 
 Request = TypeVar("Request", bound=BaseModel)
@@ -50,11 +50,6 @@ def public_key_text(key: Ed25519PrivateKey) -> str:
     """The form `access.decision_keys[].public_key` takes: base64 of 32 bytes."""
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return base64.b64encode(raw).decode()
-
-
-def key_id_of(public_key: str) -> str:
-    """A stable id derived from the key itself, so nobody has to invent one."""
-    return "ed25519-" + base64.b32encode(base64.b64decode(public_key)[:10]).decode().lower()
 
 
 def new_private_key_text() -> str:

@@ -363,7 +363,7 @@ class DecisionKey(_Strict):
     """A public key whose signatures on people's decisions the workflows accept
     (the gateway's; list the old and the new one while rotating)."""
 
-    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")  # a label for people; proofs use the key
     public_key: str = Field(pattern=r"^[A-Za-z0-9+/]{43}=$")  # base64 of 32 bytes
 
 

@@ -10,6 +10,7 @@ incident or step nor reused with different words.
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,12 @@ from models.config import ApiRole
 FRESHNESS_SECONDS = 300
 # How a workflow that has no keys yet refuses; the gateway then asks it to load them.
 NO_KEYS_YET = "no decision keys are loaded yet"
+
+
+def key_id_of(public_key: str) -> str:
+    """The id proofs name a key by, derived from the key itself: the policy's
+    labels can never point a proof at the wrong key."""
+    return "ed25519-" + base64.b32encode(base64.b64decode(public_key)[:10]).decode().lower()
 
 
 class DecisionProof(BaseModel):

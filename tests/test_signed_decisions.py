@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 import yaml
+from pydantic import SecretStr
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
@@ -30,7 +33,7 @@ from models.runbook import ApprovalDecision, RunbookView
 from tests.conftest import API_TOKENS, Stack
 from tests.decision_helpers import SIGNER, decide, signed
 from tests.runbook_helpers import audit_records, journal_mutations
-from tests.test_api import auth, open_vm_incident
+from tests.test_api import ALERT, auth, open_vm_incident
 from workflows.incident import IncidentWorkflow
 
 CAROL_AS_RESPONDER = "tok-carol-scoped-responder-7d1e9f3a2b"
@@ -292,3 +295,79 @@ async def test_incidents_opened_before_signing_load_their_keys_when_asked(
 
 def _approval() -> ApprovalDecision:
     return ApprovalDecision(step="isolate", by="carol")
+
+
+async def test_workers_trust_the_keys_the_policy_lists_and_only_those(
+    dev_env, tmp_path, task_queue
+):
+    """Production shape: the worker holds no private key; the policy lists the
+    gateway's public keys (old and new while rotating)."""
+    from gateway.signing import public_key_text
+    from models.settings import Settings
+    from tests.conftest import REMEDIATION, free_port, gateway_at, policy_file
+    from worker import build_worker
+
+    old = parse_private_key(new_private_key_text())
+    new = parse_private_key(new_private_key_text())
+    listed = [
+        {"id": "gw-old", "public_key": public_key_text(old)},
+        {"id": "gw-new", "public_key": public_key_text(new)},
+    ]
+    access = {**REMEDIATION["access"], "decision_keys": listed}
+    config = policy_file(tmp_path, **{**REMEDIATION, "access": access})
+    address = dev_env.client.service_client.config.target_host
+    worker_settings = Settings(
+        temporal_address=address,
+        task_queue=task_queue,
+        config=config,
+        state_dir=tmp_path,
+        decision_key=None,
+    )
+    gateway_settings = worker_settings.model_copy(
+        update={"decision_key": SecretStr(base64_seed(new)), "alert_token": SecretStr("t" * 40)}
+    )
+    port = free_port()
+    async with (
+        build_worker(dev_env.client, worker_settings),
+        gateway_at(gateway_settings, port) as url,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        alert = json.loads(ALERT.read_text())
+        alert["data"]["essentials"]["alertRule"] = f"keys-{uuid.uuid4().hex[:6]}"
+        posted = await http.post(f"{url}/alerts", json=alert, params={"token": "t" * 40})
+        incident_id = posted.json()["incident_id"]
+        incident = dev_env.client.get_workflow_handle(f"incident-{incident_id}")
+        # The test run's own key is not listed: this worker does not trust it.
+        for _ in range(100):
+            cause = await refused(
+                incident,
+                "acknowledge",
+                await signed(incident.id, "acknowledge", Acknowledge(by="bob")),
+            )
+            if "no decision keys are loaded yet" not in cause:
+                break
+            await asyncio.sleep(0.1)
+        assert "unknown key" in cause
+        rotated_out = DecisionSigner(old).sign(
+            incident.id,
+            "add_note",
+            AddNote(by="bob", text="old key still listed"),
+            ApiRole.RESPONDER,
+        )
+        assert (
+            await incident.execute_update("add_note", rotated_out, result_type=UpdateResult)
+        ).changed
+        acked = await http.post(
+            f"{url}/api/incidents/{incident_id}/ack", json={}, headers=auth("responder")
+        )
+        assert acked.status_code == 200, acked.text
+    await incident.terminate("test done")
+
+
+def base64_seed(key) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    raw = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    return base64.b64encode(raw).decode()
