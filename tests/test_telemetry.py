@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 
-from telemetry import JsonFormatter, follow_log_level
+from telemetry import QUIET_LOGGERS, JsonFormatter, follow_log_level
 
 
 def test_json_log_line_carries_incident_workflow_and_run_ids():
@@ -41,3 +42,46 @@ async def test_log_level_follows_the_store():
     finally:
         task.cancel()
         root.setLevel(before)
+
+
+async def until(check: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in 10 s")
+
+
+async def test_debug_from_the_store_leaves_the_http_client_loggers_at_warning():
+    """Review finding #3: httpx logs each request's URL, a webhook's credential."""
+    root = logging.getLogger()
+    saved = root.level, {n: logging.getLogger(n).level for n in QUIET_LOGGERS}
+    level = {"value": "debug"}
+    task = asyncio.create_task(follow_log_level(lambda: level["value"], every=0.01))
+    try:
+        await until(lambda: root.level == logging.DEBUG)
+        assert all(logging.getLogger(n).level == logging.WARNING for n in QUIET_LOGGERS)
+        level["value"] = "error"
+        await until(lambda: root.level == logging.ERROR)
+        assert all(logging.getLogger(n).level == logging.ERROR for n in QUIET_LOGGERS)
+    finally:
+        task.cancel()
+        root.setLevel(saved[0])
+        for name, was in saved[1].items():
+            logging.getLogger(name).setLevel(was)
+
+
+async def test_a_store_that_cannot_be_read_does_not_end_the_follower():
+    calls = {"n": 0}
+
+    def broken() -> str | None:
+        calls["n"] += 1
+        raise OSError("toggles.json: permission denied")
+
+    task = asyncio.create_task(follow_log_level(broken, every=0.01))
+    try:
+        while calls["n"] < 3:
+            assert not task.done(), task
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
