@@ -6,12 +6,17 @@ import copy
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 from pydantic import ValidationError
 
 from models.alert import AlertEvent, CommonAlert, MonitorCondition, fingerprint
 from models.free_text import DESCRIPTION_LIMIT, IDENTIFIER_LIMIT, RULE_LIMIT, bounded
-from models.severity import Severity
+from models.severity import DEFAULT_SEVERITY, Severity
+from tests.conftest import STARTED, Stack
+from tests.test_gateway import eventually, unique_alert
+from tests.workflows_helpers import pages
+from workflows.incident import IncidentWorkflow
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "azure-alert-samples"
@@ -188,3 +193,19 @@ def test_the_cut_never_exceeds_its_bound_and_says_how_much_went():
             else:
                 kept = len(cut) - len(cut.split("…")[-1]) - 1
                 assert cut.endswith(f"…[truncated {length - kept} chars]")
+
+
+async def test_a_sev9_alert_posted_to_the_live_intake_opens_its_incident(stack: Stack):
+    """Review #17: `"severity": "Sev9"` was a 422 and the alert was lost."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        answer = await stack.post_alert(http, unique_alert(severity="Sev9"))
+        assert answer.status_code == 202, answer.text
+        handle = stack.client.get_workflow_handle(answer.json()["workflow_id"])
+        STARTED.append(handle)
+        state = (await handle.query(IncidentWorkflow.state)).state
+        assert state.severity is DEFAULT_SEVERITY and state.alert_count == 1
+
+        async def paged() -> bool:
+            return any(p.get("incident_id") == state.incident_id for p in pages(stack.pages))
+
+        await eventually(paged)  # and it pages
