@@ -2,34 +2,98 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 
-from activities.audit import SqliteAuditLog
-from cli.errors import UsageError
+from activities.audit import read_rows, verify_trail
+from activities.audit_chain import KEYED, AuditRow
+from activities.audit_checkpoints import CheckpointFile
+from activities.audit_key import AuditKeyError, load_audit_key
+from activities.audit_tampering import Anchor
+from cli.audit_receipts import TemporalUnreachable, fetch_receipts
+from cli.errors import Unavailable, UsageError
 from models.settings import Settings
 
 
-def verify_audit(settings: Settings) -> int:
-    """Exit 0 when the chain is intact, 1 (and every problem) when it is not."""
-    log = SqliteAuditLog(settings.audit_path)
-    problems = log.verify()
-    count = len(log.records())
-    if problems:
-        print(f"{settings.audit_path}: {count} records, TAMPERED")
-        for problem in problems:
-            print(f"  {problem}")
+def verify_audit(settings: Settings, temporal: bool | None = None) -> int:
+    """Exit 0 with a summary when the trail is sound; 1 naming the first bad
+    record and the kind of tampering when it is not. `temporal`: True, the
+    receipts in workflow histories must be cross-checked; False, they are not
+    read; None, they are when Temporal answers."""
+    path = settings.audit_path
+    checkpoints = settings.audit_checkpoints or path.parent / "audit.checkpoints"
+    rows = read_rows(path)
+    secret = _key(settings, keyed=any(r.version == KEYED for r in rows))
+    receipts: list[Anchor] = []
+    anchored_by = "receipts not cross-checked (--no-temporal)"
+    if temporal is not False:
+        try:
+            scan = asyncio.run(fetch_receipts(settings))
+        except TemporalUnreachable as e:
+            if temporal:
+                raise Unavailable(
+                    f"cannot reach Temporal at {e} to cross-check the receipts "
+                    "(start the stack, set STANCH_TEMPORAL_ADDRESS, or use --no-temporal)"
+                ) from None
+            anchored_by = f"receipts not cross-checked: Temporal unreachable at {e}"
+        else:
+            receipts = scan.receipts
+            anchored_by = f"{len(receipts)} receipts in {scan.histories} workflow histories"
+    findings = verify_trail(path, secret, checkpoints, receipts)
+    count = len(rows)
+    if findings:
+        first, *rest = findings
+        print(f"{path}: {count} records, TAMPERED")
+        print(f"  first bad record: {first.seq} ({first.kind}): {first.detail}")
+        for finding in rest:
+            print(f"  also {finding}")
         return 1
-    print(f"{settings.audit_path}: {count} records, chain intact")
+    signed = sum(c.signed for c in CheckpointFile(checkpoints, secret).read()[0])
+    print(f"{path}: {count} records, chain intact")
+    print(f"  {_chain_summary(rows)}")
+    print(f"  anchors agree: {signed} signed checkpoints ({checkpoints}); {anchored_by}")
     return 0
+
+
+def _key(settings: Settings, keyed: bool) -> bytes | None:
+    key_file = settings.audit_key_file or settings.audit_path.parent / "audit.key"
+    secret = settings.audit_key.get_secret_value() if settings.audit_key else None
+    try:
+        key = load_audit_key(secret, key_file)
+    except AuditKeyError as e:
+        raise UsageError(str(e)) from None
+    if key is None and keyed:
+        raise UsageError(
+            f"{settings.audit_path} holds keyed records but there is no audit key: set "
+            f"STANCH_AUDIT_KEY or STANCH_AUDIT_KEY_FILE to the writers' key (default {key_file})"
+        )
+    return key
+
+
+def _chain_summary(rows: list[AuditRow]) -> str:
+    keyed = [r for r in rows if r.version == KEYED]
+    if not rows:
+        return "empty trail"
+    if not keyed:
+        return (
+            "unkeyed (written before the keyed chain): edits are detected, but not "
+            "re-chaining or truncation until a writer of this version appends to it"
+        )
+    older = len(rows) - len(keyed)
+    return "keyed with HMAC-SHA256" + (
+        f" (the first {older} records, written before the key, by the old SHA-256 rule)"
+        if older
+        else ""
+    )
 
 
 def export_audit(settings: Settings, since: str | None) -> int:
     start = _parse_since(since)
-    for row in SqliteAuditLog(settings.audit_path).records():
-        at = datetime.fromisoformat(row["record"]["at"])
+    for row in read_rows(settings.audit_path):
+        at = datetime.fromisoformat(row.record["at"])
         if start is None or at >= start:
-            print(json.dumps(row, sort_keys=True))
+            print(json.dumps(row.as_dict(), sort_keys=True))
     return 0
 
 
