@@ -46,7 +46,7 @@ Activity = Callable[..., Any]
 def activities_for(settings: Settings, azure: AzureClients | None = None) -> list[Activity]:
     """Every activity, wired to its stores. Without `azure`, the Azure activities
     are left out (tests of paging and escalation need no cloud)."""
-    log = SqliteAuditLog(settings.audit_path)
+    log = SqliteAuditLog.from_settings(settings)
     policy = PolicySource(settings.config, log)
     plans = ResponsePlanActivities(policy, catalog(), own_public_key(settings))
     notify = NotifyActivities(policy, audit=log)

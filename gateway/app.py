@@ -66,7 +66,7 @@ def create_app(
             "is set: the alert intake must be authenticated"
         )
     state: dict[str, Client] = {}
-    audit = AlertAuditTrail(SqliteAuditLog(settings.audit_path))
+    audit = AlertAuditTrail(SqliteAuditLog.from_settings(settings))
 
     async def client() -> Client:
         if "client" not in state:
