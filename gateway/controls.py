@@ -64,7 +64,6 @@ def controls_router(
         """The kill switch and log level in force, as every runbook reads them."""
         return await asyncio.to_thread(store.view)
 
-    @router.api_route("/remediation", methods=["PUT", "POST"], response_model=KillSwitchView)
     async def toggle_remediation(asked: RemediationToggle, who: Caller = admin) -> KillSwitchView:
         """Switch all remediation, or one runbook, on or off. Every runbook reads
         the switch before its next change; the change is on the audit trail."""
@@ -89,6 +88,15 @@ def controls_router(
                 outcome=state,
                 details={"reason": asked.reason, "credential_role": str(who.role)},
             ),
+        )
+
+    for method in ("PUT", "POST"):  # PUT is the natural verb; POST for clients that only post
+        router.add_api_route(
+            "/remediation",
+            toggle_remediation,
+            methods=[method],
+            response_model=KillSwitchView,
+            operation_id=f"toggle_remediation_{method.lower()}",
         )
 
     @router.post("/log-level", response_model=KillSwitchView)
