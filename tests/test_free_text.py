@@ -7,7 +7,9 @@ text reaches workflow history."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from pathlib import Path
 
 import httpx
 from temporalio.client import WorkflowHandle
@@ -20,6 +22,7 @@ from tests.workflows_helpers import pages
 # The largest single history event an incident may hold here: far below the
 # 2 MiB Temporal refuses, and far below what the review sent.
 EVENT_BOUND = 64 * 1024
+VM_ALERT = Path(__file__).resolve().parents[1] / "examples" / "demo" / "vm-web-1-unavailable.json"
 
 
 def auth(role: str) -> dict[str, str]:
@@ -103,3 +106,34 @@ async def test_the_text_with_an_action_is_cut_and_the_action_happens(stack: Stac
         history = [e async for e in handle.fetch_history_events()]
         started = history[0].workflow_execution_started_event_attributes
         assert sum(len(p.data) for p in started.input.payloads) < DESCRIPTION_LIMIT + 4096
+
+
+async def test_a_long_decision_comment_is_cut_and_the_approval_counts(stack: Stack):
+    """The comment is cut before the gateway signs the decision, so the
+    workflow's check of the signature holds and the approval goes through."""
+    body = json.loads(VM_ALERT.read_text())
+    body["data"]["essentials"]["alertRule"] = f"comment-{uuid.uuid4().hex[:6]}"
+    async with httpx.AsyncClient(timeout=30) as http:
+        incident = (await stack.post_alert(http, body)).json()["incident_id"]
+        STARTED.append(stack.client.get_workflow_handle(f"incident-{incident}"))
+        base = f"{stack.url}/api/incidents/{incident}"
+
+        async def waiting() -> list[dict]:
+            shown = await http.get(base, headers=auth("viewer"))
+            return list(shown.json()["pending_approvals"]) if shown.status_code == 200 else []
+
+        pending = (await eventually(waiting, timeout=30))[0]
+        approved = await http.post(
+            f"{base}/approvals/{pending['step']}/approve",
+            json={"comment": "c" * 20_000},
+            headers=auth("approver"),
+        )
+        assert approved.status_code == 200, approved.text
+        runbook = stack.client.get_workflow_handle(pending["runbook_workflow_id"])
+        accepted = [
+            e.workflow_execution_update_accepted_event_attributes.accepted_request.input.args
+            async for e in runbook.fetch_history_events()
+            if e.HasField("workflow_execution_update_accepted_event_attributes")
+        ]
+        sizes = [sum(len(p.data) for p in args.payloads) for args in accepted]
+        assert sizes and max(sizes) < NOTE_LIMIT + 2048, sizes
