@@ -6,13 +6,16 @@ Azure Monitor sends the Resolved alert; the incident closes after its reopen
 window; the timeline is printed. Then a VM in azuresim goes down: its incident
 runs quarantine_vm, which asks for approval; Carol approves from the CLI; the
 VM is tagged, locked and isolated, and the incident is contained. Every step
-goes through the same processes and commands an on-call engineer uses.
+goes through the same processes and commands an on-call engineer uses; people
+act through the on-call API with the development credential `stanch dev`
+made for each of them (`--as`), and someone without one is refused.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -38,12 +41,21 @@ PORTS = {
 }
 
 
-def stanch(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def stanch(
+    *args: str, check: bool = True, token: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A `stanch` command from another terminal. People act with `--as`, which
+    picks that person's development credential `stanch dev` made, or with a
+    `token` of their own (STANCH_API_TOKEN)."""
+    env = {k: v for k, v in os.environ.items() if k != "STANCH_API_TOKEN"}
+    if token is not None:
+        env["STANCH_API_TOKEN"] = token
     result = subprocess.run(
         [sys.executable, "-m", "cli.main", "--state-dir", str(STATE), *args],
         capture_output=True,
         text=True,
         cwd=os.getcwd(),
+        env=env,
     )
     if check and result.returncode != 0:
         raise DemoFailed(f"stanch {' '.join(args)} exited {result.returncode}: {result.stderr}")
@@ -145,14 +157,16 @@ def _walkthrough() -> int:
     for page in pages():
         print(f"  page -> tier {page['tier']}: {page['text']}")
 
-    say("Bob acknowledges from the CLI: stanch ack --as bob")
+    say("Bob acknowledges from the CLI with his credential: stanch ack --as bob")
     print(stanch("ack", incident, "--as", "bob").stdout.strip())
     paged = len(pages())
-    say("Mallory, who is not on the roster, tries to resolve it: refused (exit 2)")
-    refused = stanch("resolve", incident, "--as", "mallory", check=False)
+    say("Mallory, who is not on the roster, has no credential: a made-up token is refused")
+    refused = stanch("resolve", incident, check=False, token=secrets.token_urlsafe(32))
     print(f"exit {refused.returncode}: {refused.stderr.strip()}")
-    if refused.returncode != 2:
-        raise DemoFailed("an off-roster resolve was not refused")
+    if refused.returncode != 2 or "401" not in refused.stderr:
+        raise DemoFailed("a resolve with a made-up token was not refused by the API")
+    if state_of(incident)["status"] != "acknowledged":
+        raise DemoFailed("the refused resolve changed the incident")
     time.sleep(6)  # longer than a tier timeout: no further page may go out
     if len(pages()) != paged:
         raise DemoFailed("paging continued after the ack")
@@ -183,11 +197,13 @@ def quarantine() -> None:
     wait_until("the approval request", lambda: pending_approval(incident))
     print(stanch("show", incident).stdout)
 
-    say("Bob (a responder, not an approver) tries to approve: refused by the workflow")
+    say("Bob (a responder, not an approver) tries to approve: refused by the API")
     refused = stanch("approve", incident, "isolate", "--as", "bob", check=False)
     print(f"exit {refused.returncode}: {refused.stderr.strip()}")
-    if refused.returncode != 2:
-        raise DemoFailed("a non-approver's approval was not refused")
+    if refused.returncode != 2 or not ("403" in refused.stderr or "409" in refused.stderr):
+        raise DemoFailed("a non-approver's approval was not refused by the API")
+    if not pending_approval(incident):
+        raise DemoFailed("the refused approval changed the runbook")
 
     say("Carol, an approver, approves from the CLI: stanch approve ... isolate --as carol")
     print(stanch("approve", incident, "isolate", "--as", "carol").stdout.strip())

@@ -31,7 +31,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from azuresim import AzureSim, load_world
 from azuresim.faults import Fault
+from cli.api_client import OnCallApi
 from cli.errors import UsageError
+from gateway.signing import new_private_key_text
+from models.config import load_config
+from models.dev_credentials import FILE_NAME as DEV_CREDENTIALS
+from models.dev_credentials import provision, read_dev_credentials, write_dev_credentials
 from models.duration import Duration, format_duration
 from models.errors import describe_validation_error
 from models.incident import IncidentState, IncidentStatus
@@ -188,16 +193,21 @@ async def _drill(scenario: Scenario) -> DrillReport:
             data_converter=pydantic_data_converter,
             search_attributes=search_attributes.ALL,
         ) as env:
+            gateway_url = f"http://127.0.0.1:{port}"
             settings = Settings(
                 temporal_address=env.client.service_client.config.target_host,
                 task_queue=f"drill-{scenario.name}",
                 config=work / "stanch.yaml",
                 alert_token=SecretStr(secrets.token_urlsafe(16)),
                 state_dir=work,
-                gateway_url=f"http://127.0.0.1:{port}",
+                gateway_url=gateway_url,
                 azure_endpoint=sim.url,
                 azure_ca_file=sim.ca_file,
                 azure_poll_seconds=0.2,
+                # As on `stanch dev`: responders act through the gateway with a
+                # credential each, and the gateway signs what they decide.
+                decision_key=SecretStr(new_private_key_text()),
+                dev_credentials=_credentials(work, gateway_url),
             )
             from activities.azure_clients import AzureClients
 
@@ -246,12 +256,25 @@ async def _drill(scenario: Scenario) -> DrillReport:
     )
 
 
+def _credentials(work: Path, gateway_url: str) -> Path:
+    path = work / DEV_CREDENTIALS
+    write_dev_credentials(path, provision(load_config(work / "stanch.yaml"), gateway_url))
+    return path
+
+
+def _api_for(settings: Settings, who: str) -> OnCallApi:
+    """The responder's own development credential; someone off the roster
+    has none, and the API's refusal is what the drill shows."""
+    assert settings.dev_credentials is not None
+    found = read_dev_credentials(settings.dev_credentials).of(who)
+    return OnCallApi(settings.gateway_url, found.token if found else None)
+
+
 async def _play(
     scenario: Scenario, settings: Settings, work: Path, fetch: Any, client: Any, problems: list[str]
 ) -> tuple[str | None, IncidentState | None, float]:
-    from cli.approvals import decide
-    from cli.incidents import send_update
-    from models.incident import Acknowledge
+    from cli.approvals import decide_step
+    from cli.incidents import ack_call, act
 
     token = settings.alert_token.get_secret_value() if settings.alert_token else ""
     async with httpx.AsyncClient() as http:
@@ -284,13 +307,14 @@ async def _play(
             while not any(r.who in p["recipients"] for p in _pages(work)):  # noqa: ASYNC110
                 await asyncio.sleep(0.1)  # the pager is a file: poll it, as a phone would
         await asyncio.sleep(r.after.total_seconds())
+        api = _api_for(settings, r.who)
         with contextlib.suppress(UsageError):  # a refusal is part of what a drill shows
             if r.acknowledges:
-                await send_update(client, incident, "acknowledge", Acknowledge(by=r.who))
+                await act(api, incident, ack_call(None))
             if r.approves:
                 for _ in range(200):  # until the runbook exists
                     try:
-                        await decide(client, incident, r.approves, r.who, True, "drill")
+                        await decide_step(api, incident, r.approves, True, "drill")
                         break
                     except UsageError as e:
                         if "no runbook" not in str(e):

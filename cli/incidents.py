@@ -153,7 +153,7 @@ def print_incident(detail: IncidentDetail, as_json: bool) -> None:
                 f"  APPROVAL NEEDED: {p.step!r} ({p.risk} risk) from {p.required} of "
                 f"{', '.join(p.eligible)}; so far {', '.join(p.approvals) or 'none'}; "
                 f"denied at {p.deadline:%H:%M:%S}Z\n"
-                f"    stanch approve {s.incident_id} '{p.step}' --as <you>"
+                f"    stanch approve {s.incident_id} '{p.step}'  (with your credential)"
             )
     print(f"  workflow:  {s.workflow_id}")
     print("timeline:")
