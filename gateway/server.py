@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Iterator
 
 import uvicorn
@@ -16,7 +17,17 @@ async def serve_gateway(
     settings: Settings, host: str, port: int, stop: asyncio.Event | None = None
 ) -> None:
     config = uvicorn.Config(
-        create_app(settings), host=host, port=port, log_level="warning", access_log=False
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        # X-Forwarded-Proto/For are believed only from the proxies listed in
+        # FORWARDED_ALLOW_IPS (uvicorn's setting; loopback by default): behind
+        # a TLS-terminating proxy the request's scheme is https, so the
+        # dashboard's cookies are Secure.
+        proxy_headers=True,
+        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
     )
     server = _QuietServer(config) if stop is not None else uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())

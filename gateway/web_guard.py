@@ -123,7 +123,9 @@ def with_security_headers(send: Send, path: str) -> Send:
             headers.setdefault("Content-Security-Policy", DOCS_POLICY if docs else POLICY)
             headers.setdefault("X-Frame-Options", "DENY")
             headers.setdefault("X-Content-Type-Options", "nosniff")
-            headers.setdefault("Referrer-Policy", "no-referrer")
+            # Nothing to other sites; not no-referrer, under which a browser
+            # sends `Origin: null` even on our own forms' posts.
+            headers.setdefault("Referrer-Policy", "same-origin")
             # Incident pages and API answers are for the signed-in viewer only.
             headers.setdefault("Cache-Control", "no-store")
         await send(message)

@@ -1,7 +1,8 @@
 """The dashboard in a real browser: Debian's headless Chromium, driven by
 Playwright. Sign in, watch a new incident appear without reloading, approve
 its pending step, and watch the status change; a screenshot of each stage is
-kept in test-artifacts/ (CI keeps it as an artifact)."""
+kept in test-artifacts/ (CI keeps it as an artifact). All of it under the
+dashboard's Content-Security-Policy, which the browser must never report."""
 
 from __future__ import annotations
 
@@ -45,8 +46,17 @@ async def browser() -> AsyncIterator[Browser]:
         await launched.close()
 
 
+# What the browser said about the Content-Security-Policy: any refusal is a
+# script or style the dashboard needs that the policy blocks.
+VIOLATIONS: list[str] = []
+
+
 async def sign_in(browser: Browser, stack: Stack, role: str, **context: Any) -> Page:
     page = await (await browser.new_context(**context)).new_page()
+    page.on(
+        "console",
+        lambda m: VIOLATIONS.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     await page.goto(f"{stack.url}/login")
     await page.fill("input[name=token]", API_TOKENS[role])
     await page.click("form button")
@@ -98,4 +108,5 @@ async def test_new_incident_appears_live_and_is_approved_from_the_page(
     await phone.screenshot(path=ARTIFACTS / "dashboard-phone.png", full_page=True)
     await page.context.close()
     await phone.context.close()
+    assert VIOLATIONS == [], "the dashboard breaks its own Content-Security-Policy"
     await stack.client.get_workflow_handle(f"incident-{incident}").terminate("test done")
