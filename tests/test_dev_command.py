@@ -63,6 +63,12 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     config = workdir / "stanch.yaml"
     shutil.copy(ROOT / "examples" / "demo.yaml", config)
     text = config.read_text().replace("timeout: 4s", "timeout: 1h")
+    # Dave holds the roster role admin: his development credential may flip toggles.
+    carol = "  - {id: carol, name: Carol Chen, roles: [approver]}\n"
+    assert carol in text
+    text = text.replace(
+        carol, carol + "  - {id: dave, name: Dave Diaz, roles: [approver, admin]}\n"
+    )
     config.write_text(text.replace("reopen_window: 3s", "reopen_window: 1h"))
     ports = {
         "http": free_port(),
@@ -191,6 +197,8 @@ def test_on_call_from_the_cli(dev_stack: DevStack):
     assert state["status"] == "resolved" and state["roles"] == {"incident_commander": "bob"}
     kinds = [e["kind"] for e in detail["timeline"]]
     assert kinds.index("acknowledged") < kinds.index("role_assigned") < kinds.index("resolved")
+    actors = {e["kind"]: e["actor"] for e in detail["timeline"]}
+    assert (actors["acknowledged"], actors["resolved"]) == ("alice", "bob")
 
     listed = dev_stack.stanch("incidents", "--status", "resolved", "--json")
     assert incident in [row["incident_id"] for row in json.loads(listed.stdout)]
@@ -213,6 +221,25 @@ def test_cli_bad_input_exits_2(dev_stack: DevStack):
     assert refused.returncode == 2 and "data.essentials.alertId" in refused.stderr
 
 
+def test_dev_provisions_a_credential_per_roster_person(dev_stack: DevStack):
+    path = dev_stack.state / "credentials.json"
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    made = json.loads(path.read_text())
+    assert made["gateway_url"] == dev_stack.env()["STANCH_GATEWAY_URL"]
+    roles = {c["person"]: c["role"] for c in made["credentials"]}
+    assert roles == {"alice": "responder", "bob": "responder", "carol": "approver", "dave": "admin"}
+    assert all(len(c["token"]) >= 32 for c in made["credentials"])
+    # The gateway accepts them, each as its own person.
+    me = httpx.get(
+        f"{dev_stack.env()['STANCH_GATEWAY_URL']}/api/incidents",
+        headers={"Authorization": f"Bearer {made['credentials'][0]['token']}"},
+    )
+    assert me.status_code == 200, me.text
+    # Admin operations need dave's admin credential.
+    refused = dev_stack.stanch("toggle", "log-level", "info", "--as", "carol")
+    assert refused.returncode == 2 and "403" in refused.stderr
+
+
 def test_ctrl_c_stops_everything_cleanly(dev_stack: DevStack):
     dev_stack.process.send_signal(signal.SIGINT)
     output, _ = dev_stack.process.communicate(timeout=60)
@@ -221,6 +248,7 @@ def test_ctrl_c_stops_everything_cleanly(dev_stack: DevStack):
     logs = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert any(entry["msg"] == "log level is now debug" for entry in logs), output[-3000:]
     assert not (dev_stack.state / "env").exists()
+    assert not (dev_stack.state / "credentials.json").exists()  # valid only while it runs
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"http://127.0.0.1:{dev_stack.ports['http']}/healthz", timeout=2)
     # The Temporal server went with it: its port is free again.
