@@ -86,10 +86,14 @@ def private_state_dir(state_dir: Path) -> None:
     every incident's history (temporal.db), the audit trail, evidence, pages.
     The umask covers what this process and its children (the Temporal server,
     SQLite, the activities) create, for the life of the process, so nothing is
-    chmod'ed after it was written. What an older version left readable is
-    tightened once here."""
+    chmod'ed after it was written. What an older stanch left readable is
+    tightened once here; a directory that is not stanch's (`--state-dir ~`)
+    keeps its modes, and only what stanch creates in it is private."""
     os.umask(0o077)
+    ours = not state_dir.exists() or (state_dir / "alert-token").is_file()
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not ours and any(state_dir.iterdir()):
+        return
     for root, dirs, files in os.walk(state_dir):
         for name in [*dirs, *files]:
             path = Path(root, name)

@@ -159,6 +159,7 @@ def test_an_older_state_dir_is_tightened_at_start(tmp_path):
     (state / "evidence" / "abc").mkdir(parents=True)
     (state / "evidence" / "abc" / "vm.json").write_text("{}")
     (state / "audit.db").write_text("")
+    (state / "alert-token").write_text("t" * 32)  # what says the directory is stanch's
     for path in (state, state / "evidence", state / "evidence" / "abc"):
         path.chmod(0o755)
     (state / "audit.db").chmod(0o644)
@@ -183,6 +184,7 @@ def test_an_older_state_dir_is_tightened_at_start(tmp_path):
         "evidence/abc": 0o700,
         "evidence/abc/vm.json": 0o600,
         "audit.db": 0o600,
+        "alert-token": 0o600,
     }
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
     assert stat.S_IMODE(outside.stat().st_mode) == 0o644, "a link's target is not ours"
@@ -206,3 +208,17 @@ def umask_of(pid: int) -> int:
         if line.startswith("Umask:"):
             return int(line.split()[1], 8)
     raise AssertionError("no Umask in /proc (Linux 4.7 or later needed)")
+
+
+def test_a_directory_that_is_not_stanchs_keeps_its_modes(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    (home / "notes.txt").write_text("")
+    (home / "notes.txt").chmod(0o644)
+    before = os.umask(0o022)
+    try:
+        private_state_dir(home)
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE((home / "notes.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE(home.stat().st_mode) == 0o755
