@@ -7,7 +7,7 @@ targets and whether it fired or resolved.
 
 Free text is bounded here, where it enters, and never refused for its length
 (Azure retries a refused alert forever): a rule over 512 characters, a
-description over 1024 and an id over 1024 are cut with a visible
+description over 1024 and an id or label over 1024 are cut with a visible
 `…[truncated N chars]` marker (models/free_text.py). The gateway's audit record
 keeps what was kept here; the workflow input never holds more.
 """
@@ -47,9 +47,9 @@ class Essentials(_Lenient):
         default=None, validation_alias=AliasChoices("alertRuleId", "alertRuleID")
     )
     severity: Severity | None = None
-    signal_type: str | None = Field(default=None, alias="signalType")
+    signal_type: IdentifierText | None = Field(default=None, alias="signalType")
     monitor_condition: MonitorCondition = Field(alias="monitorCondition")
-    monitoring_service: str | None = Field(default=None, alias="monitoringService")
+    monitoring_service: IdentifierText | None = Field(default=None, alias="monitoringService")
     alert_target_ids: list[str] = Field(default_factory=list, alias="alertTargetIDs")
     configuration_items: list[str] = Field(default_factory=list, alias="configurationItems")
     origin_alert_id: str | None = Field(default=None, alias="originAlertId")
@@ -215,8 +215,8 @@ class AlertEvent(BaseModel):
     rule: RuleText
     rule_id: IdentifierText | None = None
     severity: Severity | None = None
-    signal_type: str | None = None
-    monitoring_service: str | None = None
+    signal_type: IdentifierText | None = None
+    monitoring_service: IdentifierText | None = None
     targets: list[str] = Field(default_factory=list)
     description: DescriptionText = None
     fired_at: datetime | None = None

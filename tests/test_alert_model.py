@@ -168,12 +168,14 @@ def test_oversized_free_text_is_cut_with_a_marker_not_refused():
     e["alertRule"] = "r" * 480_000
     e["description"] = "d" * 480_000
     e["alertId"] = "/alerts/" + "i" * 5000
+    e["monitoringService"] = "m" * 5000
     alert = CommonAlert.model_validate(data)
     event = alert.to_event()
     assert len(event.rule) == RULE_LIMIT and event.rule.endswith(" chars]")
     assert "…[truncated 4" in event.rule and event.rule.startswith("r" * 400)
     assert len(event.description or "") == DESCRIPTION_LIMIT
     assert len(event.alert_id) == IDENTIFIER_LIMIT
+    assert len(event.monitoring_service or "") == IDENTIFIER_LIMIT
     # Read back (a retry, or history on replay), a bounded value is unchanged.
     again = AlertEvent.model_validate_json(event.model_dump_json())
     assert again == event
