@@ -256,19 +256,32 @@ def verify_trail(
 ) -> list[Finding]:
     """Checks the chain against the key, the signed checkpoints and any receipts."""
     rows = read_rows(path)
-    signed, damaged = CheckpointFile(checkpoints, secret).read()
-    anchors = [
-        Anchor(c.seq, c.hash, f"checkpoint line {c.line} ({c.at})") for c in signed if c.signed
-    ]
+    found, damaged = CheckpointFile(checkpoints, secret).read()
+    signed = [c for c in found if c.signed]
+    anchors = [Anchor(c.seq, c.hash, f"checkpoint line {c.line} ({c.at})") for c in signed]
     first_keyed = next((r.seq for r in rows if r.version == KEYED), None)
     keyed_from = next(
-        (c.keyed_from for c in signed if c.signed),
+        (c.keyed_from for c in signed),
         first_keyed if first_keyed is not None else (rows[-1].seq + 1 if rows else 1),
     )
-    findings = find_tampering(rows, secret, keyed_from, [*anchors, *receipts])
+    findings: list[Finding] = []
+    if secret is not None and found and not signed:
+        others = sorted({c.key_id for c in found} - {key_id(secret)})
+        if others:
+            findings.append(
+                Finding(
+                    1,
+                    "other key",
+                    f"no checkpoint carries this key's MAC: they were made with key "
+                    f"{', '.join(others)}, this is {key_id(secret)}. Verify with the writers' "
+                    "key; if it is the writers' key, audit.key was replaced and the trail "
+                    "rewritten with it",
+                )
+            )
+    findings += find_tampering(rows, secret, keyed_from, [*anchors, *receipts])
     if secret is not None:
-        findings += checkpoint_findings(signed, damaged, key_id(secret))
-    if first_keyed is not None and not signed:
+        findings += checkpoint_findings(found, damaged, key_id(secret))
+    if first_keyed is not None and not found:
         findings.append(
             Finding(
                 rows[-1].seq + 1,
@@ -277,7 +290,9 @@ def verify_trail(
                 "nothing outside the database vouches for how long it was",
             )
         )
-    return sorted(findings, key=lambda f: f.seq)
+    # Findings about no record in particular (a damaged line, the empty trail's
+    # checkpoint) come after those that name one.
+    return sorted(findings, key=lambda f: (f.seq < 1, f.seq))
 
 
 def read_rows(path: Path) -> list[AuditRow]:

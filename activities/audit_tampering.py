@@ -146,8 +146,8 @@ def _chain(rows: Sequence[AuditRow], secret: bytes | None, keyed_from: int) -> l
                 Finding(
                     row.seq,
                     INSERTED,
-                    f"{_span(row.seq, rows[k].seq)} not in the chain: record "
-                    f"{rows[after].seq} follows record {last_seq} directly",
+                    f"{_span(row.seq, rows[k].seq)} {'is' if k == i else 'are'} not in the "
+                    f"chain: record {rows[after].seq} follows record {last_seq} directly",
                 )
             )
             last_seq, i = rows[k].seq, after
