@@ -343,3 +343,34 @@ def test_development_credentials_are_private_and_long(tmp_path: Path):
     assert [c.person for c in made.credentials] == [p.id for p in config.roster]
     assert all(len(c.token) >= 32 for c in made.credentials)
     assert len({c.token for c in made.credentials}) == len(made.credentials)
+
+
+async def test_the_gateway_accepts_only_the_current_development_credentials(dev_like: DevLike):
+    path = dev_like.state / FILE_NAME
+    old = read_dev_credentials(path)
+    alice = old.of("alice")
+    assert alice is not None
+
+    async def listing(token: str) -> int:
+        async with httpx.AsyncClient() as http:
+            answer = await http.get(
+                f"{dev_like.url}/api/incidents", headers={"Authorization": f"Bearer {token}"}
+            )
+        return answer.status_code
+
+    assert await listing(alice.token) == 200
+    # A restarted stack makes new ones: the old are refused at once.
+    renewed = old.model_copy(
+        update={
+            "credentials": [
+                c.model_copy(update={"token": secrets.token_urlsafe(32)}) for c in old.credentials
+            ]
+        }
+    )
+    write_dev_credentials(path, renewed)
+    assert await listing(alice.token) == 401
+    new_alice = renewed.of("alice")
+    assert new_alice is not None and await listing(new_alice.token) == 200
+    # A damaged file grants nothing (it never falls back to what it held before).
+    path.write_text('{"gateway_url": ')
+    assert await listing(new_alice.token) == 401
