@@ -63,7 +63,7 @@ def scrub(value: Any) -> Any:
         return {k: "***" if _SECRETISH.search(str(k)) else scrub(v) for k, v in value.items()}
     if isinstance(value, list):
         return [scrub(v) for v in value]
-    if isinstance(value, str):
+    if isinstance(value, str) and len(value) >= 8:  # nothing shorter passes for a secret
         return _ACCOUNT_KEY.sub(r"\1[redacted]", redact(value))
     return value
 
@@ -97,10 +97,11 @@ class SqliteAuditLog:
         self.path = path
         self.key_file = key_file or path.parent / "audit.key"
         self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
         self._every = checkpoint_every
         self._seconds = checkpoint_seconds
         _create_private(path)
-        with self._connect() as db:
+        with self._lock, self._connect() as db:
             db.execute("BEGIN IMMEDIATE")  # gateway and worker may open it together
             try:
                 keyed_from = _upgrade_schema(db)
@@ -163,12 +164,15 @@ class SqliteAuditLog:
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            yield db
-        finally:
-            db.close()
+        """One connection for the store's life, used under its lock: opening and
+        closing one per append cost more than the append (the last close of a
+        WAL database checkpoints it)."""
+        if self._db is None:
+            self._db = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+        yield self._db
 
     def append(self, key: str, entry: AuditEntry) -> AuditReceipt:
         return self.append_many([(key, entry)])[0]

@@ -224,6 +224,10 @@ def edit_and_rechain(state: Path, seq: int, rehash: Callable[[dict[str, Any], st
         previous = digest
 
 
+def with_key(key: bytes) -> Callable[[dict[str, Any], str], str]:
+    return lambda row, prev: keyed_hash(key, prev, row["key"], row["record"])
+
+
 def assert_named(done: subprocess.CompletedProcess[str], seq: int, kind: str) -> None:
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"first bad record: {seq} ({kind})" in done.stdout, done.stdout
@@ -266,11 +270,7 @@ def test_an_edit_with_every_later_hash_recomputed_with_a_guessed_key(trail: Trai
         target.mkdir()
         for name in ("audit.db", "audit.key", "audit.checkpoints"):
             shutil.copy2(copy / name, target / name)
-        edit_and_rechain(
-            target,
-            trail.approval,
-            lambda row, prev, g=guess: keyed_hash(g, prev, row["key"], row["record"]),
-        )
+        edit_and_rechain(target, trail.approval, with_key(guess))
         done = verify(trail, target, "--no-temporal")
         assert_named(done, trail.approval, "re-chained")
         assert "without the key" in done.stdout
@@ -348,9 +348,7 @@ def test_the_histories_catch_what_the_files_alone_cannot(trail: Trail, copy: Pat
     from activities.audit_checkpoints import CheckpointFile
 
     key = (copy / "audit.key").read_text().strip().encode()
-    edit_and_rechain(
-        copy, trail.approval, lambda row, prev: keyed_hash(key, prev, row["key"], row["record"])
-    )
+    edit_and_rechain(copy, trail.approval, with_key(key))
     sql(copy, "DELETE FROM audit WHERE seq > ?", trail.count - 3)
     (copy / "audit.checkpoints").unlink()
     head = max(rows(copy), key=lambda r: r["seq"])
