@@ -113,10 +113,21 @@ class SqliteAuditLog:
             self._checkpoints = CheckpointFile(
                 checkpoints or path.parent / "audit.checkpoints", self._secret
             )
-            last = self._checkpoints.last()
+            found, _ = self._checkpoints.read()
+            signed = [c for c in found if c.signed]
+            if found and not signed:
+                # A writer with another key would fork the chain: every record it
+                # wrote would look forged. Refuse before writing anything.
+                raise AuditKeyError(
+                    f"{self._checkpoints.path} was signed with audit key "
+                    f"{', '.join(sorted({c.key_id for c in found}))}, not with this one "
+                    f"({key_id(self._secret)}): every writer needs the same key "
+                    f"(STANCH_AUDIT_KEY, or {self.key_file})"
+                )
+            last = signed[-1] if signed else None
             # Where the keyed chain begins is what the first checkpoint said, not
             # what the database says now.
-            self.keyed_from = last.keyed_from if last else keyed_from
+            self.keyed_from = signed[0].keyed_from if signed else keyed_from
             if not self._checkpoints.exists():
                 # The first anchor also fixes where the keyed chain begins, so no
                 # one can later pass keyed records off as old unkeyed ones.

@@ -311,3 +311,14 @@ def test_writers_in_two_processes_keep_one_chain(tmp_path):
 @pytest.mark.parametrize("count", [1, 50])
 def test_chain_of_any_length(tmp_path, count):
     assert filled(tmp_path, count).verify() == []
+
+
+def test_a_writer_with_another_key_is_refused_before_it_writes(tmp_path):
+    """A gateway and a worker given different keys would fork the chain."""
+    log = filled(tmp_path, 2)
+    before = (log.records(), (tmp_path / "audit.checkpoints").read_text())
+    settings = Settings(state_dir=tmp_path, audit_key=SecretStr("x" * 40))
+    with pytest.raises(AuditKeyError, match="every writer needs the same key"):
+        SqliteAuditLog.from_settings(settings)
+    assert (log.records(), (tmp_path / "audit.checkpoints").read_text()) == before
+    assert log.verify() == []
