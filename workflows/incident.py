@@ -86,6 +86,10 @@ DECISION_KEYS_PATCH = "decision-keys-refresh"
 # under CARRIED_BYTES. Runs recorded before kept everything.
 BOUNDED_TIMELINE_PATCH = "bounded-timeline"
 BOUNDED_CARRY_PATCH = "bounded-carry"
+# A batch of alerts updates the listing once, with where the batch left the
+# incident: a flapping alert used to upsert the status at every fire and
+# resolve, thousands of commands in one workflow task.
+PUBLISH_PER_BATCH_PATCH = "publish-once-per-batch"
 # The issue's promise is 512 KiB; aim a little under it for the payload's own
 # encoding and metadata.
 CARRIED_BYTES = 480 * 1024
@@ -150,6 +154,8 @@ class IncidentWorkflow:
                 "stanch_incidents_opened", "incidents opened"
             ).add(1, {"severity": str(self._state.severity)})
         self._wake = False
+        self._publish_held = False
+        self._seen_set = set(self._seen)
         self._keys_wanted = False
         # Nonces of decisions already acted on (workflows/decisions.py).
         self._spent: dict[str, datetime] = dict(inp.carried.spent_nonces) if inp.carried else {}
@@ -384,15 +390,24 @@ class IncidentWorkflow:
         # The gateway coalesces a fingerprint's alerts under load; applying
         # them in order through the same path keeps dedup, counts, severity and
         # reopening exactly as if they had arrived one signal each.
-        for alert in batch.alerts:
-            self._apply_alert(alert)
+        hold = len(batch.alerts) > 1 and workflow.patched(PUBLISH_PER_BATCH_PATCH)
+        self._publish_held = hold
+        try:
+            for alert in batch.alerts:
+                self._apply_alert(alert)
+        finally:
+            self._publish_held = False
+        if hold:
+            self._publish()
 
     def _apply_alert(self, alert: AlertEvent) -> None:
         key = self._seen_key(alert)
-        if key in self._seen:
+        if key in self._seen_set:
             return
         self._seen.append(key)
-        del self._seen[:-SEEN_ALERTS_KEPT]
+        self._seen_set.add(key)
+        if len(self._seen) > SEEN_ALERTS_KEPT:
+            self._seen_set.discard(self._seen.pop(0))
         now = workflow.now()
         self._wake = True
         if alert.condition is MonitorCondition.RESOLVED:
@@ -835,6 +850,8 @@ class IncidentWorkflow:
         Only when the starter set them: a namespace without stanch's search
         attributes registered (the time-skipping test server, a cluster whose
         operator has not run the setup yet) would fail every workflow task."""
+        if self._publish_held:
+            return  # the batch publishes once, when it is all applied
         current = workflow.info().typed_search_attributes
         if current.get(INCIDENT_STATUS) is None:
             return
