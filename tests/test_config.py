@@ -19,7 +19,7 @@ from activities.response_plan import build_plan
 from models.config import ApiRole, ApiToken, ConfigError, load_config, parse_config
 from models.incident import PlanRequest
 from models.secret_reference import UnresolvedSecret, resolve_secret
-from tests.conftest import API_TOKENS, Stack, free_port, policy_file
+from tests.conftest import API_TOKENS, STARTED, Stack, free_port, policy_file
 from tests.test_gateway import unique_alert
 from workflows.escalation import tier_recipients
 
@@ -392,6 +392,8 @@ def test_stanch_gateway_and_worker_exit_2_naming_the_path(tmp_path, service):
         "STANCH_STATE_DIR": str(tmp_path),
         "STANCH_TEMPORAL_ADDRESS": "127.0.0.1:1",
     }
+    if "STANCH_DECISION_KEY" in os.environ:  # the gateway's signing key, so only the policy fails
+        env["STANCH_DECISION_KEY"] = os.environ["STANCH_DECISION_KEY"]
     args = ["--port", str(port)] if service == "gateway" else []
     result = subprocess.run(
         [sys.executable, "-m", "cli.main", service, *args],
@@ -417,6 +419,8 @@ async def test_the_literal_variable_text_is_no_token(stack: Stack, caplog, monke
         opened = await stack.post_alert(http, unique_alert())
         assert opened.status_code == 202, opened.text
         incident = opened.json()["incident_id"]
+        history = stack.client.get_workflow_handle(f"incident-{incident}")
+        STARTED.append(history)
         base_url = f"{stack.url}/api/incidents/{incident}"
         assert (await http.get(base_url, headers=viewer)).status_code == 200
 
@@ -426,7 +430,6 @@ async def test_the_literal_variable_text_is_no_token(stack: Stack, caplog, monke
             {"person": "dave", "role": "admin", "token": "${SEC_TOKEN_DAVE_UNSET}"}
         )
         stack.config.write_text(yaml.safe_dump(data))
-        history = stack.client.get_workflow_handle(f"incident-{incident}")
 
         listing = await http.get(f"{stack.url}/api/incidents", headers=literal)
         note = await http.post(f"{base_url}/notes", json={"text": "dave was here"}, headers=literal)
