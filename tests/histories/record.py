@@ -234,7 +234,76 @@ async def runbooks(env: WorkflowEnvironment, tmp: Path) -> None:
         sim.stop()
 
 
-async def main() -> None:
+async def bounded_storm(client: Client, config: Path) -> None:
+    """A flapping alert whose timeline folds, on the dev server with a low
+    history limit: the run that continues as new carrying a bounded state, and
+    the run it continued into."""
+    from gateway.intake import record_alert
+    from models.alert import AlertBatch, AlertEvent, CommonAlert
+    from workflows.timeline import FOLDED, OPENING_KEPT
+
+    queue = f"record-{uuid.uuid4()}"
+    sample = HERE.parents[1] / "examples/alerts/test_action_metric_static_threshold.json"
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=WORKFLOWS,
+        activities=activities_for(Settings(config=config, state_dir=config.parent)),
+    ):
+        alert = CommonAlert.model_validate_json(sample.read_text())
+        alert.data.essentials.alert_rule = f"record-bounded-{uuid.uuid4().hex[:6]}"
+        first = await record_alert(client, queue, alert)
+        handle = client.get_workflow_handle(first.workflow_id)
+        opened = (await handle.describe()).run_id
+        event = alert.to_event()
+        long_id = "/subscriptions/s/providers/Microsoft.AlertsManagement/alerts/" + "x" * 300
+
+        def flap(i: int) -> list[AlertEvent]:
+            fired = event.model_copy(update={"alert_id": f"flap-{i}"})
+            return [fired, fired.model_copy(update={"condition": MonitorCondition.RESOLVED})]
+
+        for wave in range(12):  # past the history limit, folding the timeline as it goes
+            alerts = [a for i in range(wave * 100, wave * 100 + 100) for a in flap(i)]
+            alerts.append(event.model_copy(update={"alert_id": long_id}))  # kept as a hash
+            alerts.append(event.model_copy(update={"alert_id": f"open-{wave}"}))
+            await handle.signal(IncidentWorkflow.add_alerts, AlertBatch(alerts=alerts))
+        for _ in range(300):
+            if (await handle.describe()).run_id != opened:
+                break
+            await asyncio.sleep(0.1)
+        continued = client.get_workflow_handle(first.workflow_id)
+        await asyncio.sleep(2)  # a recording, not a test: let the last waves land
+        entries = await continued.query(IncidentWorkflow.timeline)
+        assert entries[OPENING_KEPT].kind == FOLDED, "the timeline never folded"
+        await handle.signal(
+            IncidentWorkflow.add_alert,
+            event.model_copy(
+                update={"alert_id": "open-11", "condition": MonitorCondition.RESOLVED}
+            ),
+        )
+        await asyncio.sleep(1)
+        await save(
+            client.get_workflow_handle(first.workflow_id, run_id=opened), "incident_bounded_storm"
+        )
+        await continued.terminate("recorded")
+        await save(continued, "incident_bounded_storm_continued")
+
+
+async def main(only: set[str]) -> None:
+    if only:
+        with tempfile.TemporaryDirectory() as tmp:
+            async with await WorkflowEnvironment.start_local(
+                dev_server_existing_path=installed("temporal"),
+                data_converter=pydantic_data_converter,
+                search_attributes=search_attributes.ALL,
+                dev_server_extra_args=[
+                    "--dynamic-config-value",
+                    "limit.historyCount.suggestContinueAsNew=40",
+                ],
+            ) as env:
+                if "bounded" in only:
+                    await bounded_storm(env.client, policy_file(Path(tmp)))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         config = policy_file(Path(tmp))
         async with await WorkflowEnvironment.start_time_skipping(
@@ -252,4 +321,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    import sys
+
+    # `python -m tests.histories.record bounded` records only the named ones.
+    asyncio.run(main(set(sys.argv[1:])))
