@@ -15,6 +15,7 @@ import itertools
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -24,12 +25,20 @@ from temporalio.client import Client
 from activities.audit import read_rows
 from models.alert import AlertBatch, AlertEvent, MonitorCondition
 from models.free_text import NOTE_LIMIT
-from models.incident import IncidentStatus, TimelineEntry
+from models.incident import (
+    CarriedIncident,
+    Escalation,
+    IncidentInput,
+    IncidentState,
+    IncidentStatus,
+    TimelineEntry,
+)
 from models.settings import Settings
+from models.severity import Severity
 from tests.conftest import API_TOKENS, STARTED, Stack
 from tests.test_gateway import eventually, unique_alert
 from tests.workflows_helpers import pages
-from workflows.incident import IncidentWorkflow
+from workflows.incident import IncidentWorkflow, workflow_id_for
 from workflows.timeline import FOLDED, OPENING_KEPT, RECENT_KEPT
 
 # What continue-as-new may carry (issue 11 item 6); Temporal refuses 2 MiB.
@@ -267,3 +276,69 @@ async def test_an_alert_with_five_hundred_targets_opens_and_works(stack: Stack):
 
     sizes = await carried_sizes(stack.client, workflow_id)
     assert max(sizes) < CARRIED_LIMIT
+
+
+async def test_an_incident_carried_over_with_everything_is_folded_when_it_arrives(stack: Stack):
+    """A run from before the bound carried its whole timeline; the run that
+    receives it folds it at once, and the folded entries reach the audit trail."""
+    incident = uuid.uuid4().hex[:20]
+    workflow_id = workflow_id_for(incident)
+    first = AlertEvent(
+        alert_id="grown",
+        condition=MonitorCondition.FIRED,
+        rule="grown-before-the-bound",
+        severity=None,
+        targets=app_targets(1),
+    )
+    opened = datetime.now(UTC) - timedelta(days=3)
+    grown = [
+        TimelineEntry(
+            at=opened + timedelta(minutes=i),
+            kind="note" if i else "opened",
+            summary=f"{i} " + "g" * 1_000,
+            actor="bob",
+        )
+        for i in range(1_500)
+    ]
+    carried = CarriedIncident(
+        state=IncidentState(
+            incident_id=incident,
+            workflow_id=workflow_id,
+            title=first.rule,
+            severity=Severity.SEV3,
+            alert_rule=first.rule,
+            resources=first.targets,
+            opened_at=opened,
+            status=IncidentStatus.ACKNOWLEDGED,
+            acknowledged_by="bob",
+            escalation=Escalation(active=False),
+            runs=40,
+        ),
+        timeline=grown,
+        plan=None,
+        seen_alerts=[],
+    )
+    handle = await stack.client.start_workflow(
+        IncidentWorkflow.run,
+        IncidentInput(incident_id=incident, first_alert=first, carried=carried),
+        id=workflow_id,
+        task_queue=stack.task_queue,
+    )
+    STARTED.append(handle)
+    assert (await carried_sizes(stack.client, workflow_id))[0] > 1_500_000
+
+    timeline = await handle.query(IncidentWorkflow.timeline)
+    folded = check_timeline_is_bounded(timeline)
+
+    async def audited() -> list[dict[str, Any]]:
+        entries = folded_on_the_audit_trail(stack, incident)
+        return entries if len(entries) >= folded.count else []
+
+    folded_entries = await eventually(audited, timeout=30)
+    assert [e.summary for e in timeline[:OPENING_KEPT]] == [e.summary for e in grown[:OPENING_KEPT]]
+    later = await handle.query(IncidentWorkflow.timeline)
+    assert later[-1].kind == "plan_loaded"  # the run goes on after the fold
+    assert [e["summary"] for e in folded_entries] == [
+        e.summary for e in grown[OPENING_KEPT : OPENING_KEPT + folded.count]
+    ]
+    assert (await handle.query(IncidentWorkflow.state)).state.runs == 41
