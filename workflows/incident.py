@@ -93,6 +93,8 @@ PUBLISH_PER_BATCH_PATCH = "publish-once-per-batch"
 # The issue's promise is 512 KiB; aim a little under it for the payload's own
 # encoding and metadata.
 CARRIED_BYTES = 480 * 1024
+# Temporal ends a run at 51,200 events; it suggests moving on long before.
+HISTORY_HIGH_WATER = 20_000
 SEEN_KEY_CHARS = 128  # longer dedup keys are remembered by their SHA-256
 FOLDED_AUDIT_BYTES = 256 * 1024  # folded entries per audit record
 TARGETS_NAMED = 5  # an alert's timeline line names this many targets, then counts
@@ -192,6 +194,18 @@ class IncidentWorkflow:
                 break  # no await from here on: no handler can add to the state
             await self._audit_folded()
         workflow.continue_as_new(self._carried(inp, bounded))
+
+    def _continue_as_new_starved(self) -> bool:
+        """Continue-as-new waits for every handler to finish; a steady stream
+        of people's requests (each awaits an audit write) could keep it
+        waiting until Temporal ends the run at its hard history limit. Far
+        past the point where it was suggested, new requests are refused for
+        the moment it takes to move on."""
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            and info.get_current_history_length() > HISTORY_HIGH_WATER
+        )
 
     def _carried(self, inp: IncidentInput, bounded: bool) -> IncidentInput:
         first_alert = inp.first_alert
@@ -732,6 +746,8 @@ class IncidentWorkflow:
             raise ValueError(f"{person!r} is not on the roster")
         if self._state.status is IncidentStatus.CLOSED:
             raise ValueError("incident is closed")
+        if self._continue_as_new_starved():
+            raise ValueError("incident is moving to a new run: send it again in a moment")
 
     async def _require_on_roster(self, person: str) -> None:
         await workflow.wait_condition(lambda: self._plan is not None)
