@@ -4,8 +4,11 @@ triggered -> acknowledged -> contained -> mitigated -> resolved -> closed
 
 The run loop is a small state machine driven by deadlines (the next page, the
 end of the reopen window) and by messages (alerts, acks, resolutions). All of
-its state is one model, so continue-as-new carries it over whole and an alert
-storm cannot grow the history without bound.
+its state is one model, so continue-as-new carries it over and an alert storm
+cannot grow the history without bound. The state is bounded too: the timeline
+folds its middle away (workflows/timeline.py, every folded entry whole on the
+audit trail) and what continue-as-new carries is measured and kept under
+CARRIED_BYTES, so no alert and no note can wedge an incident.
 """
 
 from __future__ import annotations
