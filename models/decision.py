@@ -64,6 +64,15 @@ def signed_bytes(
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
+class SpentDecisions(BaseModel):
+    """Decisions a workflow has acted on, by nonce, so none counts twice.
+    Bounded: past the cap the oldest are forgotten and `floor` rises to their
+    time, and anything issued at or before the floor is refused as stale."""
+
+    nonces: dict[str, datetime] = Field(default_factory=dict)
+    floor: datetime | None = None
+
+
 class PersonRequest(BaseModel):
     """A person's request to a workflow: who, and the gateway's proof that a
     credential of theirs asked for exactly this."""

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from models.alert import AlertEvent
 from models.config import EscalationPolicy, Schedule
-from models.decision import PersonRequest
+from models.decision import PersonRequest, SpentDecisions
 from models.free_text import NOTE_LIMIT, RemarkText
 from models.runbook import ApprovalPlan, PendingApproval, RunbookResult, RunbookView
 from models.severity import Severity
@@ -146,7 +146,7 @@ class CarriedIncident(BaseModel):
     timeline: list[TimelineEntry]
     plan: ResponsePlan | None
     seen_alerts: list[str]  # recent dedup keys, oldest first
-    spent_nonces: dict[str, datetime] = Field(default_factory=dict)  # decisions acted on
+    spent: SpentDecisions = Field(default_factory=SpentDecisions)  # decisions acted on
 
 
 class IncidentView(BaseModel):

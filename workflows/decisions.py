@@ -20,7 +20,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel
 
 from models.config import ApiRole
-from models.decision import FRESHNESS_SECONDS, NO_KEYS_YET, DecisionProof, signed_bytes
+from models.decision import (
+    FRESHNESS_SECONDS,
+    NO_KEYS_YET,
+    DecisionProof,
+    SpentDecisions,
+    signed_bytes,
+)
+
+# Enough for every decision of a busy incident within the freshness window
+# (one a second for ten minutes), small enough to carry (~60 KiB).
+NONCES_KEPT = 600
 
 
 def proof_refusal(
@@ -31,7 +41,7 @@ def proof_refusal(
     request: BaseModel,
     keys: dict[str, str],
     now: datetime,
-    spent: dict[str, datetime],
+    spent: SpentDecisions,
     minimum: ApiRole,
 ) -> str | None:
     """Why this request is not a proven decision, or None if it is."""
@@ -58,19 +68,28 @@ def proof_refusal(
         return "decision signature does not verify: forged or altered"
     if abs(now - proof.issued_at) > timedelta(seconds=FRESHNESS_SECONDS):
         return f"decision issued at {proof.issued_at:%Y-%m-%d %H:%M:%S}Z is stale: send it again"
-    if proof.nonce in spent:
+    if proof.nonce in spent.nonces:
         return "decision already used: a replayed request is refused"
+    if spent.floor is not None and proof.issued_at <= spent.floor:
+        return "decision issued before the oldest one this incident still remembers: send it again"
     if proof.role.rank < minimum.rank:
         return f"the credential used is a {proof.role}; this needs {minimum}"
     return None
 
 
-def spend(spent: dict[str, datetime], proof: DecisionProof | None, now: datetime) -> None:
+def spend(spent: SpentDecisions, proof: DecisionProof | None, now: datetime) -> None:
     """Remember a used nonce until it could no longer pass the freshness check
-    anyway, so the set stays small however long the incident lives."""
+    anyway; a flood of decisions raises the floor instead of growing the set,
+    so what the workflow carries stays small however busy the incident is."""
     if proof is None:
         return
     horizon = now - timedelta(seconds=2 * FRESHNESS_SECONDS)
-    for nonce in [n for n, at in spent.items() if at < horizon]:
-        del spent[nonce]
-    spent[proof.nonce] = proof.issued_at
+    kept = {n: at for n, at in spent.nonces.items() if at >= horizon}
+    kept[proof.nonce] = proof.issued_at
+    if len(kept) > NONCES_KEPT:
+        by_age = sorted(kept.items(), key=lambda item: item[1])
+        dropped = by_age[: len(kept) - NONCES_KEPT]
+        kept = dict(by_age[len(dropped) :])
+        oldest_kept_out = dropped[-1][1]
+        spent.floor = max(spent.floor or oldest_kept_out, oldest_kept_out)
+    spent.nonces = kept

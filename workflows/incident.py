@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.response_plan import ResponsePlanActivities
     from models.alert import AlertBatch, AlertEvent, MonitorCondition
     from models.config import ApiRole
-    from models.decision import DecisionKeysRequest, PersonRequest
+    from models.decision import DecisionKeysRequest, PersonRequest, SpentDecisions
     from models.duration import format_duration
     from models.incident import (
         Acknowledge,
@@ -163,7 +163,7 @@ class IncidentWorkflow:
         self._seen_set = set(self._seen)
         self._keys_wanted = False
         # Nonces of decisions already acted on (workflows/decisions.py).
-        self._spent: dict[str, datetime] = dict(inp.carried.spent_nonces) if inp.carried else {}
+        self._spent = inp.carried.spent if inp.carried else SpentDecisions()
 
     # ---- the run loop -----------------------------------------------------
 
@@ -224,7 +224,7 @@ class IncidentWorkflow:
                 timeline=self._timeline,
                 plan=self._plan,
                 seen_alerts=self._seen,
-                spent_nonces=self._spent,
+                spent=self._spent,
             ),
         )
 
@@ -716,7 +716,7 @@ class IncidentWorkflow:
     def _spend(self, request: PersonRequest) -> None:
         # Two updates carrying one proof can both pass their validators before
         # either handler runs: the second is refused here.
-        if request.proof is not None and request.proof.nonce in self._spent:
+        if request.proof is not None and request.proof.nonce in self._spent.nonces:
             raise ApplicationError("decision already used", type="DecisionReplayed")
         spend(self._spent, request.proof, workflow.now())
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.toggles import ToggleActivities
     from models.azure import ResourceRef
     from models.config import Remediation
-    from models.decision import DecisionKeysRequest
+    from models.decision import DecisionKeysRequest, SpentDecisions
     from models.errors import describe_validation_error
     from models.incident import Page, RosterEntry
     from models.risk import Risk
@@ -126,7 +126,7 @@ class Runbook:
         self._scope_tags: dict[str, dict[str, str] | None] = {}  # by lower-cased id
         self._keys = dict(inp.approval.decision_keys)
         self._keys_wanted = False
-        self._spent: dict[str, datetime] = {}
+        self._spent = SpentDecisions()
 
     # ---- what runbooks call ------------------------------------------------
 
@@ -585,7 +585,7 @@ class Runbook:
 
     def _spend(self, decision: ApprovalDecision) -> None:
         # Two updates with one proof may both pass validation before either runs.
-        if decision.proof is not None and decision.proof.nonce in self._spent:
+        if decision.proof is not None and decision.proof.nonce in self._spent.nonces:
             raise ApplicationError("decision already used", type="DecisionReplayed")
         spend(self._spent, decision.proof, workflow.now())
 
