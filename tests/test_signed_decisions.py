@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -25,7 +27,6 @@ from models.incident import (
     Acknowledge,
     AddNote,
     IncidentStatus,
-    IncidentView,
     Resolve,
     UpdateResult,
 )
@@ -45,7 +46,7 @@ async def open_incident(stack: Stack, http: httpx.AsyncClient) -> WorkflowHandle
 
 
 async def status(handle: WorkflowHandle) -> IncidentStatus:
-    view = await handle.query(IncidentWorkflow.state, result_type=IncidentView)
+    view = await handle.query(IncidentWorkflow.state)
     return view.state.status
 
 
@@ -313,8 +314,9 @@ async def test_workers_trust_the_keys_the_policy_lists_and_only_those(
         {"id": "gw-old", "public_key": public_key_text(old)},
         {"id": "gw-new", "public_key": public_key_text(new)},
     ]
-    access = {**REMEDIATION["access"], "decision_keys": listed}
-    config = policy_file(tmp_path, **{**REMEDIATION, "access": access})
+    remediation: dict[str, Any] = copy.deepcopy(REMEDIATION)
+    remediation["access"]["decision_keys"] = listed
+    config = policy_file(tmp_path, **remediation)
     address = dev_env.client.service_client.config.target_host
     worker_settings = Settings(
         temporal_address=address,

@@ -171,13 +171,15 @@ async def test_dashboard_headers_forms_and_cookies_resist_other_sites(stack: Sta
     async with httpx.AsyncClient(base_url=stack.url, timeout=30) as victim:
         await victim.get("/login")  # the victim's own form cookie
         guard = victim.cookies.get("stanch_login")
+        assert guard is not None
         # Login CSRF: another site posts the attacker's token into the victim's browser.
-        for headers, data in [
+        forgeries: list[tuple[dict[str, str], dict[str, str]]] = [
             ({"Origin": "https://evil.example"}, {"csrf": guard}),
             ({"Sec-Fetch-Site": "cross-site"}, {"csrf": guard}),
             ({}, {}),  # no anti-forgery token
             ({}, {"csrf": "guessed"}),
-        ]:
+        ]
+        for headers, data in forgeries:
             planted = await victim.post(
                 "/login", data={"token": API_TOKENS["admin"], **data}, headers=headers
             )
@@ -190,16 +192,16 @@ async def test_dashboard_headers_forms_and_cookies_resist_other_sites(stack: Sta
     async with httpx.AsyncClient(base_url=stack.url, timeout=30) as proxied:
         form = await proxied.get("/login", headers={"X-Forwarded-Proto": "https"})
         assert "secure" in form.headers["set-cookie"].lower()
-        guard = re.search(r"name='csrf' value='([^']+)'", form.text)
-        assert guard is not None
+        found = re.search(r"name='csrf' value='([^']+)'", form.text)
+        assert found is not None
         secure = await proxied.post(
             "/login",
-            content=urllib.parse.urlencode({"token": API_TOKENS["viewer"], "csrf": guard.group(1)}),
+            content=urllib.parse.urlencode({"token": API_TOKENS["viewer"], "csrf": found.group(1)}),
             headers={
                 "X-Forwarded-Proto": "https",
                 "Content-Type": "application/x-www-form-urlencoded",
                 # The browser sends the Secure cookie over https; this client would not.
-                "Cookie": f"stanch_login={guard.group(1)}",
+                "Cookie": f"stanch_login={found.group(1)}",
             },
         )
         assert secure.status_code == 303, secure.text
