@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from cli.api_client import OnCallApi, incident_path
@@ -167,52 +167,6 @@ def print_timeline(timeline: list[TimelineEntry]) -> None:
 
 
 Answer = TypeVar("Answer", bound=BaseModel)
-
-
-# Straight to a workflow, for tools and tests that hold Temporal access. The
-# CLI's people's commands never use these: a decision that does not come
-# through the gateway carries no proof, and the workflows refuse it.
-
-
-async def ask_workflow(
-    client: Client,
-    workflow: str,
-    update: str,
-    request: BaseModel,
-    answer: type[Answer],
-    gone: str,
-) -> Answer:
-    """An update whose refusal (the workflow's validator) or absence is the
-    user's answer, exit 2, in the workflow's own words."""
-    handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow)
-    try:
-        result = await handle.execute_update(update, request, result_type=answer)
-        return cast(Answer, result)
-    except WorkflowUpdateFailedError as e:
-        raise UsageError(f"refused: {reason_of(e)}") from None
-    except RPCError as e:
-        if e.status is RPCStatusCode.NOT_FOUND:
-            raise UsageError(gone) from None
-        raise
-
-
-async def send_update(
-    client: Client, incident: str, update: str, request: BaseModel
-) -> UpdateResult:
-    return await ask_workflow(
-        client,
-        workflow_id(incident),
-        update,
-        request,
-        UpdateResult,
-        f"no open incident {incident!r}",
-    )
-
-
-def reason_of(error: WorkflowUpdateFailedError) -> str:
-    cause = error.cause
-    message = getattr(cause, "message", None) or str(cause)
-    return str(message).removeprefix("ValueError: ")
 
 
 # What each people's command asks of the on-call API: its path under the

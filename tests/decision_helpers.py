@@ -11,11 +11,13 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from gateway.signing import DecisionSigner, new_private_key_text, parse_private_key
 from models.config import ApiRole
 from models.decision import PersonRequest
+from models.runbook import ApprovalDecision, RunbookView
 
 TEST_DECISION_KEY = os.environ.setdefault("STANCH_DECISION_KEY", new_private_key_text())
 SIGNER = DecisionSigner(parse_private_key(TEST_DECISION_KEY))
@@ -51,3 +53,24 @@ async def decide(
     """Send a signed update, the way the on-call API does."""
     proven = await signed(handle.id, action, request, env=env, role=role)
     return await handle.execute_update(action, proven, result_type=result_type)
+
+
+async def approve_waiting(
+    client: Client, incident: str, step: str, by: str, comment: str | None = None
+) -> RunbookView:
+    """Approve the runbook of `incident` waiting at `step`, signed for an
+    approver's credential, as the on-call API would forward it (for tests
+    that run no gateway)."""
+    from cli.incidents import fetch_incident
+
+    state = (await fetch_incident(client, incident)).view.state
+    target = state.runbook_awaiting(step)
+    assert target is not None, f"incident {incident} has no runbook waiting at {step!r}"
+    decision = ApprovalDecision(step=step, by=by, comment=comment)
+    view: RunbookView = await decide(
+        client.get_workflow_handle(target.workflow_id),
+        "approve",
+        decision,
+        result_type=RunbookView,
+    )
+    return view

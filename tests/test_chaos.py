@@ -29,7 +29,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from azuresim import AzureSim
 from azuresim.admin import SimAdmin
-from cli.approvals import decide
 from cli.incidents import IncidentDetail, fetch_incident
 from models.alert import CommonAlert
 from models.incident import IncidentStatus
@@ -60,6 +59,7 @@ from tests.chaos_helpers import (
     worker_polling,
 )
 from tests.conftest import STARTED, free_port, policy_file
+from tests.decision_helpers import approve_waiting
 
 pytestmark = pytest.mark.chaos
 
@@ -280,7 +280,7 @@ class ServerRestarts(QuarantineChecks):
         for seen in before:
             self.problems += seen.changed(await fetch_incident(client, seen.incident))
 
-        await decide(client, waiting, "isolate", "carol", True, f"chaos trial {trial}")
+        await approve_waiting(client, waiting, "isolate", "carol", f"chaos trial {trial}")
         await self.contained(client, trial, waiting, 60, self.worker)
         await self.written_once(self.estate, trial, waiting, since)
         for old in self.live[:-KEEP_TRIALS]:
