@@ -74,6 +74,10 @@ QUERIES_AT_ONCE = 8  # workflow queries one computation has in flight
 T = TypeVar("T")
 Answer = TypeVar("Answer", bound=BaseModel)
 KEYLESS_RETRIES = 3
+# How long a query may wait for a worker: one incident's page, and each row of
+# the listing every dashboard shares.
+DETAIL_WAIT = timedelta(seconds=10)
+LISTING_WAIT = timedelta(seconds=2)
 log = logging.getLogger(__name__)
 
 
@@ -264,16 +268,24 @@ class OnCall:
 
         return await self._shared(("times", span, service), TIMES_FRESH_FOR, measure)
 
-    async def detail(self, incident_id: str) -> IncidentDetail:
+    async def detail(self, incident_id: str, wait: timedelta = DETAIL_WAIT) -> IncidentDetail:
+        """An incident's state, as its workflow answers. A query waits for a
+        worker: bounded, so an incident whose workers are all gone is a 503
+        naming it, never a request that hangs."""
         handle = (await self.client()).get_workflow_handle_for(
             IncidentWorkflow.run, workflow_id_for(incident_id)
         )
         try:
-            view = await handle.query(IncidentWorkflow.state)
-            timeline = await handle.query(IncidentWorkflow.timeline)
+            view = await handle.query(IncidentWorkflow.state, rpc_timeout=wait)
+            timeline = await handle.query(IncidentWorkflow.timeline, rpc_timeout=wait)
         except RPCError as e:
             if e.status is RPCStatusCode.NOT_FOUND:
                 raise self.problem(404, "not_found", f"no incident {incident_id!r}") from None
+            if e.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+                silent = f"incident {incident_id!r} did not answer within {wait.seconds}s"
+                raise self.problem(
+                    503, "unavailable", f"{silent}: are its workers running?"
+                ) from None
             raise
         return IncidentDetail(
             state=view.state, timeline=timeline, pending_approvals=view.state.pending_approvals
@@ -288,8 +300,13 @@ class OnCall:
             e.id.removeprefix("incident-")
             async for e in (await self.client()).list_workflows(query, limit=limit)
         ]
-        answers = await asyncio.gather(*map(self.detail, ids), return_exceptions=True)
-        # One that closed or whose worker is slow is left out, not an error page.
+        answers = await asyncio.gather(
+            *(self.detail(i, LISTING_WAIT) for i in ids), return_exceptions=True
+        )
+        silent = [i for i, a in zip(ids, answers, strict=True) if not isinstance(a, IncidentDetail)]
+        if silent:
+            # Left out of this listing rather than holding up every dashboard.
+            log.warning("open incidents not answering their queries: %s", ", ".join(silent))
         return [a for a in answers if isinstance(a, IncidentDetail)]
 
     async def _shared(
@@ -351,7 +368,8 @@ class OnCall:
                         IncidentWorkflow.run, execution.id, run_id=execution.run_id
                     )
                     if execution.status is WorkflowExecutionStatus.RUNNING:
-                        return (await handle.query(IncidentWorkflow.state)).state
+                        view = await handle.query(IncidentWorkflow.state, rpc_timeout=LISTING_WAIT)
+                        return view.state
                     if execution.run_id not in finished:
                         finished[execution.run_id] = await handle.result()
                         # bounded: re-reading results is cheap, memory is not

@@ -25,6 +25,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from models.settings import SEARCH_ATTRIBUTES
 from tests.conftest import SUB, free_port, installed
+from tests.decision_helpers import TEST_DECISION_KEY
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,6 +111,8 @@ class Proc:
 def stanch_env(**settings: Any) -> dict[str, str]:
     """This environment without anyone's STANCH_* or OTLP settings, plus ours."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STANCH_", "OTEL_"))}
+    # The test run's decision key: its gateways sign with it, its workers trust it.
+    env["STANCH_DECISION_KEY"] = TEST_DECISION_KEY
     env.update({f"STANCH_{key.upper()}": str(value) for key, value in settings.items()})
     return env
 

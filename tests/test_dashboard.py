@@ -62,3 +62,37 @@ async def test_dashboard_pages_follow_the_viewers_role(stack: Stack):
         await approver.aclose()
         await viewer.aclose()
         await stack.client.get_workflow_handle(f"incident-{incident}").terminate("test done")
+
+
+async def test_an_incident_nobody_serves_holds_up_no_dashboard(stack: Stack):
+    """Its workers all gone (here: none ever polled its task queue), an
+    incident cannot answer queries; the listing every dashboard shares goes on
+    without it, and its own page says why instead of hanging."""
+    import uuid
+
+    from models.incident import IncidentInput
+    from tests.workflows_helpers import alert_event
+    from workflows.incident import IncidentWorkflow
+
+    orphan = f"orphan{uuid.uuid4().hex[:12]}"
+    handle = await stack.client.start_workflow(
+        IncidentWorkflow.run,
+        IncidentInput(incident_id=orphan, first_alert=alert_event()),
+        id=f"incident-{orphan}",
+        task_queue=f"nobody-listens-{orphan}",
+    )
+    viewer = await signed_in(stack, "viewer")
+    # The listing and response times wait at most 2 s for each incident that is
+    # silent (there were 30 s per query and per viewer before).
+    viewer.timeout = httpx.Timeout(15)
+    try:
+        home = await viewer.get("/")
+        assert home.status_code == 200 and orphan not in home.text
+        listed = await viewer.get("/api/incidents")
+        assert orphan in listed.text, "the API listing (search attributes) still shows it"
+        page = await viewer.get(f"/api/incidents/{orphan}", timeout=15)  # waits 10 s
+        assert page.status_code == 503, page.text
+        assert "did not answer" in page.json()["message"]
+    finally:
+        await viewer.aclose()
+        await handle.terminate("test done")
