@@ -29,7 +29,7 @@ test: $(STAMP) chromium
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy .
+	$(BIN)/mypy
 
 # Not part of `make test`: numbers for docs/benchmarks.md (minutes, noisy machines: medians).
 bench: $(STAMP)

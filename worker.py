@@ -14,30 +14,30 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.audit import AuditActivities, SqliteAuditLog
-from activities.azure_clients import AzureClients
-from activities.compute import ComputeActivities
-from activities.detectors import DetectorActivities
-from activities.evidence import EvidenceActivities
-from activities.health import HealthActivities
-from activities.locks import LockActivities
-from activities.monitor import MonitorActivities
-from activities.network import NetworkActivities
-from activities.notify import NotifyActivities
-from activities.policy import PolicySource
-from activities.postmortem import PostmortemActivities
-from activities.resources import ResourceActivities
-from activities.response_plan import ResponsePlanActivities
-from activities.scopes import ScopeActivities
-from activities.toggles import ToggleActivities, ToggleStore
-from gateway.signing import own_public_key
-from models.config import load_config
-from models.settings import Settings, load_settings
-from runbooks.registry import catalog, runbook_workflows
-from workflows.client import connect
-from workflows.detector import DetectorWorkflow
-from workflows.incident import IncidentWorkflow
-from workflows.schedules import sync_detectors
+from stanch.activities.audit import AuditActivities, SqliteAuditLog
+from stanch.activities.azure_clients import AzureClients
+from stanch.activities.compute import ComputeActivities
+from stanch.activities.detectors import DetectorActivities
+from stanch.activities.evidence import EvidenceActivities
+from stanch.activities.health import HealthActivities
+from stanch.activities.locks import LockActivities
+from stanch.activities.monitor import MonitorActivities
+from stanch.activities.network import NetworkActivities
+from stanch.activities.notify import NotifyActivities
+from stanch.activities.policy import PolicySource
+from stanch.activities.postmortem import PostmortemActivities
+from stanch.activities.resources import ResourceActivities
+from stanch.activities.response_plan import ResponsePlanActivities
+from stanch.activities.scopes import ScopeActivities
+from stanch.activities.toggles import ToggleActivities, ToggleStore
+from stanch.gateway.signing import own_public_key
+from stanch.models.config import load_config
+from stanch.models.settings import Settings, load_settings
+from stanch.runbooks.registry import catalog, runbook_workflows
+from stanch.workflows.client import connect
+from stanch.workflows.detector import DetectorWorkflow
+from stanch.workflows.incident import IncidentWorkflow
+from stanch.workflows.schedules import sync_detectors
 
 WORKFLOWS: list[type] = [IncidentWorkflow, DetectorWorkflow, *runbook_workflows()]
 Activity = Callable[..., Any]

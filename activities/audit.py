@@ -32,13 +32,13 @@ from typing import Any, Protocol
 
 from temporalio import activity
 
-from activities.audit_chain import GENESIS, KEYED, UNKEYED, AuditRow, canonical, keyed_hash
-from activities.audit_checkpoints import CheckpointFile
-from activities.audit_key import AuditKeyError, create_audit_key, key_id, load_audit_key
-from activities.audit_tampering import Anchor, Finding, checkpoint_findings, find_tampering
-from models.runbook import AuditEntry, AuditReceipt
-from models.settings import Settings
-from telemetry import redact
+from stanch.activities.audit_chain import GENESIS, KEYED, UNKEYED, AuditRow, canonical, keyed_hash
+from stanch.activities.audit_checkpoints import CheckpointFile
+from stanch.activities.audit_key import AuditKeyError, create_audit_key, key_id, load_audit_key
+from stanch.activities.audit_tampering import Anchor, Finding, checkpoint_findings, find_tampering
+from stanch.models.runbook import AuditEntry, AuditReceipt
+from stanch.models.settings import Settings
+from stanch.telemetry import redact
 
 __all__ = ["GENESIS", "AuditKeyError", "AuditLog", "SqliteAuditLog", "canonical", "scrub"]
 

@@ -23,8 +23,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from activities.audit_chain import GENESIS, KEYED, UNKEYED, AuditRow, keyed_hash, unkeyed_hash
-from activities.audit_checkpoints import Checkpoint, DamagedLine
+from stanch.activities.audit_chain import (
+    GENESIS,
+    KEYED,
+    UNKEYED,
+    AuditRow,
+    keyed_hash,
+    unkeyed_hash,
+)
+from stanch.activities.audit_checkpoints import Checkpoint, DamagedLine
 
 EDITED = "edited"
 INSERTED = "inserted"

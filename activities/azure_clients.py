@@ -23,7 +23,7 @@ from azure.mgmt.resourcehealth.aio import ResourceHealthMgmtClient
 from azure.monitor.query.aio import LogsQueryClient
 from azure.monitor.querymetrics.aio import MetricsClient
 
-from models.settings import Settings
+from stanch.models.settings import Settings
 
 LOGS_ENDPOINT = "https://api.loganalytics.io"
 

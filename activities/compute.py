@@ -9,9 +9,16 @@ from typing import Any
 from azure.mgmt.compute.models import Sku, VirtualMachineScaleSetUpdate
 from temporalio import activity
 
-from activities.azure_clients import AzureClients
-from activities.azure_errors import azure_call, keep_request_id
-from models.azure import PowerState, ResourceId, ResourceRef, ScaleRequest, ScaleResult, VmRef
+from stanch.activities.azure_clients import AzureClients
+from stanch.activities.azure_errors import azure_call, keep_request_id
+from stanch.models.azure import (
+    PowerState,
+    ResourceId,
+    ResourceRef,
+    ScaleRequest,
+    ScaleResult,
+    VmRef,
+)
 
 HEARTBEAT_EVERY = timedelta(seconds=5)
 

@@ -10,10 +10,10 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.monitor import MonitorActivities
-from models.azure import KqlQuery, MetricsQuery, ResourceId
-from models.runbook import DetectorRun, DetectorSignal, DetectorVerdict
-from models.settings import Settings
+from stanch.activities.monitor import MonitorActivities
+from stanch.models.azure import KqlQuery, MetricsQuery, ResourceId
+from stanch.models.runbook import DetectorRun, DetectorSignal, DetectorVerdict
+from stanch.models.settings import Settings
 
 MONITORING_SERVICE = "stanch detector"
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from temporalio import activity
 
-from activities.monitor import MonitorActivities
-from activities.resources import ResourceActivities
-from models.azure import KqlQuery, ResourceId, ResourceRef
-from models.runbook import EvidenceRef, EvidenceRequest
+from stanch.activities.monitor import MonitorActivities
+from stanch.activities.resources import ResourceActivities
+from stanch.models.azure import KqlQuery, ResourceId, ResourceRef
+from stanch.models.runbook import EvidenceRef, EvidenceRequest
 
 
 class EvidenceActivities:

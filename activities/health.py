@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.azure_clients import AzureClients
-from activities.azure_errors import azure_call
-from models.azure import Availability, ResourceId, ResourceRef
+from stanch.activities.azure_clients import AzureClients
+from stanch.activities.azure_errors import azure_call
+from stanch.models.azure import Availability, ResourceId, ResourceRef
 
 
 class HealthActivities:

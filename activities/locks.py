@@ -7,9 +7,9 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.mgmt.resource.locks.models import ManagementLockObject
 from temporalio import activity
 
-from activities.azure_clients import AzureClients
-from activities.azure_errors import azure_call, keep_request_id
-from models.azure import LockRemoval, LockRequest, LockResult, Removal
+from stanch.activities.azure_clients import AzureClients
+from stanch.activities.azure_errors import azure_call, keep_request_id
+from stanch.models.azure import LockRemoval, LockRequest, LockResult, Removal
 
 
 def _subscription(scope: str) -> str:

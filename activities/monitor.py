@@ -9,9 +9,9 @@ from azure.monitor.query import LogsQueryPartialResult, LogsQueryResult, LogsTab
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.azure_clients import AzureClients
-from activities.azure_errors import INVALID_REQUEST, azure_call
-from models.azure import (
+from stanch.activities.azure_clients import AzureClients
+from stanch.activities.azure_errors import INVALID_REQUEST, azure_call
+from stanch.models.azure import (
     KqlQuery,
     MetricPoint,
     MetricSeries,

@@ -23,9 +23,9 @@ from azure.mgmt.network.models import (
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.azure_clients import AzureClients
-from activities.azure_errors import INVALID_REQUEST, azure_call, keep_request_id
-from models.azure import (
+from stanch.activities.azure_clients import AzureClients
+from stanch.activities.azure_errors import INVALID_REQUEST, azure_call, keep_request_id
+from stanch.models.azure import (
     IsolatedNic,
     IsolationCheck,
     QuarantineRecord,

@@ -12,9 +12,9 @@ import hashlib
 import logging
 from pathlib import Path
 
-from activities.audit import AuditLog
-from models.config import ConfigError, StanchConfig, load_config
-from models.runbook import AuditEntry
+from stanch.activities.audit import AuditLog
+from stanch.models.config import ConfigError, StanchConfig, load_config
+from stanch.models.runbook import AuditEntry
 
 log = logging.getLogger("stanch.policy")
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from pydantic import BaseModel
 from temporalio import activity
 
-from models.incident import IncidentState, TimelineEntry
-from models.runbook import RunbookOutcome
+from stanch.models.incident import IncidentState, TimelineEntry
+from stanch.models.runbook import RunbookOutcome
 
 
 class PostmortemRequest(BaseModel):

@@ -7,9 +7,9 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.azure_clients import AzureClients
-from activities.azure_errors import azure_call, keep_request_id
-from models.azure import (
+from stanch.activities.azure_clients import AzureClients
+from stanch.activities.azure_errors import azure_call, keep_request_id
+from stanch.models.azure import (
     ResourceId,
     ResourceRef,
     ResourceSnapshot,

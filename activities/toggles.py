@@ -30,9 +30,9 @@ from prometheus_client import Gauge
 from pydantic import BaseModel, ValidationError
 from temporalio import activity
 
-from models.errors import describe_validation_error
-from models.runbook import RemediationAllowed, RemediationCheck
-from models.toggles import KillSwitchView, LogLevelSetting, Switch, Toggles
+from stanch.models.errors import describe_validation_error
+from stanch.models.runbook import RemediationAllowed, RemediationCheck
+from stanch.models.toggles import KillSwitchView, LogLevelSetting, Switch, Toggles
 
 log = logging.getLogger("stanch.toggles")
 M = TypeVar("M", bound=BaseModel)

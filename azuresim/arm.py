@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from azuresim.state import PROVIDERS, ArmError, Resource, SimState, api_versions, resource_type
+from stanch.azuresim.state import (
+    PROVIDERS,
+    ArmError,
+    Resource,
+    SimState,
+    api_versions,
+    resource_type,
+)
 
 TAGS_API = "2025-04-01"
 LOCKS_API = "2020-05-01"

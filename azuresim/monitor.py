@@ -11,9 +11,9 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from azuresim.arm import Request, Response
-from azuresim.state import ArmError, SimState
-from azuresim.world import Series, Table
+from stanch.azuresim.arm import Request, Response
+from stanch.azuresim.state import ArmError, SimState
+from stanch.azuresim.world import Series, Table
 
 _WHERE = re.compile(r"^where\s+(\w+)\s*(==|!=|>=|<=|>|<|=~)\s*(.+)$", re.IGNORECASE)
 

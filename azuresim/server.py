@@ -24,11 +24,11 @@ from typing import Any
 import trustme
 from pydantic import ValidationError
 
-from azuresim.arm import Request, Response, handle_arm, request_id
-from azuresim.faults import Fault, FaultBook, Journal
-from azuresim.monitor import handle_logs, handle_metrics_batch
-from azuresim.state import ArmError, SimState
-from azuresim.world import Series, Table, Workspace, World
+from stanch.azuresim.arm import Request, Response, handle_arm, request_id
+from stanch.azuresim.faults import Fault, FaultBook, Journal
+from stanch.azuresim.monitor import handle_logs, handle_metrics_batch
+from stanch.azuresim.state import ArmError, SimState
+from stanch.azuresim.world import Series, Table, Workspace, World
 
 READS = ("GET", "HEAD")
 

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from azuresim.world import SeedResource, World
+from stanch.azuresim.world import SeedResource, World
 
 # api-versions ARM accepts per resource type (newest first); the SDKs' own
 # defaults are included so typed clients and get_by_id both work.

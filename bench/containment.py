@@ -21,17 +21,17 @@ from typing import Any
 
 import aiohttp
 
-from azuresim.admin import SimAdmin
 from bench.alerts import vm_down_alert, vm_id, world
 from bench.incidents import state, terminate
 from bench.lab import Lab
 from bench.stack import TOKEN, Services, policy, running
 from bench.stats import Table, median, ms, percentile, ratio
-from models.config import ApprovalPolicy
-from models.incident import IncidentStatus
-from models.risk import Risk
-from models.runbook import ApprovalPlan, RunbookInput, RunbookResult
-from workflows.incident import IncidentWorkflow
+from stanch.azuresim.admin import SimAdmin
+from stanch.models.config import ApprovalPolicy
+from stanch.models.incident import IncidentStatus
+from stanch.models.risk import Risk
+from stanch.models.runbook import ApprovalPlan, RunbookInput, RunbookResult
+from stanch.workflows.incident import IncidentWorkflow
 
 THROUGH_STANCH = "alert → gateway → incident → quarantine_vm"
 DIRECT = "quarantine_vm started directly (baseline)"

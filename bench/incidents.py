@@ -10,8 +10,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from models.incident import IncidentView
-from workflows.incident import IncidentWorkflow, workflow_id_for
+from stanch.models.incident import IncidentView
+from stanch.workflows.incident import IncidentWorkflow, workflow_id_for
 
 
 async def state(client: Client, workflow_id: str) -> IncidentView:

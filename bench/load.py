@@ -16,11 +16,15 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
 from bench.stack import TOKEN
-from models.alert import AlertEvent, CommonAlert
-from models.incident import IncidentInput, IncidentStatus
-from models.severity import DEFAULT_SEVERITY
-from workflows.incident import IncidentWorkflow, workflow_id_for
-from workflows.search_attributes import INCIDENT_RESOURCES, INCIDENT_SEVERITY, INCIDENT_STATUS
+from stanch.models.alert import AlertEvent, CommonAlert
+from stanch.models.incident import IncidentInput, IncidentStatus
+from stanch.models.severity import DEFAULT_SEVERITY
+from stanch.workflows.incident import IncidentWorkflow, workflow_id_for
+from stanch.workflows.search_attributes import (
+    INCIDENT_RESOURCES,
+    INCIDENT_SEVERITY,
+    INCIDENT_STATUS,
+)
 
 
 @dataclass

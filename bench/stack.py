@@ -27,9 +27,9 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from azuresim.admin import SimAdmin
-from gateway.signing import DecisionSigner, new_private_key_text, parse_private_key
-from models.settings import SEARCH_ATTRIBUTES
+from stanch.azuresim.admin import SimAdmin
+from stanch.gateway.signing import DecisionSigner, new_private_key_text, parse_private_key
+from stanch.models.settings import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-intake-token"

@@ -20,16 +20,16 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from activities.toggles import ToggleStore
 from bench.alerts import metric_alert, vm_id, world
 from bench.incidents import terminate
 from bench.lab import Lab
 from bench.load import post_alerts
 from bench.stack import SIGNER, Services, policy, rss_bytes, running, spawn, stop_process
 from bench.stats import Table, median, ms, percentile, ratio
-from models.config import ApiRole
-from models.runbook import ApprovalDecision, RunbookView
-from workflows.incident import workflow_id_for
+from stanch.activities.toggles import ToggleStore
+from stanch.models.config import ApiRole
+from stanch.models.runbook import ApprovalDecision, RunbookView
+from stanch.workflows.incident import workflow_id_for
 
 VM = "vm-web-bench-waiting"
 STEP = "restart"
@@ -130,7 +130,7 @@ async def _gates_paged(services: Services, incidents: set[str], timeout: float =
 
 
 def _fingerprint(body: dict[str, object]) -> str:
-    from models.alert import CommonAlert
+    from stanch.models.alert import CommonAlert
 
     return CommonAlert.model_validate(body).fingerprint()
 

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-from cli.errors import Unavailable, UsageError
-from models.settings import Settings
+from stanch.cli.errors import Unavailable, UsageError
+from stanch.models.settings import Settings
 
 
 def send_alert(settings: Settings, path: Path) -> dict[str, Any]:

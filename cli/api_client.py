@@ -10,8 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-
-from cli.errors import Unavailable, UsageError
+from stanch.cli.errors import Unavailable, UsageError
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)  # an update waits for the workflow's answer
 EXCERPT = 300  # characters of an unexpected answer worth showing

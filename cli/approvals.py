@@ -5,10 +5,10 @@ decide; either refusal is the CLI's answer."""
 
 from __future__ import annotations
 
-from cli.api_client import OnCallApi, incident_path
-from cli.errors import UsageError
-from models.incident import UpdateResult
-from models.runbook import RunbookView
+from stanch.cli.api_client import OnCallApi, incident_path
+from stanch.cli.errors import UsageError
+from stanch.models.incident import UpdateResult
+from stanch.models.runbook import RunbookView
 
 
 async def decide_step(

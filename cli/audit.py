@@ -6,14 +6,14 @@ import asyncio
 import json
 from datetime import UTC, datetime
 
-from activities.audit import read_rows, verify_trail
-from activities.audit_chain import KEYED, AuditRow
-from activities.audit_checkpoints import CheckpointFile
-from activities.audit_key import AuditKeyError, load_audit_key
-from activities.audit_tampering import Anchor
-from cli.audit_receipts import TemporalUnreachable, fetch_receipts
-from cli.errors import Unavailable, UsageError
-from models.settings import Settings
+from stanch.activities.audit import read_rows, verify_trail
+from stanch.activities.audit_chain import KEYED, AuditRow
+from stanch.activities.audit_checkpoints import CheckpointFile
+from stanch.activities.audit_key import AuditKeyError, load_audit_key
+from stanch.activities.audit_tampering import Anchor
+from stanch.cli.audit_receipts import TemporalUnreachable, fetch_receipts
+from stanch.cli.errors import Unavailable, UsageError
+from stanch.models.settings import Settings
 
 
 def verify_audit(settings: Settings, temporal: bool | None = None) -> int:

@@ -13,14 +13,13 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from stanch.activities.audit import AuditActivities
+from stanch.activities.audit_tampering import Anchor
+from stanch.models.runbook import AuditReceipt
+from stanch.models.settings import Settings
+from stanch.workflows.client import connect
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
-
-from activities.audit import AuditActivities
-from activities.audit_tampering import Anchor
-from models.runbook import AuditReceipt
-from models.settings import Settings
-from workflows.client import connect
 
 RECORD_AUDIT = "record_audit"
 assert AuditActivities.record_audit.__name__ == RECORD_AUDIT  # the activity type in histories

@@ -22,11 +22,10 @@ from typing import Any
 import httpx
 import jwt
 from pydantic import BaseModel, Field, ValidationError
-
-from cli.errors import Unavailable, UsageError
-from models.dev_credentials import FILE_NAME, DevCredentialsUnusable, read_dev_credentials
-from models.private_file import write_private
-from models.settings import Settings
+from stanch.cli.errors import Unavailable, UsageError
+from stanch.models.dev_credentials import FILE_NAME, DevCredentialsUnusable, read_dev_credentials
+from stanch.models.private_file import write_private
+from stanch.models.settings import Settings
 
 # Refresh a little before the token expires, so it does not expire in flight.
 REFRESH_MARGIN = timedelta(seconds=60)

@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from stanch.azuresim.admin import SimAdmin
+from stanch.cli.packaged import EXAMPLES
 
-from azuresim.admin import SimAdmin
-
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "examples" / "alerts" / "test_action_resource_health.json"
-VM_ALERT = ROOT / "examples" / "demo" / "vm-web-1-unavailable.json"
+SAMPLE = EXAMPLES / "alerts" / "test_action_resource_health.json"
+VM_ALERT = EXAMPLES / "demo" / "vm-web-1-unavailable.json"
 STATE = Path(".stanch-demo")
 PORTS = {
     "--http-port": 18080,
@@ -51,7 +50,7 @@ def stanch(
     if token is not None:
         env["STANCH_API_TOKEN"] = token
     result = subprocess.run(
-        [sys.executable, "-m", "cli.main", "--state-dir", str(STATE), *args],
+        [sys.executable, "-m", "stanch.cli.main", "--state-dir", str(STATE), *args],
         capture_output=True,
         text=True,
         cwd=os.getcwd(),
@@ -100,7 +99,7 @@ def pending_approval(incident: str) -> bool:
 def run_demo() -> int:
     shutil.rmtree(STATE, ignore_errors=True)
     STATE.mkdir()
-    shutil.copy(ROOT / "examples" / "demo.yaml", STATE / "stanch.yaml")
+    shutil.copy(EXAMPLES / "demo.yaml", STATE / "stanch.yaml")
     log = (STATE / "dev.log").open("w")
     ports = [str(x) for pair in PORTS.items() for x in pair]
     say("Starting the embedded stack: Temporal dev server, worker, gateway")
@@ -108,7 +107,7 @@ def run_demo() -> int:
         [
             sys.executable,
             "-m",
-            "cli.main",
+            "stanch.cli.main",
             "--state-dir",
             str(STATE),
             "dev",

@@ -22,21 +22,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import SecretStr
+from stanch.activities.toggles import ToggleStore
+from stanch.cli.errors import UsageError
+from stanch.cli.packaged import SAMPLE_POLICY, policy_path
+from stanch.cli.sim import start_sim
+from stanch.gateway.server import serve_gateway
+from stanch.gateway.signing import dev_decision_key
+from stanch.models.config import ConfigError, load_config
+from stanch.models.dev_credentials import FILE_NAME as DEV_CREDENTIALS
+from stanch.models.dev_credentials import provision, write_dev_credentials
+from stanch.models.private_file import write_private
+from stanch.models.settings import SEARCH_ATTRIBUTES, Settings
+from stanch.workflows.client import connect
 from temporalio.client import Client
 
-from activities.toggles import ToggleStore
-from cli.errors import UsageError
-from cli.sim import start_sim
-from gateway.server import serve_gateway
-from gateway.signing import dev_decision_key
-from models.config import ConfigError, load_config
-from models.dev_credentials import FILE_NAME as DEV_CREDENTIALS
-from models.dev_credentials import provision, write_dev_credentials
-from models.private_file import write_private
-from models.settings import SEARCH_ATTRIBUTES, Settings
-from telemetry import follow_log_level, register_secrets
-from worker import run_worker
-from workflows.client import connect
+from stanch.telemetry import follow_log_level, register_secrets
+from stanch.worker import run_worker
 
 
 @dataclass
@@ -60,10 +61,18 @@ def installed_binary(name: str) -> str:
     return found
 
 
-def resolve_config(option: Path | None) -> Path:
-    path = option or Path(os.environ.get("STANCH_CONFIG", "stanch.yaml"))
+def resolve_config(option: Path | None, state_dir: Path) -> Path:
+    path = policy_path(option)
+    if path == SAMPLE_POLICY:
+        # Its relative paths (the page file) must land in the state dir, never
+        # inside the installed package.
+        copy = state_dir / "stanch.yaml"
+        if not copy.exists():
+            write_private(copy, SAMPLE_POLICY.read_text())
+        print(f"no stanch.yaml here: using a copy of the sample policy, {copy}")
+        path = copy
     if not path.is_file():
-        raise UsageError(f"--config: no policy file at {path} (copy examples/stanch.yaml)")
+        raise UsageError(f"--config: no policy file at {path} (copy {SAMPLE_POLICY})")
     try:
         load_config(path)
     except ConfigError as e:
@@ -208,7 +217,7 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 
 async def run_dev(options: DevOptions) -> None:
     private_state_dir(options.state_dir)
-    config = resolve_config(options.config)
+    config = resolve_config(options.config, options.state_dir)
     sim = start_sim(options.sim_port, options.world, options.state_dir, options.host)
     settings = Settings(
         temporal_address=f"{options.host}:{options.temporal_port}",

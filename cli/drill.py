@@ -26,21 +26,20 @@ from typing import Any
 import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from stanch.azuresim import AzureSim, load_world
+from stanch.azuresim.faults import Fault
+from stanch.cli.api_client import OnCallApi
+from stanch.cli.errors import UsageError
+from stanch.gateway.signing import new_private_key_text
+from stanch.models.config import load_config
+from stanch.models.dev_credentials import FILE_NAME as DEV_CREDENTIALS
+from stanch.models.dev_credentials import provision, read_dev_credentials, write_dev_credentials
+from stanch.models.duration import Duration, format_duration
+from stanch.models.errors import describe_validation_error
+from stanch.models.incident import IncidentState, IncidentStatus
+from stanch.models.settings import Settings
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-
-from azuresim import AzureSim, load_world
-from azuresim.faults import Fault
-from cli.api_client import OnCallApi
-from cli.errors import UsageError
-from gateway.signing import new_private_key_text
-from models.config import load_config
-from models.dev_credentials import FILE_NAME as DEV_CREDENTIALS
-from models.dev_credentials import provision, read_dev_credentials, write_dev_credentials
-from models.duration import Duration, format_duration
-from models.errors import describe_validation_error
-from models.incident import IncidentState, IncidentStatus
-from models.settings import Settings
 
 
 class _Strict(BaseModel):
@@ -165,11 +164,12 @@ class DrillReport(BaseModel):
 
 
 async def _drill(scenario: Scenario) -> DrillReport:
-    from cli.incidents import fetch_incident
-    from gateway.server import serve_gateway
-    from worker import build_worker
-    from workflows import search_attributes
-    from workflows.client import connect
+    from stanch.cli.incidents import fetch_incident
+    from stanch.gateway.server import serve_gateway
+    from stanch.workflows import search_attributes
+    from stanch.workflows.client import connect
+
+    from stanch.worker import build_worker
 
     work = Path(tempfile.mkdtemp(prefix=f"drill-{scenario.name}-"))
     (work / "stanch.yaml").write_text(
@@ -209,7 +209,7 @@ async def _drill(scenario: Scenario) -> DrillReport:
                 decision_key=SecretStr(new_private_key_text()),
                 dev_credentials=_credentials(work, gateway_url),
             )
-            from activities.azure_clients import AzureClients
+            from stanch.activities.azure_clients import AzureClients
 
             azure = AzureClients(settings)
             stop = asyncio.Event()
@@ -273,8 +273,8 @@ def _api_for(settings: Settings, who: str) -> OnCallApi:
 async def _play(
     scenario: Scenario, settings: Settings, work: Path, fetch: Any, client: Any, problems: list[str]
 ) -> tuple[str | None, IncidentState | None, float]:
-    from cli.approvals import decide_step
-    from cli.incidents import ack_call, act
+    from stanch.cli.approvals import decide_step
+    from stanch.cli.incidents import ack_call, act
 
     token = settings.alert_token.get_secret_value() if settings.alert_token else ""
     async with httpx.AsyncClient() as http:

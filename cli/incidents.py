@@ -11,25 +11,24 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
-
-from cli.api_client import OnCallApi, incident_path
-from cli.errors import UsageError
-from models.duration import age
-from models.incident import (
+from stanch.cli.api_client import OnCallApi, incident_path
+from stanch.cli.errors import UsageError
+from stanch.models.duration import age
+from stanch.models.incident import (
     IncidentStatus,
     IncidentView,
     Role,
     TimelineEntry,
     UpdateResult,
 )
-from workflows.incident import IncidentWorkflow, workflow_id_for
-from workflows.search_attributes import (
+from stanch.workflows.incident import IncidentWorkflow, workflow_id_for
+from stanch.workflows.search_attributes import (
     INCIDENT_SERVICE,
     INCIDENT_SEVERITY,
     INCIDENT_STATUS,
 )
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 
 def workflow_id(incident: str) -> str:

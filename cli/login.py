@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-
-from cli.credentials import (
+from stanch.cli.credentials import (
     IDP_TIMEOUT,
     SignIn,
     forget_sign_in,
@@ -24,10 +23,10 @@ from cli.credentials import (
     save_sign_in,
     sign_in_from,
 )
-from cli.errors import Unavailable, UsageError
-from gateway.identity import discovery_document
-from models.config import ConfigError, load_config
-from models.settings import Settings
+from stanch.cli.errors import Unavailable, UsageError
+from stanch.gateway.identity import discovery_document
+from stanch.models.config import ConfigError, load_config
+from stanch.models.settings import Settings
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 DEFAULT_INTERVAL = 5  # seconds, when the provider names none (RFC 8628 3.2)

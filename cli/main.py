@@ -13,10 +13,10 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from cli import incidents
-from cli.errors import Unavailable, UsageError
-from models.config import ConfigError, load_config
-from models.settings import Settings, load_settings
+from stanch.cli import incidents
+from stanch.cli.errors import Unavailable, UsageError
+from stanch.models.config import ConfigError, load_config
+from stanch.models.settings import Settings, load_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("sim", parents=[common], help="run azuresim, the Azure simulator")
     sim.add_argument("--port", type=int, default=8443)
     sim.add_argument(
-        "--world", type=Path, default=None, help="world file (default examples/world.yaml)"
+        "--world", type=Path, default=None, help="world file (default: the packaged world)"
     )
 
     sub.add_parser("worker", parents=[common], help="run a worker against STANCH_TEMPORAL_ADDRESS")
@@ -205,7 +205,7 @@ SERVICE_COMMANDS = {"dev", "worker", "gateway", "sim"}
 
 def _main(args: argparse.Namespace) -> int:
     if args.command in SERVICE_COMMANDS:
-        from telemetry import configure_logging, configure_tracing
+        from stanch.telemetry import configure_logging, configure_tracing
 
         configure_logging()
         configure_tracing(f"stanch-{args.command}")
@@ -228,7 +228,7 @@ def _main(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     command = args.command
     if command == "dev":
-        from cli.dev import DevOptions, run_dev
+        from stanch.cli.dev import DevOptions, run_dev
 
         options = DevOptions(
             state_dir=args.state_dir,
@@ -243,22 +243,22 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(run_dev(options))
         return 0
     if command == "drill":
-        from cli.drill import run_drill
+        from stanch.cli.drill import run_drill
 
         return run_drill(args.scenario, args.json)
     if command == "sim":
-        from cli.sim import run_sim
+        from stanch.cli.sim import run_sim
 
         return run_sim(args.port, args.world, args.state_dir)
     if command == "demo":
-        from cli.demo import run_demo
+        from stanch.cli.demo import run_demo
 
         return run_demo()
     if command == "config":
-        return check_config(args.file or load_settings(args.state_dir).config)
+        return check_config(args.file or _policy_to_check(args.state_dir))
 
     if command == "runbook":
-        from cli.runbooks import list_runbooks, new_runbook
+        from stanch.cli.runbooks import list_runbooks, new_runbook
 
         if args.runbook_command == "list":
             list_runbooks(args.json)
@@ -269,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.state_dir)
     if command == "audit":
-        from cli.audit import export_audit, verify_audit
+        from stanch.cli.audit import export_audit, verify_audit
 
         if args.audit_command == "verify":
             return verify_audit(settings, args.temporal)
@@ -277,27 +277,27 @@ def run(args: argparse.Namespace) -> int:
     if command in PEOPLE_COMMANDS:
         return asyncio.run(_on_call(settings, args))
     if command == "login":
-        from cli.login import run_login
+        from stanch.cli.login import run_login
 
         return run_login(settings, args.issuer, args.client_id)
     if command == "logout":
-        from cli.login import run_logout
+        from stanch.cli.login import run_logout
 
         return run_logout(settings)
     if command == "worker":
-        from worker import run_worker
+        from stanch.worker import run_worker
 
         _check_policy(settings.config)
         asyncio.run(_following_log_level(settings, run_worker(settings)))
         return 0
     if command == "gateway":
-        from gateway.server import serve_gateway
+        from stanch.gateway.server import serve_gateway
 
         if settings.alert_token is None:
             raise UsageError(
                 "STANCH_ALERT_TOKEN is not set: the alert intake must be authenticated"
             )
-        from gateway.signing import DecisionSigner, SigningKeyError
+        from stanch.gateway.signing import DecisionSigner, SigningKeyError
 
         try:
             DecisionSigner.from_settings(settings)
@@ -307,7 +307,7 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(_following_log_level(settings, serve_gateway(settings, args.host, args.port)))
         return 0
     if command == "alert":
-        from cli.alerts import send_alert
+        from stanch.cli.alerts import send_alert
 
         print(json.dumps(send_alert(settings, args.file), indent=2))
         return 0
@@ -315,7 +315,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _with_client(settings: Settings, args: argparse.Namespace) -> int:
-    from workflows.client import connect
+    from stanch.workflows.client import connect
 
     try:
         client = await connect(settings)
@@ -335,7 +335,7 @@ async def _with_client(settings: Settings, args: argparse.Namespace) -> int:
         incidents.print_incident(await incidents.fetch_incident(client, args.id), args.json)
         return 0
     if command == "postmortem":
-        from activities.postmortem import render_postmortem
+        from stanch.activities.postmortem import render_postmortem
 
         detail = await incidents.fetch_incident(client, args.id)
         markdown = render_postmortem(detail.view.state, detail.timeline)
@@ -351,10 +351,10 @@ async def _with_client(settings: Settings, args: argparse.Namespace) -> int:
 async def _on_call(settings: Settings, args: argparse.Namespace) -> int:
     """A people's command: checked here, then sent to the on-call API with the
     caller's credential; the gateway names the person from the credential."""
-    from cli.api_client import OnCallApi
-    from cli.approvals import ask_release, decide_step
-    from cli.credentials import credential_for
-    from cli.toggles import send_toggle, toggle_call
+    from stanch.cli.api_client import OnCallApi
+    from stanch.cli.approvals import ask_release, decide_step
+    from stanch.cli.credentials import credential_for
+    from stanch.cli.toggles import send_toggle, toggle_call
 
     command = args.command
     calls: dict[str, Callable[[], tuple[str, dict[str, Any]]]] = {
@@ -407,8 +407,8 @@ async def _on_call(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _following_log_level(settings: Settings, service: Coroutine[Any, Any, None]) -> None:
-    from activities.toggles import ToggleStore
-    from telemetry import follow_log_level
+    from stanch.activities.toggles import ToggleStore
+    from stanch.telemetry import follow_log_level
 
     follow = asyncio.create_task(follow_log_level(ToggleStore(settings.toggles_path).log_level))
     try:
@@ -424,13 +424,22 @@ def _check_policy(path: Path) -> None:
         raise UsageError("\n".join([f"{e.source}: invalid", *e.problems])) from None
 
 
+def _policy_to_check(state_dir: Path) -> Path:
+    """A running stack's policy, else the one `stanch dev` would use here."""
+    from stanch.cli.packaged import policy_path
+
+    if (state_dir / "env").is_file():
+        return load_settings(state_dir).config
+    return policy_path(None)
+
+
 def check_config(path: Path) -> int:
     """Exit 2 naming every problem by path; warnings (allowed but risky) go to
     stderr and leave the exit code 0. Secrets are resolved from this process's
     environment: run it where the gateway and the worker run."""
-    from models.policy_checks import policy_warnings
-    from runbooks.registry import catalog
-    from workflows.scope import scope_warnings
+    from stanch.models.policy_checks import policy_warnings
+    from stanch.runbooks.registry import catalog
+    from stanch.workflows.scope import scope_warnings
 
     _check_policy(path)
     config = load_config(path)

@@ -6,13 +6,13 @@ import json
 import re
 from pathlib import Path
 
-from cli.errors import UsageError
+from stanch.cli.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def list_runbooks(as_json: bool) -> None:
-    from runbooks.registry import catalog
+    from stanch.runbooks.registry import catalog
 
     specs = catalog()
     if as_json:
@@ -32,13 +32,13 @@ from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.health import HealthActivities
-    from activities.resources import ResourceActivities
-    from models.azure import ResourceRef, TagChange, TagRemoval
-    from models.config import AlertMatch
-    from models.risk import Risk
-    from models.runbook import RunbookInput, RunbookOutcome, RunbookResult, RunbookSpec
-    from workflows.runbook import Runbook
+    from stanch.activities.health import HealthActivities
+    from stanch.activities.resources import ResourceActivities
+    from stanch.models.azure import ResourceRef, TagChange, TagRemoval
+    from stanch.models.config import AlertMatch
+    from stanch.models.risk import Risk
+    from stanch.models.runbook import RunbookInput, RunbookOutcome, RunbookResult, RunbookSpec
+    from stanch.workflows.runbook import Runbook
 
 
 class {cls}Params(BaseModel):
@@ -85,8 +85,8 @@ TEST_TEMPLATE = '''"""{title}: tested on the time-skipping server against azures
 
 from __future__ import annotations
 
-from models.risk import Risk
-from models.runbook import RunbookOutcome
+from stanch.models.risk import Risk
+from stanch.models.runbook import RunbookOutcome
 from tests.conftest import VM1, VM2
 from tests.runbook_helpers import approval_plan, journal_mutations, start_runbook
 from tests.test_runbooks import result_of, runbooks  # noqa: F401 - the worker fixture
@@ -115,7 +115,7 @@ def new_runbook(name: str, root: Path | None = None) -> list[Path]:
         )
     if not re.fullmatch(r"[a-z][a-z0-9_]{1,40}", name):
         raise UsageError(f"NAME: {name!r} must be snake_case (a-z, 0-9, _), starting with a letter")
-    from runbooks.registry import catalog
+    from stanch.runbooks.registry import catalog
 
     if name in catalog() or name in ("registry", "release"):
         raise UsageError(f"NAME: a runbook named {name!r} already exists")

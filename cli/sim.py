@@ -8,12 +8,10 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
-
-from azuresim import AzureSim, World, load_world
-from cli.errors import UsageError
-from models.errors import describe_validation_error
-
-DEFAULT_WORLD = Path(__file__).resolve().parents[1] / "examples" / "world.yaml"
+from stanch.azuresim import AzureSim, World, load_world
+from stanch.cli.errors import UsageError
+from stanch.cli.packaged import DEFAULT_WORLD
+from stanch.models.errors import describe_validation_error
 
 
 def read_world(path: Path | None) -> World:

@@ -8,11 +8,10 @@ from __future__ import annotations
 from typing import Any, get_args
 
 from pydantic import ValidationError
-
-from cli.api_client import OnCallApi
-from cli.errors import UsageError
-from models.errors import describe_validation_error
-from models.toggles import LogLevel, RemediationToggle
+from stanch.cli.api_client import OnCallApi
+from stanch.cli.errors import UsageError
+from stanch.models.errors import describe_validation_error
+from stanch.models.toggles import LogLevel, RemediationToggle
 
 LEVELS: tuple[str, ...] = get_args(LogLevel)
 

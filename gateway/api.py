@@ -29,11 +29,11 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from gateway.auth import bearer_token
-from gateway.identity import IssuerKeys, TokenRefused, looks_like_jwt, verify_jwt
-from gateway.signing import DecisionSigner
-from gateway.web_guard import CALLER
-from models.config import (
+from stanch.gateway.auth import bearer_token
+from stanch.gateway.identity import IssuerKeys, TokenRefused, looks_like_jwt, verify_jwt
+from stanch.gateway.signing import DecisionSigner
+from stanch.gateway.web_guard import CALLER
+from stanch.models.config import (
     NAME_PATTERN,
     ApiRole,
     ApiToken,
@@ -42,10 +42,14 @@ from models.config import (
     StanchConfig,
     load_config,
 )
-from models.decision import NO_KEYS_YET, PersonRequest
-from models.dev_credentials import DevCredential, DevCredentialsUnusable, read_dev_credentials
-from models.duration import Duration
-from models.incident import (
+from stanch.models.decision import NO_KEYS_YET, PersonRequest
+from stanch.models.dev_credentials import (
+    DevCredential,
+    DevCredentialsUnusable,
+    read_dev_credentials,
+)
+from stanch.models.duration import Duration
+from stanch.models.incident import (
     Acknowledge,
     AddNote,
     AssignRole,
@@ -57,12 +61,12 @@ from models.incident import (
     TimelineEntry,
     UpdateResult,
 )
-from models.response_times import ResponseTimes, response_times
-from models.runbook import ApprovalDecision, PendingApproval, RunbookView
-from models.settings import Settings
-from models.severity import Severity
-from workflows.incident import IncidentWorkflow, workflow_id_for
-from workflows.search_attributes import INCIDENT_SERVICE, INCIDENT_SEVERITY, INCIDENT_STATUS
+from stanch.models.response_times import ResponseTimes, response_times
+from stanch.models.runbook import ApprovalDecision, PendingApproval, RunbookView
+from stanch.models.settings import Settings
+from stanch.models.severity import Severity
+from stanch.workflows.incident import IncidentWorkflow, workflow_id_for
+from stanch.workflows.search_attributes import INCIDENT_SERVICE, INCIDENT_SEVERITY, INCIDENT_STATUS
 
 WINDOW: TypeAdapter[timedelta] = TypeAdapter(Duration)
 _SERVICE = re.compile(NAME_PATTERN)

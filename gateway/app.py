@@ -19,21 +19,21 @@ from starlette.exceptions import HTTPException
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from activities.audit import SqliteAuditLog
-from gateway.api import api_router
-from gateway.audit_trail import AlertAuditTrail
-from gateway.auth import presented_token, token_matches
-from gateway.controls import controls_router
-from gateway.dashboard import dashboard_router
-from gateway.identity import TokenRefused, looks_like_jwt
-from gateway.intake import AlertIntake, IntakeResult, lasting_refusal
-from gateway.openapi_security import declare_security
-from gateway.secure_webhook import SecureWebhook
-from gateway.web_guard import RequestGuard
-from models.alert import CommonAlert
-from models.errors import describe_validation_error
-from models.runbook import AuditEntry
-from models.settings import Settings
+from stanch.activities.audit import SqliteAuditLog
+from stanch.gateway.api import api_router
+from stanch.gateway.audit_trail import AlertAuditTrail
+from stanch.gateway.auth import presented_token, token_matches
+from stanch.gateway.controls import controls_router
+from stanch.gateway.dashboard import dashboard_router
+from stanch.gateway.identity import TokenRefused, looks_like_jwt
+from stanch.gateway.intake import AlertIntake, IntakeResult, lasting_refusal
+from stanch.gateway.openapi_security import declare_security
+from stanch.gateway.secure_webhook import SecureWebhook
+from stanch.gateway.web_guard import RequestGuard
+from stanch.models.alert import CommonAlert
+from stanch.models.errors import describe_validation_error
+from stanch.models.runbook import AuditEntry
+from stanch.models.settings import Settings
 
 MAX_ALERT_BYTES = 1024 * 1024  # Azure caps payloads at 256 KB; 1 MiB leaves room
 MAX_ALERT_DEPTH = 32  # the common alert schema nests about 6 deep
@@ -71,7 +71,7 @@ def create_app(
     async def client() -> Client:
         if "client" not in state:
             if connect is None:
-                from workflows.client import connect as default_connect
+                from stanch.workflows.client import connect as default_connect
 
                 state["client"] = await default_connect(settings)
             else:

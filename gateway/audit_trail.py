@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from activities.audit import SqliteAuditLog
-from gateway.coalesce import Coalescer
-from models.runbook import AuditEntry, AuditReceipt
+from stanch.activities.audit import SqliteAuditLog
+from stanch.gateway.coalesce import Coalescer
+from stanch.models.runbook import AuditEntry, AuditReceipt
 
 Record = tuple[str, AuditEntry]
 

@@ -7,7 +7,7 @@ import urllib.parse
 
 from fastapi import Request
 
-from models.settings import Settings
+from stanch.models.settings import Settings
 
 
 def from_our_pages(request: Request, settings: Settings) -> bool:

@@ -18,13 +18,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from activities.toggles import ToggleRefused, ToggleStore, ToggleStoreUnreadable
-from gateway.api import Caller, OnCall, RoleCheck
-from gateway.audit_trail import AlertAuditTrail
-from models.config import ApiRole
-from models.runbook import AuditEntry
-from models.settings import Settings
-from models.toggles import KillSwitchView, LogLevelToggle, RemediationToggle, Switch
+from stanch.activities.toggles import ToggleRefused, ToggleStore, ToggleStoreUnreadable
+from stanch.gateway.api import Caller, OnCall, RoleCheck
+from stanch.gateway.audit_trail import AlertAuditTrail
+from stanch.models.config import ApiRole
+from stanch.models.runbook import AuditEntry
+from stanch.models.settings import Settings
+from stanch.models.toggles import KillSwitchView, LogLevelToggle, RemediationToggle, Switch
 
 log = logging.getLogger("stanch.gateway.controls")
 
@@ -151,7 +151,7 @@ _RUNBOOKS: set[str] = set()
 
 def _known_runbooks() -> set[str]:
     if not _RUNBOOKS:
-        from runbooks.registry import catalog
+        from stanch.runbooks.registry import catalog
 
         _RUNBOOKS.update(catalog())
     return _RUNBOOKS

@@ -31,16 +31,16 @@ from fastapi.responses import (
     StreamingResponse,
 )
 
-from activities.postmortem import render_postmortem  # pure: facts in, Markdown out
-from gateway.api import OnCall
-from gateway.browser import from_our_pages, over_https
-from gateway.controls import kill_switch_banner
-from gateway.sso import sso_router
-from models.config import ApiRole
-from models.duration import age, span
-from models.incident import Role
-from models.response_times import ResponseTimes
-from models.settings import Settings
+from stanch.activities.postmortem import render_postmortem  # pure: facts in, Markdown out
+from stanch.gateway.api import OnCall
+from stanch.gateway.browser import from_our_pages, over_https
+from stanch.gateway.controls import kill_switch_banner
+from stanch.gateway.sso import sso_router
+from stanch.models.config import ApiRole
+from stanch.models.duration import age, span
+from stanch.models.incident import Role
+from stanch.models.response_times import ResponseTimes
+from stanch.models.settings import Settings
 
 COOKIE = "stanch_token"
 LOGIN_COOKIE = "stanch_login"  # the sign-in form's anti-forgery token, bound to this browser

@@ -15,12 +15,12 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from gateway.coalesce import Coalescer
-from models.alert import AlertBatch, AlertEvent, CommonAlert, MonitorCondition
-from models.incident import IncidentInput, IncidentStatus
-from models.severity import DEFAULT_SEVERITY
-from workflows.incident import IncidentWorkflow, workflow_id_for
-from workflows.search_attributes import (
+from stanch.gateway.coalesce import Coalescer
+from stanch.models.alert import AlertBatch, AlertEvent, CommonAlert, MonitorCondition
+from stanch.models.incident import IncidentInput, IncidentStatus
+from stanch.models.severity import DEFAULT_SEVERITY
+from stanch.workflows.incident import IncidentWorkflow, workflow_id_for
+from stanch.workflows.search_attributes import (
     INCIDENT_RESOURCES,
     INCIDENT_SEVERITY,
     INCIDENT_STATUS,

@@ -14,7 +14,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from gateway.api import RoleCheck
+from stanch.gateway.api import RoleCheck
 
 SCHEMES: dict[str, Any] = {
     "apiToken": {

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.identity import IssuerKeys, TokenRefused, verify_jwt
+from stanch.gateway.identity import IssuerKeys, TokenRefused, verify_jwt
 
 # The first-party app "AzNS AAD Webhook" that action groups sign in as.
 ACTION_GROUPS_APP_ID = "461e8683-5575-4561-ac7f-899cc907d62a"

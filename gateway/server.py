@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from gateway.app import create_app
-from models.settings import Settings
+from stanch.gateway.app import create_app
+from stanch.models.settings import Settings
 
 
 async def serve_gateway(

@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 
-from models.config import ApiRole
-from models.decision import DecisionProof, key_id_of, signed_bytes
-from models.settings import Settings
+from stanch.models.config import ApiRole
+from stanch.models.decision import DecisionProof, key_id_of, signed_bytes
+from stanch.models.settings import Settings
 
 Request = TypeVar("Request", bound=BaseModel)
 

@@ -27,11 +27,11 @@ import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from gateway.api import OnCall
-from gateway.browser import over_https
-from gateway.identity import TokenRefused, discovery_document
-from models.config import OidcAccess
-from models.settings import Settings
+from stanch.gateway.api import OnCall
+from stanch.gateway.browser import over_https
+from stanch.gateway.identity import TokenRefused, discovery_document
+from stanch.models.config import OidcAccess
+from stanch.models.settings import Settings
 
 FLOW_COOKIE = "stanch_sso"
 FLOW_SECONDS = 600  # time a person has at the provider's sign-in page

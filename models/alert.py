@@ -22,8 +22,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from models.free_text import DescriptionText, IdentifierText, RuleText, bounded
-from models.severity import Severity
+from stanch.models.free_text import DescriptionText, IdentifierText, RuleText, bounded
+from stanch.models.severity import Severity
 
 COMMON_ALERT_SCHEMA_ID = "azureMonitorCommonAlertSchema"
 

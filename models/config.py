@@ -27,13 +27,13 @@ from pydantic import (
     model_validator,
 )
 
-from models.duration import Duration
-from models.errors import describe_validation_error
-from models.policy_checks import duplicate_problems, secret_problems
-from models.policy_yaml import read_policy_yaml
-from models.risk import Risk
-from models.secret_reference import UnresolvedSecret, resolve_secret
-from models.severity import Severity
+from stanch.models.duration import Duration
+from stanch.models.errors import describe_validation_error
+from stanch.models.policy_checks import duplicate_problems, secret_problems
+from stanch.models.policy_yaml import read_policy_yaml
+from stanch.models.risk import Risk
+from stanch.models.secret_reference import UnresolvedSecret, resolve_secret
+from stanch.models.severity import Severity
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$"  # ids and names in stanch.yaml
 _ID = NAME_PATTERN

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from models.config import ApiRole
+from stanch.models.config import ApiRole
 
 # How far `issued_at` may be from the workflow's clock. Wide enough for a
 # worker that picks the update up late, narrow enough that a captured proof

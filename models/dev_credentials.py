@@ -22,8 +22,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from models.config import ApiRole, StanchConfig
-from models.private_file import write_private
+from stanch.models.config import ApiRole, StanchConfig
+from stanch.models.private_file import write_private
 
 FILE_NAME = "credentials.json"  # in the state dir of `stanch dev`
 TOKEN_BYTES = 32  # 43 URL-safe characters: above the policy's 32-character floor

@@ -8,12 +8,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from models.alert import AlertEvent
-from models.config import EscalationPolicy, Schedule
-from models.decision import PersonRequest, SpentDecisions
-from models.free_text import NOTE_LIMIT, RemarkText
-from models.runbook import ApprovalPlan, PendingApproval, RunbookResult, RunbookView
-from models.severity import Severity
+from stanch.models.alert import AlertEvent
+from stanch.models.config import EscalationPolicy, Schedule
+from stanch.models.decision import PersonRequest, SpentDecisions
+from stanch.models.free_text import NOTE_LIMIT, RemarkText
+from stanch.models.runbook import ApprovalPlan, PendingApproval, RunbookResult, RunbookView
+from stanch.models.severity import Severity
 
 
 class IncidentStatus(StrEnum):

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from models.secret_reference import UnresolvedSecret, is_reference, resolve_secret
+from stanch.models.secret_reference import UnresolvedSecret, is_reference, resolve_secret
 
 if TYPE_CHECKING:
-    from models.config import StanchConfig
+    from stanch.models.config import StanchConfig
 
 
 def _repeated(what: str, entries: Iterable[tuple[str, str | None]]) -> list[str]:

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
-from models.incident import IncidentState
-from models.severity import Severity
+from stanch.models.incident import IncidentState
+from stanch.models.severity import Severity
 
 
 class SeverityResponse(BaseModel):

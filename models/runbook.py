@@ -9,11 +9,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from models.config import AlertMatch, ApprovalPolicy, Detector
-from models.decision import PersonRequest
-from models.free_text import RemarkText
-from models.risk import Risk
-from models.severity import Severity
+from stanch.models.config import AlertMatch, ApprovalPolicy, Detector
+from stanch.models.decision import PersonRequest
+from stanch.models.free_text import RemarkText
+from stanch.models.risk import Risk
+from stanch.models.severity import Severity
 
 
 class RunbookSpec(BaseModel):

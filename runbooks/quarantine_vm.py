@@ -12,13 +12,13 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.evidence import EvidenceActivities
-    from activities.health import HealthActivities
-    from activities.locks import LockActivities
-    from activities.monitor import MonitorActivities
-    from activities.network import NetworkActivities
-    from activities.resources import ResourceActivities
-    from models.azure import (
+    from stanch.activities.evidence import EvidenceActivities
+    from stanch.activities.health import HealthActivities
+    from stanch.activities.locks import LockActivities
+    from stanch.activities.monitor import MonitorActivities
+    from stanch.activities.network import NetworkActivities
+    from stanch.activities.resources import ResourceActivities
+    from stanch.models.azure import (
         KqlQuery,
         LockRemoval,
         LockRequest,
@@ -27,16 +27,16 @@ with workflow.unsafe.imports_passed_through():
         TagChange,
         TagRemoval,
     )
-    from models.config import AlertMatch
-    from models.risk import Risk
-    from models.runbook import (
+    from stanch.models.config import AlertMatch
+    from stanch.models.risk import Risk
+    from stanch.models.runbook import (
         EvidenceRequest,
         RunbookInput,
         RunbookOutcome,
         RunbookResult,
         RunbookSpec,
     )
-    from workflows.runbook import Runbook
+    from stanch.workflows.runbook import Runbook
 
 QUARANTINE_TAG = "stanch.quarantine"
 

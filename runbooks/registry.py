@@ -7,9 +7,9 @@ import importlib
 import pkgutil
 from typing import Any
 
-import runbooks
-from models.runbook import RunbookSpec
-from workflows.runbook import Runbook
+from stanch import runbooks
+from stanch.models.runbook import RunbookSpec
+from stanch.workflows.runbook import Runbook
 
 _SKIP = {"registry"}
 
@@ -19,7 +19,7 @@ def runbook_workflows() -> list[type[Runbook]]:
     for module in pkgutil.iter_modules(runbooks.__path__):
         if module.name in _SKIP or module.name.startswith("_"):
             continue
-        loaded = importlib.import_module(f"runbooks.{module.name}")
+        loaded = importlib.import_module(f"stanch.runbooks.{module.name}")
         for value in vars(loaded).values():
             if _is_runbook(value):
                 found[value.spec.name] = value

@@ -7,9 +7,9 @@ from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from models.risk import Risk
-    from models.runbook import RunbookInput, RunbookOutcome, RunbookResult, RunbookSpec, Undo
-    from workflows.runbook import Runbook
+    from stanch.models.risk import Risk
+    from stanch.models.runbook import RunbookInput, RunbookOutcome, RunbookResult, RunbookSpec, Undo
+    from stanch.workflows.runbook import Runbook
 
 
 class ReleaseParams(BaseModel):

@@ -6,13 +6,13 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.compute import ComputeActivities
-    from models.azure import VmRef
-    from models.config import AlertMatch
-    from models.risk import Risk
-    from models.runbook import RunbookInput, RunbookOutcome, RunbookResult, RunbookSpec
-    from runbooks.verify_recovery import RecoveryParams, await_recovery
-    from workflows.runbook import Runbook
+    from stanch.activities.compute import ComputeActivities
+    from stanch.models.azure import VmRef
+    from stanch.models.config import AlertMatch
+    from stanch.models.risk import Risk
+    from stanch.models.runbook import RunbookInput, RunbookOutcome, RunbookResult, RunbookSpec
+    from stanch.runbooks.verify_recovery import RecoveryParams, await_recovery
+    from stanch.workflows.runbook import Runbook
 
 
 @workflow.defn(name="restart_vm")

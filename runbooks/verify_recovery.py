@@ -10,11 +10,11 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.monitor import MonitorActivities
-    from models.azure import KqlQuery, MetricsQuery
-    from models.risk import Risk
-    from models.runbook import RunbookInput, RunbookOutcome, RunbookResult, RunbookSpec
-    from workflows.runbook import Runbook
+    from stanch.activities.monitor import MonitorActivities
+    from stanch.models.azure import KqlQuery, MetricsQuery
+    from stanch.models.risk import Risk
+    from stanch.models.runbook import RunbookInput, RunbookOutcome, RunbookResult, RunbookSpec
+    from stanch.workflows.runbook import Runbook
 
 
 class RecoveryParams(BaseModel):

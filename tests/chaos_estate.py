@@ -16,12 +16,12 @@ from typing import Any
 
 from temporalio.client import Client
 
-from azuresim import AzureSim, load_world
-from azuresim.admin import SimAdmin
-from azuresim.world import SeedResource
-from cli.incidents import IncidentDetail, fetch_incident, list_incidents
-from gateway.intake import record_alert
-from models.alert import CommonAlert
+from stanch.azuresim import AzureSim, load_world
+from stanch.azuresim.admin import SimAdmin
+from stanch.azuresim.world import SeedResource
+from stanch.cli.incidents import IncidentDetail, fetch_incident, list_incidents
+from stanch.gateway.intake import record_alert
+from stanch.models.alert import CommonAlert
 from tests.conftest import STARTED, SUB, WORLD
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -111,7 +111,7 @@ def new_id() -> Callable[[], str]:
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real dev server, where visibility and search attributes exist. A low
     history limit makes every long-lived incident continue-as-new for real."""
-    from workflows import search_attributes
+    from stanch.workflows import search_attributes
 
     async with await WorkflowEnvironment.start_local(
         dev_server_existing_path=installed("temporal"),
@@ -178,8 +178,8 @@ REMEDIATION = {
 async def stack(
     dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, azure: Any, sim: Any
 ) -> AsyncIterator[Stack]:
-    from models.settings import Settings
-    from worker import build_worker
+    from stanch.models.settings import Settings
+    from stanch.worker import build_worker
 
     config = policy_file(tmp_path, **REMEDIATION)
     token = secrets.token_urlsafe(16)
@@ -199,7 +199,7 @@ async def stack(
 @asynccontextmanager
 async def gateway_at(settings: Any, port: int) -> AsyncIterator[str]:
     """The real gateway (uvicorn) on loopback, healthy before the test goes on."""
-    from gateway.server import serve_gateway
+    from stanch.gateway.server import serve_gateway
 
     stop = asyncio.Event()
     serving = asyncio.create_task(serve_gateway(settings, "127.0.0.1", port, stop))
@@ -231,7 +231,7 @@ WORKSPACE = "11111111-2222-3333-4444-555555555555"
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[Any]:
     """azuresim over TLS, seeded with examples/world.yaml, fresh for each test."""
-    from azuresim import AzureSim, load_world
+    from stanch.azuresim import AzureSim, load_world
 
     world = load_world(WORLD)
     world.operation_seconds = 0.3
@@ -243,8 +243,8 @@ def sim(tmp_path: Path) -> Iterator[Any]:
 @pytest.fixture
 async def azure(sim: Any) -> AsyncIterator[Any]:
     """The worker's real Azure SDK clients, pointed at azuresim."""
-    from activities.azure_clients import AzureClients
-    from models.settings import Settings
+    from stanch.activities.azure_clients import AzureClients
+    from stanch.models.settings import Settings
 
     clients = AzureClients(
         Settings(azure_endpoint=sim.url, azure_ca_file=sim.ca_file, azure_poll_seconds=0.05)

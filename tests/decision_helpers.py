@@ -14,10 +14,10 @@ from pydantic import BaseModel
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from gateway.signing import DecisionSigner, new_private_key_text, parse_private_key
-from models.config import ApiRole
-from models.decision import PersonRequest
-from models.runbook import ApprovalDecision, RunbookView
+from stanch.gateway.signing import DecisionSigner, new_private_key_text, parse_private_key
+from stanch.models.config import ApiRole
+from stanch.models.decision import PersonRequest
+from stanch.models.runbook import ApprovalDecision, RunbookView
 
 TEST_DECISION_KEY = os.environ.setdefault("STANCH_DECISION_KEY", new_private_key_text())
 SIGNER = DecisionSigner(parse_private_key(TEST_DECISION_KEY))
@@ -61,7 +61,7 @@ async def approve_waiting(
     """Approve the runbook of `incident` waiting at `step`, signed for an
     approver's credential, as the on-call API would forward it (for tests
     that run no gateway)."""
-    from cli.incidents import fetch_incident
+    from stanch.cli.incidents import fetch_incident
 
     state = (await fetch_incident(client, incident)).view.state
     target = state.runbook_awaiting(step)

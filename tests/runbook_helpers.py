@@ -9,9 +9,9 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
-from models.config import ApprovalPolicy, ApprovalTier
-from models.risk import Risk
-from models.runbook import ApprovalPlan, RunbookInput, RunbookResult
+from stanch.models.config import ApprovalPolicy, ApprovalTier
+from stanch.models.risk import Risk
+from stanch.models.runbook import ApprovalPlan, RunbookInput, RunbookResult
 from tests.decision_helpers import SIGNER
 
 ROSTER = ["alice", "bob", "carol", "dave"]
@@ -83,6 +83,6 @@ def journal_mutations(sim: Any) -> list[tuple[str, str]]:
 
 
 def audit_records(state_dir: Path) -> list[dict[str, Any]]:
-    from activities.audit import SqliteAuditLog
+    from stanch.activities.audit import SqliteAuditLog
 
     return [r["record"] for r in SqliteAuditLog(state_dir / "audit.db").records()]

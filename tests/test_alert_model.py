@@ -10,13 +10,13 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from models.alert import AlertEvent, CommonAlert, MonitorCondition, fingerprint
-from models.free_text import DESCRIPTION_LIMIT, IDENTIFIER_LIMIT, RULE_LIMIT, bounded
-from models.severity import DEFAULT_SEVERITY, Severity
+from stanch.models.alert import AlertEvent, CommonAlert, MonitorCondition, fingerprint
+from stanch.models.free_text import DESCRIPTION_LIMIT, IDENTIFIER_LIMIT, RULE_LIMIT, bounded
+from stanch.models.severity import DEFAULT_SEVERITY, Severity
+from stanch.workflows.incident import IncidentWorkflow
 from tests.conftest import STARTED, Stack
 from tests.test_gateway import eventually, unique_alert
 from tests.workflows_helpers import pages
-from workflows.incident import IncidentWorkflow
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "azure-alert-samples"

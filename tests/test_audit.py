@@ -18,10 +18,10 @@ import pytest
 from pydantic import SecretStr
 from temporalio.testing import ActivityEnvironment
 
-from activities.audit import AuditActivities, AuditKeyError, SqliteAuditLog
-from activities.audit_chain import GENESIS, canonical, unkeyed_hash
-from models.runbook import AuditEntry
-from models.settings import Settings
+from stanch.activities.audit import AuditActivities, AuditKeyError, SqliteAuditLog
+from stanch.activities.audit_chain import GENESIS, canonical, unkeyed_hash
+from stanch.models.runbook import AuditEntry
+from stanch.models.settings import Settings
 
 
 def entry(n: int, **details: object) -> AuditEntry:
@@ -161,7 +161,7 @@ def test_secrets_never_reach_the_log(tmp_path):
 
 def run_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", "audit", *args],
+        [sys.executable, "-m", "stanch.cli.main", "audit", *args],
         capture_output=True,
         text=True,
         env={"STANCH_STATE_DIR": str(tmp_path), "PATH": "", **env},

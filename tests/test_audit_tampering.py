@@ -29,7 +29,7 @@ import pytest
 from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
-from activities.audit_chain import canonical, keyed_hash, unkeyed_hash
+from stanch.activities.audit_chain import canonical, keyed_hash, unkeyed_hash
 from tests.conftest import (
     API_TOKENS,
     REMEDIATION,
@@ -104,10 +104,10 @@ async def run_an_incident(url: str, token: str) -> None:
 async def trail(
     dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Trail]:
-    from activities.azure_clients import AzureClients
-    from azuresim import AzureSim, load_world
-    from models.settings import Settings
-    from worker import build_worker
+    from stanch.activities.azure_clients import AzureClients
+    from stanch.azuresim import AzureSim, load_world
+    from stanch.models.settings import Settings
+    from stanch.worker import build_worker
 
     state = tmp_path_factory.mktemp("real-trail")
     world = load_world(WORLD)
@@ -165,7 +165,7 @@ def verify(trail: Trail, state: Path, *flags: str) -> subprocess.CompletedProces
     """`stanch audit verify` as a subprocess; it must leave the files as they were."""
     before = fingerprint(state)
     done = subprocess.run(
-        [sys.executable, "-m", "cli.main", "audit", "verify", *flags],
+        [sys.executable, "-m", "stanch.cli.main", "audit", "verify", *flags],
         capture_output=True,
         text=True,
         timeout=120,
@@ -345,7 +345,7 @@ def test_the_histories_catch_what_the_files_alone_cannot(trail: Trail, copy: Pat
     """An attacker holding the key and the checkpoint file too: they cut the
     trail, re-chain an edit with the real key and rewrite the checkpoints. The
     files then agree with each other; the receipts in Temporal do not."""
-    from activities.audit_checkpoints import CheckpointFile
+    from stanch.activities.audit_checkpoints import CheckpointFile
 
     key = (copy / "audit.key").read_text().strip().encode()
     edit_and_rechain(copy, trail.approval, with_key(key))

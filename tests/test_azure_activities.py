@@ -12,20 +12,20 @@ from azure.mgmt.resource.resources.aio import ResourceManagementClient
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.azure_errors import (
+from stanch.activities.azure_errors import (
     AUTHORIZATION_FAILED,
     INVALID_REQUEST,
     RESOURCE_NOT_FOUND,
     SCOPE_LOCKED,
     THROTTLED,
 )
-from activities.compute import ComputeActivities
-from activities.health import HealthActivities
-from activities.locks import LockActivities
-from activities.monitor import MonitorActivities
-from activities.network import NetworkActivities, quarantine_nsg_name
-from activities.resources import ResourceActivities
-from models.azure import (
+from stanch.activities.compute import ComputeActivities
+from stanch.activities.health import HealthActivities
+from stanch.activities.locks import LockActivities
+from stanch.activities.monitor import MonitorActivities
+from stanch.activities.network import NetworkActivities, quarantine_nsg_name
+from stanch.activities.resources import ResourceActivities
+from stanch.models.azure import (
     KqlQuery,
     LockRemoval,
     LockRequest,
@@ -334,6 +334,6 @@ async def test_throttling_carries_retry_after_as_the_next_delay(sim, azure):
 
 
 def _fault(**kw: Any) -> Any:
-    from azuresim.faults import Fault
+    from stanch.azuresim.faults import Fault
 
     return Fault(**kw)

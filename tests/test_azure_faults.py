@@ -10,13 +10,13 @@ from typing import Any
 
 from temporalio.worker import Worker
 
-from activities.azure_errors import AUTHORIZATION_FAILED
-from azuresim import AzureSim, load_world
-from azuresim.faults import Fault
-from models.settings import Settings
+from stanch.activities.azure_errors import AUTHORIZATION_FAILED
+from stanch.azuresim import AzureSim, load_world
+from stanch.azuresim.faults import Fault
+from stanch.models.settings import Settings
+from stanch.worker import azure_activities
 from tests.azure_probe import AzureProbe, ProbeInput, ProbeResult
 from tests.conftest import VM1, WORLD
-from worker import azure_activities
 
 
 async def probe(dev_env, azure, activity: str, arg: dict[str, Any]) -> ProbeResult:
@@ -99,8 +99,8 @@ async def test_retried_mutation_leaves_the_same_state_as_a_single_one(
     world = load_world(WORLD)
     clean = AzureSim(world, state_dir=tmp_path / "clean").start()
     try:
-        from activities.azure_clients import AzureClients
-        from models.settings import Settings
+        from stanch.activities.azure_clients import AzureClients
+        from stanch.models.settings import Settings
 
         clean_azure = AzureClients(
             Settings(azure_endpoint=clean.url, azure_ca_file=clean.ca_file, azure_poll_seconds=0.05)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from azuresim.admin import SimAdmin, trusting
+from stanch.azuresim.admin import SimAdmin, trusting
 from tests.conftest import RG, SUB, VM1, WORLD, free_port
 
 AUTH = {"Authorization": "Bearer anything"}
@@ -129,7 +129,7 @@ def test_admin_api_faults_and_journal(sim):
 
 
 def test_probabilistic_fault_is_reproducible_with_a_seed(tmp_path):
-    from azuresim import AzureSim, load_world
+    from stanch.azuresim import AzureSim, load_world
 
     def run(seed: int) -> list[int]:
         simulator = AzureSim(
@@ -159,7 +159,7 @@ def test_stanch_sim_command(tmp_path: Path):
         [
             sys.executable,
             "-m",
-            "cli.main",
+            "stanch.cli.main",
             "sim",
             "--port",
             str(port),
@@ -211,7 +211,7 @@ def test_bad_world_file_exits_2(tmp_path: Path):
         [
             sys.executable,
             "-m",
-            "cli.main",
+            "stanch.cli.main",
             "sim",
             "--world",
             str(bad),

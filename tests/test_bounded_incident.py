@@ -22,10 +22,10 @@ import httpx
 import yaml
 from temporalio.client import Client
 
-from activities.audit import read_rows
-from models.alert import AlertBatch, AlertEvent, MonitorCondition
-from models.free_text import NOTE_LIMIT
-from models.incident import (
+from stanch.activities.audit import read_rows
+from stanch.models.alert import AlertBatch, AlertEvent, MonitorCondition
+from stanch.models.free_text import NOTE_LIMIT
+from stanch.models.incident import (
     CarriedIncident,
     Escalation,
     IncidentInput,
@@ -33,13 +33,13 @@ from models.incident import (
     IncidentStatus,
     TimelineEntry,
 )
-from models.settings import Settings
-from models.severity import Severity
+from stanch.models.settings import Settings
+from stanch.models.severity import Severity
+from stanch.workflows.incident import IncidentWorkflow, workflow_id_for
+from stanch.workflows.timeline import FOLDED, OPENING_KEPT, RECENT_KEPT
 from tests.conftest import API_TOKENS, STARTED, Stack
 from tests.test_gateway import eventually, unique_alert
 from tests.workflows_helpers import pages
-from workflows.incident import IncidentWorkflow, workflow_id_for
-from workflows.timeline import FOLDED, OPENING_KEPT, RECENT_KEPT
 
 # What continue-as-new may carry (issue 11 item 6); Temporal refuses 2 MiB.
 CARRIED_LIMIT = 512 * 1024

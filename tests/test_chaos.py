@@ -27,11 +27,11 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from azuresim import AzureSim
-from azuresim.admin import SimAdmin
-from cli.incidents import IncidentDetail, fetch_incident
-from models.alert import CommonAlert
-from models.incident import IncidentStatus
+from stanch.azuresim import AzureSim
+from stanch.azuresim.admin import SimAdmin
+from stanch.cli.incidents import IncidentDetail, fetch_incident
+from stanch.models.alert import CommonAlert
+from stanch.models.incident import IncidentStatus
 from tests.chaos_estate import (
     AUTO_APPROVED,
     NEEDS_APPROVAL,

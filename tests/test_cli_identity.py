@@ -24,19 +24,19 @@ from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities.audit import SqliteAuditLog
-from activities.toggles import ToggleStore
-from cli.dev import env_file_lines
-from cli.incidents import IncidentDetail, fetch_incident
-from models.config import ApiRole, load_config
-from models.dev_credentials import (
+from stanch.activities.audit import SqliteAuditLog
+from stanch.activities.toggles import ToggleStore
+from stanch.cli.dev import env_file_lines
+from stanch.cli.incidents import IncidentDetail, fetch_incident
+from stanch.models.config import ApiRole, load_config
+from stanch.models.dev_credentials import (
     FILE_NAME,
     api_role_for,
     provision,
     read_dev_credentials,
     write_dev_credentials,
 )
-from models.incident import IncidentState
+from stanch.models.incident import IncidentState
 from tests.conftest import free_port, gateway_at, policy_file
 from tests.test_gateway import unique_alert
 
@@ -66,7 +66,7 @@ class DevLike:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("STANCH_")}
         # Never the developer's own `stanch login` cache.
         clean["XDG_CONFIG_HOME"] = str(self.config_home)
-        command = [sys.executable, "-m", "cli.main", "--state-dir", str(state or self.state)]
+        command = [sys.executable, "-m", "stanch.cli.main", "--state-dir", str(state or self.state)]
         return await asyncio.to_thread(
             subprocess.run,
             [*command, *args],
@@ -108,8 +108,8 @@ class DevLike:
 async def dev_like(
     dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, azure: Any
 ) -> AsyncIterator[DevLike]:
-    from models.settings import Settings
-    from worker import build_worker
+    from stanch.models.settings import Settings
+    from stanch.worker import build_worker
 
     roster = [
         {"id": "alice", "roles": ["responder"]},

@@ -23,19 +23,19 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RetryConfig
 from temporalio.testing import WorkflowEnvironment
 
-from activities.audit import SqliteAuditLog
 from bench.incidents import signals_received
-from gateway.app import create_app
-from gateway.coalesce import Coalescer
-from gateway.intake import NOTHING_TO_RESOLVE, record_alerts
-from gateway.server import _QuietServer
-from models.alert import AlertEvent, CommonAlert, MonitorCondition
-from models.incident import IncidentStatus
-from models.runbook import AuditEntry
-from models.settings import Settings
+from stanch.activities.audit import SqliteAuditLog
+from stanch.gateway.app import create_app
+from stanch.gateway.coalesce import Coalescer
+from stanch.gateway.intake import NOTHING_TO_RESOLVE, record_alerts
+from stanch.gateway.server import _QuietServer
+from stanch.models.alert import AlertEvent, CommonAlert, MonitorCondition
+from stanch.models.incident import IncidentStatus
+from stanch.models.runbook import AuditEntry
+from stanch.models.settings import Settings
+from stanch.workflows.incident import workflow_id_for
 from tests.conftest import CONTINUE_AS_NEW_AFTER, STARTED, Stack, free_port
 from tests.test_gateway import exists, timeline, unique_alert, view
-from workflows.incident import workflow_id_for
 
 # ---- the group commit, in-process ------------------------------------------
 

@@ -15,13 +15,13 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from activities.response_plan import build_plan
-from models.config import ApiRole, ApiToken, ConfigError, load_config, parse_config
-from models.incident import PlanRequest
-from models.secret_reference import UnresolvedSecret, resolve_secret
+from stanch.activities.response_plan import build_plan
+from stanch.models.config import ApiRole, ApiToken, ConfigError, load_config, parse_config
+from stanch.models.incident import PlanRequest
+from stanch.models.secret_reference import UnresolvedSecret, resolve_secret
+from stanch.workflows.escalation import tier_recipients
 from tests.conftest import API_TOKENS, STARTED, Stack, free_port, policy_file
 from tests.test_gateway import unique_alert
-from workflows.escalation import tier_recipients
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,7 +88,7 @@ def test_service_matching_and_schedules():
 
 def test_config_check_cli_exit_codes(tmp_path):
     good = subprocess.run(
-        [sys.executable, "-m", "cli.main", "config", "check", str(ROOT / "stanch.yaml")],
+        [sys.executable, "-m", "stanch.cli.main", "config", "check", str(ROOT / "stanch.yaml")],
         capture_output=True,
         text=True,
     )
@@ -98,7 +98,7 @@ def test_config_check_cli_exit_codes(tmp_path):
     bad = tmp_path / "stanch.yaml"
     bad.write_text(yaml.safe_dump(data))
     result = subprocess.run(
-        [sys.executable, "-m", "cli.main", "config", "check", str(bad)],
+        [sys.executable, "-m", "stanch.cli.main", "config", "check", str(bad)],
         capture_output=True,
         text=True,
     )
@@ -110,7 +110,7 @@ def test_config_check_cli_exit_codes(tmp_path):
     broken = tmp_path / "broken.yaml"
     broken.write_text("roster: [\n")
     result = subprocess.run(
-        [sys.executable, "-m", "cli.main", "config", "check", str(broken)],
+        [sys.executable, "-m", "stanch.cli.main", "config", "check", str(broken)],
         capture_output=True,
         text=True,
     )
@@ -127,7 +127,7 @@ def check(path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     to an environment free of stanch's own variables."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("STANCH_", "SEC_"))}
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", "config", "check", str(path)],
+        [sys.executable, "-m", "stanch.cli.main", "config", "check", str(path)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -362,8 +362,8 @@ def refused_connection(port: int) -> bool:
 
 
 async def test_the_gateway_refuses_to_start_on_an_unset_variable(tmp_path, monkeypatch):
-    from gateway.server import serve_gateway
-    from models.settings import Settings
+    from stanch.gateway.server import serve_gateway
+    from stanch.models.settings import Settings
 
     monkeypatch.delenv("SEC_TOKEN_DAVE_UNSET", raising=False)
     config = policy_file(tmp_path, access=tokens(("dave", "admin", "${SEC_TOKEN_DAVE_UNSET}")))
@@ -396,7 +396,7 @@ def test_stanch_gateway_and_worker_exit_2_naming_the_path(tmp_path, service):
         env["STANCH_DECISION_KEY"] = os.environ["STANCH_DECISION_KEY"]
     args = ["--port", str(port)] if service == "gateway" else []
     result = subprocess.run(
-        [sys.executable, "-m", "cli.main", service, *args],
+        [sys.executable, "-m", "stanch.cli.main", service, *args],
         capture_output=True,
         text=True,
         cwd=tmp_path,

@@ -70,9 +70,9 @@ async def test_an_incident_nobody_serves_holds_up_no_dashboard(stack: Stack):
     without it, and its own page says why instead of hanging."""
     import uuid
 
-    from models.incident import IncidentInput
+    from stanch.models.incident import IncidentInput
+    from stanch.workflows.incident import IncidentWorkflow
     from tests.workflows_helpers import alert_event
-    from workflows.incident import IncidentWorkflow
 
     orphan = f"orphan{uuid.uuid4().hex[:12]}"
     handle = await stack.client.start_workflow(

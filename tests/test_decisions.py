@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from models.config import ApiRole
-from models.decision import DecisionProof, SpentDecisions
-from models.incident import Acknowledge
+from stanch.models.config import ApiRole
+from stanch.models.decision import DecisionProof, SpentDecisions
+from stanch.models.incident import Acknowledge
+from stanch.workflows.decisions import NONCES_KEPT, proof_refusal, spend
 from tests.decision_helpers import SIGNER
-from workflows.decisions import NONCES_KEPT, proof_refusal, spend
 
 KEYS = {SIGNER.key_id: SIGNER.public_key}
 NOW = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)

@@ -7,11 +7,11 @@ import asyncio
 
 import pytest
 
-from models.alert import fingerprint
-from models.config import Detector, parse_config
+from stanch.models.alert import fingerprint
+from stanch.models.config import Detector, parse_config
+from stanch.workflows.incident import IncidentWorkflow
+from stanch.workflows.schedules import PREFIX, sync_detectors
 from tests.conftest import VM1, VM2, Stack
-from workflows.incident import IncidentWorkflow
-from workflows.schedules import PREFIX, sync_detectors
 
 
 async def test_detector_schedule_opens_an_incident_through_the_intake(stack: Stack):
@@ -57,7 +57,7 @@ async def test_detector_schedule_opens_an_incident_through_the_intake(stack: Sta
 
 
 def test_detector_config_errors_name_the_field():
-    from models.config import ConfigError
+    from stanch.models.config import ConfigError
 
     base = {
         "roster": [{"id": "a"}],

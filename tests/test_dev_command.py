@@ -44,7 +44,7 @@ class DevStack:
         # A fresh environment: only what `<state-dir>/env` provides.
         env = {k: v for k, v in os.environ.items() if not k.startswith("STANCH_")}
         return subprocess.run(
-            [sys.executable, "-m", "cli.main", "--state-dir", str(self.state), *args],
+            [sys.executable, "-m", "stanch.cli.main", "--state-dir", str(self.state), *args],
             capture_output=True,
             text=True,
             cwd=self.workdir,
@@ -81,7 +81,7 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
         [
             sys.executable,
             "-m",
-            "cli.main",
+            "stanch.cli.main",
             "dev",
             "--state-dir",
             str(workdir / "state"),

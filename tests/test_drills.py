@@ -15,7 +15,7 @@ DRILLS = Path(__file__).resolve().parents[1] / "examples" / "drills"
 
 def drill(path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", "drill", str(path), *extra],
+        [sys.executable, "-m", "stanch.cli.main", "drill", str(path), *extra],
         capture_output=True,
         text=True,
         timeout=400,

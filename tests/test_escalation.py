@@ -12,13 +12,13 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from models.incident import Acknowledge, IncidentStatus, UpdateResult
-from models.settings import Settings
+from stanch.models.incident import Acknowledge, IncidentStatus, UpdateResult
+from stanch.models.settings import Settings
+from stanch.worker import WORKFLOWS, activities_for
+from stanch.workflows.incident import IncidentWorkflow
 from tests.conftest import policy_file
 from tests.decision_helpers import decide
 from tests.workflows_helpers import open_incident, pages
-from worker import WORKFLOWS, activities_for
-from workflows.incident import IncidentWorkflow
 
 
 def _worker(env: WorkflowEnvironment, task_queue: str, config) -> Worker:

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 from temporalio.client import WorkflowHandle
 
-from models.free_text import DESCRIPTION_LIMIT, NOTE_LIMIT, RULE_LIMIT, bounded
+from stanch.models.free_text import DESCRIPTION_LIMIT, NOTE_LIMIT, RULE_LIMIT, bounded
 from tests.conftest import API_TOKENS, STARTED, Stack
 from tests.test_gateway import eventually, unique_alert
 from tests.workflows_helpers import pages

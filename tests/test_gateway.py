@@ -15,13 +15,19 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from models.alert import CommonAlert
-from models.incident import IncidentStatus, IncidentView, Resolve, TimelineEntry, UpdateResult
-from models.settings import SEARCH_ATTRIBUTES
+from stanch.models.alert import CommonAlert
+from stanch.models.incident import (
+    IncidentStatus,
+    IncidentView,
+    Resolve,
+    TimelineEntry,
+    UpdateResult,
+)
+from stanch.models.settings import SEARCH_ATTRIBUTES
+from stanch.workflows import search_attributes
+from stanch.workflows.incident import IncidentWorkflow
 from tests.conftest import CONTINUE_AS_NEW_AFTER, Stack
 from tests.decision_helpers import decide
-from workflows import search_attributes
-from workflows.incident import IncidentWorkflow
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "examples" / "alerts").glob("*.json"))
@@ -285,7 +291,7 @@ async def test_intake_requires_the_token(stack: Stack):
 
 
 async def _assert_nothing_started(client: Client, rule: str) -> None:
-    from models.alert import fingerprint
+    from stanch.models.alert import fingerprint
 
     targets = sample()["data"]["essentials"]["alertTargetIDs"]
     assert not await exists(client, f"incident-{fingerprint(rule, targets)}")

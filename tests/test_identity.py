@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from gateway.secure_webhook import ACTION_GROUPS_APP_ID, WEBHOOK_ROLE
+from stanch.gateway.secure_webhook import ACTION_GROUPS_APP_ID, WEBHOOK_ROLE
 from tests.conftest import free_port, gateway_at, policy_file
 from tests.identity_provider import TENANT, IdentityProvider
 from tests.test_gateway import unique_alert
@@ -49,7 +49,7 @@ async def gateway(
     dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, idp: IdentityProvider
 ) -> AsyncIterator[str]:
     """The gateway alone: what these tests check happens before any worker."""
-    from models.settings import Settings
+    from stanch.models.settings import Settings
 
     oidc = {"issuer": idp.issuer, "audience": APP, "roles": ROLES, "client_id": CLIENT}
     roster = [
@@ -238,7 +238,7 @@ async def test_a_name_or_email_claim_never_makes_anyone_someone_else(
 
 
 def _fingerprint(body: dict[str, Any]) -> str:
-    from models.alert import CommonAlert
+    from stanch.models.alert import CommonAlert
 
     return CommonAlert.model_validate(body).fingerprint()
 

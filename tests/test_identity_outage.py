@@ -20,7 +20,7 @@ import pytest
 from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
-from gateway import identity
+from stanch.gateway import identity
 from tests.conftest import free_port, gateway_at, policy_file
 from tests.identity_provider import IdentityProvider
 
@@ -92,7 +92,7 @@ def idp() -> Iterator[IdentityProvider]:
 async def oidc_gateway(
     dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, oidc: dict[str, Any]
 ) -> AsyncIterator[str]:
-    from models.settings import Settings
+    from stanch.models.settings import Settings
 
     roster = [{"id": "alice", "oidc_subject": ALICE}, {"id": "bob"}, {"id": "carol"}]
     port = free_port()

@@ -22,13 +22,13 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities.audit import SqliteAuditLog
-from models.alert import CommonAlert
+from stanch.activities.audit import SqliteAuditLog
+from stanch.models.alert import CommonAlert
+from stanch.workflows import search_attributes
+from stanch.workflows.incident import IncidentWorkflow
+from stanch.workflows.search_attributes import INCIDENT_RESOURCES
 from tests.conftest import API_TOKENS, Stack, free_port, installed, policy_file
 from tests.test_gateway import eventually, exists, unique_alert
-from workflows import search_attributes
-from workflows.incident import IncidentWorkflow
-from workflows.search_attributes import INCIDENT_RESOURCES
 
 SUB = "00000000-0000-0000-0000-0000000000aa"
 
@@ -88,8 +88,8 @@ async def test_an_alert_with_500_targets_opens_its_incident(stack: Stack):
 async def gateway_on(address: str, tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
     """The real gateway on loopback, up once it answers /metrics (its Temporal
     may be unreachable on purpose)."""
-    from gateway.server import serve_gateway
-    from models.settings import Settings
+    from stanch.gateway.server import serve_gateway
+    from stanch.models.settings import Settings
 
     token = "intake-" + uuid.uuid4().hex + uuid.uuid4().hex
     port = free_port()

@@ -27,14 +27,14 @@ import yaml
 from prometheus_client import REGISTRY
 from temporalio.worker import Worker
 
-from activities.toggles import ToggleRefused, ToggleStore, ToggleStoreUnreadable
-from models.risk import Risk
-from models.runbook import RunbookOutcome, RunbookResult, StepStatus
-from models.settings import Settings
+from stanch.activities.toggles import ToggleRefused, ToggleStore, ToggleStoreUnreadable
+from stanch.models.risk import Risk
+from stanch.models.runbook import RunbookOutcome, RunbookResult, StepStatus
+from stanch.models.settings import Settings
+from stanch.worker import WORKFLOWS, activities_for
 from tests.conftest import VM1, Stack, free_port, policy_file
 from tests.runbook_helpers import approval_plan, audit_records, journal_mutations, start_runbook
 from tests.test_api import auth, open_vm_incident
-from worker import WORKFLOWS, activities_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_ALERT = ROOT / "examples" / "demo" / "vm-web-1-unavailable.json"
@@ -310,7 +310,7 @@ class DevProcess:
     def stanch(self, *args: str) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STANCH_")}
         return subprocess.run(
-            [sys.executable, "-m", "cli.main", "--state-dir", str(self.state), *args],
+            [sys.executable, "-m", "stanch.cli.main", "--state-dir", str(self.state), *args],
             capture_output=True,
             text=True,
             cwd=self.workdir,
@@ -356,7 +356,7 @@ def dev_process(tmp_path: Path) -> Iterator[DevProcess]:
             [
                 sys.executable,
                 "-m",
-                "cli.main",
+                "stanch.cli.main",
                 "dev",
                 "--state-dir",
                 str(dev.state),
@@ -428,7 +428,7 @@ def test_a_broken_toggle_file_halts_remediation_and_the_stack_keeps_serving(
     assert "paged" in [e["kind"] for e in detail["timeline"]]
 
     env = dict(line.split("=", 1) for line in (dev.state / "env").read_text().splitlines())
-    from azuresim.admin import SimAdmin
+    from stanch.azuresim.admin import SimAdmin
 
     sim = SimAdmin(env["STANCH_AZURE_ENDPOINT"], Path(env["STANCH_AZURE_CA_FILE"]))
     try:

@@ -24,8 +24,8 @@ from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from cli.credentials import SignIns
-from cli.incidents import fetch_incident
+from stanch.cli.credentials import SignIns
+from stanch.cli.incidents import fetch_incident
 from tests.conftest import free_port, gateway_at, policy_file
 from tests.identity_provider import IdentityProvider
 from tests.test_gateway import unique_alert
@@ -63,7 +63,7 @@ class Terminal:
     async def stanch(self, *args: str) -> subprocess.CompletedProcess[str]:
         return await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "cli.main", *args],
+            [sys.executable, "-m", "stanch.cli.main", *args],
             capture_output=True,
             text=True,
             env=self.env,
@@ -78,7 +78,7 @@ class Terminal:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "cli.main",
+            "stanch.cli.main",
             "login",
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -153,8 +153,8 @@ class SignedInStack:
 async def signed_in_stack(
     dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, idp: IdentityProvider
 ) -> AsyncIterator[SignedInStack]:
-    from models.settings import Settings
-    from worker import build_worker
+    from stanch.models.settings import Settings
+    from stanch.worker import build_worker
 
     config = oidc_policy(tmp_path, idp)
     port = free_port()

@@ -19,16 +19,16 @@ from pydantic import SecretStr
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities import page_file
-from activities.notify import NotifyActivities
-from activities.page_file import PageFile
-from activities.policy import PolicySource
-from models.config import ConfigError, load_config
-from models.incident import IncidentStatus, Page, RosterEntry
-from models.severity import Severity
+from stanch.activities import page_file
+from stanch.activities.notify import NotifyActivities
+from stanch.activities.page_file import PageFile
+from stanch.activities.policy import PolicySource
+from stanch.models.config import ConfigError, load_config
+from stanch.models.incident import IncidentStatus, Page, RosterEntry
+from stanch.models.severity import Severity
+from stanch.workflows.incident import IncidentWorkflow
 from tests.conftest import REMEDIATION, Stack, free_port, gateway_at, policy_file
 from tests.webhook_helpers import Answer, Receiver, running_receiver
-from workflows.incident import IncidentWorkflow
 
 SECRET = "T000SECRETHOOKPATH"
 
@@ -303,8 +303,8 @@ async def paging_stack(
     sim: Any,
     receiver: Receiver,
 ) -> AsyncIterator[Stack]:
-    from models.settings import Settings
-    from worker import build_worker
+    from stanch.models.settings import Settings
+    from stanch.worker import build_worker
 
     channels = [
         hook(f"{receiver.url}/redirect/{SECRET}", name="moved"),

@@ -8,14 +8,14 @@ from pathlib import Path
 
 from temporalio.worker import Worker
 
-from activities.postmortem import PostmortemRequest, action_items, render_postmortem
-from models.incident import Resolve, UpdateResult
-from models.settings import Settings
+from stanch.activities.postmortem import PostmortemRequest, action_items, render_postmortem
+from stanch.models.incident import Resolve, UpdateResult
+from stanch.models.settings import Settings
+from stanch.worker import WORKFLOWS, activities_for
+from stanch.workflows.incident import IncidentWorkflow
 from tests.conftest import policy_file
 from tests.decision_helpers import decide
 from tests.workflows_helpers import open_incident
-from worker import WORKFLOWS, activities_for
-from workflows.incident import IncidentWorkflow
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 
-from cli.incidents import fetch_incident
-from models.incident import IncidentState, IncidentStatus
-from models.runbook import RunbookOutcome
+from stanch.cli.incidents import fetch_incident
+from stanch.models.incident import IncidentState, IncidentStatus
+from stanch.models.runbook import RunbookOutcome
 from tests.conftest import NIC1, Stack
 from tests.test_api import auth
 

@@ -26,19 +26,23 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
-from activities.locks import LockActivities
-from cli.incidents import IncidentDetail, fetch_incident
-from models.azure import LockRequest, QuarantineRequest, TagChange
-from models.config import ConfigError, RemediationScope, parse_config
-from models.incident import IncidentStatus
-from models.risk import Risk
-from models.runbook import RunbookInput, RunbookOutcome, RunbookResult, RunbookSpec, StepStatus
-from models.settings import Settings
-from tests.conftest import RG, SUB, VM1, VM2, WORLD, Stack, policy_file
-from tests.runbook_helpers import approval_plan, audit_records, start_runbook
-from worker import WORKFLOWS, activities_for
-from workflows.runbook import Runbook
-from workflows.scope import (
+from stanch.activities.locks import LockActivities
+from stanch.cli.incidents import IncidentDetail, fetch_incident
+from stanch.models.azure import LockRequest, QuarantineRequest, TagChange
+from stanch.models.config import ConfigError, RemediationScope, parse_config
+from stanch.models.incident import IncidentStatus
+from stanch.models.risk import Risk
+from stanch.models.runbook import (
+    RunbookInput,
+    RunbookOutcome,
+    RunbookResult,
+    RunbookSpec,
+    StepStatus,
+)
+from stanch.models.settings import Settings
+from stanch.worker import WORKFLOWS, activities_for
+from stanch.workflows.runbook import Runbook
+from stanch.workflows.scope import (
     NO_SCOPES,
     covering,
     named_resources,
@@ -46,6 +50,8 @@ from workflows.scope import (
     scope_warnings,
     tags_needed,
 )
+from tests.conftest import RG, SUB, VM1, VM2, WORLD, Stack, policy_file
+from tests.runbook_helpers import approval_plan, audit_records, start_runbook
 
 ROOT = Path(__file__).resolve().parents[1]
 ALERT = ROOT / "examples" / "demo" / "vm-web-1-unavailable.json"
@@ -160,7 +166,7 @@ def test_config_check_warns_when_no_scopes_are_configured(tmp_path: Path):
     bare = tmp_path / "bare.yaml"
     bare.write_text(yaml.safe_dump(base_policy()))
     result = subprocess.run(
-        [sys.executable, "-m", "cli.main", "config", "check", str(bare)],
+        [sys.executable, "-m", "stanch.cli.main", "config", "check", str(bare)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -195,8 +201,8 @@ def test_shipped_policies_scope_their_world(shipped: Path):
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[Any]:
     """azuresim's world plus a failing VM in rg-finance, a group no scope lists."""
-    from azuresim import AzureSim, load_world
-    from azuresim.world import SeedResource
+    from stanch.azuresim import AzureSim, load_world
+    from stanch.azuresim.world import SeedResource
 
     world = load_world(WORLD)
     world.resources.append(

@@ -11,7 +11,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from worker import WORKFLOWS
+from stanch.worker import WORKFLOWS
 
 HISTORIES = sorted(
     p for p in (Path(__file__).parent / "histories").glob("*.json") if p.name != "workflow_ids.json"

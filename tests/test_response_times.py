@@ -10,9 +10,9 @@ import httpx
 import yaml
 from temporalio.client import WorkflowExecutionStatus
 
-from models.incident import IncidentState
-from models.response_times import response_times
-from models.severity import Severity
+from stanch.models.incident import IncidentState
+from stanch.models.response_times import response_times
+from stanch.models.severity import Severity
 from tests.conftest import Stack
 from tests.test_api import auth
 from tests.test_dashboard import sign_in_with_form

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def stanch(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "stanch.cli.main", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -89,14 +89,14 @@ def test_toggle_without_a_stack_writes_nothing(tmp_path: Path):
     both refused before anything is written."""
     import os
 
-    from activities.toggles import ToggleStore
+    from stanch.activities.toggles import ToggleStore
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("STANCH_")}
     env.update(STANCH_STATE_DIR=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "config"))
 
     def toggle(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "cli.main", "toggle", *args],
+            [sys.executable, "-m", "stanch.cli.main", "toggle", *args],
             capture_output=True,
             text=True,
             cwd=tmp_path,

@@ -15,16 +15,22 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
-from activities.toggles import ToggleStore
-from azuresim.faults import Fault
-from models.risk import Risk
-from models.runbook import ApprovalDecision, RunbookOutcome, RunbookResult, RunbookView, StepStatus
-from models.settings import Settings
+from stanch.activities.toggles import ToggleStore
+from stanch.azuresim.faults import Fault
+from stanch.models.risk import Risk
+from stanch.models.runbook import (
+    ApprovalDecision,
+    RunbookOutcome,
+    RunbookResult,
+    RunbookView,
+    StepStatus,
+)
+from stanch.models.settings import Settings
+from stanch.worker import WORKFLOWS, activities_for
 from tests.conftest import NIC1, VM1, VM2, policy_file
 from tests.decision_helpers import decide, signed
 from tests.runbook_helpers import approval_plan, audit_records, journal_mutations, start_runbook
 from tests.workflows_helpers import pages
-from worker import WORKFLOWS, activities_for
 
 QUARANTINE_MUTATIONS = [
     ("PATCH", "tags/default"),

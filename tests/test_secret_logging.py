@@ -21,10 +21,10 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-import telemetry
-from activities.notify import NotifyActivities
-from activities.policy import PolicySource
-from activities.toggles import ToggleStore
+from stanch import telemetry
+from stanch.activities.notify import NotifyActivities
+from stanch.activities.policy import PolicySource
+from stanch.activities.toggles import ToggleStore
 from tests.conftest import free_port, policy_file
 from tests.test_paging_robustness import page
 from tests.webhook_helpers import Answer, Receiver, running_receiver

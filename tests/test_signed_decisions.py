@@ -21,21 +21,21 @@ from pydantic import SecretStr
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
-from gateway.signing import DecisionSigner, new_private_key_text, parse_private_key
-from models.config import ApiRole
-from models.incident import (
+from stanch.gateway.signing import DecisionSigner, new_private_key_text, parse_private_key
+from stanch.models.config import ApiRole
+from stanch.models.incident import (
     Acknowledge,
     AddNote,
     IncidentStatus,
     Resolve,
     UpdateResult,
 )
-from models.runbook import ApprovalDecision, RunbookView
+from stanch.models.runbook import ApprovalDecision, RunbookView
+from stanch.workflows.incident import IncidentWorkflow
 from tests.conftest import API_TOKENS, Stack
 from tests.decision_helpers import SIGNER, decide, signed
 from tests.runbook_helpers import audit_records, journal_mutations
 from tests.test_api import ALERT, auth, open_vm_incident
-from workflows.incident import IncidentWorkflow
 
 CAROL_AS_RESPONDER = "tok-carol-scoped-responder-7d1e9f3a2b"
 
@@ -218,11 +218,11 @@ async def test_incidents_opened_before_signing_load_their_keys_when_asked(
     """An incident (and its runbook) whose plan was loaded by a worker that
     knew no decision keys, as every incident running when this feature is
     deployed: its first signed decision makes it load the keys, and counts."""
-    from models.settings import Settings
+    from stanch.models.settings import Settings
+    from stanch.worker import build_worker
     from tests.conftest import REMEDIATION, VM1, free_port, gateway_at, policy_file
     from tests.runbook_helpers import approval_plan, start_runbook
     from tests.workflows_helpers import open_incident
-    from worker import build_worker
 
     config = policy_file(tmp_path, **REMEDIATION)
     address = dev_env.client.service_client.config.target_host
@@ -303,10 +303,10 @@ async def test_workers_trust_the_keys_the_policy_lists_and_only_those(
 ):
     """Production shape: the worker holds no private key; the policy lists the
     gateway's public keys (old and new while rotating)."""
-    from gateway.signing import public_key_text
-    from models.settings import Settings
+    from stanch.gateway.signing import public_key_text
+    from stanch.models.settings import Settings
+    from stanch.worker import build_worker
     from tests.conftest import REMEDIATION, free_port, gateway_at, policy_file
-    from worker import build_worker
 
     old = parse_private_key(new_private_key_text())
     new = parse_private_key(new_private_key_text())

@@ -23,7 +23,7 @@ import httpx
 import pytest
 import yaml
 
-from cli.dev import private_state_dir
+from stanch.cli.dev import private_state_dir
 from tests.conftest import free_port
 from tests.webhook_helpers import Receiver, running_receiver
 
@@ -40,7 +40,7 @@ class Stack:
     def stanch(self, *args: str) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STANCH_")}
         return subprocess.run(
-            [sys.executable, "-m", "cli.main", "--state-dir", str(self.state), *args],
+            [sys.executable, "-m", "stanch.cli.main", "--state-dir", str(self.state), *args],
             capture_output=True,
             text=True,
             cwd=self.workdir,
@@ -81,7 +81,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Itera
     ports = [str(p) for p in (http, free_port(), free_port(), free_port(), free_port())]
     process = subprocess.Popen(
         [
-            *(sys.executable, "-m", "cli.main", "dev", "--state-dir", str(workdir / "state")),
+            *(
+                sys.executable,
+                "-m",
+                "stanch.cli.main",
+                "dev",
+                "--state-dir",
+                str(workdir / "state"),
+            ),
             *("--http-port", ports[0], "--temporal-port", ports[1], "--ui-port", ports[2]),
             *("--sim-port", ports[3], "--metrics-port", ports[4]),
             *("--config", str(workdir / "stanch.yaml")),

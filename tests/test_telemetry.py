@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Callable
 
-from telemetry import QUIET_LOGGERS, JsonFormatter, follow_log_level
+from stanch.telemetry import QUIET_LOGGERS, JsonFormatter, follow_log_level
 
 
 def test_json_log_line_carries_incident_workflow_and_run_ids():

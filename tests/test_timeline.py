@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from models.incident import TimelineEntry
-from workflows.timeline import (
+from stanch.models.incident import TimelineEntry
+from stanch.workflows.timeline import (
     FOLD_SLACK_ENTRIES,
     FOLDED,
     OPENING_KEPT,

@@ -15,13 +15,13 @@ from typing import Any
 
 import httpx
 
-from gateway.app import Problem
-from gateway.intake import record_alerts
-from models.alert import CommonAlert
+from stanch.gateway.app import Problem
+from stanch.gateway.intake import record_alerts
+from stanch.models.alert import CommonAlert
+from stanch.workflows.incident import IncidentWorkflow
 from tests.conftest import API_TOKENS, Stack
 from tests.test_dashboard import sign_in_with_form
 from tests.test_gateway import eventually, unique_alert
-from workflows.incident import IncidentWorkflow
 
 TWENTY_MB = 20 * 1024 * 1024
 
@@ -257,8 +257,8 @@ async def test_openapi_declares_how_to_authenticate_and_the_role_each_operation_
 
 
 async def test_response_times_hold_up_nobody(stack: Stack):
-    from gateway.api import OnCall
-    from models.settings import Settings
+    from stanch.gateway.api import OnCall
+    from stanch.models.settings import Settings
 
     settings = Settings(config=stack.config, task_queue=stack.task_queue)
 

@@ -9,10 +9,10 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 
-from models.alert import AlertEvent, MonitorCondition
-from models.incident import IncidentInput
-from models.severity import Severity
-from workflows.incident import IncidentWorkflow, workflow_id_for
+from stanch.models.alert import AlertEvent, MonitorCondition
+from stanch.models.incident import IncidentInput
+from stanch.models.severity import Severity
+from stanch.workflows.incident import IncidentWorkflow, workflow_id_for
 
 
 def alert_event(

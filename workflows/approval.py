@@ -4,9 +4,9 @@ handler, and in tests."""
 
 from __future__ import annotations
 
-from models.config import ApiRole
-from models.risk import Risk
-from models.runbook import ApprovalPlan
+from stanch.models.config import ApiRole
+from stanch.models.risk import Risk
+from stanch.models.runbook import ApprovalPlan
 
 
 def eligible_approvers(plan: ApprovalPlan, risk: Risk, requested_by: str) -> list[str]:

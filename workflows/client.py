@@ -11,7 +11,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
-from models.settings import Settings
+from stanch.models.settings import Settings
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:

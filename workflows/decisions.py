@@ -19,8 +19,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel
 
-from models.config import ApiRole
-from models.decision import (
+from stanch.models.config import ApiRole
+from stanch.models.decision import (
     FRESHNESS_SECONDS,
     NO_KEYS_YET,
     DecisionProof,

@@ -9,8 +9,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.detectors import DetectorActivities
-    from models.runbook import DetectorRun, DetectorSignal, DetectorVerdict
+    from stanch.activities.detectors import DetectorActivities
+    from stanch.models.runbook import DetectorRun, DetectorSignal, DetectorVerdict
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=5)
 

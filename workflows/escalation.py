@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from models.config import Tier
-from models.incident import ResponsePlan, RosterEntry
+from stanch.models.config import Tier
+from stanch.models.incident import ResponsePlan, RosterEntry
 
 
 def tier_recipients(plan: ResponsePlan, tier: Tier, now: datetime) -> list[RosterEntry]:

@@ -27,15 +27,15 @@ with workflow.unsafe.imports_passed_through():
     # them by import: they must be the real modules, never sandboxed copies.
     import cryptography.exceptions  # noqa: F401
 
-    from activities.audit import AuditActivities
-    from activities.notify import NotifyActivities
-    from activities.postmortem import PostmortemActivities, PostmortemRequest
-    from activities.response_plan import ResponsePlanActivities
-    from models.alert import AlertBatch, AlertEvent, MonitorCondition
-    from models.config import ApiRole
-    from models.decision import DecisionKeysRequest, PersonRequest, SpentDecisions
-    from models.duration import format_duration
-    from models.incident import (
+    from stanch.activities.audit import AuditActivities
+    from stanch.activities.notify import NotifyActivities
+    from stanch.activities.postmortem import PostmortemActivities, PostmortemRequest
+    from stanch.activities.response_plan import ResponsePlanActivities
+    from stanch.models.alert import AlertBatch, AlertEvent, MonitorCondition
+    from stanch.models.config import ApiRole
+    from stanch.models.decision import DecisionKeysRequest, PersonRequest, SpentDecisions
+    from stanch.models.duration import format_duration
+    from stanch.models.incident import (
         Acknowledge,
         AddNote,
         AssignRole,
@@ -54,24 +54,24 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
         UpdateResult,
     )
-    from models.runbook import (
+    from stanch.models.runbook import (
         AuditEntry,
         RunbookEvent,
         RunbookInput,
         RunbookOutcome,
         RunbookView,
     )
-    from models.severity import DEFAULT_SEVERITY
-    from workflows.decisions import proof_refusal, spend
-    from workflows.escalation import everyone_in_policy, names, tier_recipients
-    from workflows.search_attributes import (
+    from stanch.models.severity import DEFAULT_SEVERITY
+    from stanch.workflows.decisions import proof_refusal, spend
+    from stanch.workflows.escalation import everyone_in_policy, names, tier_recipients
+    from stanch.workflows.search_attributes import (
         INCIDENT_RESOURCES,
         INCIDENT_SERVICE,
         INCIDENT_SEVERITY,
         INCIDENT_STATUS,
         searchable_resources,
     )
-    from workflows.timeline import BoundedTimeline, audit_batches, entry
+    from stanch.workflows.timeline import BoundedTimeline, audit_batches, entry
 
 # Azure retries a webhook within minutes; remembering the last few hundred
 # alert instances is enough to drop its duplicates without unbounded state.

@@ -33,19 +33,19 @@ with workflow.unsafe.imports_passed_through():
     # them by import: they must be the real modules, never sandboxed copies.
     import cryptography.exceptions  # noqa: F401
 
-    from activities.audit import AuditActivities
-    from activities.notify import NotifyActivities
-    from activities.resources import ResourceActivities
-    from activities.response_plan import ResponsePlanActivities
-    from activities.scopes import ScopeActivities
-    from activities.toggles import ToggleActivities
-    from models.azure import ResourceRef
-    from models.config import Remediation
-    from models.decision import DecisionKeysRequest, SpentDecisions
-    from models.errors import describe_validation_error
-    from models.incident import Page, RosterEntry
-    from models.risk import Risk
-    from models.runbook import (
+    from stanch.activities.audit import AuditActivities
+    from stanch.activities.notify import NotifyActivities
+    from stanch.activities.resources import ResourceActivities
+    from stanch.activities.response_plan import ResponsePlanActivities
+    from stanch.activities.scopes import ScopeActivities
+    from stanch.activities.toggles import ToggleActivities
+    from stanch.models.azure import ResourceRef
+    from stanch.models.config import Remediation
+    from stanch.models.decision import DecisionKeysRequest, SpentDecisions
+    from stanch.models.errors import describe_validation_error
+    from stanch.models.incident import Page, RosterEntry
+    from stanch.models.risk import Risk
+    from stanch.models.runbook import (
         ApprovalDecision,
         AuditEntry,
         EvidenceRef,
@@ -61,9 +61,9 @@ with workflow.unsafe.imports_passed_through():
         StepStatus,
         Undo,
     )
-    from workflows.approval import credential_needed, eligible_approvers, refusal
-    from workflows.decisions import proof_refusal, spend
-    from workflows.scope import named_resources, scope_refusal, tags_needed
+    from stanch.workflows.approval import credential_needed, eligible_approvers, refusal
+    from stanch.workflows.decisions import proof_refusal, spend
+    from stanch.workflows.scope import named_resources, scope_refusal, tags_needed
 
 Arg = TypeVar("Arg", bound=BaseModel)
 Out = TypeVar("Out")

@@ -18,9 +18,9 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
-from models.config import Detector
-from models.runbook import DetectorRun
-from workflows.detector import DetectorWorkflow
+from stanch.models.config import Detector
+from stanch.models.runbook import DetectorRun
+from stanch.workflows.detector import DetectorWorkflow
 
 PREFIX = "stanch-detector-"
 log = logging.getLogger("stanch.detectors")

@@ -19,8 +19,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from models.azure import ResourceId
-from models.config import RemediationScope
+from stanch.models.azure import ResourceId
+from stanch.models.config import RemediationScope
 
 NO_SCOPES = (
     "remediation.scopes is empty: no runbook may change anything "

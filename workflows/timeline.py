@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
-from models.free_text import NOTE_LIMIT, bounded
-from models.incident import TimelineEntry
+from stanch.models.free_text import NOTE_LIMIT, bounded
+from stanch.models.incident import TimelineEntry
 
 OPENING_KEPT = 10
 RECENT_KEPT = 200

@@ -19,16 +19,16 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.postmortem import PostmortemRequest, render_postmortem
-from models.alert import MonitorCondition
-from models.incident import Acknowledge, AddNote, AssignRole, Resolve, Role, UpdateResult
-from models.settings import Settings
+from stanch.activities.postmortem import PostmortemRequest, render_postmortem
+from stanch.models.alert import MonitorCondition
+from stanch.models.incident import Acknowledge, AddNote, AssignRole, Resolve, Role, UpdateResult
+from stanch.models.settings import Settings
+from stanch.worker import WORKFLOWS, activities_for
+from stanch.workflows import search_attributes
+from stanch.workflows.incident import IncidentWorkflow
 from tests.conftest import installed, policy_file
 from tests.decision_helpers import decide, signed
 from tests.workflows_helpers import alert_event, open_incident
-from worker import WORKFLOWS, activities_for
-from workflows import search_attributes
-from workflows.incident import IncidentWorkflow
 
 HERE = Path(__file__).parent
 
@@ -84,8 +84,8 @@ async def lifecycle(client: Client, env: WorkflowEnvironment, config: Path) -> N
 
 async def storm_with_search_attributes(client: Client, config: Path) -> None:
     """Repeated alerts and a severity rise on the dev server, with search attributes."""
-    from gateway.intake import record_alert  # the real intake path
-    from models.alert import CommonAlert
+    from stanch.gateway.intake import record_alert  # the real intake path
+    from stanch.models.alert import CommonAlert
 
     queue = f"record-{uuid.uuid4()}"
     sample = HERE.parents[1] / "examples/alerts/test_action_metric_static_threshold.json"
@@ -112,10 +112,10 @@ async def storm_with_search_attributes(client: Client, config: Path) -> None:
 
 async def runbooks(env: WorkflowEnvironment, tmp: Path) -> None:
     """Each built-in runbook, against azuresim, and an incident that ran one."""
-    from activities.azure_clients import AzureClients
-    from azuresim import AzureSim, load_world
-    from models.risk import Risk
-    from models.runbook import ApprovalDecision, RunbookView
+    from stanch.activities.azure_clients import AzureClients
+    from stanch.azuresim import AzureSim, load_world
+    from stanch.models.risk import Risk
+    from stanch.models.runbook import ApprovalDecision, RunbookView
     from tests.conftest import REMEDIATION, VM1, VM2, WORLD
     from tests.runbook_helpers import approval_plan, start_runbook
 
@@ -238,9 +238,9 @@ async def bounded_storm(client: Client, config: Path) -> None:
     """A flapping alert whose timeline folds, on the dev server with a low
     history limit: the run that continues as new carrying a bounded state, and
     the run it continued into."""
-    from gateway.intake import record_alert
-    from models.alert import AlertBatch, AlertEvent, CommonAlert
-    from workflows.timeline import FOLDED, OPENING_KEPT
+    from stanch.gateway.intake import record_alert
+    from stanch.models.alert import AlertBatch, AlertEvent, CommonAlert
+    from stanch.workflows.timeline import FOLDED, OPENING_KEPT
 
     queue = f"record-{uuid.uuid4()}"
     sample = HERE.parents[1] / "examples/alerts/test_action_metric_static_threshold.json"

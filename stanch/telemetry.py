@@ -202,7 +202,7 @@ def configure_tracing(service: str) -> bool:
 
 
 def enable_temporal_tracing(on: bool = True) -> None:
-    from workflows.client import trace_temporal
+    from stanch.workflows.client import trace_temporal
 
     trace_temporal(on)
 
