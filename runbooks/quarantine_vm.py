@@ -28,14 +28,9 @@ with workflow.unsafe.imports_passed_through():
         TagRemoval,
     )
     from stanch.models.config import AlertMatch
+    from stanch.models.evidence import EvidenceRequest
     from stanch.models.risk import Risk
-    from stanch.models.runbook import (
-        EvidenceRequest,
-        RunbookInput,
-        RunbookOutcome,
-        RunbookResult,
-        RunbookSpec,
-    )
+    from stanch.models.runbook import RunbookInput, RunbookOutcome, RunbookResult, RunbookSpec
     from stanch.workflows.runbook import Runbook
 
 QUARANTINE_TAG = "stanch.quarantine"
@@ -61,7 +56,7 @@ class QuarantineVm(Runbook):
             monitoring_services=["Resource Health"],
         ),
         approvals={"isolate": Risk.HIGH},
-        outcome="contained",
+        outcome=RunbookOutcome.CONTAINED,
     )
 
     @workflow.run

@@ -26,7 +26,7 @@ class Release(Runbook):
         risk=Risk.HIGH,
         author="stanch",
         approvals={"release": Risk.HIGH},
-        outcome="released",
+        outcome=RunbookOutcome.RELEASED,
     )
 
     @workflow.run

@@ -27,7 +27,7 @@ class RestartVm(Runbook):
             resource_types=["microsoft.compute/virtualmachines"], monitoring_services=["Platform"]
         ),
         approvals={"restart": Risk.MEDIUM},
-        outcome="mitigated",
+        outcome=RunbookOutcome.MITIGATED,
     )
 
     @workflow.run

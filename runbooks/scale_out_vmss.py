@@ -40,7 +40,7 @@ class ScaleOutVmss(Runbook):
             monitoring_services=["Platform"],
         ),
         approvals={"scale out": Risk.MEDIUM},
-        outcome="mitigated",
+        outcome=RunbookOutcome.MITIGATED,
     )
 
     @workflow.run

@@ -75,7 +75,7 @@ class VerifyRecovery(Runbook):
         description="Poll a metric or KQL condition until healthy or a deadline.",
         risk=Risk.LOW,
         author="stanch",
-        outcome="mitigated",
+        outcome=RunbookOutcome.MITIGATED,
     )
 
     @workflow.run

@@ -2,8 +2,13 @@
 
 triggered -> acknowledged -> contained -> mitigated -> resolved -> closed
 
-The run loop is a small state machine driven by deadlines (the next page, the
-end of the reopen window) and by messages (alerts, acks, resolutions). All of
+A thin shell around workflows/lifecycle.py, which decides every transition
+(status, escalation, dedup and reopen) with no Temporal in it: here are the
+handlers, the waits, the activities and the child workflows, and the effects
+the lifecycle asks for applied in order.
+
+The run loop is driven by deadlines (the next page, the end of the reopen
+window) and by messages (alerts, people's requests, runbook events). All of
 its state is one model, so continue-as-new carries it over and an alert storm
 cannot grow the history without bound. The state is bounded too: the timeline
 folds its middle away (workflows/timeline.py, every folded entry whole on the
@@ -13,7 +18,8 @@ CARRIED_BYTES, so no alert and no note can wedge an incident.
 
 from __future__ import annotations
 
-import hashlib
+import inspect
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,12 +35,19 @@ with workflow.unsafe.imports_passed_through():
 
     from stanch.activities.audit import AuditActivities
     from stanch.activities.notify import NotifyActivities
-    from stanch.activities.postmortem import PostmortemActivities, PostmortemRequest
+    from stanch.activities.postmortem import PostmortemActivities
     from stanch.activities.response_plan import ResponsePlanActivities
-    from stanch.models.alert import AlertBatch, AlertEvent, MonitorCondition
+    from stanch.client.search_attributes import (
+        INCIDENT_RESOURCES,
+        INCIDENT_SERVICE,
+        INCIDENT_SEVERITY,
+        INCIDENT_STATUS,
+        searchable_resources,
+    )
+    from stanch.models.alert import AlertBatch, AlertEvent
+    from stanch.models.audit import AuditEntry
     from stanch.models.config import ApiRole
     from stanch.models.decision import DecisionKeysRequest, PersonRequest, SpentDecisions
-    from stanch.models.duration import format_duration
     from stanch.models.incident import (
         Acknowledge,
         AddNote,
@@ -54,30 +67,33 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
         UpdateResult,
     )
-    from stanch.models.runbook import (
-        AuditEntry,
-        RunbookEvent,
-        RunbookInput,
-        RunbookOutcome,
-        RunbookView,
+    from stanch.models.messages import (
+        RELEASE_RUNBOOK,
+        IncidentQuery,
+        IncidentSignal,
+        IncidentUpdate,
     )
-    from stanch.models.severity import DEFAULT_SEVERITY
+    from stanch.models.postmortem import PostmortemRequest
+    from stanch.models.runbook import RunbookEvent, RunbookInput, RunbookView
+    from stanch.workflows import lifecycle
     from stanch.workflows.decisions import proof_refusal, spend
     from stanch.workflows.escalation import everyone_in_policy, names, tier_recipients
-    from stanch.workflows.search_attributes import (
-        INCIDENT_RESOURCES,
-        INCIDENT_SERVICE,
-        INCIDENT_SEVERITY,
-        INCIDENT_STATUS,
-        searchable_resources,
+    from stanch.workflows.lifecycle import (
+        SYSTEM_ACTOR,
+        AlertRepeated,
+        Broadcast,
+        Effect,
+        Exhausted,
+        Measure,
+        Note,
+        PageTier,
+        Publish,
+        SeenAlerts,
+        StartOver,
+        Wake,
     )
     from stanch.workflows.timeline import BoundedTimeline, audit_batches, entry
 
-# Azure retries a webhook within minutes; remembering the last few hundred
-# alert instances is enough to drop its duplicates without unbounded state.
-SEEN_ALERTS_KEPT = 500
-AZURE_MONITOR = "azure-monitor"
-STANCH = "stanch"
 RUNBOOKS_PATCH = "runbooks-v1"  # incidents opened before runbooks existed never start one
 AUDIT_ACTIONS_PATCH = "audit-incident-actions"
 POSTMORTEM_PATCH = "postmortem-drafts"
@@ -98,9 +114,7 @@ PUBLISH_PER_BATCH_PATCH = "publish-once-per-batch"
 CARRIED_BYTES = 480 * 1024
 # Temporal ends a run at 51,200 events; it suggests moving on long before.
 HISTORY_HIGH_WATER = 20_000
-SEEN_KEY_CHARS = 128  # longer dedup keys are remembered by their SHA-256
 FOLDED_AUDIT_BYTES = 256 * 1024  # folded entries per audit record
-TARGETS_NAMED = 5  # an alert's timeline line names this many targets, then counts
 
 PLAN_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
@@ -109,9 +123,9 @@ PAGE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30)
 )
 
-
-def workflow_id_for(incident_id: str) -> str:
-    return f"incident-{incident_id}"
+# What a person's request changes: the timeline lines and the rest
+# (workflows/lifecycle.py), or None when nothing changed (a retried ack).
+Change = Callable[[], list[Effect] | Awaitable[list[Effect] | None] | None]
 
 
 @workflow.defn
@@ -122,7 +136,6 @@ class IncidentWorkflow:
         # signal-with-start and its handler runs before run() does.
         self._timeline: list[TimelineEntry]
         self._plan: ResponsePlan | None
-        self._seen: list[str]
         if inp.carried is not None:
             self._state = inp.carried.state
             self._state.runs += 1
@@ -130,37 +143,26 @@ class IncidentWorkflow:
             self._book = BoundedTimeline(self._timeline)
             self._folded: list[TimelineEntry] = []
             self._plan = inp.carried.plan
-            self._seen = inp.carried.seen_alerts
+            self._seen = SeenAlerts(inp.carried.seen_alerts)
             if self._book.fold_due() and workflow.patched(BOUNDED_TIMELINE_PATCH):
                 # Carried over by a run that kept everything.
                 self._folded += self._book.fold()
         else:
             alert = inp.first_alert
-            now = workflow.now()
-            self._state = IncidentState(
-                incident_id=inp.incident_id,
-                workflow_id=workflow.info().workflow_id,
-                title=alert.rule,
-                severity=alert.severity or DEFAULT_SEVERITY,
-                alert_rule=alert.rule,
-                alert_rule_id=alert.rule_id,
-                resources=alert.targets,
-                opened_at=now,
-                monitoring_service=alert.monitoring_service,
+            self._state = lifecycle.opened(
+                inp.incident_id, workflow.info().workflow_id, alert, workflow.now()
             )
-            self._state.escalation.next_page_at = now
             self._timeline = []
             self._book = BoundedTimeline(self._timeline)
             self._folded = []
             self._plan = None
-            self._seen = []
-            self._note("opened", f"Incident opened for {alert.rule}", STANCH)
+            self._seen = SeenAlerts([])
+            self._note(lifecycle.opening_note(alert))
             workflow.metric_meter().create_counter(
                 "stanch_incidents_opened", "incidents opened"
             ).add(1, {"severity": str(self._state.severity)})
         self._wake = False
         self._publish_held = False
-        self._seen_set = set(self._seen)
         self._keys_wanted = False
         # Nonces of decisions already acted on (workflows/decisions.py).
         self._spent = inp.carried.spent if inp.carried else SpentDecisions()
@@ -223,7 +225,7 @@ class IncidentWorkflow:
                 state=self._state,
                 timeline=self._timeline,
                 plan=self._plan,
-                seen_alerts=self._seen,
+                seen_alerts=self._seen.keys,
                 spent=self._spent,
             ),
         )
@@ -249,35 +251,23 @@ class IncidentWorkflow:
         )
 
     async def _wait_for_next_event(self) -> None:
-        deadline, summary = self._next_deadline()
-        timeout = None
-        if deadline is not None:
-            timeout = max(deadline - workflow.now(), timedelta(0))
+        deadline = lifecycle.next_deadline(self._state, self._plan)
         try:
             await workflow.wait_condition(
                 lambda: self._wake or workflow.info().is_continue_as_new_suggested(),
-                timeout=timeout,
-                timeout_summary=summary,
+                timeout=(max(deadline.at - workflow.now(), timedelta(0)) if deadline else None),
+                timeout_summary=deadline.summary if deadline else None,
             )
         except TimeoutError:
             pass
         self._wake = False
 
-    def _next_deadline(self) -> tuple[datetime | None, str | None]:
-        esc = self._state.escalation
-        if self._state.status is IncidentStatus.RESOLVED and self._plan is not None:
-            assert self._state.resolved_at is not None
-            return self._state.resolved_at + self._plan.reopen_window, "close after reopen window"
-        if esc.active and esc.next_page_at is not None and self._plan is not None:
-            return esc.next_page_at, f"page tier {esc.next_tier + 1}"
-        return None, None
-
     async def _act_on_deadlines(self) -> None:
         now = workflow.now()
-        deadline, _ = self._next_deadline()
-        if deadline is None or now < deadline:
+        deadline = lifecycle.next_deadline(self._state, self._plan)
+        if deadline is None or now < deadline.at:
             return
-        if self._state.status is IncidentStatus.RESOLVED:
+        if deadline.closes:
             await self._close(now)
         else:
             await self._escalate(now)
@@ -293,71 +283,30 @@ class IncidentWorkflow:
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=PLAN_RETRY,
         )
-        self._state.service = self._plan.service
-        esc = self._state.escalation
-        if esc.active and esc.next_tier == 0 and esc.round == 0:
-            esc.next_page_at = workflow.now()  # the escalation clock starts with tier 1's page
-        self._note(
-            "plan_loaded",
-            f"Service {self._plan.service}, escalation policy {self._plan.policy_name}",
-            STANCH,
-        )
-        if self._plan.warning:
-            self._note("policy_invalid", self._plan.warning, STANCH)
-        self._publish()
+        self._apply(lifecycle.plan_loaded(self._state, self._plan, workflow.now()))
 
     # ---- paging and escalation -------------------------------------------
 
     async def _escalate(self, now: datetime) -> None:
         assert self._plan is not None
-        esc = self._state.escalation
-        policy = self._plan.policy
-        if esc.next_tier < len(policy.tiers):
-            tier = policy.tiers[esc.next_tier]
-            if esc.next_tier == 0 and esc.round == 0:
-                reason = "incident opened"
-            elif esc.next_tier == 0:
-                reason = f"nobody acknowledged; round {esc.round + 1} of the policy"
-            else:
-                previous = policy.tiers[esc.next_tier - 1]
-                reason = (
-                    f"tier {esc.next_tier} did not acknowledge within "
-                    f"{format_duration(previous.timeout)}"
-                )
-            tier_number = esc.next_tier + 1
-            esc.next_tier += 1
-            # From the deadline, not from `now`: timer latency must not add up
-            # across tiers.
-            esc.next_page_at = (esc.next_page_at or now) + tier.timeout
-            await self._page(tier_recipients(self._plan, tier, now), tier_number, reason)
-            return
-        if policy.after_last_tier == "repeat" and esc.round < policy.repeat:
-            esc.round += 1
-            esc.next_tier = 0
-            esc.next_page_at = now
-            self._wake = True
-            return
-        if policy.after_last_tier == "broadcast":
-            esc.active = False
-            await self._page(
-                everyone_in_policy(self._plan, now), 0, "no tier acknowledged: broadcast"
-            )
-            return
-        esc.active = False
-        esc.next_page_at = None
-        self._note(
-            "escalation_exhausted",
-            "Nobody acknowledged after every tier of the policy; paging stopped",
-            STANCH,
-        )
+        match lifecycle.escalate(self._state.escalation, self._plan.policy, now):
+            case PageTier(tier, number, reason):
+                await self._page(tier_recipients(self._plan, tier, now), number, reason)
+            case StartOver():
+                self._wake = True
+            case Broadcast(reason):
+                await self._page(everyone_in_policy(self._plan, now), 0, reason)
+            case Exhausted(note):
+                self._note(note)
 
     async def _page(self, recipients: list[RosterEntry], tier: int, reason: str) -> None:
         assert self._plan is not None
         self._state.escalation.pages_sent += 1
         workflow.metric_meter().create_counter("stanch_pages_sent", "pages sent").add(1)
-        who = f"tier {tier}" if tier else "everyone"
-        kind = "paged" if tier <= 1 and self._state.escalation.round == 0 else "escalated"
-        self._note(kind, f"Paging {who}: {names(recipients)} ({reason})", STANCH)
+        who = lifecycle.paged_who(tier)
+        self._note(
+            lifecycle.paged_note(tier, self._state.escalation.round, names(recipients), reason)
+        )
         page = Page(
             incident_id=self._state.incident_id,
             workflow_id=self._state.workflow_id,
@@ -385,24 +334,20 @@ class IncidentWorkflow:
             )
         except ActivityError as e:
             cause = e.cause.message if isinstance(e.cause, ApplicationError) else str(e.cause)
-            self._note("page_failed", f"Page to {who} failed: {cause}", STANCH)
+            self._note(Note("page_failed", f"Page to {who} failed: {cause}", SYSTEM_ACTOR))
             return
         if result.failed:
-            self._note(
-                "page_failed",
-                "Channels refused the page: "
-                + ", ".join(f"{n} ({result.reasons.get(n, 'refused')})" for n in result.failed),
-                STANCH,
-            )
+            refused = ", ".join(f"{n} ({result.reasons.get(n, 'refused')})" for n in result.failed)
+            self._note(Note("page_failed", f"Channels refused the page: {refused}", SYSTEM_ACTOR))
 
     # ---- alerts -----------------------------------------------------------
 
-    @workflow.signal
+    @workflow.signal(name=IncidentSignal.ADD_ALERT)
     def add_alert(self, alert: AlertEvent) -> None:
         # One alert per signal: older gateways, and incidents already running.
         self._apply_alert(alert)
 
-    @workflow.signal
+    @workflow.signal(name=IncidentSignal.ADD_ALERTS)
     def add_alerts(self, batch: AlertBatch) -> None:
         # The gateway coalesces a fingerprint's alerts under load; applying
         # them in order through the same path keeps dedup, counts, severity and
@@ -415,62 +360,17 @@ class IncidentWorkflow:
         finally:
             self._publish_held = False
         if hold:
-            self._publish()
+            self._publish(Publish.of(self._state))
 
     def _apply_alert(self, alert: AlertEvent) -> None:
-        key = self._seen_key(alert)
-        if key in self._seen_set:
-            return
-        self._seen.append(key)
-        self._seen_set.add(key)
-        if len(self._seen) > SEEN_ALERTS_KEPT:
-            self._seen_set.discard(self._seen.pop(0))
-        now = workflow.now()
-        self._wake = True
-        if alert.condition is MonitorCondition.RESOLVED:
-            if self._state.status.is_open:
-                self._note("alert_resolved", f"Azure Monitor resolved {alert.rule}", AZURE_MONITOR)
-                self._resolve(now, AZURE_MONITOR)
-            return
-        self._state.alert_count += 1
-        self._state.last_alert_at = now
-        if self._state.alert_count == 1:
-            self._note("alert_fired", _describe(alert), AZURE_MONITOR)
-        else:
-            self._note_repeat(now)
-        if alert.severity is not None and alert.severity.is_more_severe_than(self._state.severity):
-            self._note(
-                "severity_raised",
-                f"Severity raised from {self._state.severity} to {alert.severity}",
-                AZURE_MONITOR,
-            )
-            self._state.severity = alert.severity
-            self._publish()
-        if self._state.status is IncidentStatus.RESOLVED:
-            self._reopen(now)
+        if self._seen.first_time(self._seen_key(alert)):
+            self._apply(lifecycle.alert_arrived(self._state, alert, workflow.now()))
 
     def _seen_key(self, alert: AlertEvent) -> str:
         key = alert.dedup_key
-        if len(key) <= SEEN_KEY_CHARS or not workflow.patched(BOUNDED_TIMELINE_PATCH):
+        if not lifecycle.is_long_key(key) or not workflow.patched(BOUNDED_TIMELINE_PATCH):
             return key
-        return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
-
-    def _note_repeat(self, now: datetime) -> None:
-        last = self._timeline[-1] if self._timeline else None
-        if last is not None and last.kind == "alert_repeated":
-            last.count += 1
-            last.summary = f"Alert repeated {last.count} times (latest {now:%H:%M:%S}Z)"
-        else:
-            self._note("alert_repeated", "Alert repeated", AZURE_MONITOR)
-
-    def _reopen(self, now: datetime) -> None:
-        self._state.status = IncidentStatus.TRIGGERED
-        self._state.resolved_at = self._state.resolved_by = None
-        self._state.acknowledged_at = self._state.acknowledged_by = None
-        esc = self._state.escalation
-        esc.active, esc.next_tier, esc.round, esc.next_page_at = True, 0, 0, now
-        self._note("reopened", "Alert fired again within the reopen window: reopened", STANCH)
-        self._publish()
+        return lifecycle.hashed_key(key)
 
     # ---- remediation ------------------------------------------------------
 
@@ -480,7 +380,7 @@ class IncidentWorkflow:
         if not self._state.status.is_open or not self._state.resources:
             return
         self._state.runbook = await self._start_runbook(
-            choice.name, choice.params, choice.dry_run, STANCH
+            choice.name, choice.params, choice.dry_run, SYSTEM_ACTOR
         )
 
     async def _start_runbook(
@@ -488,8 +388,7 @@ class IncidentWorkflow:
     ) -> RunbookView:
         assert self._plan is not None and self._plan.approval is not None
         state = self._state
-        # Entries noted, not kept: folding must never give two runbooks one id.
-        child_id = f"{state.workflow_id}/{name}-{state.runs}-{self._book.noted}"
+        child_id = lifecycle.runbook_child_id(state, name, self._book.noted)
         await workflow.start_child_workflow(
             name,
             RunbookInput(
@@ -502,7 +401,7 @@ class IncidentWorkflow:
                 params=params,
                 title=state.title,
                 severity=state.severity,
-                status=str(state.status),
+                status=state.status,
                 service=state.service,
             ),
             id=child_id,
@@ -513,205 +412,157 @@ class IncidentWorkflow:
         view = RunbookView(
             runbook=name, workflow_id=child_id, dry_run=dry_run, steps=[], pending=None
         )
-        self._note(
-            "runbook_started",
-            f"Runbook {name} started{' (dry run)' if dry_run else ''}",
-            requested_by,
-        )
+        self._note(lifecycle.runbook_started(name, dry_run, requested_by))
         return view
 
-    @workflow.signal
+    @workflow.signal(name=IncidentSignal.RUNBOOK_EVENT)
     def runbook_event(self, event: RunbookEvent) -> None:
-        is_release = event.runbook == "release"
-        if is_release:
-            self._state.release = event.view
-        else:
-            self._state.runbook = event.view
-        if event.kind.startswith("step_running"):
-            return  # the finished step tells the story; halve the timeline
-        self._note(
-            f"runbook:{event.kind}",
-            f"[{event.runbook}] {event.summary}",
-            f"runbook:{event.runbook}",
-        )
-        if event.result is None:
-            return
-        result = event.result
-        if is_release:
-            if result.outcome is RunbookOutcome.RELEASED and self._state.runbook_result:
-                self._state.runbook_result.applied = []
-            return
-        self._state.runbook_result = result
-        target = {
-            RunbookOutcome.CONTAINED: IncidentStatus.CONTAINED,
-            RunbookOutcome.MITIGATED: IncidentStatus.MITIGATED,
-        }.get(result.outcome)
-        if (
-            target is not None
-            and self._state.status.is_open
-            and (target.order > self._state.status.order)
-        ):
-            self._state.status = target
-            self._publish()
-        elif result.outcome is RunbookOutcome.NOT_NEEDED:
-            self._note(
-                "handed_to_humans", "Automation found nothing to remediate: over to on-call", STANCH
-            )
-        elif not result.outcome.succeeded and result.outcome is not RunbookOutcome.CANCELLED:
-            self._note(
-                "handed_to_humans",
-                f"Automation did not finish ({result.outcome}): over to on-call",
-                STANCH,
-            )
+        self._apply(lifecycle.runbook_reported(self._state, event))
 
-    @workflow.update
+    @workflow.update(name=IncidentUpdate.REQUEST_RELEASE)
     async def request_release(self, request: RequestRelease) -> UpdateResult:
-        self._spend(request)
-        await self._require_on_roster(request.by)
-        applied = self._state.runbook_result.applied if self._state.runbook_result else []
-        self._state.release = await self._start_runbook(
-            "release",
-            {
-                "runbook": self._state.runbook_result.runbook if self._state.runbook_result else "",
-                "applied": [u.model_dump(mode="json") for u in applied],
-            },
-            False,
-            request.by,
-        )
-        suffix = f": {request.reason}" if request.reason else ""
-        self._note(
-            "release_requested",
-            f"{self._name(request.by)} asked to release what automation applied{suffix}",
-            request.by,
-        )
-        await self._audit(request.by, "request release", {"reason": request.reason})
-        return self._result(True)
+        async def release() -> list[Effect]:
+            done = self._state.runbook_result
+            self._state.release = await self._start_runbook(
+                RELEASE_RUNBOOK,
+                {
+                    "runbook": done.runbook if done else "",
+                    "applied": [u.model_dump(mode="json") for u in (done.applied if done else [])],
+                },
+                False,
+                request.by,
+            )
+            return lifecycle.release_requested(self._plan, request.by, request.reason)
+
+        return await self._act_for(request, "request release", {"reason": request.reason}, release)
 
     @request_release.validator
     def _validate_request_release(self, request: RequestRelease) -> None:
-        self._check_decision("request_release", request)
-        result = self._state.runbook_result
-        if result is None or not result.applied:
-            raise ValueError("nothing to release: no runbook change is in place")
-        if self._state.release is not None and self._state.release.outcome is None:
-            raise ValueError("a release is already waiting or running")
+        self._check_decision(IncidentUpdate.REQUEST_RELEASE, request)
+        _refuse(lifecycle.release_refusal(self._state))
 
     # ---- people -----------------------------------------------------------
 
-    @workflow.update
+    @workflow.update(name=IncidentUpdate.ACKNOWLEDGE)
     async def acknowledge(self, request: Acknowledge) -> UpdateResult:
-        self._spend(request)
-        await self._require_on_roster(request.by)
-        changed = self._state.status is IncidentStatus.TRIGGERED
-        if changed:
-            self._acknowledge(workflow.now(), request.by, request.note)
-            await self._audit(request.by, "acknowledge", {"note": request.note})
-        return self._result(changed)
+        return await self._act_for(
+            request,
+            "acknowledge",
+            {"note": request.note},
+            lambda: lifecycle.acknowledge(
+                self._state, self._plan, workflow.now(), request.by, request.note
+            ),
+        )
 
     @acknowledge.validator
     def _validate_acknowledge(self, request: Acknowledge) -> None:
-        self._check_decision("acknowledge", request)
-        if not self._state.status.is_open:
-            raise ValueError(f"incident is already {self._state.status}: nothing to acknowledge")
+        self._check_decision(IncidentUpdate.ACKNOWLEDGE, request)
+        _refuse(lifecycle.acknowledge_refusal(self._state))
 
-    @workflow.update
+    @workflow.update(name=IncidentUpdate.RESOLVE)
     async def resolve(self, request: Resolve) -> UpdateResult:
-        self._spend(request)
-        await self._require_on_roster(request.by)
-        changed = self._state.status.is_open
-        if changed:
-            suffix = f": {request.note}" if request.note else ""
-            self._note("resolved", f"Resolved by {self._name(request.by)}{suffix}", request.by)
-            self._resolve(workflow.now(), request.by)
-            await self._audit(request.by, "resolve", {"note": request.note})
-        return self._result(changed)
+        return await self._act_for(
+            request,
+            "resolve",
+            {"note": request.note},
+            lambda: lifecycle.resolve(
+                self._state, self._plan, workflow.now(), request.by, request.note
+            ),
+        )
 
     @resolve.validator
     def _validate_resolve(self, request: Resolve) -> None:
-        self._check_decision("resolve", request)
+        self._check_decision(IncidentUpdate.RESOLVE, request)
 
-    @workflow.update
+    @workflow.update(name=IncidentUpdate.ASSIGN_ROLE)
     async def assign_role(self, request: AssignRole) -> UpdateResult:
-        self._spend(request)
-        await self._require_on_roster(request.by)
-        await self._require_on_roster(request.assignee)
-        changed = self._state.roles.get(request.role) != request.assignee
-        if changed:
-            self._state.roles[request.role] = request.assignee
-            self._note(
-                "role_assigned",
-                f"{self._name(request.assignee)} is {request.role.replace('_', ' ')} "
-                f"(assigned by {self._name(request.by)})",
-                request.by,
-            )
-            await self._audit(
-                request.by, "assign role", {"role": str(request.role), "assignee": request.assignee}
-            )
-        return self._result(changed)
+        return await self._act_for(
+            request,
+            "assign role",
+            {"role": str(request.role), "assignee": request.assignee},
+            lambda: lifecycle.assign_role(
+                self._state, self._plan, request.role, request.assignee, request.by
+            ),
+            also_on_roster=request.assignee,
+        )
 
     @assign_role.validator
     def _validate_assign_role(self, request: AssignRole) -> None:
-        self._check_decision("assign_role", request)
+        self._check_decision(IncidentUpdate.ASSIGN_ROLE, request)
         if self._plan is not None and not self._plan.on_roster(request.assignee):
             raise ValueError(f"assignee {request.assignee!r} is not on the roster")
 
-    @workflow.update
+    @workflow.update(name=IncidentUpdate.ADD_NOTE)
     async def add_note(self, request: AddNote) -> UpdateResult:
-        self._spend(request)
-        await self._require_on_roster(request.by)
-        self._note("note", request.text, request.by)
-        await self._audit(request.by, "note", {"text": request.text})
-        return self._result(True)
+        return await self._act_for(
+            request,
+            "note",
+            {"text": request.text},
+            lambda: lifecycle.add_note(request.text, request.by),
+        )
 
     @add_note.validator
     def _validate_add_note(self, request: AddNote) -> None:
-        self._check_decision("add_note", request)
+        self._check_decision(IncidentUpdate.ADD_NOTE, request)
 
-    @workflow.update
+    @workflow.update(name=IncidentUpdate.CHANGE_STATUS)
     async def change_status(self, request: ChangeStatus) -> UpdateResult:
-        self._spend(request)
-        await self._require_on_roster(request.by)
-        now = workflow.now()
-        if self._state.status is IncidentStatus.TRIGGERED:
-            self._acknowledge(now, request.by, None)
-        self._state.status = request.status
-        suffix = f": {request.note}" if request.note else ""
-        self._note(
-            str(request.status),
-            f"Marked {request.status} by {self._name(request.by)}{suffix}",
-            request.by,
+        return await self._act_for(
+            request,
+            f"mark {request.status}",
+            {"note": request.note},
+            lambda: lifecycle.change_status(
+                self._state, self._plan, workflow.now(), request.status, request.by, request.note
+            ),
         )
-        self._publish()
-        await self._audit(request.by, f"mark {request.status}", {"note": request.note})
-        return self._result(True)
 
     @change_status.validator
     def _validate_change_status(self, request: ChangeStatus) -> None:
-        self._check_decision("change_status", request)
-        if request.status not in (IncidentStatus.CONTAINED, IncidentStatus.MITIGATED):
-            raise ValueError("status: only contained or mitigated can be set this way")
-        if not self._state.status.is_open:
-            raise ValueError(f"incident is already {self._state.status}")
-        if request.status.order <= self._state.status.order:
-            raise ValueError(f"incident is already {self._state.status}; status only moves forward")
+        self._check_decision(IncidentUpdate.CHANGE_STATUS, request)
+        _refuse(lifecycle.status_change_refusal(self._state, request.status))
 
-    def _check_decision(self, action: str, request: PersonRequest) -> None:
+    async def _act_for(
+        self,
+        request: PersonRequest,
+        action: str,
+        details: dict[str, Any],
+        change: Change,
+        *,
+        also_on_roster: str | None = None,
+    ) -> UpdateResult:
+        """Every person's request takes the same path: its proof is spent, the
+        people it names are checked against the roster (once it is loaded),
+        the change is made and, if anything changed, put on the audit trail;
+        the answer says where the incident stands."""
+        self._spend(request)
+        await self._require_on_roster(request.by)
+        if also_on_roster is not None:
+            await self._require_on_roster(also_on_roster)
+        made = change()
+        effects = await made if inspect.isawaitable(made) else made
+        if effects is None:
+            return self._result(False)
+        self._apply(effects)
+        await self._audit(request.by, action, details)
+        return self._result(True)
+
+    def _check_decision(self, action: IncidentUpdate, request: PersonRequest) -> None:
         """A person's request counts only as the gateway signed it, for this
         incident and action, with a credential of at least responder."""
         self._check_actor(request.by)
         keys = self._plan.approval.decision_keys if self._plan and self._plan.approval else {}
-        reason = proof_refusal(
-            request.proof,
-            workflow_id=workflow.info().workflow_id,
-            action=action,
-            request=request,
-            keys=keys,
-            now=workflow.now(),
-            spent=self._spent,
-            minimum=ApiRole.RESPONDER,
+        _refuse(
+            proof_refusal(
+                request.proof,
+                workflow_id=workflow.info().workflow_id,
+                action=action,
+                request=request,
+                keys=keys,
+                now=workflow.now(),
+                spent=self._spent,
+                minimum=ApiRole.RESPONDER,
+            )
         )
-        if reason:
-            raise ValueError(reason)
 
     def _spend(self, request: PersonRequest) -> None:
         # Two updates carrying one proof can both pass their validators before
@@ -720,7 +571,7 @@ class IncidentWorkflow:
             raise ApplicationError("decision already used", type="DecisionReplayed")
         spend(self._spent, request.proof, workflow.now())
 
-    @workflow.signal
+    @workflow.signal(name=IncidentSignal.REFRESH_DECISION_KEYS)
     def refresh_decision_keys(self) -> None:
         """Sent by the gateway when this incident's plan predates signed
         decisions: the run loop reloads the keys from the policy. Harmless from
@@ -758,44 +609,19 @@ class IncidentWorkflow:
         if not self._plan.on_roster(person):
             raise ApplicationError(f"{person!r} is not on the roster", type="NotOnRoster")
 
-    # ---- transitions --------------------------------------------------------
-
-    def _acknowledge(self, now: datetime, by: str, note: str | None) -> None:
-        self._state.status = IncidentStatus.ACKNOWLEDGED
-        self._state.acknowledged_at = now
-        workflow.metric_meter().create_histogram_timedelta(
-            "stanch_time_to_acknowledge", "MTTA: first alert to acknowledgement"
-        ).record(now - self._state.opened_at, {"severity": str(self._state.severity)})
-        self._state.acknowledged_by = by
-        self._stop_paging()
-        suffix = f": {note}" if note else ""
-        self._note("acknowledged", f"Acknowledged by {self._name(by)}; paging stopped{suffix}", by)
-        self._publish()
-
-    def _resolve(self, now: datetime, by: str) -> None:
-        self._state.status = IncidentStatus.RESOLVED
-        self._state.resolved_at = now
-        workflow.metric_meter().create_histogram_timedelta(
-            "stanch_time_to_resolve", "MTTR: first alert to resolution"
-        ).record(now - self._state.opened_at, {"severity": str(self._state.severity)})
-        self._state.resolved_by = by
-        self._stop_paging()
-        self._wake = True
-        self._publish()
+    # ---- closing ------------------------------------------------------------
 
     async def _close(self, now: datetime) -> None:
         for view in (self._state.runbook, self._state.release):
             if view is not None and view.outcome is None:
                 # Nothing left to remediate: stop waiting for approvals.
                 await workflow.get_external_workflow_handle(view.workflow_id).cancel()
-        self._state.status = IncidentStatus.CLOSED
-        self._state.closed_at = now
+        effects = lifecycle.closed(self._state, now)
         # Open incidents = opened - closed (both counters), by severity.
         workflow.metric_meter().create_counter("stanch_incidents_closed", "incidents closed").add(
             1, {"severity": str(self._state.severity)}
         )
-        self._note("closed", "Closed: no alert fired again within the reopen window", STANCH)
-        self._publish()
+        self._apply(effects)
         if workflow.patched(POSTMORTEM_PATCH):
             draft = await workflow.execute_activity_method(
                 PostmortemActivities.draft_postmortem,
@@ -803,25 +629,43 @@ class IncidentWorkflow:
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=PLAN_RETRY,
             )
-            self._note("postmortem_drafted", f"Postmortem draft: {draft.location}", STANCH)
+            self._note(
+                Note("postmortem_drafted", f"Postmortem draft: {draft.location}", SYSTEM_ACTOR)
+            )
 
-    def _stop_paging(self) -> None:
-        self._state.escalation.active = False
-        self._state.escalation.next_page_at = None
-        self._wake = True
+    # ---- queries --------------------------------------------------------------
 
-    # ---- queries and helpers ------------------------------------------------
-
-    @workflow.query
+    @workflow.query(name=IncidentQuery.STATE)
     def state(self) -> IncidentView:
         return IncidentView(state=self._state, plan_loaded=self._plan is not None)
 
-    @workflow.query
+    @workflow.query(name=IncidentQuery.TIMELINE)
     def timeline(self) -> list[TimelineEntry]:
         return self._timeline
 
-    def _note(self, kind: str, summary: str, actor: str | None) -> None:
-        fold_due = self._book.add(entry(workflow.now(), kind, summary, actor))
+    # ---- applying what the lifecycle decided ------------------------------------
+
+    def _apply(self, effects: list[Effect]) -> None:
+        """In order: a publish is a command, and recorded incidents replay only
+        if it comes where it came."""
+        for effect in effects:
+            match effect:
+                case Note():
+                    self._note(effect)
+                case AlertRepeated(at):
+                    if not lifecycle.counted_as_repeat(self._timeline, at):
+                        self._note(lifecycle.REPEATED)
+                case Publish():
+                    self._publish(effect)
+                case Wake():
+                    self._wake = True
+                case Measure(metric, description, elapsed, severity):
+                    workflow.metric_meter().create_histogram_timedelta(metric, description).record(
+                        elapsed, {"severity": str(severity)}
+                    )
+
+    def _note(self, note: Note) -> None:
+        fold_due = self._book.add(entry(workflow.now(), note.kind, note.summary, note.actor))
         if fold_due and workflow.patched(BOUNDED_TIMELINE_PATCH):
             self._folded += self._book.fold()
             self._wake = True  # the run loop writes them to the audit trail
@@ -831,7 +675,7 @@ class IncidentWorkflow:
         folded, self._folded = self._folded, []
         for batch in audit_batches(folded, FOLDED_AUDIT_BYTES):
             await self._audit(
-                STANCH,
+                SYSTEM_ACTOR,
                 "timeline entries folded",
                 {"entries": [e.model_dump(mode="json") for e in batch]},
             )
@@ -855,15 +699,12 @@ class IncidentWorkflow:
             retry_policy=PLAN_RETRY,
         )
 
-    def _name(self, person: str) -> str:
-        return self._plan.display_name(person) if self._plan else person
-
     def _result(self, changed: bool) -> UpdateResult:
         return UpdateResult(
             incident_id=self._state.incident_id, status=self._state.status, changed=changed
         )
 
-    def _publish(self) -> None:
+    def _publish(self, wanted_state: Publish) -> None:
         """Keep the listing's search attributes in step with the state.
 
         Only when the starter set them: a namespace without stanch's search
@@ -875,8 +716,8 @@ class IncidentWorkflow:
         if current.get(INCIDENT_STATUS) is None:
             return
         wanted: list[SearchAttributeUpdate[Any]] = [
-            INCIDENT_STATUS.value_set(str(self._state.status)),
-            INCIDENT_SEVERITY.value_set(str(self._state.severity)),
+            INCIDENT_STATUS.value_set(str(wanted_state.status)),
+            INCIDENT_SEVERITY.value_set(str(wanted_state.severity)),
             INCIDENT_RESOURCES.value_set(searchable_resources(self._state.resources)),
         ]
         if self._state.service:
@@ -886,11 +727,7 @@ class IncidentWorkflow:
             workflow.upsert_search_attributes(changes)
 
 
-def _describe(alert: AlertEvent) -> str:
-    severity = alert.severity or "no severity"
-    shown = [t.rsplit("/", 1)[-1] for t in alert.targets[:TARGETS_NAMED]]
-    targets = ", ".join(shown) or "no target"
-    if len(alert.targets) > TARGETS_NAMED:
-        targets += f" and {len(alert.targets) - TARGETS_NAMED:,} more"
-    service = f" via {alert.monitoring_service}" if alert.monitoring_service else ""
-    return f"Alert fired: {alert.rule} ({severity}) on {targets}{service}"
+def _refuse(reason: str | None) -> None:
+    """A validator's refusal: the caller gets the reason, nothing enters history."""
+    if reason:
+        raise ValueError(reason)
