@@ -1,17 +1,28 @@
 # stanch: `make demo` runs the main job end to end; `make test` runs the suite.
-# Both start from nothing but Python >= 3.11 and make.
+# Both start from nothing but Python >= 3.11 and make, and install the exact
+# versions (and hashes) of requirements/dev.lock: every machine tests the same code.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCK   := requirements/dev.lock
 
-.PHONY: demo test lint dev bench chaos chromium clean
+.PHONY: demo test lint lock dev bench chaos chromium clean
 
-$(STAMP): pyproject.toml
+# The lock pins pip and setuptools too, so stanch itself installs with no index
+# and no build isolation: what builds it is what the lock says.
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
+
+# After a change to the dependencies in pyproject.toml: keeps every pin it can.
+# `make lock LOCKFLAGS=--upgrade` moves everything to the newest allowed versions.
+lock: $(STAMP)
+	$(BIN)/pip-compile --quiet --extra dev --generate-hashes --allow-unsafe --strip-extras \
+	  --no-emit-index-url --no-emit-find-links $(LOCKFLAGS) -o $(LOCK) pyproject.toml
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/stanch demo
@@ -26,10 +37,12 @@ chromium:
 test: $(STAMP) chromium
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
+# The same checks as .pre-commit-config.yaml, over the whole tree.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 # Not part of `make test`: numbers for docs/benchmarks.md (minutes, noisy machines: medians).
 bench: $(STAMP)
@@ -43,4 +56,4 @@ dev: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/stanch dev
 
 clean:
-	rm -rf $(VENV) .stanch-demo build *.egg-info
+	rm -rf $(VENV) .stanch-demo build *.egg-info .import_linter_cache
