@@ -15,22 +15,8 @@ from stanch.models.free_text import NOTE_LIMIT, RemarkText
 from stanch.models.runbook import ApprovalPlan, PendingApproval, RunbookResult, RunbookView
 from stanch.models.severity import Severity
 
-
-class IncidentStatus(StrEnum):
-    TRIGGERED = "triggered"
-    ACKNOWLEDGED = "acknowledged"
-    CONTAINED = "contained"
-    MITIGATED = "mitigated"
-    RESOLVED = "resolved"
-    CLOSED = "closed"
-
-    @property
-    def order(self) -> int:
-        return list(IncidentStatus).index(self)
-
-    @property
-    def is_open(self) -> bool:
-        return self not in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED)
+# Re-exported: models/status.py only breaks the incident <-> runbook cycle.
+from stanch.models.status import IncidentStatus as IncidentStatus
 
 
 class Role(StrEnum):
