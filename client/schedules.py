@@ -19,7 +19,7 @@ from temporalio.client import (
 )
 
 from stanch.models.config import Detector
-from stanch.models.runbook import DetectorRun
+from stanch.models.detector import DetectorRun
 from stanch.workflows.detector import DetectorWorkflow
 
 PREFIX = "stanch-detector-"

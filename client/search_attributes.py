@@ -1,6 +1,10 @@
 """Typed search attributes: how incidents are listed without a second database.
-Names and kinds match models.settings.SEARCH_ATTRIBUTES, which `stanch dev`
-registers."""
+The incident workflow sets them, the client room lists by them, and
+SEARCH_ATTRIBUTES (derived from the keys) is what a server must have registered
+(`stanch dev`, the tests and `temporal operator search-attribute create`).
+
+Imports nothing of the rest of the client room: the incident workflow imports
+these keys too."""
 
 from __future__ import annotations
 
@@ -20,6 +24,15 @@ ALL: list[SearchAttributeKey[Any]] = [
     INCIDENT_SERVICE,
     INCIDENT_RESOURCES,
 ]
+
+
+def registered_kind(key: SearchAttributeKey[Any]) -> str:
+    """The type name the Temporal CLI takes (`--search-attribute NAME=KeywordList`)."""
+    return key.indexed_value_type.name.title().replace("_", "")
+
+
+# {name: kind}, as `temporal server start-dev --search-attribute` wants them.
+SEARCH_ATTRIBUTES = {key.name: registered_kind(key) for key in ALL}
 
 # Temporal refuses a keyword-list value whose JSON is over 2048 bytes, which
 # about 13 Azure VM ids reach: the listing gets the ids that fit, the incident's

@@ -1,0 +1,235 @@
+"""Reading incidents: Temporal is their system of record. A listing comes from
+visibility (the search attributes), one incident's detail from its queries,
+a finished incident's final state from its result."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import OrderedDict
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from stanch.client.errors import InvalidQuery, NotFound, Unavailable
+from stanch.client.ids import incident_id_of, workflow_id_for
+from stanch.client.search_attributes import INCIDENT_SERVICE, INCIDENT_SEVERITY, INCIDENT_STATUS
+from stanch.models.config import NAME_PATTERN
+from stanch.models.incident import IncidentState, IncidentStatus, IncidentView, TimelineEntry
+from stanch.models.severity import Severity
+from stanch.workflows.incident import IncidentWorkflow
+
+# How long a query may wait for a worker: one incident's page, and each row of
+# a listing many callers share.
+DETAIL_WAIT = timedelta(seconds=10)
+LISTING_WAIT = timedelta(seconds=2)
+QUERIES_AT_ONCE = 8  # queries one listing has in flight
+PAGE_SIZE_MAX = 200
+_SERVICE = re.compile(NAME_PATTERN)
+# Temporal may take a while, or its workers may be gone: a caller can retry.
+_UNANSWERED = {
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.CANCELLED,
+    RPCStatusCode.UNAVAILABLE,
+}
+log = logging.getLogger(__name__)
+
+
+class IncidentSummary(BaseModel):
+    """A row of a listing: what visibility knows without asking the workflow."""
+
+    incident_id: str
+    workflow_id: str
+    status: str | None
+    severity: str | None
+    service: str | None
+    title: str | None
+    opened_at: datetime | None
+    running: bool
+
+
+class IncidentPage(BaseModel):
+    incidents: list[IncidentSummary]
+    next_page_token: str | None  # opaque; give it back for the next page
+
+
+class IncidentDetail(BaseModel):
+    """What the incident answers: its `state` and `timeline` queries."""
+
+    view: IncidentView
+    timeline: list[TimelineEntry]
+
+    @property
+    def state(self) -> IncidentState:
+        return self.view.state
+
+
+def listing_query(
+    *,
+    status: IncidentStatus | None = None,
+    severity: Severity | None = None,
+    service: str | None = None,
+    running_only: bool = False,
+    started_since: datetime | None = None,
+    finished_too: bool = False,
+) -> str:
+    """The one visibility query for incidents. Values are checked (a service is
+    a policy name) and quoted by one rule."""
+    clauses = ["WorkflowType = 'IncidentWorkflow'"]
+    if running_only:
+        clauses.append("ExecutionStatus = 'Running'")
+    elif finished_too:
+        clauses.append("ExecutionStatus IN ('Running', 'Completed')")
+    if started_since is not None:
+        stamp = started_since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        clauses.append(f"StartTime >= {_quoted(stamp)}")
+    if status is not None:
+        clauses.append(f"{INCIDENT_STATUS.name} = {_quoted(str(status))}")
+    if severity is not None:
+        clauses.append(f"{INCIDENT_SEVERITY.name} = {_quoted(str(severity))}")
+    if service is not None:
+        if not _SERVICE.match(service):
+            raise InvalidQuery(f"service: not a service name: {service!r}")
+        clauses.append(f"{INCIDENT_SERVICE.name} = {_quoted(service)}")
+    return " AND ".join(clauses)
+
+
+def _quoted(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
+
+
+async def list_incidents(
+    client: Client, query: str, *, page_size: int = 50, page_token: str | None = None
+) -> IncidentPage:
+    """One page of incidents matching `query` (see listing_query)."""
+    try:
+        token = bytes.fromhex(page_token) if page_token else None
+    except ValueError:
+        raise InvalidQuery("page_token: not a token from a previous page") from None
+    listing = client.list_workflows(
+        query, page_size=max(1, min(page_size, PAGE_SIZE_MAX)), next_page_token=token
+    )
+    try:
+        await listing.fetch_next_page()
+    except RPCError as e:
+        if e.status is RPCStatusCode.INVALID_ARGUMENT and token is not None:
+            raise InvalidQuery("page_token: not a token from a previous page") from None
+        if e.status in _UNANSWERED:
+            raise Unavailable(f"Temporal did not answer the listing: {e.message}") from None
+        raise
+    rows = [await _summary(execution) for execution in listing.current_page or []]
+    following = listing.next_page_token
+    return IncidentPage(incidents=rows, next_page_token=following.hex() if following else None)
+
+
+async def _summary(execution: WorkflowExecution) -> IncidentSummary:
+    attrs = execution.typed_search_attributes
+    memo = await execution.memo()
+    return IncidentSummary(
+        incident_id=incident_id_of(execution.id) or execution.id,
+        workflow_id=execution.id,
+        status=attrs.get(INCIDENT_STATUS),
+        severity=attrs.get(INCIDENT_SEVERITY),
+        service=attrs.get(INCIDENT_SERVICE),
+        title=memo.get("title"),
+        opened_at=execution.start_time,
+        running=execution.close_time is None,
+    )
+
+
+def incident_handle(
+    client: Client, incident_id: str, run_id: str | None = None
+) -> WorkflowHandle[IncidentWorkflow, IncidentState]:
+    return client.get_workflow_handle_for(
+        IncidentWorkflow.run, workflow_id_for(incident_id), run_id=run_id
+    )
+
+
+async def fetch_incident(
+    client: Client, incident_id: str, wait: timedelta = DETAIL_WAIT
+) -> IncidentDetail:
+    """An incident's state and timeline, as its workflow answers. A query waits
+    for a worker: bounded by `wait`, so an incident whose workers are all gone
+    is Unavailable, never a call that hangs."""
+    handle = incident_handle(client, incident_id)
+    try:
+        view = await handle.query(IncidentWorkflow.state, rpc_timeout=wait)
+        timeline = await handle.query(IncidentWorkflow.timeline, rpc_timeout=wait)
+    except RPCError as e:
+        if e.status is RPCStatusCode.NOT_FOUND:
+            raise NotFound(f"no incident {incident_id!r}") from None
+        if e.status in _UNANSWERED:
+            raise Unavailable(
+                f"incident {incident_id!r} did not answer within {wait.seconds}s: "
+                "are its workers running?"
+            ) from None
+        raise
+    return IncidentDetail(view=view, timeline=timeline)
+
+
+async def open_incidents(
+    client: Client, limit: int = 50, wait: timedelta = LISTING_WAIT
+) -> list[IncidentDetail]:
+    """Every open incident's detail (up to `limit`). An incident that does not
+    answer within `wait` is left out rather than holding up the rest."""
+    ids = [
+        incident_id_of(e.id) or e.id
+        async for e in client.list_workflows(listing_query(running_only=True), limit=limit)
+    ]
+    answers = await asyncio.gather(
+        *(fetch_incident(client, i, wait) for i in ids), return_exceptions=True
+    )
+    silent = [i for i, a in zip(ids, answers, strict=True) if not isinstance(a, IncidentDetail)]
+    if silent:
+        log.warning("open incidents not answering their queries: %s", ", ".join(silent))
+    return [a for a in answers if isinstance(a, IncidentDetail)]
+
+
+async def states_since(
+    client: Client,
+    since: datetime,
+    *,
+    service: str | None = None,
+    limit: int = 1000,
+    finished: OrderedDict[str, IncidentState] | None = None,
+) -> list[IncidentState]:
+    """Every incident that started since `since`, open or finished: the
+    current state of a running one (query), the final state of a closed one
+    (its result). A result never changes: give `finished` to keep them across
+    calls (bounded to 20 times `limit`, the oldest go first)."""
+    finished = OrderedDict() if finished is None else finished
+    query = listing_query(started_since=since, finished_too=True, service=service)
+    executions = [e async for e in client.list_workflows(query, limit=limit)]
+    asking = asyncio.Semaphore(QUERIES_AT_ONCE)
+
+    async def state_of(execution: WorkflowExecution) -> IncidentState | None:
+        async with asking:
+            try:
+                handle = client.get_workflow_handle_for(
+                    IncidentWorkflow.run, execution.id, run_id=execution.run_id
+                )
+                if execution.status is WorkflowExecutionStatus.RUNNING:
+                    view = await handle.query(IncidentWorkflow.state, rpc_timeout=LISTING_WAIT)
+                    return view.state
+                if execution.run_id not in finished:
+                    finished[execution.run_id] = await handle.result()
+                    # bounded: re-reading results is cheap, memory is not
+                    while len(finished) > 20 * limit:
+                        finished.popitem(last=False)
+                finished.move_to_end(execution.run_id)
+                return finished[execution.run_id]
+            except (RPCError, WorkflowFailureError, KeyError):
+                return None  # gone since listing, or its worker is away: count what answers
+
+    answers = await asyncio.gather(*map(state_of, executions))
+    return [state for state in answers if state is not None]

@@ -1,0 +1,149 @@
+"""People's requests to an incident and its runbooks, as typed updates
+(`IncidentWorkflow.acknowledge`, `Runbook.approve`, never a string; the
+request's model says which), with one
+reading of their failures: Refused in the workflow's words, NotFound, or
+Unavailable. The workflow's validator has the last word, before anything
+enters its history.
+
+Whoever forwards a person's request vouches for it with `sign` (the gateway's
+DecisionSigner). A workflow opened before decisions were signed, or whose plan
+is still loading, refuses for want of keys: it is asked to load them and the
+request is signed afresh and sent again, a few times."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar, cast
+
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
+
+from stanch.client.errors import NotFound, Refused, Unavailable
+from stanch.client.incidents import DETAIL_WAIT, fetch_incident, incident_handle
+from stanch.models.decision import NO_KEYS_YET, PersonRequest
+from stanch.models.incident import (
+    Acknowledge,
+    AddNote,
+    AssignRole,
+    ChangeStatus,
+    RequestRelease,
+    Resolve,
+    UpdateResult,
+)
+from stanch.models.runbook import ApprovalDecision, RunbookView
+from stanch.workflows.incident import IncidentWorkflow
+from stanch.workflows.runbook import Runbook
+
+Request = TypeVar("Request", bound=PersonRequest)
+Answer = TypeVar("Answer")
+# (workflow id, update name, request) -> the request with its proof attached.
+Sign = Callable[[str, str, Request], Request]
+KEYLESS_RETRIES = 3
+Decision = UpdateMethodMultiParam[[Runbook, ApprovalDecision], RunbookView]
+# Each answers an UpdateResult (typed Any: the SDK types `@workflow.update(name=...)`
+# methods as returning their coroutine).
+IncidentUpdateMethod = UpdateMethodMultiParam[[IncidentWorkflow, Any], Any]
+INCIDENT_UPDATES: dict[type[PersonRequest], IncidentUpdateMethod] = {
+    Acknowledge: IncidentWorkflow.acknowledge,
+    Resolve: IncidentWorkflow.resolve,
+    AddNote: IncidentWorkflow.add_note,
+    AssignRole: IncidentWorkflow.assign_role,
+    RequestRelease: IncidentWorkflow.request_release,
+    ChangeStatus: IncidentWorkflow.change_status,
+}
+_UNANSWERED = {RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED, RPCStatusCode.UNAVAILABLE}
+
+
+async def update_incident(
+    client: Client, incident_id: str, request: PersonRequest, *, sign: Sign[Any] | None = None
+) -> UpdateResult:
+    """A person's request to an incident. The request's type says which update
+    it is (one request model per update): `Acknowledge` acknowledges."""
+    update = INCIDENT_UPDATES.get(type(request))
+    if update is None:
+        raise TypeError(f"{type(request).__name__} is not a request an incident takes")
+    handle = incident_handle(client, incident_id)
+    result: UpdateResult = await send_update(
+        handle, update, request, sign=sign, refresh=IncidentWorkflow.refresh_decision_keys
+    )
+    return result
+
+
+async def decide_step(
+    client: Client,
+    incident_id: str,
+    decision: ApprovalDecision,
+    *,
+    approve: bool,
+    sign: Sign[ApprovalDecision] | None = None,
+    wait: timedelta = DETAIL_WAIT,
+) -> RunbookView:
+    """Approve or reject the step a runbook of this incident waits at."""
+    state = (await fetch_incident(client, incident_id, wait)).view.state
+    target = state.runbook_awaiting(decision.step)
+    if target is None:
+        raise NotFound(f"incident {incident_id} has no runbook waiting")
+    runbook: WorkflowHandle[Any, Any] = client.get_workflow_handle(target.workflow_id)
+    # The SDK types `@workflow.update(name=...)` methods as returning their coroutine.
+    verb = cast(Decision, Runbook.approve if approve else Runbook.reject)
+    return await send_update(
+        runbook, verb, decision, sign=sign, refresh=Runbook.refresh_decision_keys
+    )
+
+
+async def send_update(
+    handle: WorkflowHandle[Any, Any],
+    update: UpdateMethodMultiParam[[Any, Request], Answer],
+    request: Request,
+    *,
+    sign: Sign[Request] | None = None,
+    refresh: Callable[[Any], None] | None = None,
+) -> Answer:
+    """Executes `update` with `request`; its failures become the client room's
+    errors. With `sign` and `refresh`, a refusal for want of decision keys
+    sends `refresh` (the workflow's signal to load them) and tries again."""
+    name = update_name(update)
+    for attempt in range(KEYLESS_RETRIES + 1):
+        sent = request if sign is None else sign(handle.id, name, request)
+        try:
+            return await handle.execute_update(update, sent)
+        except WorkflowUpdateFailedError as e:
+            said = refusal_words(e)
+            keyless = said.startswith(NO_KEYS_YET) and sign is not None and refresh is not None
+            if not keyless or attempt == KEYLESS_RETRIES:
+                raise Refused(said) from None
+            assert refresh is not None
+            await handle.signal(refresh)
+            await asyncio.sleep(0.5 * (attempt + 1))
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            raise Unavailable(f"{handle.id} did not answer: are its workers running?") from None
+        except RPCError as e:
+            if e.status is RPCStatusCode.NOT_FOUND:
+                raise NotFound(f"no open incident or runbook {handle.id}") from None
+            if e.status in _UNANSWERED:
+                raise Unavailable(f"{handle.id} did not answer: {e.message}") from None
+            raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def update_name(update: UpdateMethodMultiParam[Any, Any]) -> str:
+    """The name an update is registered under: what a decision is signed for."""
+    name = update._defn.name  # the SDK's own record of the decorated method
+    if not name:
+        raise ValueError("a dynamic update has no name to sign for")
+    return str(name)
+
+
+def refusal_words(error: WorkflowUpdateFailedError) -> str:
+    """The validator's reason, without the exception type the SDK prefixes."""
+    cause = error.cause
+    said = str(getattr(cause, "message", None) or cause)
+    return said.removeprefix("ValueError: ")
