@@ -11,10 +11,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from stanch.workflows.client import connect
+from stanch.workflows.schedules import sync_detectors
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from stanch.activities.audit import AuditActivities, SqliteAuditLog
+from stanch.activities.audit import AuditActivities
 from stanch.activities.azure_clients import AzureClients
 from stanch.activities.compute import ComputeActivities
 from stanch.activities.detectors import DetectorActivities
@@ -24,20 +26,21 @@ from stanch.activities.locks import LockActivities
 from stanch.activities.monitor import MonitorActivities
 from stanch.activities.network import NetworkActivities
 from stanch.activities.notify import NotifyActivities
-from stanch.activities.policy import PolicySource
 from stanch.activities.postmortem import PostmortemActivities
 from stanch.activities.resources import ResourceActivities
 from stanch.activities.response_plan import ResponsePlanActivities
 from stanch.activities.scopes import ScopeActivities
-from stanch.activities.toggles import ToggleActivities, ToggleStore
+from stanch.activities.toggles import ToggleActivities
 from stanch.gateway.signing import own_public_key
-from stanch.models.config import load_config
 from stanch.models.settings import Settings, load_settings
 from stanch.runbooks.registry import catalog, runbook_workflows
-from stanch.workflows.client import connect
+from stanch.stores.audit import SqliteAuditLog
+from stanch.stores.evidence import EvidenceStore
+from stanch.stores.policy import PolicySource, load_config
+from stanch.stores.postmortem import PostmortemFolder
+from stanch.stores.toggles import ToggleStore
 from stanch.workflows.detector import DetectorWorkflow
 from stanch.workflows.incident import IncidentWorkflow
-from stanch.workflows.schedules import sync_detectors
 
 WORKFLOWS: list[type] = [IncidentWorkflow, DetectorWorkflow, *runbook_workflows()]
 Activity = Callable[..., Any]
@@ -51,7 +54,7 @@ def activities_for(settings: Settings, azure: AzureClients | None = None) -> lis
     plans = ResponsePlanActivities(policy, catalog(), own_public_key(settings))
     notify = NotifyActivities(policy, audit=log)
     audit = AuditActivities(log)
-    postmortems = PostmortemActivities(settings.postmortem_path)
+    postmortems = PostmortemActivities(PostmortemFolder(settings.postmortem_path))
     toggles = ToggleActivities(ToggleStore(settings.toggles_path))
     found: list[Activity] = [
         plans.load_response_plan,
@@ -74,7 +77,7 @@ def azure_activities(azure: AzureClients, settings: Settings) -> list[Activity]:
     compute = ComputeActivities(azure)
     health = HealthActivities(azure)
     monitor = MonitorActivities(azure)
-    evidence = EvidenceActivities(resources, monitor, settings.evidence_path)
+    evidence = EvidenceActivities(resources, monitor, EvidenceStore(settings.evidence_path))
     detectors = DetectorActivities(monitor, settings)
     return [
         resources.get_resource,

@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from stanch.activities.monitor import MonitorActivities
 from stanch.models.azure import KqlQuery, MetricsQuery, ResourceId
-from stanch.models.runbook import DetectorRun, DetectorSignal, DetectorVerdict
+from stanch.models.detector import DetectorRun, DetectorSignal, DetectorVerdict
 from stanch.models.settings import Settings
 
 MONITORING_SERVICE = "stanch detector"

@@ -29,12 +29,12 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from stanch.activities.audit import AuditLog
-from stanch.activities.page_file import PageFile
-from stanch.activities.policy import PolicySource
+from stanch.models.audit import AuditEntry
 from stanch.models.config import ChannelFormat, FileChannel, StanchConfig, WebhookChannel
 from stanch.models.incident import Page, PageResult
-from stanch.models.runbook import AuditEntry
+from stanch.stores.audit import AuditLog
+from stanch.stores.page_file import PageFile
+from stanch.stores.policy import PolicySource
 
 MAX_TIMEOUT = timedelta(seconds=30)  # also the policy's bound on a channel's timeout
 BODY_LIMIT = 64 * 1024  # of a webhook's answer: read to reuse the connection, no more

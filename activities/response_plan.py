@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from stanch.activities.policy import PolicySource
 from stanch.models.config import ConfigError, EscalationPolicy, StanchConfig, alert_matches
 from stanch.models.decision import DecisionKeys, DecisionKeysRequest, key_id_of
 from stanch.models.incident import PlanRequest, ResponsePlan, RosterEntry, RunbookChoice
 from stanch.models.runbook import ApprovalPlan, RunbookSpec
+from stanch.stores.policy import PolicySource
 
 
 def build_plan(

@@ -11,9 +11,9 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from stanch.activities.policy import PolicySource
 from stanch.models.config import ConfigError, Remediation
-from stanch.models.runbook import RemediationCheck
+from stanch.models.toggles import RemediationCheck
+from stanch.stores.policy import PolicySource
 
 
 class ScopeActivities:

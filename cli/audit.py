@@ -6,14 +6,14 @@ import asyncio
 import json
 from datetime import UTC, datetime
 
-from stanch.activities.audit import read_rows, verify_trail
-from stanch.activities.audit_chain import KEYED, AuditRow
-from stanch.activities.audit_checkpoints import CheckpointFile
-from stanch.activities.audit_key import AuditKeyError, load_audit_key
-from stanch.activities.audit_tampering import Anchor
 from stanch.cli.audit_receipts import TemporalUnreachable, fetch_receipts
 from stanch.cli.errors import Unavailable, UsageError
 from stanch.models.settings import Settings
+from stanch.stores.audit import read_rows, verify_trail
+from stanch.stores.audit.chain import KEYED, AuditRow
+from stanch.stores.audit.checkpoints import CheckpointFile
+from stanch.stores.audit.key import AuditKeyError, load_audit_key
+from stanch.stores.audit.tampering import Anchor
 
 
 def verify_audit(settings: Settings, temporal: bool | None = None) -> int:

@@ -13,16 +13,14 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from stanch.activities.audit import AuditActivities
-from stanch.activities.audit_tampering import Anchor
-from stanch.models.runbook import AuditReceipt
-from stanch.models.settings import Settings
 from stanch.workflows.client import connect
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 
-RECORD_AUDIT = "record_audit"
-assert AuditActivities.record_audit.__name__ == RECORD_AUDIT  # the activity type in histories
+from stanch.models.audit import RECORD_AUDIT, AuditReceipt
+from stanch.models.settings import Settings
+from stanch.stores.audit.tampering import Anchor
+
 CONNECT_SECONDS = 3.0
 CONCURRENT_FETCHES = 8
 

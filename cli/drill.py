@@ -26,20 +26,21 @@ from typing import Any
 import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
 from stanch.azuresim import AzureSim, load_world
 from stanch.azuresim.faults import Fault
 from stanch.cli.api_client import OnCallApi
 from stanch.cli.errors import UsageError
 from stanch.gateway.signing import new_private_key_text
-from stanch.models.config import load_config
 from stanch.models.dev_credentials import FILE_NAME as DEV_CREDENTIALS
 from stanch.models.dev_credentials import provision, read_dev_credentials, write_dev_credentials
 from stanch.models.duration import Duration, format_duration
 from stanch.models.errors import describe_validation_error
 from stanch.models.incident import IncidentState, IncidentStatus
 from stanch.models.settings import Settings
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
+from stanch.stores.policy import load_config
 
 
 class _Strict(BaseModel):
@@ -164,12 +165,12 @@ class DrillReport(BaseModel):
 
 
 async def _drill(scenario: Scenario) -> DrillReport:
-    from stanch.cli.incidents import fetch_incident
-    from stanch.gateway.server import serve_gateway
-    from stanch.workflows import search_attributes
     from stanch.workflows.client import connect
 
+    from stanch.cli.incidents import fetch_incident
+    from stanch.gateway.server import serve_gateway
     from stanch.worker import build_worker
+    from stanch.workflows import search_attributes
 
     work = Path(tempfile.mkdtemp(prefix=f"drill-{scenario.name}-"))
     (work / "stanch.yaml").write_text(

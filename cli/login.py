@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
 from stanch.cli.credentials import (
     IDP_TIMEOUT,
     SignIn,
@@ -25,8 +26,9 @@ from stanch.cli.credentials import (
 )
 from stanch.cli.errors import Unavailable, UsageError
 from stanch.gateway.identity import discovery_document
-from stanch.models.config import ConfigError, load_config
+from stanch.models.config import ConfigError
 from stanch.models.settings import Settings
+from stanch.stores.policy import load_config
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 DEFAULT_INTERVAL = 5  # seconds, when the provider names none (RFC 8628 3.2)

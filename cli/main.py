@@ -15,8 +15,9 @@ from typing import Any
 
 from stanch.cli import incidents
 from stanch.cli.errors import Unavailable, UsageError
-from stanch.models.config import ConfigError, load_config
+from stanch.models.config import ConfigError
 from stanch.models.settings import Settings, load_settings
+from stanch.stores.policy import load_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -335,7 +336,7 @@ async def _with_client(settings: Settings, args: argparse.Namespace) -> int:
         incidents.print_incident(await incidents.fetch_incident(client, args.id), args.json)
         return 0
     if command == "postmortem":
-        from stanch.activities.postmortem import render_postmortem
+        from stanch.stores.postmortem import render_postmortem
 
         detail = await incidents.fetch_incident(client, args.id)
         markdown = render_postmortem(detail.view.state, detail.timeline)
@@ -407,7 +408,7 @@ async def _on_call(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _following_log_level(settings: Settings, service: Coroutine[Any, Any, None]) -> None:
-    from stanch.activities.toggles import ToggleStore
+    from stanch.stores.toggles import ToggleStore
     from stanch.telemetry import follow_log_level
 
     follow = asyncio.create_task(follow_log_level(ToggleStore(settings.toggles_path).log_level))

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from stanch.workflows.search_attributes import INCIDENT_SERVICE, INCIDENT_SEVERITY, INCIDENT_STATUS
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -40,7 +41,6 @@ from stanch.models.config import (
     ConfigError,
     OidcAccess,
     StanchConfig,
-    load_config,
 )
 from stanch.models.decision import NO_KEYS_YET, PersonRequest
 from stanch.models.dev_credentials import (
@@ -65,8 +65,8 @@ from stanch.models.response_times import ResponseTimes, response_times
 from stanch.models.runbook import ApprovalDecision, PendingApproval, RunbookView
 from stanch.models.settings import Settings
 from stanch.models.severity import Severity
+from stanch.stores.policy import load_config
 from stanch.workflows.incident import IncidentWorkflow, workflow_id_for
-from stanch.workflows.search_attributes import INCIDENT_SERVICE, INCIDENT_SEVERITY, INCIDENT_STATUS
 
 WINDOW: TypeAdapter[timedelta] = TypeAdapter(Duration)
 _SERVICE = re.compile(NAME_PATTERN)

@@ -19,7 +19,6 @@ from starlette.exceptions import HTTPException
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from stanch.activities.audit import SqliteAuditLog
 from stanch.gateway.api import api_router
 from stanch.gateway.audit_trail import AlertAuditTrail
 from stanch.gateway.auth import presented_token, token_matches
@@ -31,9 +30,10 @@ from stanch.gateway.openapi_security import declare_security
 from stanch.gateway.secure_webhook import SecureWebhook
 from stanch.gateway.web_guard import RequestGuard
 from stanch.models.alert import CommonAlert
+from stanch.models.audit import AuditEntry
 from stanch.models.errors import describe_validation_error
-from stanch.models.runbook import AuditEntry
 from stanch.models.settings import Settings
+from stanch.stores.audit import SqliteAuditLog
 
 MAX_ALERT_BYTES = 1024 * 1024  # Azure caps payloads at 256 KB; 1 MiB leaves room
 MAX_ALERT_DEPTH = 32  # the common alert schema nests about 6 deep

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from stanch.activities.audit import SqliteAuditLog
 from stanch.gateway.coalesce import Coalescer
-from stanch.models.runbook import AuditEntry, AuditReceipt
+from stanch.models.audit import AuditEntry, AuditReceipt
+from stanch.stores.audit import SqliteAuditLog
 
 Record = tuple[str, AuditEntry]
 

@@ -18,13 +18,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from stanch.activities.toggles import ToggleRefused, ToggleStore, ToggleStoreUnreadable
 from stanch.gateway.api import Caller, OnCall, RoleCheck
 from stanch.gateway.audit_trail import AlertAuditTrail
+from stanch.models.audit import AuditEntry
 from stanch.models.config import ApiRole
-from stanch.models.runbook import AuditEntry
 from stanch.models.settings import Settings
 from stanch.models.toggles import KillSwitchView, LogLevelToggle, RemediationToggle, Switch
+from stanch.stores.toggles import ToggleRefused, ToggleStore, ToggleStoreUnreadable
 
 log = logging.getLogger("stanch.gateway.controls")
 

@@ -31,7 +31,6 @@ from fastapi.responses import (
     StreamingResponse,
 )
 
-from stanch.activities.postmortem import render_postmortem  # pure: facts in, Markdown out
 from stanch.gateway.api import OnCall
 from stanch.gateway.browser import from_our_pages, over_https
 from stanch.gateway.controls import kill_switch_banner
@@ -41,6 +40,7 @@ from stanch.models.duration import age, span
 from stanch.models.incident import Role
 from stanch.models.response_times import ResponseTimes
 from stanch.models.settings import Settings
+from stanch.stores.postmortem import render_postmortem  # pure: facts in, Markdown out
 
 COOKIE = "stanch_token"
 LOGIN_COOKIE = "stanch_login"  # the sign-in form's anti-forgery token, bound to this browser

@@ -4,6 +4,7 @@ how each service escalates, where pages go.
 Everything a human edits is validated here, and every problem is reported with
 the path of the offending key (`escalation_policies.db.tiers[1].people[0]`), so
 `stanch config check` can tell an on-call engineer exactly what to fix.
+Reading the file (YAML, repeated keys, relative paths) is stores/policy.py's.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -30,7 +30,6 @@ from pydantic import (
 from stanch.models.duration import Duration
 from stanch.models.errors import describe_validation_error
 from stanch.models.policy_checks import duplicate_problems, secret_problems
-from stanch.models.policy_yaml import read_policy_yaml
 from stanch.models.risk import Risk
 from stanch.models.secret_reference import UnresolvedSecret, resolve_secret
 from stanch.models.severity import Severity
@@ -584,26 +583,4 @@ def parse_config(data: Any, source: str = "stanch.yaml") -> StanchConfig:
     ]
     if problems:
         raise ConfigError(source, problems)
-    return config
-
-
-def load_config(path: str | Path) -> StanchConfig:
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(str(path), [f"cannot read: {e.strerror}"]) from None
-    try:
-        data, repeated = read_policy_yaml(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
-        raise ConfigError(str(path), [f"{where}: {getattr(e, 'problem', e)}"]) from None
-    if repeated:
-        raise ConfigError(str(path), repeated)
-    config = parse_config(data, str(path))
-    # Relative file sinks are relative to the policy file, not the process.
-    for channel in config.channels:
-        if isinstance(channel, FileChannel) and not channel.path.is_absolute():
-            channel.path = (path.parent / channel.path).resolve()
     return config

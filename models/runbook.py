@@ -1,19 +1,26 @@
 """Runbooks as data: what one declares, what it is given, what it reports, and
-the approvals, audit records and evidence it leaves behind."""
+the approvals it waits for. (Its audit records are models/audit.py, its
+evidence models/evidence.py, the kill switch it asks models/toggles.py.)"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from stanch.models.config import AlertMatch, ApprovalPolicy, Detector
+from stanch.models.config import AlertMatch, ApprovalPolicy
 from stanch.models.decision import PersonRequest
+from stanch.models.evidence import EvidenceRef
 from stanch.models.free_text import RemarkText
 from stanch.models.risk import Risk
 from stanch.models.severity import Severity
+from stanch.models.status import IncidentStatus
+
+# Re-exported: it lives in models/status.py beside IncidentStatus, which a
+# runbook's spec names.
+from stanch.models.status import RunbookOutcome as RunbookOutcome
 
 
 class RunbookSpec(BaseModel):
@@ -27,7 +34,7 @@ class RunbookSpec(BaseModel):
     # Every approval gate, by step name, so an approval that arrives early can be
     # checked against the right risk before the gate is reached.
     approvals: dict[str, Risk] = Field(default_factory=dict)
-    outcome: str = "mitigated"  # incident status on success: contained or mitigated
+    outcome: RunbookOutcome = RunbookOutcome.MITIGATED  # on success: contained or mitigated
 
 
 class ApprovalPlan(BaseModel):
@@ -55,7 +62,7 @@ class RunbookInput(BaseModel):
     # For the pages an approval gate sends: what the incident is.
     title: str = ""
     severity: Severity = Severity.SEV3
-    status: str = "triggered"
+    status: IncidentStatus = IncidentStatus.TRIGGERED
     service: str | None = None
 
 
@@ -107,28 +114,6 @@ class PendingApproval(BaseModel):
     deadline: datetime
 
 
-class RunbookOutcome(StrEnum):
-    CONTAINED = "contained"
-    NOT_NEEDED = "not_needed"  # its check found nothing to remediate
-    MITIGATED = "mitigated"
-    RELEASED = "released"
-    PLANNED = "planned"  # dry run
-    DENIED = "denied"  # an approval was refused or timed out
-    HALTED = "halted"  # the kill switch stopped it
-    REFUSED = "refused"  # asked to change something outside remediation.scopes
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def succeeded(self) -> bool:
-        return self in (
-            RunbookOutcome.CONTAINED,
-            RunbookOutcome.MITIGATED,
-            RunbookOutcome.RELEASED,
-            RunbookOutcome.PLANNED,
-        )
-
-
 class RunbookResult(BaseModel):
     runbook: str
     outcome: RunbookOutcome
@@ -163,67 +148,4 @@ class RunbookEvent(BaseModel):
     result: RunbookResult | None = None
 
 
-class RemediationCheck(BaseModel):
-    runbook: str
-
-
-class RemediationAllowed(BaseModel):
-    allowed: bool
-    reason: str | None = None
-
-
-class AuditEntry(BaseModel):
-    """One fact for the audit trail: who did what to what, when, with what result."""
-
-    incident_id: str | None
-    actor: str
-    action: str
-    target: str | None = None
-    outcome: str
-    details: dict[str, Any] = Field(default_factory=dict)
-    request_id: str | None = None  # Azure's x-ms-request-id, when Azure was called
-    at: datetime | None = None  # set by the workflow (workflow.now()) for replay safety
-
-
-class AuditReceipt(BaseModel):
-    seq: int
-    hash: str
-
-
-class EvidenceRequest(BaseModel):
-    incident_id: str
-    resource_id: str
-    log_query: str | None = None  # KQL against the resource; None: no logs
-    log_window: timedelta = timedelta(hours=1)
-
-
-class EvidenceRef(BaseModel):
-    name: str
-    location: str  # where the evidence file is kept
-    sha256: str
-    size: int
-
-    def summary_line(self) -> str:
-        return f"{self.name}, {self.size} bytes, sha256 {self.sha256}"
-
-
 RunbookResult.model_rebuild()
-
-
-class DetectorRun(BaseModel):
-    detector: Detector
-
-
-class DetectorVerdict(BaseModel):
-    detector: str
-    firing: bool
-    observed: str  # what was seen: "2 rows", "Percentage CPU 97.0"
-
-
-class DetectorSignal(BaseModel):
-    """A detector's verdict, as an alert for the intake."""
-
-    detector: Detector
-    verdict: DetectorVerdict
-    run_key: str  # unique per scheduled run: the alert instance id
-    at: datetime

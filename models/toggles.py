@@ -97,3 +97,14 @@ class LogLevelToggle(_Strict):
 
     level: LogLevel
     replace_unreadable: bool = False
+
+
+class RemediationCheck(BaseModel):
+    """What a runbook asks before each change: may `runbook` change anything now?"""
+
+    runbook: str
+
+
+class RemediationAllowed(BaseModel):
+    allowed: bool
+    reason: str | None = None

@@ -83,6 +83,6 @@ def journal_mutations(sim: Any) -> list[tuple[str, str]]:
 
 
 def audit_records(state_dir: Path) -> list[dict[str, Any]]:
-    from stanch.activities.audit import SqliteAuditLog
+    from stanch.stores.audit import SqliteAuditLog
 
     return [r["record"] for r in SqliteAuditLog(state_dir / "audit.db").records()]

@@ -22,7 +22,6 @@ import httpx
 import yaml
 from temporalio.client import Client
 
-from stanch.activities.audit import read_rows
 from stanch.models.alert import AlertBatch, AlertEvent, MonitorCondition
 from stanch.models.free_text import NOTE_LIMIT
 from stanch.models.incident import (
@@ -35,6 +34,7 @@ from stanch.models.incident import (
 )
 from stanch.models.settings import Settings
 from stanch.models.severity import Severity
+from stanch.stores.audit import read_rows
 from stanch.workflows.incident import IncidentWorkflow, workflow_id_for
 from stanch.workflows.timeline import FOLDED, OPENING_KEPT, RECENT_KEPT
 from tests.conftest import API_TOKENS, STARTED, Stack

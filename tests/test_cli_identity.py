@@ -24,11 +24,9 @@ from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from stanch.activities.audit import SqliteAuditLog
-from stanch.activities.toggles import ToggleStore
 from stanch.cli.dev import env_file_lines
 from stanch.cli.incidents import IncidentDetail, fetch_incident
-from stanch.models.config import ApiRole, load_config
+from stanch.models.config import ApiRole
 from stanch.models.dev_credentials import (
     FILE_NAME,
     api_role_for,
@@ -37,6 +35,9 @@ from stanch.models.dev_credentials import (
     write_dev_credentials,
 )
 from stanch.models.incident import IncidentState
+from stanch.stores.audit import SqliteAuditLog
+from stanch.stores.policy import load_config
+from stanch.stores.toggles import ToggleStore
 from tests.conftest import free_port, gateway_at, policy_file
 from tests.test_gateway import unique_alert
 

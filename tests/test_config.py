@@ -16,9 +16,10 @@ import yaml
 from pydantic import SecretStr
 
 from stanch.activities.response_plan import build_plan
-from stanch.models.config import ApiRole, ApiToken, ConfigError, load_config, parse_config
+from stanch.models.config import ApiRole, ApiToken, ConfigError, parse_config
 from stanch.models.incident import PlanRequest
 from stanch.models.secret_reference import UnresolvedSecret, resolve_secret
+from stanch.stores.policy import load_config
 from stanch.workflows.escalation import tier_recipients
 from tests.conftest import API_TOKENS, STARTED, Stack, free_port, policy_file
 from tests.test_gateway import unique_alert

@@ -12,7 +12,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stanch.activities.audit import SqliteAuditLog
+from stanch.stores.audit import SqliteAuditLog
 from tests.conftest import Stack
 
 SAMPLE = json.loads(

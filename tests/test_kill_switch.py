@@ -27,7 +27,6 @@ import yaml
 from prometheus_client import REGISTRY
 from temporalio.worker import Worker
 
-from stanch.activities.toggles import ToggleRefused, ToggleStore, ToggleStoreUnreadable
 from stanch.models.risk import Risk
 from stanch.models.runbook import RunbookOutcome, RunbookResult, StepStatus
 from stanch.models.settings import Settings
@@ -131,37 +130,6 @@ async def test_a_clean_switch_that_is_on_lets_remediation_run(ts_env, runbooks, 
     assert result.outcome is RunbookOutcome.CONTAINED, result.summary
     assert journal_mutations(sim) != []
     assert unreadable_gauge() == 0.0
-
-
-def test_the_store_refuses_a_write_that_is_not_clean(tmp_path: Path):
-    store = ToggleStore(tmp_path / "toggles.json")
-    store.set(False, None, by="dave", reason="drill")
-    before = store.path.read_bytes()
-
-    with pytest.raises(ToggleRefused, match="enabled"):
-        store.set("false", None, by="dave", reason=None)  # type: ignore[arg-type]
-    with pytest.raises(ToggleRefused, match="level"):
-        store.set_log_level("chatty", by="dave")
-    with pytest.raises(ToggleRefused, match="runbooks"):
-        store.set(True, "quarantine-vm", by="dave", reason=None)
-    assert store.path.read_bytes() == before
-    assert not store.allowed("quarantine_vm").allowed
-    assert store.path.stat().st_mode & 0o777 == 0o600
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".toggles-")] == []
-
-
-def test_a_broken_store_is_replaced_only_when_asked(tmp_path: Path):
-    store = ToggleStore(tmp_path / "toggles.json")
-    store.path.write_text('{"runbooks": {"quarantine_vm": {"enabled": false,}}}')
-    with pytest.raises(ToggleStoreUnreadable, match=r"toggles\.json"):
-        store.set(True, None, by="dave", reason=None)
-    assert not store.allowed("restart_vm").allowed, "still halted: nothing was written"
-
-    store.set(False, None, by="dave", reason="mending", replace_unreadable=True)
-    (kept,) = tmp_path.glob("toggles.json.unreadable-*")
-    assert "quarantine_vm" in kept.read_text(), "the broken file is kept for its author"
-    view = store.view()
-    assert view.readable and view.remediation_halted and view.runbooks == {}
 
 
 # ---- the on-call API ---------------------------------------------------------

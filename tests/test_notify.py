@@ -14,11 +14,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from stanch.activities.notify import NotifyActivities
-from stanch.activities.policy import PolicySource
 from stanch.activities.response_plan import ResponsePlanActivities
 from stanch.models.config import ConfigError
 from stanch.models.incident import IncidentStatus, Page, PlanRequest, RosterEntry
 from stanch.models.severity import Severity
+from stanch.stores.policy import PolicySource
 from tests.conftest import policy_file
 from tests.webhook_helpers import Answer, Receiver, running_receiver
 from tests.workflows_helpers import pages

@@ -19,13 +19,11 @@ from pydantic import SecretStr
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from stanch.activities import page_file
 from stanch.activities.notify import NotifyActivities
-from stanch.activities.page_file import PageFile
-from stanch.activities.policy import PolicySource
-from stanch.models.config import ConfigError, load_config
+from stanch.models.config import ConfigError
 from stanch.models.incident import IncidentStatus, Page, RosterEntry
 from stanch.models.severity import Severity
+from stanch.stores.policy import PolicySource, load_config
 from stanch.workflows.incident import IncidentWorkflow
 from tests.conftest import REMEDIATION, Stack, free_port, gateway_at, policy_file
 from tests.webhook_helpers import Answer, Receiver, running_receiver
@@ -131,34 +129,6 @@ async def test_a_second_process_sees_what_the_first_appended(tmp_path):
         "test/1/pager",
         "test/2/pager",
     ]
-
-
-def test_index_reads_only_the_recent_end_of_a_large_file(tmp_path, monkeypatch):
-    """A retry comes within minutes, so only the last WINDOW bytes are read at
-    first use; a window that starts mid-line skips that line whole."""
-    monkeypatch.setattr(page_file, "WINDOW", 4096)
-    path = tmp_path / "pages.jsonl"
-    old = json.dumps({"key": "old", "pad": "x" * 10_000}).encode()
-    recent = json.dumps({"key": "recent"}).encode()
-    path.write_bytes(old + b"\n" + recent + b"\n")
-
-    pages = PageFile(path)
-    assert pages.append_once("recent", {}) is False  # found in the window
-    assert pages.append_once("new", {}) is True
-    assert pages.append_once("new", {}) is False
-    assert [line["key"] for line in whole_lines(path)] == ["old", "recent", "new"]
-
-
-def test_a_rotated_page_file_is_indexed_afresh(tmp_path):
-    path = tmp_path / "pages.jsonl"
-    pages = PageFile(path)
-    assert pages.append_once("k1", {})
-    path.rename(tmp_path / "pages.jsonl.1")  # logrotate
-    assert pages.append_once("k2", {})
-    assert [line["key"] for line in whole_lines(path)] == ["k2"]
-    path.write_bytes(b"")  # truncated in place
-    assert pages.append_once("k2", {})
-    assert [line["key"] for line in whole_lines(path)] == ["k2"]
 
 
 # ---- one failing channel fails alone ------------------------------------------

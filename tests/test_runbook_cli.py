@@ -89,7 +89,7 @@ def test_toggle_without_a_stack_writes_nothing(tmp_path: Path):
     both refused before anything is written."""
     import os
 
-    from stanch.activities.toggles import ToggleStore
+    from stanch.stores.toggles import ToggleStore
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("STANCH_")}
     env.update(STANCH_STATE_DIR=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "config"))

@@ -15,7 +15,6 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
-from stanch.activities.toggles import ToggleStore
 from stanch.azuresim.faults import Fault
 from stanch.models.risk import Risk
 from stanch.models.runbook import (
@@ -26,6 +25,7 @@ from stanch.models.runbook import (
     StepStatus,
 )
 from stanch.models.settings import Settings
+from stanch.stores.toggles import ToggleStore
 from stanch.worker import WORKFLOWS, activities_for
 from tests.conftest import NIC1, VM1, VM2, policy_file
 from tests.decision_helpers import decide, signed

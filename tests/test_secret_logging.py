@@ -23,8 +23,8 @@ from temporalio.testing import ActivityEnvironment
 
 from stanch import telemetry
 from stanch.activities.notify import NotifyActivities
-from stanch.activities.policy import PolicySource
-from stanch.activities.toggles import ToggleStore
+from stanch.stores.policy import PolicySource
+from stanch.stores.toggles import ToggleStore
 from tests.conftest import free_port, policy_file
 from tests.test_paging_robustness import page
 from tests.webhook_helpers import Answer, Receiver, running_receiver

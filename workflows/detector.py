@@ -10,7 +10,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from stanch.activities.detectors import DetectorActivities
-    from stanch.models.runbook import DetectorRun, DetectorSignal, DetectorVerdict
+    from stanch.models.detector import DetectorRun, DetectorSignal, DetectorVerdict
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=5)
 

@@ -19,10 +19,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from stanch.activities.postmortem import PostmortemRequest, render_postmortem
 from stanch.models.alert import MonitorCondition
 from stanch.models.incident import Acknowledge, AddNote, AssignRole, Resolve, Role, UpdateResult
+from stanch.models.postmortem import PostmortemRequest
 from stanch.models.settings import Settings
+from stanch.stores.postmortem import render_postmortem
 from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows import search_attributes
 from stanch.workflows.incident import IncidentWorkflow

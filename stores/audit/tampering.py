@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from stanch.activities.audit_chain import (
+from stanch.stores.audit.chain import (
     GENESIS,
     KEYED,
     UNKEYED,
@@ -31,7 +31,7 @@ from stanch.activities.audit_chain import (
     keyed_hash,
     unkeyed_hash,
 )
-from stanch.activities.audit_checkpoints import Checkpoint, DamagedLine
+from stanch.stores.audit.checkpoints import Checkpoint, DamagedLine
 
 EDITED = "edited"
 INSERTED = "inserted"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
 import stat
 import subprocess
@@ -18,10 +19,12 @@ import pytest
 from pydantic import SecretStr
 from temporalio.testing import ActivityEnvironment
 
-from stanch.activities.audit import AuditActivities, AuditKeyError, SqliteAuditLog
-from stanch.activities.audit_chain import GENESIS, canonical, unkeyed_hash
-from stanch.models.runbook import AuditEntry
+from stanch import telemetry
+from stanch.activities.audit import AuditActivities
+from stanch.models.audit import AuditEntry
 from stanch.models.settings import Settings
+from stanch.stores.audit import AuditKeyError, SqliteAuditLog
+from stanch.stores.audit.chain import GENESIS, canonical, unkeyed_hash
 
 
 def entry(n: int, **details: object) -> AuditEntry:
@@ -157,6 +160,20 @@ def test_secrets_never_reach_the_log(tmp_path):
         assert secret not in stored, secret
     assert "acctKeyValue" not in stored
     assert "https://acct.blob.core.windows.net/c/x" in stored, "what is not secret stays"
+
+
+def test_a_value_the_process_knows_is_secret_is_scrubbed_whoever_registered_it(tmp_path):
+    """The logs and the trail share one list of known secrets (models/redaction.py):
+    a token registered for the logs never lands in the trail either."""
+    token = f"intake-{secrets.token_hex(12)}"
+    telemetry.register_secrets([token])
+    log = SqliteAuditLog(tmp_path / "audit.db")
+    log.append(
+        "k",
+        AuditEntry(incident_id=None, actor="a", action="note", outcome=f"pasted {token}"),
+    )
+    (row,) = log.records()
+    assert token not in json.dumps(row) and row["record"]["outcome"] == "pasted [redacted]"
 
 
 def run_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

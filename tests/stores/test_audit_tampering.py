@@ -29,7 +29,7 @@ import pytest
 from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
-from stanch.activities.audit_chain import canonical, keyed_hash, unkeyed_hash
+from stanch.stores.audit.chain import canonical, keyed_hash, unkeyed_hash
 from tests.conftest import (
     API_TOKENS,
     REMEDIATION,
@@ -39,7 +39,7 @@ from tests.conftest import (
     policy_file,
 )
 
-ALERT = Path(__file__).resolve().parents[1] / "examples" / "demo" / "vm-web-1-unavailable.json"
+ALERT = Path(__file__).resolve().parents[2] / "examples" / "demo" / "vm-web-1-unavailable.json"
 pytestmark = pytest.mark.devserver
 
 
@@ -345,7 +345,7 @@ def test_the_histories_catch_what_the_files_alone_cannot(trail: Trail, copy: Pat
     """An attacker holding the key and the checkpoint file too: they cut the
     trail, re-chain an edit with the real key and rewrite the checkpoints. The
     files then agree with each other; the receipts in Temporal do not."""
-    from stanch.activities.audit_checkpoints import CheckpointFile
+    from stanch.stores.audit.checkpoints import CheckpointFile
 
     key = (copy / "audit.key").read_text().strip().encode()
     edit_and_rechain(copy, trail.approval, with_key(key))

@@ -8,16 +8,17 @@ from pathlib import Path
 
 from temporalio.worker import Worker
 
-from stanch.activities.postmortem import PostmortemRequest, action_items, render_postmortem
 from stanch.models.incident import Resolve, UpdateResult
+from stanch.models.postmortem import PostmortemRequest
 from stanch.models.settings import Settings
+from stanch.stores.postmortem import action_items, render_postmortem
 from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows.incident import IncidentWorkflow
 from tests.conftest import policy_file
 from tests.decision_helpers import decide
 from tests.workflows_helpers import open_incident
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parents[1] / "golden"
 
 
 def test_postmortem_of_a_recorded_incident_matches_the_golden_file():

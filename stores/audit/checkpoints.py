@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from stanch.activities.audit_key import key_id
+from stanch.stores.audit.key import key_id
 
 log = logging.getLogger("stanch.audit")
 

@@ -15,7 +15,7 @@ database. Where it comes from, in order:
    A key beside the database stops whoever gets a copy of the database or
    write access to it without the key (a backup, a restored volume, SQL
    access); someone holding the service account's whole disk is stopped by
-   the anchors outside it instead (Temporal histories, see audit_checkpoints).
+   the anchors outside it instead (Temporal histories, see checkpoints.py).
 
 A writer never makes a new key for a trail that already holds keyed records:
 that would make every record look forged, so a lost key is an error to fix,

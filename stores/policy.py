@@ -1,0 +1,90 @@
+"""The policy file, stanch.yaml: read from disk, and kept usable while incidents are open.
+
+`load_config` reads the file once: YAML (a repeated key is refused with both
+lines, stores/policy_yaml.py), then the schema and its cross-references
+(models/config.py), then file sinks made relative to the file, not the process.
+
+`PolicySource` is the file as activities see it: re-read on every use, so
+edits apply without a restart, but never lost to a bad edit. If someone saves
+a broken stanch.yaml while incidents are open, paging must go on: the last
+version that validated keeps being used, and the problem is reported with
+every use until the file is fixed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import yaml
+
+from stanch.models.audit import AuditEntry
+from stanch.models.config import ConfigError, FileChannel, StanchConfig, parse_config
+from stanch.stores.audit import AuditLog
+from stanch.stores.policy_yaml import read_policy_yaml
+
+log = logging.getLogger("stanch.policy")
+
+
+def load_config(path: str | Path) -> StanchConfig:
+    """The policy in `path`; ConfigError naming every problem by its path."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(str(path), [f"cannot read: {e.strerror}"]) from None
+    try:
+        data, repeated = read_policy_yaml(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        raise ConfigError(str(path), [f"{where}: {getattr(e, 'problem', e)}"]) from None
+    if repeated:
+        raise ConfigError(str(path), repeated)
+    config = parse_config(data, str(path))
+    # Relative file sinks are relative to the policy file, not the process.
+    for channel in config.channels:
+        if isinstance(channel, FileChannel) and not channel.path.is_absolute():
+            channel.path = (path.parent / channel.path).resolve()
+    return config
+
+
+class PolicySource:
+    def __init__(self, path: Path, audit: AuditLog | None = None) -> None:
+        self.path = path
+        self._last_good: StanchConfig | None = None
+        self._audit = audit
+        self._seen_version: str | None = None
+
+    def current(self) -> tuple[StanchConfig, str | None]:
+        """The config to act on, and a warning when it is not the file on disk."""
+        try:
+            self._last_good = load_config(self.path)
+            self._record_version()
+            return self._last_good, None
+        except ConfigError as e:
+            if self._last_good is None:
+                raise
+            warning = f"{e}; using the last valid version of {self.path.name}"
+            log.error("%s", warning)
+            return self._last_good, warning
+
+    def _record_version(self) -> None:
+        """Each distinct policy version in use is on the audit trail once."""
+        if self._audit is None:
+            return
+        version = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        if version != self._seen_version:
+            self._audit.append(
+                f"config/{version}",
+                AuditEntry(
+                    incident_id=None,
+                    actor="stanch",
+                    action="configuration in use",
+                    target=str(self.path),
+                    outcome="valid",
+                    details={"sha256": version},
+                ),
+            )
+            self._seen_version = version

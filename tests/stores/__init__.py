@@ -1,0 +1,1 @@
+"""Tests of the stores: what stanch keeps outside Temporal, used as libraries."""
