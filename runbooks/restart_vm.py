@@ -11,8 +11,7 @@ with workflow.unsafe.imports_passed_through():
     from stanch.models.config import AlertMatch
     from stanch.models.risk import Risk
     from stanch.models.runbook import RunbookInput, RunbookOutcome, RunbookResult, RunbookSpec
-    from stanch.runbooks.verify_recovery import RecoveryParams, await_recovery
-    from stanch.workflows.runbook import Runbook
+    from stanch.workflows.runbook import RecoveryParams, Runbook, await_recovery
 
 
 @workflow.defn(name="restart_vm")

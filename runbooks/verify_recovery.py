@@ -1,71 +1,16 @@
-"""Verify recovery: poll a metric or a KQL condition until the resource is
-healthy, or give up at a deadline. Changes nothing."""
+"""Verify recovery on its own: poll a metric or a KQL condition until the
+resource is healthy, or give up at a deadline. Changes nothing. The check
+itself is the kit's `await_recovery` (workflows/runbook), which other runbooks
+end with; `RecoveryParams` stays importable from here."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from stanch.activities.monitor import MonitorActivities
-    from stanch.models.azure import KqlQuery, MetricsQuery
     from stanch.models.risk import Risk
     from stanch.models.runbook import RunbookInput, RunbookOutcome, RunbookResult, RunbookSpec
-    from stanch.workflows.runbook import Runbook
-
-
-class RecoveryParams(BaseModel):
-    metric: str | None = "Percentage CPU"
-    metric_namespace: str = "Microsoft.Compute/virtualMachines"
-    healthy_below: float = 80.0
-    query: str | None = None  # KQL against the resource: healthy when it returns no rows
-    every: timedelta = timedelta(minutes=1)
-    deadline: timedelta = timedelta(minutes=30)
-
-
-async def await_recovery(runbook: Runbook, params: RecoveryParams) -> None:
-    """Shared by every runbook that must see the resource healthy again."""
-    if params.metric is None and params.query is None:
-        raise ApplicationError(
-            "give a metric or a query to verify recovery", type="InvalidParams", non_retryable=True
-        )
-    give_up = workflow.now() + params.deadline
-    check = 0
-    while True:
-        check += 1
-        healthy = True
-        if params.metric is not None:
-            metrics = await runbook.step(
-                f"check {params.metric} (#{check})",
-                MonitorActivities.read_metrics,
-                MetricsQuery(
-                    resource_ids=[runbook.resource_id],
-                    namespace=params.metric_namespace,
-                    names=[params.metric],
-                    timespan=timedelta(minutes=5),
-                ),
-            )
-            latest = next((s.latest() for s in metrics.series), None)
-            healthy = latest is not None and latest < params.healthy_below
-        if healthy and params.query is not None:
-            found = await runbook.step(
-                f"check logs (#{check})",
-                MonitorActivities.run_kql,
-                KqlQuery(resource_id=runbook.resource_id, query=params.query),
-            )
-            healthy = not any(t.rows for t in found.tables)
-        if healthy:
-            return
-        if workflow.now() + params.every > give_up:
-            raise ApplicationError(
-                f"not recovered after {params.deadline} ({check} checks)",
-                type="NotRecovered",
-                non_retryable=True,
-            )
-        await workflow.sleep(params.every, summary="wait before checking recovery again")
+    from stanch.workflows.runbook import RecoveryParams, Runbook, await_recovery
 
 
 @workflow.defn(name="verify_recovery")

@@ -1,20 +1,6 @@
-"""The runbook kit: what a remediation runbook is written with.
-
-A runbook is a Temporal workflow class that subclasses `Runbook`, declares a
-`spec`, and writes its procedure with three verbs:
-
-    health = await self.step("confirm the failure", HealthActivities.get_availability, ref)
-    await self.approval("isolate network")
-    await self.act("isolate network", NetworkActivities.quarantine_network, request,
-                   undo=lambda record: (NetworkActivities.release_quarantine, record))
-
-`step` observes (always runs, even in a dry run), `act` changes something (checked
-against the kill switch first; in a dry run only recorded; its undo registered so
-a later failure or an approved release can take it back), `approval` waits for
-the right people. Every one lands on the incident's timeline and in the audit
-trail. The kit turns the procedure's end into a `RunbookResult`: denied,
-halted, failed (after undoing what it applied) or the spec's outcome.
-"""
+"""The `Runbook` base class: the verbs a procedure is written with, the frame
+around it, and the messages it answers. The bookkeeping is _saga.py, the
+approval gate's book _approval_gate.py; both are pure."""
 
 from __future__ import annotations
 
@@ -39,18 +25,17 @@ with workflow.unsafe.imports_passed_through():
     from stanch.activities.response_plan import ResponsePlanActivities
     from stanch.activities.scopes import ScopeActivities
     from stanch.activities.toggles import ToggleActivities
+    from stanch.models.audit import AuditEntry
     from stanch.models.azure import ResourceRef
     from stanch.models.config import Remediation
     from stanch.models.decision import DecisionKeysRequest, SpentDecisions
     from stanch.models.errors import describe_validation_error
     from stanch.models.incident import Page, RosterEntry
+    from stanch.models.messages import IncidentSignal, RunbookDecision, RunbookQuery, RunbookSignal
     from stanch.models.risk import Risk
     from stanch.models.runbook import (
         ApprovalDecision,
-        AuditEntry,
-        EvidenceRef,
         PendingApproval,
-        RemediationCheck,
         RunbookEvent,
         RunbookInput,
         RunbookOutcome,
@@ -61,8 +46,18 @@ with workflow.unsafe.imports_passed_through():
         StepStatus,
         Undo,
     )
-    from stanch.workflows.approval import credential_needed, eligible_approvers, refusal
+    from stanch.models.toggles import RemediationCheck
+    from stanch.workflows.approval import credential_needed, eligible_approvers
     from stanch.workflows.decisions import proof_refusal, spend
+    from stanch.workflows.runbook._approval_gate import ApprovalBook
+    from stanch.workflows.runbook._saga import (
+        Saga,
+        activity_name,
+        describe,
+        finish_details,
+        gate_step,
+        request_id_of,
+    )
     from stanch.workflows.scope import named_resources, scope_refusal, tags_needed
 
 Arg = TypeVar("Arg", bound=BaseModel)
@@ -77,6 +72,9 @@ AZURE_RETRY = RetryPolicy(
 BOOKKEEPING = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
 )
+OBSERVE_TIMEOUT = timedelta(minutes=2)
+CHANGE_TIMEOUT = timedelta(minutes=10)
+HEARTBEAT = timedelta(seconds=30)
 
 
 # Patches: each guards a change to what running runbooks do, proven by the
@@ -101,14 +99,8 @@ class RemediationRefused(Exception):
     """A change outside remediation.scopes: never attempted."""
 
 
-class _Decision(BaseModel):
-    approvals: list[str] = []
-    comments: list[str] = []
-    rejected_by: str | None = None
-
-
 class Runbook:
-    """Base class of every runbook workflow (see the module docstring)."""
+    """Base class of every runbook workflow (see the package docstring)."""
 
     spec: ClassVar[RunbookSpec]
     params_model: ClassVar[type[BaseModel]] = BaseModel
@@ -116,11 +108,8 @@ class Runbook:
     @workflow.init
     def __init__(self, inp: RunbookInput) -> None:
         self._inp = inp
-        self._steps: list[StepRecord] = []
-        self._applied: list[Undo] = []
-        self._evidence: list[EvidenceRef] = []
-        self._pending: PendingApproval | None = None
-        self._decisions: dict[str, _Decision] = {}
+        self._saga = Saga()
+        self._gate = ApprovalBook()
         self._outcome: RunbookOutcome | None = None
         self._scopes: Remediation | None = None  # read at the first change
         self._scope_tags: dict[str, dict[str, str] | None] = {}  # by lower-cased id
@@ -159,23 +148,12 @@ class Runbook:
         activity: Callable[[Any, Arg], Awaitable[Out]],
         arg: Arg,
         *,
-        timeout: timedelta = timedelta(minutes=2),
+        timeout: timedelta = OBSERVE_TIMEOUT,
     ) -> Out:
         """Observe: runs in dry runs too, changes nothing."""
         record = await self._begin(name, mutates=False)
-        try:
-            result: Out = await workflow.execute_activity_method(
-                activity,
-                arg,
-                start_to_close_timeout=timeout,
-                retry_policy=AZURE_RETRY,
-                heartbeat_timeout=timedelta(seconds=30),
-                summary=name,
-            )
-        except ActivityError as e:
-            await self._finish(record, StepStatus.FAILED, _reason(e))
-            raise
-        await self._finish(record, StepStatus.SUCCEEDED, _describe(result), result=result)
+        result: Out = await self._run_activity(record, activity, arg, timeout)
+        await self._finish(record, StepStatus.SUCCEEDED, describe(result), result=result)
         return result
 
     async def act(
@@ -185,12 +163,12 @@ class Runbook:
         arg: Arg,
         *,
         undo: Callable[[Out], tuple[Callable[..., Awaitable[Any]], BaseModel]] | None = None,
-        timeout: timedelta = timedelta(minutes=10),
+        timeout: timedelta = CHANGE_TIMEOUT,
     ) -> Out | None:
         """Change something. None in a dry run, where it is only recorded."""
         if self.dry_run:
             record = await self._begin(name, mutates=True, status=StepStatus.PLANNED)
-            await self._finish(record, StepStatus.PLANNED, f"would run {_name(activity)}")
+            await self._finish(record, StepStatus.PLANNED, f"would run {activity_name(activity)}")
             return None
         if workflow.patched(REMEDIATION_SCOPES_PATCH):
             await self._refuse_outside_scopes(name, arg)
@@ -203,25 +181,31 @@ class Runbook:
         if not allowed.allowed:
             raise RemediationHalted(allowed.reason or "remediation switched off")
         record = await self._begin(name, mutates=True)
+        result: Out = await self._run_activity(record, activity, arg, timeout)
+        if undo is not None:
+            undo_activity, undo_arg = undo(result)
+            self._saga.applied_change(name, undo_activity, undo_arg)
+        await self._finish(record, StepStatus.SUCCEEDED, describe(result), result=result)
+        return result
+
+    async def _run_activity(
+        self, record: StepRecord, activity: Callable[..., Any] | str, arg: Any, timeout: timedelta
+    ) -> Any:
+        """One step's activity, retried as Azure calls are; a failure finishes
+        the step's record as failed (on the timeline and the audit trail) and
+        is raised for the procedure, or the frame, to handle."""
         try:
-            result: Out = await workflow.execute_activity_method(
+            return await workflow.execute_activity(
                 activity,
                 arg,
                 start_to_close_timeout=timeout,
                 retry_policy=AZURE_RETRY,
-                heartbeat_timeout=timedelta(seconds=30),
-                summary=name,
+                heartbeat_timeout=HEARTBEAT,
+                summary=record.name,
             )
         except ActivityError as e:
             await self._finish(record, StepStatus.FAILED, _reason(e))
             raise
-        if undo is not None:
-            undo_activity, undo_arg = undo(result)
-            self._applied.append(
-                Undo(step=name, activity=_name(undo_activity), arg=undo_arg.model_dump(mode="json"))
-            )
-        await self._finish(record, StepStatus.SUCCEEDED, _describe(result), result=result)
-        return result
 
     async def _refuse_outside_scopes(self, name: str, arg: BaseModel) -> None:
         """Raise RemediationRefused, before any Azure call, if this change
@@ -251,20 +235,18 @@ class Runbook:
         the timeline like any step. None when it cannot be read (refused)."""
         record = await self._begin(f"read tags of {target.rsplit('/', 1)[-1]} (remediation scope)")
         try:
-            snapshot = await workflow.execute_activity_method(
+            snapshot = await self._run_activity(
+                record,
                 ResourceActivities.get_resource,
                 ResourceRef(resource_id=target),
-                start_to_close_timeout=timedelta(minutes=2),
-                retry_policy=AZURE_RETRY,
-                heartbeat_timeout=timedelta(seconds=30),
-                summary=record.name,
+                OBSERVE_TIMEOUT,
             )
-        except ActivityError as e:
-            await self._finish(record, StepStatus.FAILED, _reason(e))
+        except ActivityError:
             return None
         shown = ", ".join(f"{k}={v}" for k, v in sorted(snapshot.tags.items())) or "none"
         await self._finish(record, StepStatus.SUCCEEDED, f"tags: {shown}")
-        return snapshot.tags
+        tags: dict[str, str] = snapshot.tags
+        return tags
 
     async def approval(self, step: str) -> None:
         """Wait until the policy's approvers say yes. Raises ApprovalDenied on a
@@ -280,7 +262,7 @@ class Runbook:
         policy = plan.policy
         eligible = eligible_approvers(plan, risk, self._inp.requested_by)
         required = policy.needed(risk)
-        gate = f"approval: {step}"
+        gate = gate_step(step)
         if self.dry_run:
             record = await self._begin(gate, status=StepStatus.PLANNED)
             await self._finish(
@@ -303,8 +285,8 @@ class Runbook:
             raise ApprovalDenied(f"{step}: not enough eligible approvers")
         now = workflow.now()
         deadline = now + sum((t.timeout for t in policy.tiers), timedelta())
-        decision = self._decisions.setdefault(step, _Decision())
-        self._pending = PendingApproval(
+        decision = self._gate.on(step)
+        self._gate.pending = pending = PendingApproval(
             runbook_workflow_id=workflow.info().workflow_id,
             step=step,
             risk=risk,
@@ -321,18 +303,18 @@ class Runbook:
         )
 
         def decided() -> bool:
-            return decision.rejected_by is not None or len(decision.approvals) >= required
+            return self._gate.decided(step, required)
 
         for number, tier in enumerate(policy.tiers, start=1):
             if decided():
                 break
-            self._pending.tier = number
+            pending.tier = number
             await self._page_approvers(step, risk, tier.people or eligible, number)
             try:
                 await self._await_decision(decided, tier.timeout, f"approval tier {number}")
             except TimeoutError:
                 continue
-        self._pending = None
+        self._gate.pending = None
         workflow.metric_meter().create_histogram_timedelta(
             "stanch_approval_wait", "time an approval waited for its answer"
         ).record(workflow.now() - now, {"risk": str(risk)})
@@ -364,7 +346,7 @@ class Runbook:
             if workflow.now() >= until:
                 raise TimeoutError(summary)
 
-    @workflow.signal
+    @workflow.signal(name=RunbookSignal.REFRESH_DECISION_KEYS)
     def refresh_decision_keys(self) -> None:
         """Sent by the gateway when a decision was refused for want of keys.
         Harmless from anyone: the keys come from the policy, not the signal."""
@@ -394,7 +376,7 @@ class Runbook:
             + (" (dry run: nothing will be changed)" if self.dry_run else ""),
         )
         try:
-            outcome = await self.procedure() or RunbookOutcome(self.spec.outcome)
+            outcome = await self.procedure() or self.spec.outcome
             if self.dry_run:
                 outcome = RunbookOutcome.PLANNED
             summary = f"{self.spec.name}: {outcome}"
@@ -434,29 +416,17 @@ class Runbook:
         count = 0
         for undo in reversed(undos):
             record = await self._begin(f"undo {undo.step}", mutates=True)
-            try:
-                await workflow.execute_activity(
-                    undo.activity,
-                    undo.arg,
-                    start_to_close_timeout=timedelta(minutes=10),
-                    retry_policy=AZURE_RETRY,
-                    heartbeat_timeout=timedelta(seconds=30),
-                    summary=f"undo {undo.step}",
-                )
-            except ActivityError as e:
-                await self._finish(record, StepStatus.FAILED, _reason(e))
-                raise
+            await self._run_activity(record, undo.activity, undo.arg, CHANGE_TIMEOUT)
             await self._finish(record, StepStatus.UNDONE, f"{undo.activity} done")
             count += 1
         return count
 
     async def _compensate(self) -> int:
-        applied, self._applied = self._applied, []
+        applied = self._saga.take_applied()
         try:
             return await self.undo_all(applied)
         except ActivityError:
-            # What could not be undone stays on record for a human.
-            self._applied = applied
+            self._saga.still_applied(applied)
             return 0
 
     def _result(self, outcome: RunbookOutcome, summary: str) -> RunbookResult:
@@ -464,49 +434,49 @@ class Runbook:
             runbook=self.spec.name,
             outcome=outcome,
             summary=summary,
-            steps=self._steps,
-            applied=self._applied,
-            evidence=self._evidence,
+            steps=self._saga.steps,
+            applied=self._saga.applied,
+            evidence=self._saga.evidence,
         )
 
     # ---- approvals arrive here -------------------------------------------------
 
-    @workflow.update(name="approve")
+    @workflow.update(name=RunbookDecision.APPROVE)
     async def approve(self, decision: ApprovalDecision) -> RunbookView:
         self._spend(decision)
-        self._decide(decision, approve=True)
+        self._gate.record(decision, approve=True)
         await self._audit_decision(decision, "approved", "update")
         return self.status()
 
     @approve.validator
     def _validate_approve(self, decision: ApprovalDecision) -> None:
-        self._refuse_if_not_allowed(decision, "approve")
+        self._refuse_if_not_allowed(decision, RunbookDecision.APPROVE)
 
-    @workflow.update(name="reject")
+    @workflow.update(name=RunbookDecision.REJECT)
     async def reject(self, decision: ApprovalDecision) -> RunbookView:
         self._spend(decision)
-        self._decide(decision, approve=False)
+        self._gate.record(decision, approve=False)
         await self._audit_decision(decision, "rejected", "update")
         return self.status()
 
     @reject.validator
     def _validate_reject(self, decision: ApprovalDecision) -> None:
-        self._refuse_if_not_allowed(decision, "reject")
+        self._refuse_if_not_allowed(decision, RunbookDecision.REJECT)
 
-    def _refuse_if_not_allowed(self, decision: ApprovalDecision, verb: str) -> None:
+    def _refuse_if_not_allowed(self, decision: ApprovalDecision, verb: RunbookDecision) -> None:
         """Before anything enters history: the caller gets the reason as the
         update's failure."""
         reason = self._refusal(decision) or self._unproven(decision, verb)
         if reason:
             raise ValueError(reason)
 
-    @workflow.signal(name="approve")
+    @workflow.signal(name=RunbookDecision.APPROVE)
     async def approve_signal(self, decision: ApprovalDecision) -> None:
         """For clients that can only signal: the same rule, checked here; a
         refusal leaves an audit record instead of an answer."""
         await self._signalled(decision, approve=True)
 
-    @workflow.signal(name="reject")
+    @workflow.signal(name=RunbookDecision.REJECT)
     async def reject_signal(self, decision: ApprovalDecision) -> None:
         await self._signalled(decision, approve=False)
 
@@ -514,7 +484,8 @@ class Runbook:
         reason = self._refusal(decision)
         if not reason and workflow.patched(SIGNED_DECISIONS_PATCH):
             # A forged or replayed signal is ignored, and leaves an audit record.
-            reason = self._unproven(decision, "approve" if approve else "reject")
+            verb = RunbookDecision.APPROVE if approve else RunbookDecision.REJECT
+            reason = self._unproven(decision, verb)
             if not reason:
                 spend(self._spent, decision.proof, workflow.now())
         if reason:
@@ -526,14 +497,14 @@ class Runbook:
                 actor=decision.by,
             )
             return
-        self._decide(decision, approve)
+        self._gate.record(decision, approve)
         await self._audit_decision(decision, "approved" if approve else "rejected", "signal")
 
     async def _audit_decision(self, decision: ApprovalDecision, outcome: str, via: str) -> None:
         if not workflow.patched(AUDIT_DECISIONS_PATCH):
             return  # runbooks that began before decisions were audited one by one
         await self._audit(
-            f"approval: {decision.step}",
+            gate_step(decision.step),
             self._inp.resource_id,
             outcome,
             {"comment": decision.comment, "via": via},
@@ -541,34 +512,9 @@ class Runbook:
         )
 
     def _refusal(self, decision: ApprovalDecision) -> str | None:
-        if self._outcome is not None:
-            return f"runbook {self.spec.name} has already finished ({self._outcome})"
-        risk = self.spec.approvals.get(decision.step)
-        if risk is None:
-            gates = ", ".join(self.spec.approvals) or "none"
-            return f"step: {decision.step!r} is not an approval gate of {self.spec.name} ({gates})"
-        current = self._decisions.get(decision.step)
-        if current is not None and current.rejected_by is not None:
-            return f"step {decision.step!r} was already rejected by {current.rejected_by}"
-        if (
-            current is not None
-            and self._pending is None
-            and current.approvals
-            and any(
-                s.name == f"approval: {decision.step}" and s.status is StepStatus.APPROVED
-                for s in self._steps
-            )
-        ):
-            return f"step {decision.step!r} is already approved"
-        return refusal(
-            self._inp.approval,
-            risk,
-            self._inp.requested_by,
-            decision.by,
-            current.approvals if current else [],
-        )
+        return self._gate.refusal(decision, self.spec, self._inp, self._outcome, self._saga)
 
-    def _unproven(self, decision: ApprovalDecision, verb: str) -> str | None:
+    def _unproven(self, decision: ApprovalDecision, verb: RunbookDecision) -> str | None:
         """Why this decision is not proven to come from a credential that may
         carry it (workflows/decisions.py), or None."""
         risk = self.spec.approvals[decision.step]
@@ -589,37 +535,24 @@ class Runbook:
             raise ApplicationError("decision already used", type="DecisionReplayed")
         spend(self._spent, decision.proof, workflow.now())
 
-    def _decide(self, decision: ApprovalDecision, approve: bool) -> None:
-        # Stored even before the gate is reached: an early approval is not lost.
-        state = self._decisions.setdefault(decision.step, _Decision())
-        if approve:
-            state.approvals.append(decision.by)
-        else:
-            state.rejected_by = decision.by
-        if decision.comment:
-            state.comments.append(f"{decision.by}: {decision.comment}")
-        if self._pending is not None and self._pending.step == decision.step:
-            self._pending.approvals = list(state.approvals)
-
-    @workflow.query
+    @workflow.query(name=RunbookQuery.STATUS)
     def status(self) -> RunbookView:
         return RunbookView(
             runbook=self.spec.name,
             workflow_id=workflow.info().workflow_id,
             dry_run=self.dry_run,
-            steps=self._steps,
-            pending=self._pending,
+            steps=self._saga.steps,
+            pending=self._gate.pending,
             outcome=self._outcome,
-            applied=self._applied,
+            applied=self._saga.applied,
         )
 
-    # ---- bookkeeping -------------------------------------------------------------
+    # ---- reporting: timeline, audit trail, pages -----------------------------------
 
     async def _begin(
         self, name: str, mutates: bool = False, status: StepStatus = StepStatus.RUNNING
     ) -> StepRecord:
-        record = StepRecord(name=name, status=status, mutates=mutates, started_at=workflow.now())
-        self._steps.append(record)
+        record = self._saga.begin(name, mutates, status, workflow.now())
         if status is not StepStatus.PLANNED:
             await self._tell(f"step_{status}", f"{name}: {status}")
         return record
@@ -627,27 +560,13 @@ class Runbook:
     async def _finish(
         self, record: StepRecord, status: StepStatus, detail: str | None, result: Any = None
     ) -> None:
-        record.status, record.ended_at, record.detail = status, workflow.now(), detail
-        request_id = getattr(result, "request_id", None) or next(
-            iter(getattr(result, "request_ids", []) or []), None
-        )
-        if isinstance(result, EvidenceRef):
-            self._evidence.append(result)
+        self._saga.finish(record, status, detail, workflow.now(), result)
         await self._audit(
             record.name,
             self._inp.resource_id,
             str(status),
-            {
-                "detail": detail,
-                "dry_run": self.dry_run,
-                "mutates": record.mutates,
-                **(
-                    {"sha256": result.sha256, "evidence": result.location}
-                    if isinstance(result, EvidenceRef)
-                    else {}
-                ),
-            },
-            request_id=request_id,
+            finish_details(record, detail, self.dry_run, result),
+            request_id=request_id_of(result),
         )
         await self._tell(
             f"step_{status}", f"{record.name}: {status}" + (f" ({detail})" if detail else "")
@@ -679,6 +598,7 @@ class Runbook:
         )
 
     async def _tell(self, kind: str, summary: str, result: RunbookResult | None = None) -> None:
+        """Report to the incident (its timeline and state), if there is one."""
         if not self._inp.incident_workflow_id:
             return
         event = RunbookEvent(
@@ -691,7 +611,7 @@ class Runbook:
         )
         try:
             await workflow.get_external_workflow_handle(self._inp.incident_workflow_id).signal(
-                "runbook_event", event
+                IncidentSignal.RUNBOOK_EVENT, event
             )
         except ApplicationError:
             workflow.logger.warning(
@@ -729,25 +649,8 @@ class Runbook:
             await self._tell("page_failed", f"could not page approvers: {_reason(e)}")
 
 
-def _name(fn: Callable[..., Any]) -> str:
-    defn = getattr(fn, "__temporal_activity_definition", None)
-    return str(getattr(defn, "name", None) or fn.__name__)
-
-
 def _reason(error: BaseException) -> str:
     cause = error.cause if isinstance(error, ActivityError) else error
     message = getattr(cause, "message", None) or str(cause)
     kind = getattr(cause, "type", None)
     return f"{kind}: {message}" if kind and not str(message).startswith(str(kind)) else str(message)
-
-
-def _describe(result: Any) -> str | None:
-    if result is None:
-        return None
-    summary_line = getattr(result, "summary_line", None)
-    if callable(summary_line):
-        return str(summary_line())
-    if isinstance(result, BaseModel):
-        text = result.model_dump_json(exclude_none=True)
-        return text if len(text) <= 200 else text[:197] + "..."
-    return str(result)[:200]
