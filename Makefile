@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check
+	$(BIN)/python requirements/check_lock.py
 	touch $(STAMP)
 
 # After a change to the dependencies in pyproject.toml: keeps every pin it can.
