@@ -2,7 +2,7 @@
 changes still in place with the undo of each, the evidence captured.
 
 Pure and deterministic (the clock is passed in), so the kit's workflow code
-only schedules activities and reports; tests/workflows/test_saga.py checks the
+only schedules activities and reports; tests/workflows/test_runbook_books.py checks the
 bookkeeping without a server.
 """
 

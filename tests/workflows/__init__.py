@@ -1,0 +1,1 @@
+"""Tests of workflows/: the pure cores here, alone and fast."""
