@@ -19,7 +19,6 @@ from stanch.azuresim.state import (
     resource_type,
 )
 
-TAGS_API = "2025-04-01"
 LOCKS_API = "2020-05-01"
 
 

@@ -25,8 +25,6 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 from stanch.models.free_text import DescriptionText, IdentifierText, RuleText, bounded
 from stanch.models.severity import Severity
 
-COMMON_ALERT_SCHEMA_ID = "azureMonitorCommonAlertSchema"
-
 log = logging.getLogger("stanch.alert")
 
 

@@ -119,9 +119,6 @@ class AlertMatch(_Strict):
     monitoring_services: list[str] = Field(default_factory=list)
 
 
-ServiceMatch = AlertMatch
-
-
 class ApprovalTier(_Strict):
     """Who is paged while an approval waits. A tier naming nobody pages every
     eligible approver."""

@@ -103,7 +103,6 @@ class Runbook:
     """Base class of every runbook workflow (see the package docstring)."""
 
     spec: ClassVar[RunbookSpec]
-    params_model: ClassVar[type[BaseModel]] = BaseModel
 
     @workflow.init
     def __init__(self, inp: RunbookInput) -> None:
