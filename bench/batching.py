@@ -18,9 +18,9 @@ from bench.lab import CpuMeter, Lab
 from bench.load import to_events
 from bench.stack import Services
 from bench.stats import Table, median, ms, percentile, ratio
-from stanch.gateway.intake import record_alerts
+from stanch.client.alerts import record_alerts
+from stanch.client.ids import workflow_id_for
 from stanch.models.alert import AlertEvent
-from stanch.workflows.incident import workflow_id_for
 
 
 @dataclass

@@ -27,6 +27,7 @@ from bench.lab import Lab
 from bench.stack import TOKEN, Services, policy, running
 from bench.stats import Table, median, ms, percentile, ratio
 from stanch.azuresim.admin import SimAdmin
+from stanch.client.ids import as_incident_id
 from stanch.models.config import ApprovalPolicy
 from stanch.models.incident import IncidentStatus
 from stanch.models.risk import Risk
@@ -152,7 +153,9 @@ async def _segments(lab: Lab, workflow_id: str, sent: float, changed: float) -> 
 async def _contained(lab: Lab, workflow_id: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if (await state(lab.client, workflow_id)).state.status is IncidentStatus.CONTAINED:
+        if (
+            await state(lab.client, as_incident_id(workflow_id))
+        ).state.status is IncidentStatus.CONTAINED:
             return
         await asyncio.sleep(0.1)
     raise TimeoutError(f"{workflow_id} not contained within {timeout:.0f} s")

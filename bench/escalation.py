@@ -24,8 +24,9 @@ from bench.lab import Lab
 from bench.load import post_alerts
 from bench.stack import Services, policy, running
 from bench.stats import Table, median, ms, percentile, ratio
+from stanch.client.ids import workflow_id_for
 from stanch.models.alert import CommonAlert
-from stanch.workflows.incident import IncidentWorkflow, workflow_id_for
+from stanch.workflows.incident import IncidentWorkflow
 
 QUIET = "quiet stack (baseline)"
 STORM = "during an alert storm"

@@ -10,13 +10,13 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from stanch.client.incidents import incident_handle
 from stanch.models.incident import IncidentView
-from stanch.workflows.incident import IncidentWorkflow, workflow_id_for
+from stanch.workflows.incident import IncidentWorkflow
 
 
-async def state(client: Client, workflow_id: str) -> IncidentView:
-    view: IncidentView = await client.get_workflow_handle(workflow_id).query(IncidentWorkflow.state)
-    return view
+async def state(client: Client, incident_id: str) -> IncidentView:
+    return await incident_handle(client, incident_id).query(IncidentWorkflow.state)
 
 
 async def alert_counts(
@@ -29,7 +29,7 @@ async def alert_counts(
         counts: dict[str, int] = {}
         for incident_id in incident_ids:
             try:
-                view = await state(client, workflow_id_for(incident_id))
+                view = await state(client, incident_id)
                 counts[incident_id] = view.state.alert_count
             except RPCError:
                 counts[incident_id] = 0

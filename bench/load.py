@@ -13,18 +13,10 @@ from typing import Any
 
 import aiohttp
 from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
 from bench.stack import TOKEN
+from stanch.client.alerts import only, record_alerts
 from stanch.models.alert import AlertEvent, CommonAlert
-from stanch.models.incident import IncidentInput, IncidentStatus
-from stanch.models.severity import DEFAULT_SEVERITY
-from stanch.workflows.incident import IncidentWorkflow, workflow_id_for
-from stanch.workflows.search_attributes import (
-    INCIDENT_RESOURCES,
-    INCIDENT_SEVERITY,
-    INCIDENT_STATUS,
-)
 
 
 @dataclass
@@ -102,26 +94,7 @@ async def signal_with_start_each(
         incident_id, event = events[index]
         started = time.perf_counter()
         try:
-            await client.start_workflow(
-                IncidentWorkflow.run,
-                IncidentInput(incident_id=incident_id, first_alert=event),
-                id=workflow_id_for(incident_id),
-                task_queue=task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                start_signal="add_alert",
-                start_signal_args=[event],
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(INCIDENT_STATUS, str(IncidentStatus.TRIGGERED)),
-                        SearchAttributePair(
-                            INCIDENT_SEVERITY, str(event.severity or DEFAULT_SEVERITY)
-                        ),
-                        SearchAttributePair(INCIDENT_RESOURCES, event.targets),
-                    ]
-                ),
-                memo={"title": event.rule},
-                static_summary=f"{event.severity or DEFAULT_SEVERITY} {event.rule}",
-            )
+            only(await record_alerts(client, task_queue, incident_id, [event]))
         except Exception as e:
             run.failed(type(e).__name__)
             return

@@ -28,8 +28,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from stanch.azuresim.admin import SimAdmin
+from stanch.client.search_attributes import SEARCH_ATTRIBUTES
 from stanch.gateway.signing import DecisionSigner, new_private_key_text, parse_private_key
-from stanch.models.settings import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-intake-token"

@@ -16,7 +16,7 @@ from bench.lab import CpuMeter, Lab
 from bench.load import Run, post_alerts, signal_with_start_each, to_events
 from bench.stack import Services, policy, running
 from bench.stats import Table, median, ms, percentile, ratio
-from stanch.workflows.incident import workflow_id_for
+from stanch.client.ids import workflow_id_for
 
 BASELINE = "SDK: one signal-with-start per alert (baseline)"
 OFF = -1.0  # STANCH_COALESCE_WINDOW_MS below zero: one signal per alert

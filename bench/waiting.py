@@ -26,10 +26,10 @@ from bench.lab import Lab
 from bench.load import post_alerts
 from bench.stack import SIGNER, Services, policy, rss_bytes, running, spawn, stop_process
 from bench.stats import Table, median, ms, percentile, ratio
+from stanch.client.ids import workflow_id_for
 from stanch.models.config import ApiRole
 from stanch.models.runbook import ApprovalDecision, RunbookView
 from stanch.stores.toggles import ToggleStore
-from stanch.workflows.incident import workflow_id_for
 
 VM = "vm-web-bench-waiting"
 STEP = "restart"

@@ -10,7 +10,9 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+
 from stanch.cli.errors import Unavailable, UsageError
+from stanch.client.ids import as_incident_id
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)  # an update waits for the workflow's answer
 EXCERPT = 300  # characters of an unexpected answer worth showing
@@ -78,7 +80,7 @@ def _field_problem(detail: Any) -> str:
 
 def incident_path(incident: str, *rest: str) -> str:
     """`/api/incidents/<id>/...`; a workflow id (`incident-<id>`) is accepted too."""
-    incident_id = incident.strip().removeprefix("incident-")
+    incident_id = as_incident_id(incident)
     if not incident_id:
         raise UsageError("ID: empty (an incident id, as `stanch incidents` lists them)")
     parts = [quote(p, safe="") for p in (incident_id, *rest)]

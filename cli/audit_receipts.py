@@ -13,10 +13,10 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from stanch.workflows.client import connect
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 
+from stanch.client.connection import connect
 from stanch.models.audit import RECORD_AUDIT, AuditReceipt
 from stanch.models.settings import Settings
 from stanch.stores.audit.tampering import Anchor

@@ -22,19 +22,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import SecretStr
-from stanch.workflows.client import connect
 from temporalio.client import Client
 
 from stanch.cli.errors import UsageError
 from stanch.cli.packaged import SAMPLE_POLICY, policy_path
 from stanch.cli.sim import start_sim
+from stanch.client.connection import connect
+from stanch.client.search_attributes import SEARCH_ATTRIBUTES
 from stanch.gateway.server import serve_gateway
 from stanch.gateway.signing import dev_decision_key
 from stanch.models.config import ConfigError
 from stanch.models.dev_credentials import FILE_NAME as DEV_CREDENTIALS
 from stanch.models.dev_credentials import provision, write_dev_credentials
 from stanch.models.private_file import write_private
-from stanch.models.settings import SEARCH_ATTRIBUTES, Settings
+from stanch.models.settings import Settings
 from stanch.stores.policy import load_config
 from stanch.stores.toggles import ToggleStore
 from stanch.telemetry import follow_log_level, register_secrets

@@ -1,6 +1,7 @@
 """`stanch incidents | show | ack | resolve | role | note`: on-call from a terminal.
 
-Reading goes straight to Temporal (the system of record). Acting goes through
+Reading goes straight to Temporal, the system of record, through the client
+room (stanch.client.incidents). Acting goes through
 the on-call API with the caller's credential (cli/credentials.py): the gateway
 names the person from it, so nobody acts under a name they merely typed."""
 
@@ -8,82 +9,50 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel
+from temporalio.client import Client
+
 from stanch.cli.api_client import OnCallApi, incident_path
 from stanch.cli.errors import UsageError
+from stanch.client import incidents as reading
+from stanch.client.incidents import IncidentDetail, IncidentSummary, listing_query
 from stanch.models.duration import age
-from stanch.models.incident import (
-    IncidentStatus,
-    IncidentView,
-    Role,
-    TimelineEntry,
-    UpdateResult,
-)
-from stanch.workflows.incident import IncidentWorkflow, workflow_id_for
-from stanch.workflows.search_attributes import (
-    INCIDENT_SERVICE,
-    INCIDENT_SEVERITY,
-    INCIDENT_STATUS,
-)
-from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from stanch.models.incident import IncidentStatus, Role, TimelineEntry, UpdateResult
+from stanch.models.severity import Severity
 
-
-def workflow_id(incident: str) -> str:
-    incident = incident.strip()
-    return incident if incident.startswith("incident-") else workflow_id_for(incident)
-
-
-class IncidentRow(BaseModel):
-    incident_id: str
-    workflow_id: str
-    status: str | None
-    severity: str | None
-    service: str | None
-    title: str | None
-    opened_at: datetime | None
-    running: bool
+LISTED_AT_MOST = 500
 
 
 async def list_incidents(
-    client: Client, status: str | None, severity: str | None, service: str | None, everything: bool
-) -> list[IncidentRow]:
-    clauses = ["WorkflowType = 'IncidentWorkflow'"]
-    if not everything and status is None:
-        clauses.append("ExecutionStatus = 'Running'")
-    for key, value in (
-        (INCIDENT_STATUS, status),
-        (INCIDENT_SEVERITY, severity),
-        (INCIDENT_SERVICE, service),
-    ):
-        if value is not None:
-            clauses.append(f"{key.name} = '{_quote(value)}'")
-    rows = []
-    async for execution in client.list_workflows(" AND ".join(clauses), limit=500):
-        attrs = execution.typed_search_attributes
-        memo = await execution.memo()
-        rows.append(
-            IncidentRow(
-                incident_id=execution.id.removeprefix("incident-"),
-                workflow_id=execution.id,
-                status=attrs.get(INCIDENT_STATUS),
-                severity=attrs.get(INCIDENT_SEVERITY),
-                service=attrs.get(INCIDENT_SERVICE),
-                title=memo.get("title"),
-                opened_at=execution.start_time,
-                running=execution.close_time is None,
-            )
+    client: Client,
+    status: IncidentStatus | None,
+    severity: Severity | None,
+    service: str | None,
+    everything: bool,
+) -> list[IncidentSummary]:
+    """Open incidents unless `everything` or a status is asked for; at most
+    LISTED_AT_MOST of them, page by page."""
+    query = listing_query(
+        status=status,
+        severity=severity,
+        service=service,
+        running_only=not everything and status is None,
+    )
+    rows: list[IncidentSummary] = []
+    token: str | None = None
+    while len(rows) < LISTED_AT_MOST:
+        page = await reading.list_incidents(
+            client, query, page_size=LISTED_AT_MOST - len(rows), page_token=token
         )
+        rows += page.incidents
+        token = page.next_page_token
+        if token is None:
+            break
     return rows
 
 
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")
-
-
-def print_incidents(rows: list[IncidentRow], as_json: bool) -> None:
+def print_incidents(rows: list[IncidentSummary], as_json: bool) -> None:
     if as_json:
         print(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
         return
@@ -96,23 +65,6 @@ def print_incidents(rows: list[IncidentRow], as_json: bool) -> None:
             f"{r.incident_id:<22} {r.severity or '-':<5} {r.status or '-':<13} "
             f"{(r.service or '-')[:14]:<14} {age(r.opened_at):>6}  {r.title or ''}"
         )
-
-
-class IncidentDetail(BaseModel):
-    view: IncidentView
-    timeline: list[TimelineEntry]
-
-
-async def fetch_incident(client: Client, incident: str) -> IncidentDetail:
-    handle = client.get_workflow_handle_for(IncidentWorkflow.run, workflow_id(incident))
-    try:
-        view = await handle.query(IncidentWorkflow.state)
-        timeline = await handle.query(IncidentWorkflow.timeline)
-    except RPCError as e:
-        if e.status is RPCStatusCode.NOT_FOUND:
-            raise UsageError(f"no incident {incident!r}") from None
-        raise
-    return IncidentDetail(view=view, timeline=timeline)
 
 
 def print_incident(detail: IncidentDetail, as_json: bool) -> None:
@@ -165,9 +117,6 @@ def print_timeline(timeline: list[TimelineEntry]) -> None:
         print(f"  {entry.at:%Y-%m-%d %H:%M:%S}Z  {entry.kind:<20} {entry.summary}{actor}")
 
 
-Answer = TypeVar("Answer", bound=BaseModel)
-
-
 # What each people's command asks of the on-call API: its path under the
 # incident, and the body. Checked here first so that a typo costs no round trip.
 
@@ -201,14 +150,23 @@ async def act(api: OnCallApi, incident: str, call: tuple[str, dict[str, Any]]) -
     return UpdateResult.model_validate(await api.post(incident_path(incident, action), body))
 
 
-def valid_status(value: str | None) -> str | None:
+def valid_status(value: str | None) -> IncidentStatus | None:
     if value is None:
         return None
     try:
-        return str(IncidentStatus(value.lower()))
+        return IncidentStatus(value.lower())
     except ValueError:
         choices = ", ".join(s.value for s in IncidentStatus)
         raise UsageError(f"--status: {value!r} is not one of {choices}") from None
+
+
+def valid_severity(value: str | None) -> Severity | None:
+    if value is None:
+        return None
+    try:
+        return Severity.parse(value)
+    except ValueError as e:
+        raise UsageError(f"--severity: {e}") from None
 
 
 def _when(at: datetime) -> str:

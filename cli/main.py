@@ -15,6 +15,8 @@ from typing import Any
 
 from stanch.cli import incidents
 from stanch.cli.errors import Unavailable, UsageError
+from stanch.client.errors import InvalidQuery, NotFound, Refused
+from stanch.client.errors import Unavailable as TemporalUnavailable
 from stanch.models.config import ConfigError
 from stanch.models.settings import Settings, load_settings
 from stanch.stores.policy import load_config
@@ -216,10 +218,10 @@ def _main(args: argparse.Namespace) -> int:
     )
     try:
         return run(args)
-    except UsageError as e:
+    except (UsageError, Refused, NotFound, InvalidQuery) as e:
         print(f"stanch: {e}", file=sys.stderr)
         return 2
-    except Unavailable as e:
+    except (Unavailable, TemporalUnavailable) as e:
         print(f"stanch: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -316,7 +318,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _with_client(settings: Settings, args: argparse.Namespace) -> int:
-    from stanch.workflows.client import connect
+    from stanch.client.connection import connect
+    from stanch.client.ids import as_incident_id
+    from stanch.client.incidents import fetch_incident
 
     try:
         client = await connect(settings)
@@ -328,17 +332,21 @@ async def _with_client(settings: Settings, args: argparse.Namespace) -> int:
     command = args.command
     if command == "incidents":
         rows = await incidents.list_incidents(
-            client, incidents.valid_status(args.status), args.severity, args.service, args.all
+            client,
+            incidents.valid_status(args.status),
+            incidents.valid_severity(args.severity),
+            args.service,
+            args.all,
         )
         incidents.print_incidents(rows, args.json)
         return 0
     if command == "show":
-        incidents.print_incident(await incidents.fetch_incident(client, args.id), args.json)
+        incidents.print_incident(await fetch_incident(client, as_incident_id(args.id)), args.json)
         return 0
     if command == "postmortem":
         from stanch.stores.postmortem import render_postmortem
 
-        detail = await incidents.fetch_incident(client, args.id)
+        detail = await fetch_incident(client, as_incident_id(args.id))
         markdown = render_postmortem(detail.view.state, detail.timeline)
         if args.out:
             args.out.write_text(markdown)

@@ -63,7 +63,12 @@ _UNANSWERED = {RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED, RPCStat
 
 
 async def update_incident(
-    client: Client, incident_id: str, request: PersonRequest, *, sign: Sign[Any] | None = None
+    client: Client,
+    incident_id: str,
+    request: PersonRequest,
+    *,
+    sign: Sign[Any] | None = None,
+    wait: timedelta | None = None,
 ) -> UpdateResult:
     """A person's request to an incident. The request's type says which update
     it is (one request model per update): `Acknowledge` acknowledges."""
@@ -72,7 +77,12 @@ async def update_incident(
         raise TypeError(f"{type(request).__name__} is not a request an incident takes")
     handle = incident_handle(client, incident_id)
     result: UpdateResult = await send_update(
-        handle, update, request, sign=sign, refresh=IncidentWorkflow.refresh_decision_keys
+        handle,
+        update,
+        request,
+        sign=sign,
+        refresh=IncidentWorkflow.refresh_decision_keys,
+        wait=wait,
     )
     return result
 
@@ -86,7 +96,8 @@ async def decide_step(
     sign: Sign[ApprovalDecision] | None = None,
     wait: timedelta = DETAIL_WAIT,
 ) -> RunbookView:
-    """Approve or reject the step a runbook of this incident waits at."""
+    """Approve or reject the step a runbook of this incident waits at (`wait`
+    bounds reading which runbook that is)."""
     state = (await fetch_incident(client, incident_id, wait)).view.state
     target = state.runbook_awaiting(decision.step)
     if target is None:
@@ -106,15 +117,17 @@ async def send_update(
     *,
     sign: Sign[Request] | None = None,
     refresh: Callable[[Any], None] | None = None,
+    wait: timedelta | None = None,
 ) -> Answer:
     """Executes `update` with `request`; its failures become the client room's
     errors. With `sign` and `refresh`, a refusal for want of decision keys
-    sends `refresh` (the workflow's signal to load them) and tries again."""
+    sends `refresh` (the workflow's signal to load them) and tries again.
+    `wait` bounds each attempt (no bound by default: an update may start work)."""
     name = update_name(update)
     for attempt in range(KEYLESS_RETRIES + 1):
         sent = request if sign is None else sign(handle.id, name, request)
         try:
-            return await handle.execute_update(update, sent)
+            return await handle.execute_update(update, sent, rpc_timeout=wait)
         except WorkflowUpdateFailedError as e:
             said = refusal_words(e)
             keyless = said.startswith(NO_KEYS_YET) and sign is not None and refresh is not None

@@ -21,15 +21,27 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
-from stanch.workflows.search_attributes import INCIDENT_SERVICE, INCIDENT_SEVERITY, INCIDENT_STATUS
-from temporalio.client import (
-    Client,
-    WorkflowExecutionStatus,
-    WorkflowFailureError,
-    WorkflowUpdateFailedError,
-)
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
 
+from stanch.client import incidents as reading
+from stanch.client.errors import (
+    IncidentRequestError,
+    InvalidQuery,
+    NotFound,
+    Refused,
+    Unavailable,
+)
+from stanch.client.incidents import (
+    DETAIL_WAIT,
+    LISTING_WAIT,
+    IncidentDetail,
+    IncidentPage,
+    fetch_incident,
+    listing_query,
+    open_incidents,
+    states_since,
+)
+from stanch.client.updates import decide_step, update_incident
 from stanch.gateway.auth import bearer_token
 from stanch.gateway.identity import IssuerKeys, TokenRefused, looks_like_jwt, verify_jwt
 from stanch.gateway.signing import DecisionSigner
@@ -42,7 +54,7 @@ from stanch.models.config import (
     OidcAccess,
     StanchConfig,
 )
-from stanch.models.decision import NO_KEYS_YET, PersonRequest
+from stanch.models.decision import PersonRequest
 from stanch.models.dev_credentials import (
     DevCredential,
     DevCredentialsUnusable,
@@ -66,7 +78,6 @@ from stanch.models.runbook import ApprovalDecision, PendingApproval, RunbookView
 from stanch.models.settings import Settings
 from stanch.models.severity import Severity
 from stanch.stores.policy import load_config
-from stanch.workflows.incident import IncidentWorkflow, workflow_id_for
 
 WINDOW: TypeAdapter[timedelta] = TypeAdapter(Duration)
 _SERVICE = re.compile(NAME_PATTERN)
@@ -74,14 +85,15 @@ OPEN_FRESH_FOR = 1.0  # seconds a listing of open incidents is shared between ca
 TIMES_FRESH_FOR = 5.0  # and response times, which read every incident of the window
 SHARED_ANSWERS_KEPT = 64
 MEASURES_AT_ONCE = 2  # response-times computations running together; more wait their turn
-QUERIES_AT_ONCE = 8  # workflow queries one computation has in flight
 T = TypeVar("T")
-Answer = TypeVar("Answer", bound=BaseModel)
-KEYLESS_RETRIES = 3
-# How long a query may wait for a worker: one incident's page, and each row of
-# the listing every dashboard shares.
-DETAIL_WAIT = timedelta(seconds=10)
-LISTING_WAIT = timedelta(seconds=2)
+Asked = TypeVar("Asked", bound=PersonRequest)
+# What each of the client room's answers-that-are-not-answers is over HTTP.
+HTTP_ANSWERS: dict[type[IncidentRequestError], tuple[int, str]] = {
+    Refused: (409, "refused"),
+    NotFound: (404, "not_found"),
+    Unavailable: (503, "unavailable"),
+    InvalidQuery: (422, "invalid"),
+}
 log = logging.getLogger(__name__)
 
 
@@ -90,24 +102,18 @@ class Caller(BaseModel):
     role: ApiRole
 
 
-class IncidentSummary(BaseModel):
-    incident_id: str
-    status: str | None
-    severity: str | None
-    service: str | None
-    title: str | None
-    opened_at: datetime | None
+class IncidentResponse(BaseModel):
+    """`GET /api/incidents/{id}` and the dashboard: an incident's state and
+    timeline, and what waits for people."""
 
-
-class IncidentPage(BaseModel):
-    incidents: list[IncidentSummary]
-    next_page_token: str | None
-
-
-class IncidentDetail(BaseModel):
     state: IncidentState
     timeline: list[TimelineEntry]
     pending_approvals: list[PendingApproval]
+
+    @classmethod
+    def of(cls, detail: IncidentDetail) -> IncidentResponse:
+        state = detail.view.state
+        return cls(state=state, timeline=detail.timeline, pending_approvals=state.pending_approvals)
 
 
 class AckBody(BaseModel):
@@ -272,46 +278,27 @@ class OnCall:
 
         return await self._shared(("times", span, service), TIMES_FRESH_FOR, measure)
 
-    async def detail(self, incident_id: str, wait: timedelta = DETAIL_WAIT) -> IncidentDetail:
-        """An incident's state, as its workflow answers. A query waits for a
-        worker: bounded, so an incident whose workers are all gone is a 503
-        naming it, never a request that hangs."""
-        handle = (await self.client()).get_workflow_handle_for(
-            IncidentWorkflow.run, workflow_id_for(incident_id)
-        )
-        try:
-            view = await handle.query(IncidentWorkflow.state, rpc_timeout=wait)
-            timeline = await handle.query(IncidentWorkflow.timeline, rpc_timeout=wait)
-        except RPCError as e:
-            if e.status is RPCStatusCode.NOT_FOUND:
-                raise self.problem(404, "not_found", f"no incident {incident_id!r}") from None
-            if e.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
-                silent = f"incident {incident_id!r} did not answer within {wait.seconds}s"
-                raise self.problem(
-                    503, "unavailable", f"{silent}: are its workers running?"
-                ) from None
-            raise
-        return IncidentDetail(
-            state=view.state, timeline=timeline, pending_approvals=view.state.pending_approvals
-        )
+    def answer(self, error: IncidentRequestError) -> Exception:
+        """The client room's error as this API's problem (409, 404, 503, 422)."""
+        status, code = HTTP_ANSWERS[type(error)]
+        return self.problem(status, code, str(error))
 
-    async def list_open(self, limit: int = 50) -> list[IncidentDetail]:
+    async def detail(self, incident_id: str, wait: timedelta = DETAIL_WAIT) -> IncidentResponse:
+        """An incident's state, as its workflow answers: bounded by `wait`, so an
+        incident whose workers are all gone is a 503 naming it, never a
+        request that hangs."""
+        try:
+            return IncidentResponse.of(await fetch_incident(await self.client(), incident_id, wait))
+        except IncidentRequestError as e:
+            raise self.answer(e) from None
+
+    async def list_open(self, limit: int = 50) -> list[IncidentResponse]:
         return await self._shared(("open", limit), OPEN_FRESH_FOR, lambda: self._open(limit))
 
-    async def _open(self, limit: int) -> list[IncidentDetail]:
-        query = "WorkflowType = 'IncidentWorkflow' AND ExecutionStatus = 'Running'"
-        ids = [
-            e.id.removeprefix("incident-")
-            async for e in (await self.client()).list_workflows(query, limit=limit)
-        ]
-        answers = await asyncio.gather(
-            *(self.detail(i, LISTING_WAIT) for i in ids), return_exceptions=True
-        )
-        silent = [i for i, a in zip(ids, answers, strict=True) if not isinstance(a, IncidentDetail)]
-        if silent:
-            # Left out of this listing rather than holding up every dashboard.
-            log.warning("open incidents not answering their queries: %s", ", ".join(silent))
-        return [a for a in answers if isinstance(a, IncidentDetail)]
+    async def _open(self, limit: int) -> list[IncidentResponse]:
+        # An incident that does not answer is left out rather than holding up every dashboard.
+        found = await open_incidents(await self.client(), limit, LISTING_WAIT)
+        return [IncidentResponse.of(detail) for detail in found]
 
     async def _shared(
         self, key: tuple[Any, ...], fresh_for: float, fetch: Callable[[], Awaitable[T]]
@@ -350,42 +337,15 @@ class OnCall:
     async def states_since(
         self, since: datetime, service: str | None = None, limit: int = 1000
     ) -> list[IncidentState]:
-        """Every incident that started since `since`, open or finished: the
-        current state of a running one (query), the final state of a closed
-        one (its result, which never changes, so it is kept)."""
+        """Every incident that started since `since`; finished ones' final
+        states are kept between calls (they never change)."""
         client = await self.client()
-        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        query = (
-            "WorkflowType = 'IncidentWorkflow' AND StartTime >= "
-            f"'{stamp}' AND ExecutionStatus IN ('Running', 'Completed')"
-        )
-        if service is not None:
-            query += f" AND {INCIDENT_SERVICE.name} = '{service}'"
-        finished = self._finished
-        executions = [e async for e in client.list_workflows(query, limit=limit)]
-        asking = asyncio.Semaphore(QUERIES_AT_ONCE)
-
-        async def state_of(execution: Any) -> IncidentState | None:
-            async with asking:
-                try:
-                    handle = client.get_workflow_handle_for(
-                        IncidentWorkflow.run, execution.id, run_id=execution.run_id
-                    )
-                    if execution.status is WorkflowExecutionStatus.RUNNING:
-                        view = await handle.query(IncidentWorkflow.state, rpc_timeout=LISTING_WAIT)
-                        return view.state
-                    if execution.run_id not in finished:
-                        finished[execution.run_id] = await handle.result()
-                        # bounded: re-reading results is cheap, memory is not
-                        while len(finished) > 20 * limit:
-                            finished.popitem(last=False)
-                    finished.move_to_end(execution.run_id)
-                    return finished[execution.run_id]
-                except (RPCError, WorkflowFailureError, KeyError):
-                    return None  # gone since listing, or its worker is away: count what answers
-
-        answers = await asyncio.gather(*map(state_of, executions))
-        return [state for state in answers if state is not None]
+        try:
+            return await states_since(
+                client, since, service=service, limit=limit, finished=self._finished
+            )
+        except IncidentRequestError as e:
+            raise self.answer(e) from None
 
 
 def rounded_window(span: timedelta) -> timedelta:
@@ -400,6 +360,24 @@ def rounded_window(span: timedelta) -> timedelta:
         else timedelta(days=1)
     )
     return -(-span // unit) * unit
+
+
+class SignedFor:
+    """A `Sign` for the client room: the gateway's signature over what one
+    caller decides, for their credential's role."""
+
+    def __init__(self, signer: DecisionSigner, role: ApiRole) -> None:
+        self.signer, self.role = signer, role
+
+    def __call__(self, workflow_id: str, update: str, request: Asked) -> Asked:
+        return self.signer.sign(workflow_id, update, request, self.role)
+
+
+def _severity(given: str) -> Severity:
+    try:
+        return Severity.parse(given)
+    except ValueError as e:
+        raise InvalidQuery(f"severity: {e}") from None
 
 
 class RoleCheck:
@@ -432,33 +410,9 @@ def api_router(
         signer.public_key,
     )
 
-    async def ask(
-        workflow_id: str, update: str, request: PersonRequest, who: Caller, answer: type[Answer]
-    ) -> Answer:
-        """Forward a person's decision, signed for this workflow and action with
-        their credential's role; the workflow's own validator has the last word."""
-        handle: Any = (await client()).get_workflow_handle(workflow_id)
-        for attempt in range(KEYLESS_RETRIES + 1):
-            signed = signer.sign(workflow_id, update, request, who.role)
-            try:
-                found: Answer = await handle.execute_update(update, signed, result_type=answer)
-                return found
-            except WorkflowUpdateFailedError as e:
-                cause = e.cause
-                message = str(getattr(cause, "message", None) or cause)
-                message = message.removeprefix("ValueError: ")
-                if not message.startswith(NO_KEYS_YET) or attempt == KEYLESS_RETRIES:
-                    raise problem(409, "refused", message) from None
-                # Opened before decisions were signed, or its plan is still
-                # loading: ask it to load the keys, then try once more.
-                await handle.signal("refresh_decision_keys")
-                await asyncio.sleep(0.5 * (attempt + 1))
-            except RPCError as e:
-                if e.status is RPCStatusCode.NOT_FOUND:
-                    gone = f"no open incident or runbook {workflow_id}"
-                    raise problem(404, "not_found", gone) from None
-                raise
-        raise AssertionError("unreachable: the last attempt returns or raises")
+    def signed_for(who: Caller) -> SignedFor:
+        """The gateway vouches for what this caller decides, with their role."""
+        return SignedFor(signer, who.role)
 
     detail = oncall.detail
 
@@ -475,49 +429,18 @@ def api_router(
         who: Caller = viewer,
     ) -> IncidentPage:
         """Open incidents by default (status=resolved or closed to see those)."""
-        clauses = ["WorkflowType = 'IncidentWorkflow'"]
-        if status is None:
-            clauses.append("ExecutionStatus = 'Running'")
-        else:
-            clauses.append(f"{INCIDENT_STATUS.name} = '{status}'")
-        if severity is not None:
-            try:
-                clauses.append(f"{INCIDENT_SEVERITY.name} = '{Severity.parse(severity)}'")
-            except ValueError as e:
-                raise problem(422, "invalid", f"severity: {e}") from None
-        if service is not None:
-            if not _SERVICE.match(service):
-                raise problem(422, "invalid", f"service: not a service name: {service!r}")
-            clauses.append(f"{INCIDENT_SERVICE.name} = '{service}'")
         try:
-            token = bytes.fromhex(page_token) if page_token else None
-        except ValueError:
-            raise problem(422, "invalid", "page_token: not a token from a previous page") from None
-        listing = (await client()).list_workflows(
-            " AND ".join(clauses), page_size=max(1, min(page_size, 200)), next_page_token=token
-        )
-        try:
-            await listing.fetch_next_page()
-        except RPCError as e:
-            if e.status is not RPCStatusCode.INVALID_ARGUMENT:
-                raise
-            raise problem(422, "invalid", "page_token: not a token from a previous page") from None
-        rows = []
-        for execution in listing.current_page or []:
-            attrs = execution.typed_search_attributes
-            memo = await execution.memo()
-            rows.append(
-                IncidentSummary(
-                    incident_id=execution.id.removeprefix("incident-"),
-                    status=attrs.get(INCIDENT_STATUS),
-                    severity=attrs.get(INCIDENT_SEVERITY),
-                    service=attrs.get(INCIDENT_SERVICE),
-                    title=memo.get("title"),
-                    opened_at=execution.start_time,
-                )
+            query = listing_query(
+                status=status,
+                severity=None if severity is None else _severity(severity),
+                service=service,
+                running_only=status is None,
             )
-        following = listing.next_page_token
-        return IncidentPage(incidents=rows, next_page_token=following.hex() if following else None)
+            return await reading.list_incidents(
+                await client(), query, page_size=page_size, page_token=page_token
+            )
+        except IncidentRequestError as e:
+            raise oncall.answer(e) from None
 
     @router.get("/response-times", response_model=ResponseTimes)
     async def get_response_times(
@@ -527,61 +450,65 @@ def api_router(
         24h, 7d, 30d), of one service if given."""
         return await oncall.response_times(window, service)
 
-    @router.get("/incidents/{incident_id}", response_model=IncidentDetail)
-    async def get_incident(incident_id: str, who: Caller = viewer) -> IncidentDetail:
+    @router.get("/incidents/{incident_id}", response_model=IncidentResponse)
+    async def get_incident(incident_id: str, who: Caller = viewer) -> IncidentResponse:
         return await detail(incident_id)
 
-    async def update(
-        incident_id: str, name: str, request: PersonRequest, who: Caller
-    ) -> UpdateResult:
-        return await ask(workflow_id_for(incident_id), name, request, who, UpdateResult)
+    async def update(incident_id: str, request: PersonRequest, who: Caller) -> UpdateResult:
+        """The request's model says which update it is (Acknowledge: acknowledge)."""
+        try:
+            return await update_incident(await client(), incident_id, request, sign=signed_for(who))
+        except IncidentRequestError as e:
+            raise oncall.answer(e) from None
 
     @router.post("/incidents/{incident_id}/ack", response_model=UpdateResult)
     async def ack(incident_id: str, body: AckBody, who: Caller = responder) -> UpdateResult:
         request = Acknowledge(by=who.person, note=body.note)
-        return await update(incident_id, "acknowledge", request, who)
+        return await update(incident_id, request, who)
 
     @router.post("/incidents/{incident_id}/resolve", response_model=UpdateResult)
     async def resolve(incident_id: str, body: AckBody, who: Caller = responder) -> UpdateResult:
-        return await update(incident_id, "resolve", Resolve(by=who.person, note=body.note), who)
+        request = Resolve(by=who.person, note=body.note)
+        return await update(incident_id, request, who)
 
     @router.post("/incidents/{incident_id}/notes", response_model=UpdateResult)
     async def note(incident_id: str, body: NoteBody, who: Caller = responder) -> UpdateResult:
-        return await update(incident_id, "add_note", AddNote(by=who.person, text=body.text), who)
+        request = AddNote(by=who.person, text=body.text)
+        return await update(incident_id, request, who)
 
     @router.post("/incidents/{incident_id}/roles", response_model=UpdateResult)
     async def roles(incident_id: str, body: RoleBody, who: Caller = responder) -> UpdateResult:
         assignment = AssignRole(by=who.person, role=body.role, assignee=body.assignee)
-        return await update(incident_id, "assign_role", assignment, who)
+        return await update(incident_id, assignment, who)
 
     @router.post("/incidents/{incident_id}/release", response_model=UpdateResult)
     async def release(incident_id: str, body: ReleaseBody, who: Caller = responder) -> UpdateResult:
         """Undo what automation applied (e.g. lift a quarantine); the release
         runbook then waits for an approver other than the requester."""
-        return await update(
-            incident_id, "request_release", RequestRelease(by=who.person, reason=body.reason), who
-        )
+        request = RequestRelease(by=who.person, reason=body.reason)
+        return await update(incident_id, request, who)
 
     async def decide(
-        incident_id: str, step: str, who: Caller, verb: str, body: DecisionBody
+        incident_id: str, step: str, who: Caller, approve: bool, body: DecisionBody
     ) -> RunbookView:
-        state = (await detail(incident_id)).state
-        target = state.runbook_awaiting(step)
-        if target is None:
-            raise problem(404, "not_found", f"incident {incident_id} has no runbook waiting")
         decision = ApprovalDecision(step=step, by=who.person, comment=body.comment)
-        return await ask(target.workflow_id, verb, decision, who, RunbookView)
+        try:
+            return await decide_step(
+                await client(), incident_id, decision, approve=approve, sign=signed_for(who)
+            )
+        except IncidentRequestError as e:
+            raise oncall.answer(e) from None
 
     @router.post("/incidents/{incident_id}/approvals/{step}/approve", response_model=RunbookView)
     async def approve(
         incident_id: str, step: str, body: DecisionBody, who: Caller = responder
     ) -> RunbookView:
-        return await decide(incident_id, step, who, "approve", body)
+        return await decide(incident_id, step, who, True, body)
 
     @router.post("/incidents/{incident_id}/approvals/{step}/reject", response_model=RunbookView)
     async def reject(
         incident_id: str, step: str, body: DecisionBody, who: Caller = responder
     ) -> RunbookView:
-        return await decide(incident_id, step, who, "reject", body)
+        return await decide(incident_id, step, who, False, body)
 
     return router, oncall

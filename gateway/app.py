@@ -19,13 +19,14 @@ from starlette.exceptions import HTTPException
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from stanch.client.alerts import IntakeResult
 from stanch.gateway.api import api_router
 from stanch.gateway.audit_trail import AlertAuditTrail
 from stanch.gateway.auth import presented_token, token_matches
 from stanch.gateway.controls import controls_router
 from stanch.gateway.dashboard import dashboard_router
 from stanch.gateway.identity import TokenRefused, looks_like_jwt
-from stanch.gateway.intake import AlertIntake, IntakeResult, lasting_refusal
+from stanch.gateway.intake import AlertIntake, lasting_refusal
 from stanch.gateway.openapi_security import declare_security
 from stanch.gateway.secure_webhook import SecureWebhook
 from stanch.gateway.web_guard import RequestGuard
@@ -71,7 +72,7 @@ def create_app(
     async def client() -> Client:
         if "client" not in state:
             if connect is None:
-                from stanch.workflows.client import connect as default_connect
+                from stanch.client.connection import connect as default_connect
 
                 state["client"] = await default_connect(settings)
             else:

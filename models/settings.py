@@ -9,15 +9,6 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Registered on the dev server by `stanch dev` and on a cluster by an operator
-# (`temporal operator search-attribute create`); see README.
-SEARCH_ATTRIBUTES = {
-    "IncidentStatus": "Keyword",
-    "IncidentSeverity": "Keyword",
-    "IncidentService": "Keyword",
-    "IncidentResources": "KeywordList",
-}
-
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STANCH_", extra="ignore")

@@ -30,6 +30,7 @@ from typing import Any
 
 from opentelemetry import trace
 
+from stanch.client.ids import incident_id_of
 from stanch.models.redaction import redact as redact
 from stanch.models.redaction import redact_environment_secrets as redact_environment_secrets
 from stanch.models.redaction import register_secrets as register_secrets
@@ -60,8 +61,9 @@ class JsonFormatter(logging.Formatter):
         if workflow_id:
             line["workflow_id"] = workflow_id
             line["run_id"] = context.get("run_id") or context.get("workflow_run_id")
-            if workflow_id.startswith("incident-"):
-                line["incident_id"] = workflow_id.removeprefix("incident-").split("/")[0]
+            incident_id = incident_id_of(workflow_id)
+            if incident_id is not None:
+                line["incident_id"] = incident_id
         if context.get("activity_type"):
             line["activity"] = context["activity_type"]
         span = trace.get_current_span().get_span_context()
@@ -158,7 +160,7 @@ def configure_tracing(service: str) -> bool:
 
 
 def enable_temporal_tracing(on: bool = True) -> None:
-    from stanch.workflows.client import trace_temporal
+    from stanch.client.connection import trace_temporal
 
     trace_temporal(on)
 

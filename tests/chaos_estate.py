@@ -19,8 +19,9 @@ from temporalio.client import Client
 from stanch.azuresim import AzureSim, load_world
 from stanch.azuresim.admin import SimAdmin
 from stanch.azuresim.world import SeedResource
-from stanch.cli.incidents import IncidentDetail, fetch_incident, list_incidents
-from stanch.gateway.intake import record_alert
+from stanch.client.alerts import record_alert
+from stanch.client.ids import workflow_id_for
+from stanch.client.incidents import IncidentDetail, fetch_incident, list_incidents, listing_query
 from stanch.models.alert import CommonAlert
 from tests.conftest import STARTED, SUB, WORLD
 
@@ -175,7 +176,7 @@ async def open_tracked_incident(client: Client, task_queue: str, body: dict[str,
     """On the shared session server: terminated after the test (conftest's
     STARTED), so its timers do not outlive the test."""
     incident = await open_incident(client, task_queue, body)
-    STARTED.append(client.get_workflow_handle(f"incident-{incident}"))
+    STARTED.append(client.get_workflow_handle(workflow_id_for(incident)))
     return incident
 
 
@@ -195,6 +196,6 @@ async def paged(client: Client, incident: str) -> bool:
 
 async def listed_ids(client: Client, expected: set[str]) -> set[str] | None:
     """Visibility is eventually consistent: None until every expected id shows."""
-    rows = await list_incidents(client, None, None, None, False)
-    ids = {r.incident_id for r in rows}
+    page = await list_incidents(client, listing_query(running_only=True), page_size=200)
+    ids = {r.incident_id for r in page.incidents}
     return ids if expected <= ids else None

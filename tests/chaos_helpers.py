@@ -23,7 +23,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from stanch.models.settings import SEARCH_ATTRIBUTES
+from stanch.client.search_attributes import SEARCH_ATTRIBUTES
 from tests.conftest import SUB, free_port, installed
 from tests.decision_helpers import TEST_DECISION_KEY
 

@@ -111,7 +111,7 @@ def new_id() -> Callable[[], str]:
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real dev server, where visibility and search attributes exist. A low
     history limit makes every long-lived incident continue-as-new for real."""
-    from stanch.workflows import search_attributes
+    from stanch.client import search_attributes
 
     async with await WorkflowEnvironment.start_local(
         dev_server_existing_path=installed("temporal"),

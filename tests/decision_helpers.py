@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from stanch.client.updates import decide_step
 from stanch.gateway.signing import DecisionSigner, new_private_key_text, parse_private_key
 from stanch.models.config import ApiRole
 from stanch.models.decision import PersonRequest
@@ -61,16 +62,10 @@ async def approve_waiting(
     """Approve the runbook of `incident` waiting at `step`, signed for an
     approver's credential, as the on-call API would forward it (for tests
     that run no gateway)."""
-    from stanch.cli.incidents import fetch_incident
-
-    state = (await fetch_incident(client, incident)).view.state
-    target = state.runbook_awaiting(step)
-    assert target is not None, f"incident {incident} has no runbook waiting at {step!r}"
     decision = ApprovalDecision(step=step, by=by, comment=comment)
-    view: RunbookView = await decide(
-        client.get_workflow_handle(target.workflow_id),
-        "approve",
-        decision,
-        result_type=RunbookView,
-    )
-    return view
+    return await decide_step(client, incident, decision, approve=True, sign=as_approver)
+
+
+def as_approver(workflow_id: str, update: str, request: Request) -> Request:
+    """The client room's `sign`: what the gateway would forward for an approver."""
+    return SIGNER.sign(workflow_id, update, request, ApiRole.APPROVER)

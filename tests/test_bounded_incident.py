@@ -22,6 +22,7 @@ import httpx
 import yaml
 from temporalio.client import Client
 
+from stanch.client.ids import workflow_id_for
 from stanch.models.alert import AlertBatch, AlertEvent, MonitorCondition
 from stanch.models.free_text import NOTE_LIMIT
 from stanch.models.incident import (
@@ -35,7 +36,7 @@ from stanch.models.incident import (
 from stanch.models.settings import Settings
 from stanch.models.severity import Severity
 from stanch.stores.audit import read_rows
-from stanch.workflows.incident import IncidentWorkflow, workflow_id_for
+from stanch.workflows.incident import IncidentWorkflow
 from stanch.workflows.timeline import FOLDED, OPENING_KEPT, RECENT_KEPT
 from tests.conftest import API_TOKENS, STARTED, Stack
 from tests.test_gateway import eventually, unique_alert

@@ -29,7 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from stanch.azuresim import AzureSim
 from stanch.azuresim.admin import SimAdmin
-from stanch.cli.incidents import IncidentDetail, fetch_incident
+from stanch.client.incidents import IncidentDetail, fetch_incident
 from stanch.models.alert import CommonAlert
 from stanch.models.incident import IncidentStatus
 from tests.chaos_estate import (

@@ -25,7 +25,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from stanch.cli.dev import env_file_lines
-from stanch.cli.incidents import IncidentDetail, fetch_incident
+from stanch.client.incidents import IncidentDetail, fetch_incident
 from stanch.models.config import ApiRole
 from stanch.models.dev_credentials import (
     FILE_NAME,

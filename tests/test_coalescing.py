@@ -24,16 +24,16 @@ from temporalio.service import RetryConfig
 from temporalio.testing import WorkflowEnvironment
 
 from bench.incidents import signals_received
+from stanch.client.alerts import NOTHING_TO_RESOLVE, record_alerts
+from stanch.client.ids import workflow_id_for
 from stanch.gateway.app import create_app
 from stanch.gateway.coalesce import Coalescer
-from stanch.gateway.intake import NOTHING_TO_RESOLVE, record_alerts
 from stanch.gateway.server import _QuietServer
 from stanch.models.alert import AlertEvent, CommonAlert, MonitorCondition
 from stanch.models.audit import AuditEntry
 from stanch.models.incident import IncidentStatus
 from stanch.models.settings import Settings
 from stanch.stores.audit import SqliteAuditLog
-from stanch.workflows.incident import workflow_id_for
 from tests.conftest import CONTINUE_AS_NEW_AFTER, STARTED, Stack, free_port
 from tests.test_gateway import exists, timeline, unique_alert, view
 

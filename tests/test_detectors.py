@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
+from stanch.client.schedules import PREFIX, sync_detectors
 from stanch.models.alert import fingerprint
 from stanch.models.config import Detector, parse_config
 from stanch.workflows.incident import IncidentWorkflow
-from stanch.workflows.schedules import PREFIX, sync_detectors
 from tests.conftest import VM1, VM2, Stack
 
 

@@ -15,6 +15,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from stanch.client import search_attributes
 from stanch.models.alert import CommonAlert
 from stanch.models.incident import (
     IncidentStatus,
@@ -23,8 +24,6 @@ from stanch.models.incident import (
     TimelineEntry,
     UpdateResult,
 )
-from stanch.models.settings import SEARCH_ATTRIBUTES
-from stanch.workflows import search_attributes
 from stanch.workflows.incident import IncidentWorkflow
 from tests.conftest import CONTINUE_AS_NEW_AFTER, Stack
 from tests.decision_helpers import decide
@@ -80,9 +79,18 @@ async def exists(client: Client, workflow_id: str) -> bool:
 
 
 def test_search_attribute_keys_match_what_dev_registers():
+    # Derived from the keys; these are the type names `temporal` accepts.
     assert {k.name: k.indexed_value_type.name for k in search_attributes.ALL} == {
-        name: kind.upper().replace("KEYWORDLIST", "KEYWORD_LIST")
-        for name, kind in SEARCH_ATTRIBUTES.items()
+        "IncidentStatus": "KEYWORD",
+        "IncidentSeverity": "KEYWORD",
+        "IncidentService": "KEYWORD",
+        "IncidentResources": "KEYWORD_LIST",
+    }
+    assert search_attributes.SEARCH_ATTRIBUTES == {
+        "IncidentStatus": "Keyword",
+        "IncidentSeverity": "Keyword",
+        "IncidentService": "Keyword",
+        "IncidentResources": "KeywordList",
     }
 
 

@@ -17,15 +17,15 @@ from typing import Any
 
 import httpx
 from pydantic import SecretStr
-from stanch.workflows.search_attributes import INCIDENT_RESOURCES
 from temporalio.api.enums.v1 import EventType, IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from stanch.client import search_attributes
+from stanch.client.search_attributes import INCIDENT_RESOURCES
 from stanch.models.alert import CommonAlert
 from stanch.stores.audit import SqliteAuditLog
-from stanch.workflows import search_attributes
 from stanch.workflows.incident import IncidentWorkflow
 from tests.conftest import API_TOKENS, Stack, free_port, installed, policy_file
 from tests.test_gateway import eventually, exists, unique_alert

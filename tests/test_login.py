@@ -25,7 +25,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from stanch.cli.credentials import SignIns
-from stanch.cli.incidents import fetch_incident
+from stanch.client.incidents import fetch_incident
 from tests.conftest import free_port, gateway_at, policy_file
 from tests.identity_provider import IdentityProvider
 from tests.test_gateway import unique_alert

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from stanch.cli.incidents import fetch_incident
+from stanch.client.incidents import fetch_incident
 from stanch.models.incident import IncidentState, IncidentStatus
 from stanch.models.runbook import RunbookOutcome
 from tests.conftest import NIC1, Stack

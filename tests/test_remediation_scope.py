@@ -27,7 +27,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
 from stanch.activities.locks import LockActivities
-from stanch.cli.incidents import IncidentDetail, fetch_incident
+from stanch.client.incidents import IncidentDetail, fetch_incident
 from stanch.models.azure import LockRequest, QuarantineRequest, TagChange
 from stanch.models.config import ConfigError, RemediationScope, parse_config
 from stanch.models.incident import IncidentStatus

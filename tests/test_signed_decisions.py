@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
+from stanch.client.ids import incident_id_of
 from stanch.gateway.signing import DecisionSigner, new_private_key_text, parse_private_key
 from stanch.models.config import ApiRole
 from stanch.models.incident import (
@@ -198,7 +199,7 @@ async def test_a_responder_scoped_credential_cannot_approve_for_an_approver(stac
 async def test_people_acting_through_the_api_are_signed_and_counted(stack: Stack):
     async with httpx.AsyncClient(timeout=30) as http:
         incident = await open_incident(stack, http)
-        incident_id = incident.id.removeprefix("incident-")
+        incident_id = incident_id_of(incident.id)
         acked = await http.post(
             f"{stack.url}/api/incidents/{incident_id}/ack", json={}, headers=auth("responder")
         )

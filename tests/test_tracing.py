@@ -17,10 +17,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pydantic import SecretStr
 from temporalio.contrib.opentelemetry import create_tracer_provider
 
+from stanch.client.connection import connect
 from stanch.models.settings import Settings
 from stanch.telemetry import enable_azure_tracing, enable_temporal_tracing
 from stanch.worker import build_worker
-from stanch.workflows.client import connect
 from tests.conftest import free_port, gateway_at, policy_file
 
 ALERT = Path(__file__).resolve().parents[1] / "examples" / "demo" / "vm-web-1-unavailable.json"

@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
+from stanch.client.alerts import record_alerts
 from stanch.gateway.app import Problem
-from stanch.gateway.intake import record_alerts
 from stanch.models.alert import CommonAlert
 from stanch.workflows.incident import IncidentWorkflow
 from tests.conftest import API_TOKENS, Stack

@@ -1,4 +1,5 @@
-"""Starting incidents the way the gateway does, for workflow tests."""
+"""Starting incidents the way the gateway does (the client room's
+signal-with-start), for workflow tests."""
 
 from __future__ import annotations
 
@@ -7,12 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy
 
+from stanch.client.alerts import open_incident as signal_with_start
 from stanch.models.alert import AlertEvent, MonitorCondition
-from stanch.models.incident import IncidentInput
 from stanch.models.severity import Severity
-from stanch.workflows.incident import IncidentWorkflow, workflow_id_for
 
 
 def alert_event(
@@ -37,15 +36,9 @@ async def open_incident(
 ) -> WorkflowHandle[Any, Any]:
     from tests.conftest import STARTED
 
-    alert = alert or alert_event()
-    handle = await client.start_workflow(
-        IncidentWorkflow.run,
-        IncidentInput(incident_id=incident_id, first_alert=alert),
-        id=workflow_id_for(incident_id),
-        task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        start_signal="add_alert",
-        start_signal_args=[alert],
+    # The time-skipping server has no search attributes: the incident goes unlisted.
+    handle = await signal_with_start(
+        client, task_queue, incident_id, [alert or alert_event()], listed=False
     )
     STARTED.append(handle)
     return handle

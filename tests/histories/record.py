@@ -19,13 +19,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from stanch.client import search_attributes
 from stanch.models.alert import MonitorCondition
 from stanch.models.incident import Acknowledge, AddNote, AssignRole, Resolve, Role, UpdateResult
 from stanch.models.postmortem import PostmortemRequest
 from stanch.models.settings import Settings
 from stanch.stores.postmortem import render_postmortem
 from stanch.worker import WORKFLOWS, activities_for
-from stanch.workflows import search_attributes
 from stanch.workflows.incident import IncidentWorkflow
 from tests.conftest import installed, policy_file
 from tests.decision_helpers import decide, signed
@@ -85,7 +85,7 @@ async def lifecycle(client: Client, env: WorkflowEnvironment, config: Path) -> N
 
 async def storm_with_search_attributes(client: Client, config: Path) -> None:
     """Repeated alerts and a severity rise on the dev server, with search attributes."""
-    from stanch.gateway.intake import record_alert  # the real intake path
+    from stanch.client.alerts import record_alert  # the real intake path
     from stanch.models.alert import CommonAlert
 
     queue = f"record-{uuid.uuid4()}"
@@ -239,7 +239,7 @@ async def bounded_storm(client: Client, config: Path) -> None:
     """A flapping alert whose timeline folds, on the dev server with a low
     history limit: the run that continues as new carrying a bounded state, and
     the run it continued into."""
-    from stanch.gateway.intake import record_alert
+    from stanch.client.alerts import record_alert
     from stanch.models.alert import AlertBatch, AlertEvent, CommonAlert
     from stanch.workflows.timeline import FOLDED, OPENING_KEPT
 
