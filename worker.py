@@ -7,8 +7,9 @@ spreads the work. `python worker.py` uses STANCH_* settings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from stanch.workflows.client import connect
@@ -110,6 +111,18 @@ def build_worker(client: Client, settings: Settings, azure: AzureClients | None 
         workflows=WORKFLOWS,
         activities=activities_for(settings, azure),
     )
+
+
+@contextlib.asynccontextmanager
+async def worker_with_azure(client: Client, settings: Settings) -> AsyncIterator[Worker]:
+    """A running worker with Azure clients of its own, closed once it has
+    stopped: for in-process stacks (`stanch drill`) that never touch activities."""
+    azure = AzureClients(settings)
+    try:
+        async with build_worker(client, settings, azure) as worker:
+            yield worker
+    finally:
+        await azure.close()
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:

@@ -3,7 +3,7 @@
 Safe to retry: channels already delivered are remembered in heartbeat details,
 which survive activity retries, so a retry after a partial failure pages only
 the channels that missed it. Webhooks also get an `Idempotency-Key` header, and
-the file sink skips a key it already holds (activities/page_file.py).
+the file sink skips a key it already holds (stores/page_file.py).
 
 One channel never stops the others: whatever goes wrong with one (an answer,
 a network error, a damaged page file, a bug) fails that channel alone, and the

@@ -169,7 +169,7 @@ async def _drill(scenario: Scenario) -> DrillReport:
 
     from stanch.cli.incidents import fetch_incident
     from stanch.gateway.server import serve_gateway
-    from stanch.worker import build_worker
+    from stanch.worker import worker_with_azure
     from stanch.workflows import search_attributes
 
     work = Path(tempfile.mkdtemp(prefix=f"drill-{scenario.name}-"))
@@ -210,12 +210,9 @@ async def _drill(scenario: Scenario) -> DrillReport:
                 decision_key=SecretStr(new_private_key_text()),
                 dev_credentials=_credentials(work, gateway_url),
             )
-            from stanch.activities.azure_clients import AzureClients
-
-            azure = AzureClients(settings)
             stop = asyncio.Event()
             client = await connect(settings)
-            async with build_worker(client, settings, azure):
+            async with worker_with_azure(client, settings):
                 serving = asyncio.create_task(serve_gateway(settings, "127.0.0.1", port, stop))
                 try:
                     incident, state, started = await _play(
@@ -224,7 +221,6 @@ async def _drill(scenario: Scenario) -> DrillReport:
                 finally:
                     stop.set()
                     await serving
-                    await azure.close()
     finally:
         sim.stop()
     milestones = _milestones(scenario, state, started)

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     audit_db: Path | None = None  # append-only, hash-chained audit log (SQLite)
     # The audit chain's HMAC key (32+ characters; every writer and the auditor
     # need the same), or a file holding it; neither set: `audit.key` beside
-    # audit.db, made 0600 by the first writer. See activities/audit_key.py.
+    # audit.db, made 0600 by the first writer. See stores/audit/key.py.
     audit_key: SecretStr | None = None
     audit_key_file: Path | None = None
     # Signed checkpoints of the audit trail's head, outside audit.db (default:

@@ -23,6 +23,7 @@ from temporalio.testing import ActivityEnvironment
 
 from stanch import telemetry
 from stanch.activities.notify import NotifyActivities
+from stanch.models import redaction
 from stanch.stores.policy import PolicySource
 from stanch.stores.toggles import ToggleStore
 from tests.conftest import free_port, policy_file
@@ -54,13 +55,13 @@ class Keep(logging.Handler):
 def service_logging() -> Iterator[Keep]:
     """Logging as `configure_logging` leaves it, undone afterwards."""
     root = logging.getLogger()
-    saved = (root.handlers[:], root.level, logging.getLogRecordFactory(), telemetry._known)
+    saved = (root.handlers[:], root.level, logging.getLogRecordFactory(), redaction._known)
     quiet = {name: logging.getLogger(name).level for name in telemetry.QUIET_LOGGERS}
     telemetry.configure_logging("info")
     keep = Keep()
     root.addHandler(keep)
     yield keep
-    root.handlers[:], level, factory, telemetry._known = saved
+    root.handlers[:], level, factory, redaction._known = saved
     root.setLevel(level)
     logging.setLogRecordFactory(factory)
     for name, was in quiet.items():
