@@ -77,10 +77,25 @@ class PageFile:
             del self._keys[next(iter(self._keys))]
 
 
-def _key_of(raw: bytes) -> str | None:
+def read_pages(path: Path) -> list[dict[str, Any]]:
+    """Every page the file holds, oldest first, for whoever reads the sink (a
+    drill, a demo, a test): damaged lines are skipped as the index skips them,
+    and no file holds no pages."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    return [page for raw in data.splitlines() if (page := _page_of(raw)) is not None]
+
+
+def _page_of(raw: bytes) -> dict[str, Any] | None:
     try:
         value = json.loads(raw)
     except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past reason
         return None
-    key = value.get("key") if isinstance(value, dict) else None
+    return value if isinstance(value, dict) else None
+
+
+def _key_of(raw: bytes) -> str | None:
+    key = (_page_of(raw) or {}).get("key")
     return key if isinstance(key, str) else None

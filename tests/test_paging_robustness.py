@@ -23,6 +23,7 @@ from stanch.activities.notify import NotifyActivities
 from stanch.models.config import ConfigError
 from stanch.models.incident import IncidentStatus, Page, RosterEntry
 from stanch.models.severity import Severity
+from stanch.stores.page_file import read_pages
 from stanch.stores.policy import PolicySource, load_config
 from stanch.workflows.incident import IncidentWorkflow
 from tests.conftest import REMEDIATION, Stack, free_port, gateway_at, policy_file
@@ -72,16 +73,6 @@ def as_attempt(activity_id: str) -> ActivityEnvironment:
     return env
 
 
-def whole_lines(path: Path) -> list[dict[str, Any]]:
-    found = []
-    for raw in path.read_bytes().splitlines():
-        try:
-            found.append(json.loads(raw))
-        except (ValueError, RecursionError):
-            continue
-    return [line for line in found if isinstance(line, dict)]
-
-
 # ---- #5: a damaged page file ------------------------------------------------
 
 DAMAGE = [
@@ -110,7 +101,7 @@ async def test_damaged_page_file_never_stops_later_pages(tmp_path, receiver):
     second = await as_attempt("2").run(notify.page_on_call, page(["pager"]))
     retried = await as_attempt("2").run(notify.page_on_call, page(["pager"]))
     assert second.delivered == retried.delivered == ["pager"]
-    keys = [line["key"] for line in whole_lines(path) if isinstance(line.get("key"), str)]
+    keys = [line["key"] for line in read_pages(path) if isinstance(line.get("key"), str)]
     assert keys == ["test/1/pager", "test/2/pager"]
     # Nothing that was there is lost; the partial line was ended, not joined.
     assert path.read_bytes().startswith(damaged + b"\n{")
@@ -125,7 +116,7 @@ async def test_a_second_process_sees_what_the_first_appended(tmp_path):
     await as_attempt("1").run(other.page_on_call, page())  # `other` indexes the file now
     await as_attempt("2").run(one.page_on_call, page())
     await as_attempt("2").run(other.page_on_call, page())  # the retry, elsewhere
-    assert [line["key"] for line in whole_lines(path)] == [
+    assert [line["key"] for line in read_pages(path)] == [
         "test/1/pager",
         "test/2/pager",
     ]

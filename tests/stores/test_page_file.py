@@ -4,32 +4,21 @@ the file holds, read through an index that only looks at what is new."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
 
 from stanch.stores import page_file
-from stanch.stores.page_file import PageFile
-
-
-def whole_lines(path: Path) -> list[dict[str, Any]]:
-    found = []
-    for raw in path.read_bytes().splitlines():
-        try:
-            found.append(json.loads(raw))
-        except (ValueError, RecursionError):
-            continue
-    return found
+from stanch.stores.page_file import PageFile, read_pages
 
 
 def test_a_key_is_written_once_by_any_writer_of_the_file(tmp_path):
     """Two workers on one machine share the file: the second one's index
     catches up with what the first appended before it decides."""
     path = tmp_path / "pages.jsonl"
+    assert read_pages(path) == [], "no file holds no pages"
     one, other = PageFile(path), PageFile(path)
     assert other.append_once("k0", {"to": "alice"})  # `other` indexes the file now
     assert one.append_once("k1", {"to": "bob"})
     assert other.append_once("k1", {"to": "bob"}) is False, "a retry landing elsewhere"
-    assert [line["key"] for line in whole_lines(path)] == ["k0", "k1"]
+    assert [line["key"] for line in read_pages(path)] == ["k0", "k1"]
     assert path.stat().st_mode & 0o777 == 0o600, "pages name people: private from the first byte"
 
 
@@ -42,6 +31,7 @@ def test_damaged_lines_hold_no_key_and_a_partial_line_swallows_nothing(tmp_path)
     assert pages.append_once("k1", {}) is False, "the whole line after the damage still counts"
     assert pages.append_once("k2", {}) is True, "a partial line holds no key"
     assert path.read_bytes() == damaged + b'\n{"key": "k2"}\n', "nothing lost, nothing joined"
+    assert [p["key"] for p in read_pages(path)] == [7, "k1", "k2"], "whole objects only"
 
 
 def test_index_reads_only_the_recent_end_of_a_large_file(tmp_path, monkeypatch):
@@ -57,7 +47,7 @@ def test_index_reads_only_the_recent_end_of_a_large_file(tmp_path, monkeypatch):
     assert pages.append_once("recent", {}) is False  # found in the window
     assert pages.append_once("new", {}) is True
     assert pages.append_once("new", {}) is False
-    assert [line["key"] for line in whole_lines(path)] == ["old", "recent", "new"]
+    assert [line["key"] for line in read_pages(path)] == ["old", "recent", "new"]
 
 
 def test_a_rotated_page_file_is_indexed_afresh(tmp_path):
@@ -66,7 +56,7 @@ def test_a_rotated_page_file_is_indexed_afresh(tmp_path):
     assert pages.append_once("k1", {})
     path.rename(tmp_path / "pages.jsonl.1")  # logrotate
     assert pages.append_once("k2", {})
-    assert [line["key"] for line in whole_lines(path)] == ["k2"]
+    assert [line["key"] for line in read_pages(path)] == ["k2"]
     path.write_bytes(b"")  # truncated in place
     assert pages.append_once("k2", {})
-    assert [line["key"] for line in whole_lines(path)] == ["k2"]
+    assert [line["key"] for line in read_pages(path)] == ["k2"]
