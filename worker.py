@@ -12,8 +12,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from stanch.workflows.client import connect
-from stanch.workflows.schedules import sync_detectors
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -32,6 +30,8 @@ from stanch.activities.resources import ResourceActivities
 from stanch.activities.response_plan import ResponsePlanActivities
 from stanch.activities.scopes import ScopeActivities
 from stanch.activities.toggles import ToggleActivities
+from stanch.client.connection import connect
+from stanch.client.schedules import sync_detectors
 from stanch.gateway.signing import own_public_key
 from stanch.models.settings import Settings, load_settings
 from stanch.runbooks.registry import catalog, runbook_workflows

@@ -165,12 +165,11 @@ class DrillReport(BaseModel):
 
 
 async def _drill(scenario: Scenario) -> DrillReport:
-    from stanch.workflows.client import connect
-
-    from stanch.cli.incidents import fetch_incident
+    from stanch.client import search_attributes
+    from stanch.client.connection import connect
+    from stanch.client.incidents import fetch_incident
     from stanch.gateway.server import serve_gateway
     from stanch.worker import worker_with_azure
-    from stanch.workflows import search_attributes
 
     work = Path(tempfile.mkdtemp(prefix=f"drill-{scenario.name}-"))
     (work / "stanch.yaml").write_text(
