@@ -4,6 +4,13 @@ maps once: the gateway to HTTP (409, 404, 503, 422), the CLI to exit codes
 
 from __future__ import annotations
 
+from temporalio.service import RPCStatusCode
+
+# Temporal took too long, or an incident's workers are gone: a caller may retry.
+UNANSWERED = frozenset(
+    {RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED, RPCStatusCode.UNAVAILABLE}
+)
+
 
 class IncidentRequestError(Exception):
     """Base of the client room's answers that are not an answer."""

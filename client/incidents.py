@@ -20,7 +20,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from stanch.client.errors import InvalidQuery, NotFound, Unavailable
+from stanch.client.errors import UNANSWERED, InvalidQuery, NotFound, Unavailable
 from stanch.client.ids import incident_id_of, workflow_id_for
 from stanch.client.search_attributes import INCIDENT_SERVICE, INCIDENT_SEVERITY, INCIDENT_STATUS
 from stanch.models.config import NAME_PATTERN
@@ -35,12 +35,6 @@ LISTING_WAIT = timedelta(seconds=2)
 QUERIES_AT_ONCE = 8  # queries one listing has in flight
 PAGE_SIZE_MAX = 200
 _SERVICE = re.compile(NAME_PATTERN)
-# Temporal may take a while, or its workers may be gone: a caller can retry.
-_UNANSWERED = {
-    RPCStatusCode.DEADLINE_EXCEEDED,
-    RPCStatusCode.CANCELLED,
-    RPCStatusCode.UNAVAILABLE,
-}
 log = logging.getLogger(__name__)
 
 
@@ -124,7 +118,7 @@ async def list_incidents(
     except RPCError as e:
         if e.status is RPCStatusCode.INVALID_ARGUMENT and token is not None:
             raise InvalidQuery("page_token: not a token from a previous page") from None
-        if e.status in _UNANSWERED:
+        if e.status in UNANSWERED:
             raise Unavailable(f"Temporal did not answer the listing: {e.message}") from None
         raise
     rows = [await _summary(execution) for execution in listing.current_page or []]
@@ -168,7 +162,7 @@ async def fetch_incident(
     except RPCError as e:
         if e.status is RPCStatusCode.NOT_FOUND:
             raise NotFound(f"no incident {incident_id!r}") from None
-        if e.status in _UNANSWERED:
+        if e.status in UNANSWERED:
             raise Unavailable(
                 f"incident {incident_id!r} did not answer within {wait.seconds}s: "
                 "are its workers running?"

@@ -26,7 +26,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
-from stanch.client.errors import NotFound, Refused, Unavailable
+from stanch.client.errors import UNANSWERED, NotFound, Refused, Unavailable
 from stanch.client.incidents import DETAIL_WAIT, fetch_incident, incident_handle
 from stanch.models.decision import NO_KEYS_YET, PersonRequest
 from stanch.models.incident import (
@@ -42,11 +42,11 @@ from stanch.models.runbook import ApprovalDecision, RunbookView
 from stanch.workflows.incident import IncidentWorkflow
 from stanch.workflows.runbook import Runbook
 
+KEYLESS_RETRIES = 3  # refusals for want of decision keys before the refusal stands
 Request = TypeVar("Request", bound=PersonRequest)
 Answer = TypeVar("Answer")
 # (workflow id, update name, request) -> the request with its proof attached.
 Sign = Callable[[str, str, Request], Request]
-KEYLESS_RETRIES = 3
 Decision = UpdateMethodMultiParam[[Runbook, ApprovalDecision], RunbookView]
 # Each answers an UpdateResult (typed Any: the SDK types `@workflow.update(name=...)`
 # methods as returning their coroutine).
@@ -59,7 +59,6 @@ INCIDENT_UPDATES: dict[type[PersonRequest], IncidentUpdateMethod] = {
     RequestRelease: IncidentWorkflow.request_release,
     ChangeStatus: IncidentWorkflow.change_status,
 }
-_UNANSWERED = {RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED, RPCStatusCode.UNAVAILABLE}
 
 
 async def update_incident(
@@ -141,7 +140,7 @@ async def send_update(
         except RPCError as e:
             if e.status is RPCStatusCode.NOT_FOUND:
                 raise NotFound(f"no open incident or runbook {handle.id}") from None
-            if e.status in _UNANSWERED:
+            if e.status in UNANSWERED:
                 raise Unavailable(f"{handle.id} did not answer: {e.message}") from None
             raise
     raise AssertionError("unreachable: the last attempt returns or raises")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from stanch.client.ids import workflow_id_for
 from tests.conftest import API_TOKENS, Stack
 
 ALERT = Path(__file__).resolve().parents[1] / "examples" / "demo" / "vm-web-1-unavailable.json"
@@ -35,7 +36,7 @@ async def test_every_endpoint_and_who_may_call_it(stack: Stack):
     async with httpx.AsyncClient(timeout=30) as http:
         incident = await open_vm_incident(stack, http)
         base = f"{stack.url}/api/incidents/{incident}"
-        history = stack.client.get_workflow_handle(f"incident-{incident}")
+        history = stack.client.get_workflow_handle(workflow_id_for(incident))
         before = len([e async for e in history.fetch_history_events()])
 
         assert (await http.get(f"{stack.url}/api/incidents")).status_code == 401
@@ -131,4 +132,4 @@ async def test_a_responder_cannot_approve_what_the_policy_reserves(stack: Stack)
             f"{base}/approvals/isolate/approve", json={}, headers=auth("approver")
         )
         assert approved.status_code == 200, approved.text
-    await stack.client.get_workflow_handle(f"incident-{incident}").terminate("test done")
+    await stack.client.get_workflow_handle(workflow_id_for(incident)).terminate("test done")

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from stanch.client.ids import workflow_id_for
 from tests.conftest import API_TOKENS, Stack
 from tests.test_api import ALERT
 
@@ -109,4 +110,4 @@ async def test_new_incident_appears_live_and_is_approved_from_the_page(
     await page.context.close()
     await phone.context.close()
     assert VIOLATIONS == [], "the dashboard breaks its own Content-Security-Policy"
-    await stack.client.get_workflow_handle(f"incident-{incident}").terminate("test done")
+    await stack.client.get_workflow_handle(workflow_id_for(incident)).terminate("test done")

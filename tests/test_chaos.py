@@ -29,6 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from stanch.azuresim import AzureSim
 from stanch.azuresim.admin import SimAdmin
+from stanch.client.ids import workflow_id_for
 from stanch.client.incidents import IncidentDetail, fetch_incident
 from stanch.models.alert import CommonAlert
 from stanch.models.incident import IncidentStatus
@@ -196,7 +197,7 @@ async def run_worker_kills(client: Client, tmp: Path) -> WorkerKills:
         kills.finished()
         for incident in kills.incidents:  # their timers must not outlive the test
             with contextlib.suppress(RPCError):
-                await client.get_workflow_handle(f"incident-{incident}").terminate("chaos done")
+                await client.get_workflow_handle(workflow_id_for(incident)).terminate("chaos done")
     return kills
 
 
@@ -285,7 +286,7 @@ class ServerRestarts(QuarantineChecks):
         await self.written_once(self.estate, trial, waiting, since)
         for old in self.live[:-KEEP_TRIALS]:
             for incident in old:
-                await client.get_workflow_handle(f"incident-{incident}").terminate("chaos")
+                await client.get_workflow_handle(workflow_id_for(incident)).terminate("chaos")
             old.clear()
 
     async def restart(self, trial: int) -> None:
@@ -487,7 +488,7 @@ class GatewayLoad(Scenario):
             await eventually(lambda: self.ready(http), 60, f"trial {trial}: gateway back")
 
         await asyncio.gather(chaos(), *(sender() for _ in range(SENDERS)))
-        STARTED.extend(self.client.get_workflow_handle(f"incident-{i}") for i in accepted)
+        STARTED.extend(self.client.get_workflow_handle(workflow_id_for(i)) for i in accepted)
         if len(accepted) != FINGERPRINTS or accepted.total() != ALERTS_PER_TRIAL:
             self.problem(f"trial {trial}: 202s per incident {dict(accepted)}")
         for incident, sent in accepted.items():

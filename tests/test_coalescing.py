@@ -35,7 +35,8 @@ from stanch.models.incident import IncidentStatus
 from stanch.models.settings import Settings
 from stanch.stores.audit import SqliteAuditLog
 from tests.conftest import CONTINUE_AS_NEW_AFTER, STARTED, Stack, free_port
-from tests.test_gateway import exists, timeline, unique_alert, view
+from tests.test_gateway import timeline, unique_alert, view
+from tests.workflows_helpers import exists
 
 # ---- the group commit, in-process ------------------------------------------
 

@@ -16,6 +16,7 @@ import yaml
 from pydantic import SecretStr
 
 from stanch.activities.response_plan import build_plan
+from stanch.client.ids import workflow_id_for
 from stanch.models.config import ApiRole, ApiToken, ConfigError, parse_config
 from stanch.models.incident import PlanRequest
 from stanch.models.secret_reference import UnresolvedSecret, resolve_secret
@@ -420,7 +421,7 @@ async def test_the_literal_variable_text_is_no_token(stack: Stack, caplog, monke
         opened = await stack.post_alert(http, unique_alert())
         assert opened.status_code == 202, opened.text
         incident = opened.json()["incident_id"]
-        history = stack.client.get_workflow_handle(f"incident-{incident}")
+        history = stack.client.get_workflow_handle(workflow_id_for(incident))
         STARTED.append(history)
         base_url = f"{stack.url}/api/incidents/{incident}"
         assert (await http.get(base_url, headers=viewer)).status_code == 200

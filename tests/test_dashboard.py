@@ -9,6 +9,7 @@ import re
 
 import httpx
 
+from stanch.client.ids import workflow_id_for
 from tests.conftest import API_TOKENS, Stack
 from tests.test_api import open_vm_incident
 
@@ -61,7 +62,7 @@ async def test_dashboard_pages_follow_the_viewers_role(stack: Stack):
     finally:
         await approver.aclose()
         await viewer.aclose()
-        await stack.client.get_workflow_handle(f"incident-{incident}").terminate("test done")
+        await stack.client.get_workflow_handle(workflow_id_for(incident)).terminate("test done")
 
 
 async def test_an_incident_nobody_serves_holds_up_no_dashboard(stack: Stack):
@@ -78,7 +79,7 @@ async def test_an_incident_nobody_serves_holds_up_no_dashboard(stack: Stack):
     handle = await stack.client.start_workflow(
         IncidentWorkflow.run,
         IncidentInput(incident_id=orphan, first_alert=alert_event()),
-        id=f"incident-{orphan}",
+        id=workflow_id_for(orphan),
         task_queue=f"nobody-listens-{orphan}",
     )
     viewer = await signed_in(stack, "viewer")

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from stanch.client.ids import workflow_id_for
 from stanch.client.schedules import PREFIX, sync_detectors
 from stanch.models.alert import fingerprint
 from stanch.models.config import Detector, parse_config
@@ -28,7 +29,7 @@ async def test_detector_schedule_opens_an_incident_through_the_intake(stack: Sta
         for schedule_id in ids:
             await stack.client.get_schedule_handle(schedule_id).trigger()
         incident = fingerprint("stanch-detector-vm1-errors", [VM1])
-        handle = stack.client.get_workflow_handle(f"incident-{incident}")
+        handle = stack.client.get_workflow_handle(workflow_id_for(incident))
         for _ in range(200):
             try:
                 state = (await handle.query(IncidentWorkflow.state)).state
@@ -41,7 +42,7 @@ async def test_detector_schedule_opens_an_incident_through_the_intake(stack: Sta
         assert state.monitoring_service == "stanch detector"
         quiet_incident = fingerprint("stanch-detector-vm2-cpu", [VM2])
         with pytest.raises(Exception):  # noqa: B017 - a healthy VM opens nothing
-            await stack.client.get_workflow_handle(f"incident-{quiet_incident}").describe()
+            await stack.client.get_workflow_handle(workflow_id_for(quiet_incident)).describe()
 
         # Removing a detector from the policy removes its schedule.
         assert await sync_detectors(stack.client, [errors], stack.task_queue) == [ids[0]]

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 from temporalio.client import WorkflowHandle
 
+from stanch.client.ids import workflow_id_for
 from stanch.models.free_text import DESCRIPTION_LIMIT, NOTE_LIMIT, RULE_LIMIT, bounded
 from tests.conftest import API_TOKENS, STARTED, Stack
 from tests.test_gateway import eventually, unique_alert
@@ -46,7 +47,7 @@ async def test_an_oversized_alert_is_cut_and_its_incident_still_pages_and_acks(s
         assert [a.status_code for a in answers] == [202] * 3, answers[0].text
         incident = answers[0].json()["incident_id"]
         assert {a.json()["incident_id"] for a in answers} == {incident}
-        handle = stack.client.get_workflow_handle(f"incident-{incident}")
+        handle = stack.client.get_workflow_handle(workflow_id_for(incident))
         STARTED.append(handle)
 
         async def paged() -> bool:
@@ -66,7 +67,7 @@ async def test_a_long_note_is_refused_naming_the_field_and_changes_nothing(stack
     async with httpx.AsyncClient(timeout=30) as http:
         opened = await stack.post_alert(http, unique_alert())
         incident = opened.json()["incident_id"]
-        handle = stack.client.get_workflow_handle(f"incident-{incident}")
+        handle = stack.client.get_workflow_handle(workflow_id_for(incident))
         STARTED.append(handle)
         base = f"{stack.url}/api/incidents/{incident}"
         refused = await http.post(
@@ -89,7 +90,7 @@ async def test_the_text_with_an_action_is_cut_and_the_action_happens(stack: Stac
     async with httpx.AsyncClient(timeout=30) as http:
         opened = await stack.post_alert(http, unique_alert(description="x" * 50_000))
         incident = opened.json()["incident_id"]
-        handle = stack.client.get_workflow_handle(f"incident-{incident}")
+        handle = stack.client.get_workflow_handle(workflow_id_for(incident))
         STARTED.append(handle)
         base = f"{stack.url}/api/incidents/{incident}"
         ack = await http.post(f"{base}/ack", json={"note": note}, headers=auth("responder"))
@@ -122,7 +123,7 @@ async def test_a_long_decision_comment_is_cut_and_the_approval_counts(stack: Sta
     body["data"]["essentials"]["alertRule"] = f"comment-{uuid.uuid4().hex[:6]}"
     async with httpx.AsyncClient(timeout=30) as http:
         incident = (await stack.post_alert(http, body)).json()["incident_id"]
-        STARTED.append(stack.client.get_workflow_handle(f"incident-{incident}"))
+        STARTED.append(stack.client.get_workflow_handle(workflow_id_for(incident)))
         base = f"{stack.url}/api/incidents/{incident}"
 
         async def waiting() -> list[dict]:

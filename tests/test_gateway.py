@@ -13,9 +13,9 @@ import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.service import RPCError, RPCStatusCode
 
 from stanch.client import search_attributes
+from stanch.client.ids import workflow_id_for
 from stanch.models.alert import CommonAlert
 from stanch.models.incident import (
     IncidentStatus,
@@ -27,6 +27,7 @@ from stanch.models.incident import (
 from stanch.workflows.incident import IncidentWorkflow
 from tests.conftest import CONTINUE_AS_NEW_AFTER, Stack
 from tests.decision_helpers import decide
+from tests.workflows_helpers import exists
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "examples" / "alerts").glob("*.json"))
@@ -66,16 +67,6 @@ async def eventually(check, timeout: float = 20.0):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.1)
-
-
-async def exists(client: Client, workflow_id: str) -> bool:
-    try:
-        await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as e:
-        if e.status is RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return True
 
 
 def test_search_attribute_keys_match_what_dev_registers():
@@ -302,4 +293,4 @@ async def _assert_nothing_started(client: Client, rule: str) -> None:
     from stanch.models.alert import fingerprint
 
     targets = sample()["data"]["essentials"]["alertTargetIDs"]
-    assert not await exists(client, f"incident-{fingerprint(rule, targets)}")
+    assert not await exists(client, workflow_id_for(fingerprint(rule, targets)))

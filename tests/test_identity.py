@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from stanch.client.ids import workflow_id_for
 from stanch.gateway.secure_webhook import ACTION_GROUPS_APP_ID, WEBHOOK_ROLE
 from tests.conftest import free_port, gateway_at, policy_file
 from tests.identity_provider import TENANT, IdentityProvider
@@ -83,7 +84,7 @@ def webhook_claims(**overrides: Any) -> dict[str, Any]:
 
 async def exists(client: Any, incident_id: str) -> bool:
     try:
-        await client.get_workflow_handle(f"incident-{incident_id}").describe()
+        await client.get_workflow_handle(workflow_id_for(incident_id)).describe()
     except RPCError as e:
         assert e.status is RPCStatusCode.NOT_FOUND
         return False
@@ -132,7 +133,7 @@ async def test_secure_webhook_accepts_action_group_tokens_only(
         assert accepted.status_code == 202, accepted.text
         incident = accepted.json()["incident_id"]
         assert await exists(dev_env.client, incident)
-        await dev_env.client.get_workflow_handle(f"incident-{incident}").terminate("test done")
+        await dev_env.client.get_workflow_handle(workflow_id_for(incident)).terminate("test done")
         # v1.0 tokens name the caller `appid` and are issued by sts.windows.net.
         v1 = idp.token(
             **webhook_claims(iss=f"https://sts.windows.net/{TENANT}/", azp=None),
@@ -143,7 +144,7 @@ async def test_secure_webhook_accepts_action_group_tokens_only(
         )
         assert accepted.status_code == 202, accepted.text
         incident = accepted.json()["incident_id"]
-        await dev_env.client.get_workflow_handle(f"incident-{incident}").terminate("test done")
+        await dev_env.client.get_workflow_handle(workflow_id_for(incident)).terminate("test done")
     assert idp.key_fetches <= 3, "keys are cached, refreshed only for an unknown kid"
 
 

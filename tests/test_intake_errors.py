@@ -23,12 +23,14 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from stanch.client import search_attributes
+from stanch.client.ids import workflow_id_for
 from stanch.client.search_attributes import INCIDENT_RESOURCES
 from stanch.models.alert import CommonAlert
 from stanch.stores.audit import SqliteAuditLog
 from stanch.workflows.incident import IncidentWorkflow
 from tests.conftest import API_TOKENS, Stack, free_port, installed, policy_file
-from tests.test_gateway import eventually, exists, unique_alert
+from tests.test_gateway import eventually, unique_alert
+from tests.workflows_helpers import exists
 
 SUB = "00000000-0000-0000-0000-0000000000aa"
 
@@ -126,7 +128,7 @@ async def post(http: httpx.AsyncClient, url: str, token: str, body: Any) -> http
 
 
 async def started(client: Client, body: dict[str, Any]) -> bool:
-    return await exists(client, f"incident-{CommonAlert.model_validate(body).fingerprint()}")
+    return await exists(client, workflow_id_for(CommonAlert.model_validate(body).fingerprint()))
 
 
 async def test_lasting_refusals_are_4xx_naming_the_cause(tmp_path: Path):

@@ -27,6 +27,7 @@ import yaml
 from prometheus_client import REGISTRY
 from temporalio.worker import Worker
 
+from stanch.client.ids import workflow_id_for
 from stanch.models.risk import Risk
 from stanch.models.runbook import RunbookOutcome, RunbookResult, StepStatus
 from stanch.models.settings import Settings
@@ -237,7 +238,7 @@ async def test_an_admin_halts_a_running_runbook_before_its_next_change(
         "all runbooks",
         "off",
     )
-    await stack.client.get_workflow_handle(f"incident-{incident}").terminate("test done")
+    await stack.client.get_workflow_handle(workflow_id_for(incident)).terminate("test done")
 
 
 async def test_a_broken_store_over_the_api(stack: Stack, tmp_path: Path):

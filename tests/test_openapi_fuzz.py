@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.core.result import Err
 
+from stanch.client.ids import workflow_id_for
 from tests.conftest import API_TOKENS, Stack
 from tests.test_api import auth, open_vm_incident
 
@@ -70,4 +71,4 @@ async def test_no_generated_request_gets_a_5xx(stack: Stack):
         assert seen[200] > 0 and seen[422] > 0 and seen[404] > 0, seen
         still = await http.get(f"{stack.url}/api/incidents/{incident}", headers=auth("viewer"))
         assert still.status_code == 200, "the incident survived the fuzzing"
-    await stack.client.get_workflow_handle(f"incident-{incident}").terminate("test done")
+    await stack.client.get_workflow_handle(workflow_id_for(incident)).terminate("test done")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from stanch.client.ids import workflow_id_for
 from stanch.client.incidents import fetch_incident
 from stanch.models.incident import IncidentState, IncidentStatus
 from stanch.models.runbook import RunbookOutcome
@@ -90,4 +91,4 @@ async def test_alert_to_contained_to_released(stack: Stack):
         assert stack.sim.state.locks == {}
         again = await http.post(f"{base}/release", json={}, headers=auth("approver"))
         assert again.status_code == 409 and "nothing to release" in again.json()["message"]
-    await stack.client.get_workflow_handle(f"incident-{incident}").terminate("test done")
+    await stack.client.get_workflow_handle(workflow_id_for(incident)).terminate("test done")

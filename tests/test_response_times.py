@@ -10,6 +10,7 @@ import httpx
 import yaml
 from temporalio.client import WorkflowExecutionStatus
 
+from stanch.client.ids import workflow_id_for
 from stanch.models.incident import IncidentState
 from stanch.models.response_times import response_times
 from stanch.models.severity import Severity
@@ -85,7 +86,7 @@ async def test_response_times_over_http_count_open_and_closed_incidents(stack: S
             assert done.status_code == 200, done.text
 
         async def closed() -> bool:
-            handle = stack.client.get_workflow_handle(f"incident-{first}")
+            handle = stack.client.get_workflow_handle(workflow_id_for(first))
             return (await handle.describe()).status is WorkflowExecutionStatus.COMPLETED
 
         await eventually(closed)
@@ -119,4 +120,4 @@ async def test_response_times_over_http_count_open_and_closed_incidents(stack: S
             "text/markdown"
         )
         assert "Postmortem" in draft.text or "postmortem" in draft.text
-    await stack.client.get_workflow_handle(f"incident-{second}").terminate("test done")
+    await stack.client.get_workflow_handle(workflow_id_for(second)).terminate("test done")

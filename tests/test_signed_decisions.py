@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
-from stanch.client.ids import incident_id_of
+from stanch.client.ids import incident_id_of, workflow_id_for
 from stanch.gateway.signing import DecisionSigner, new_private_key_text, parse_private_key
 from stanch.models.config import ApiRole
 from stanch.models.incident import (
@@ -43,7 +43,7 @@ CAROL_AS_RESPONDER = "tok-carol-scoped-responder-7d1e9f3a2b"
 
 async def open_incident(stack: Stack, http: httpx.AsyncClient) -> WorkflowHandle:
     incident = await open_vm_incident(stack, http)
-    return stack.client.get_workflow_handle(f"incident-{incident}")
+    return stack.client.get_workflow_handle(workflow_id_for(incident))
 
 
 async def status(handle: WorkflowHandle) -> IncidentStatus:
@@ -161,7 +161,7 @@ async def test_a_forged_approval_signal_is_ignored_and_audited(stack: Stack):
             f"{base}/approvals/isolate/approve", json={}, headers=auth("approver")
         )
         assert approved.status_code == 200, approved.text
-    await stack.client.get_workflow_handle(f"incident-{incident_id}").terminate("test done")
+    await stack.client.get_workflow_handle(workflow_id_for(incident_id)).terminate("test done")
 
 
 def _audit_refusals(stack: Stack) -> list[dict]:
@@ -193,7 +193,7 @@ async def test_a_responder_scoped_credential_cannot_approve_for_an_approver(stac
         )
         assert approved.status_code == 200, approved.text
         assert approved.json()["pending"] is None or approved.json()["pending"]["approvals"]
-    await stack.client.get_workflow_handle(f"incident-{incident_id}").terminate("test done")
+    await stack.client.get_workflow_handle(workflow_id_for(incident_id)).terminate("test done")
 
 
 async def test_people_acting_through_the_api_are_signed_and_counted(stack: Stack):
@@ -339,7 +339,7 @@ async def test_workers_trust_the_keys_the_policy_lists_and_only_those(
         alert["data"]["essentials"]["alertRule"] = f"keys-{uuid.uuid4().hex[:6]}"
         posted = await http.post(f"{url}/alerts", json=alert, params={"token": "t" * 40})
         incident_id = posted.json()["incident_id"]
-        incident = dev_env.client.get_workflow_handle(f"incident-{incident_id}")
+        incident = dev_env.client.get_workflow_handle(workflow_id_for(incident_id))
         # The test run's own key is not listed: this worker does not trust it.
         for _ in range(100):
             cause = await refused(

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from stanch.client.alerts import record_alerts
+from stanch.client.ids import workflow_id_for
 from stanch.gateway.app import Problem
 from stanch.models.alert import CommonAlert
 from stanch.workflows.incident import IncidentWorkflow
@@ -214,7 +215,7 @@ async def test_every_value_on_a_page_is_escaped(stack: Stack):
     evil = "x'><img src=x onerror=alert(1)>"
     event = CommonAlert.model_validate(unique_alert()).to_event()
     await record_alerts(stack.client, stack.task_queue, evil, [event])
-    handle = stack.client.get_workflow_handle(f"incident-{evil}")
+    handle = stack.client.get_workflow_handle(workflow_id_for(evil))
     async with httpx.AsyncClient(base_url=stack.url, timeout=30) as http:
         await sign_in_with_form(http, API_TOKENS["approver"])
 

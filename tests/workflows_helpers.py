@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 
 from stanch.client.alerts import open_incident as signal_with_start
 from stanch.models.alert import AlertEvent, MonitorCondition
@@ -42,6 +43,16 @@ async def open_incident(
     )
     STARTED.append(handle)
     return handle
+
+
+async def exists(client: Client, workflow_id: str) -> bool:
+    try:
+        await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as e:
+        if e.status is RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
 
 
 def pages(path: Path) -> list[dict[str, Any]]:

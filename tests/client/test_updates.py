@@ -12,12 +12,12 @@ from typing import Any, TypeVar
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from stanch.client.errors import NotFound, Refused, Unavailable
+from stanch.client.ids import workflow_id_for
 from stanch.client.incidents import fetch_incident
 from stanch.client.updates import INCIDENT_UPDATES, update_incident, update_name
 from stanch.models.config import ApiRole
@@ -37,7 +37,7 @@ from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows.incident import IncidentWorkflow
 from tests.conftest import policy_file
 from tests.decision_helpers import SIGNER
-from tests.workflows_helpers import open_incident
+from tests.workflows_helpers import exists, open_incident
 
 Request = TypeVar("Request", bound=PersonRequest)
 SILENCE = timedelta(seconds=1)  # how long an incident with no worker is given
@@ -138,7 +138,7 @@ async def test_an_unknown_incident_is_not_found_and_nothing_is_started(ts_env, t
 
     assert incident in str(unknown_update.value)
     assert str(unknown_read.value) == f"no incident {incident!r}"
-    assert not await _exists(ts_env.client, f"incident-{incident}")
+    assert not await exists(ts_env.client, workflow_id_for(incident))
 
 
 async def test_an_incident_no_worker_serves_is_unavailable_and_unchanged(
@@ -162,13 +162,3 @@ async def test_an_incident_no_worker_serves_is_unavailable_and_unchanged(
 async def test_a_request_no_incident_takes_is_a_programming_error(ts_env, new_id):
     with pytest.raises(TypeError, match="ApprovalDecision"):
         await update_incident(ts_env.client, new_id(), ApprovalDecision(step="s", by="alice"))
-
-
-async def _exists(client: Client, workflow_id: str) -> bool:
-    try:
-        await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as e:
-        if e.status is RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return True
