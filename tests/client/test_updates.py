@@ -35,9 +35,9 @@ from stanch.models.runbook import ApprovalDecision
 from stanch.models.settings import Settings
 from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows.incident import IncidentWorkflow
-from tests.conftest import policy_file
-from tests.decision_helpers import SIGNER
-from tests.workflows_helpers import exists, open_incident
+from tests.support.decisions import SIGNER
+from tests.support.incidents import exists, open_incident
+from tests.support.plans import policy_file
 
 Request = TypeVar("Request", bound=PersonRequest)
 SILENCE = timedelta(seconds=1)  # how long an incident with no worker is given
@@ -88,11 +88,11 @@ async def _update_events(handle: WorkflowHandle[Any, Any]) -> list[str]:
 
 
 async def test_a_refusal_is_refused_in_the_workflows_words_and_changes_nothing(
-    ts_env, task_queue, tmp_path, new_id
+    ts_env, task_queue, tmp_path, new_id, started
 ):
     incident = new_id()
     async with _worker(ts_env, task_queue, tmp_path):
-        handle = await open_incident(ts_env.client, task_queue, incident)
+        handle = await open_incident(started, ts_env.client, task_queue, incident)
         await _plan_loaded(handle)
         sign = SignedAt(await ts_env.get_current_time())
         with pytest.raises(Refused) as refused:
@@ -109,10 +109,12 @@ async def test_a_refusal_is_refused_in_the_workflows_words_and_changes_nothing(
     assert updates == []  # refused in the validator: nothing entered the history
 
 
-async def test_an_accepted_request_answers_with_the_incident(ts_env, task_queue, tmp_path, new_id):
+async def test_an_accepted_request_answers_with_the_incident(
+    ts_env, task_queue, tmp_path, new_id, started
+):
     incident = new_id()
     async with _worker(ts_env, task_queue, tmp_path):
-        handle = await open_incident(ts_env.client, task_queue, incident)
+        handle = await open_incident(started, ts_env.client, task_queue, incident)
         await _plan_loaded(handle)
         sign = SignedAt(await ts_env.get_current_time())
         acked = await update_incident(ts_env.client, incident, Acknowledge(by="bob"), sign=sign)
@@ -142,10 +144,12 @@ async def test_an_unknown_incident_is_not_found_and_nothing_is_started(ts_env, t
 
 
 async def test_an_incident_no_worker_serves_is_unavailable_and_unchanged(
-    ts_env, task_queue, new_id
+    ts_env, task_queue, new_id, started
 ):
     incident = new_id()
-    handle = await open_incident(ts_env.client, task_queue, incident)  # no worker on this queue
+    handle = await open_incident(
+        started, ts_env.client, task_queue, incident
+    )  # no worker on this queue
     sign = SignedAt(await ts_env.get_current_time())
     with pytest.raises(Unavailable) as read:
         await fetch_incident(ts_env.client, incident, wait=SILENCE)

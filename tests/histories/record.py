@@ -20,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from stanch.client import search_attributes
+from stanch.harness.binaries import installed
 from stanch.models.alert import MonitorCondition
 from stanch.models.incident import Acknowledge, AddNote, AssignRole, Resolve, Role, UpdateResult
 from stanch.models.postmortem import PostmortemRequest
@@ -27,9 +28,10 @@ from stanch.models.settings import Settings
 from stanch.stores.postmortem import render_postmortem
 from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows.incident import IncidentWorkflow
-from tests.conftest import installed, policy_file
-from tests.decision_helpers import decide, signed
-from tests.workflows_helpers import alert_event, open_incident
+from tests.support.decisions import decide, signed
+from tests.support.incidents import alert_event, open_incident
+from tests.support.plans import policy_file
+from tests.support.started import Started
 
 HERE = Path(__file__).parent
 
@@ -49,13 +51,14 @@ async def save(handle: WorkflowHandle[object, object], name: str) -> None:
 async def lifecycle(client: Client, env: WorkflowEnvironment, config: Path) -> None:
     """Escalation to tier 2, ack, roles, note, a repeat, resolve, reopen, close."""
     queue = f"record-{uuid.uuid4()}"
+    started = Started()  # the incident closes (handle.result()) before it is saved
     async with Worker(
         client,
         task_queue=queue,
         workflows=WORKFLOWS,
         activities=activities_for(Settings(config=config, state_dir=config.parent)),
     ):
-        handle = await open_incident(client, queue, "lifecycle0000000000")
+        handle = await open_incident(started, client, queue, "lifecycle0000000000")
         await env.sleep(timedelta(minutes=20))
         await decide(
             handle, "acknowledge", Acknowledge(by="bob"), env=env, result_type=UpdateResult
@@ -117,8 +120,9 @@ async def runbooks(env: WorkflowEnvironment, tmp: Path) -> None:
     from stanch.azuresim import AzureSim, load_world
     from stanch.models.risk import Risk
     from stanch.models.runbook import ApprovalDecision, RunbookView
-    from tests.conftest import REMEDIATION, VM1, VM2, WORLD
-    from tests.runbook_helpers import approval_plan, start_runbook
+    from tests.support.estate import VM1, VM2, WORLD
+    from tests.support.plans import REMEDIATION
+    from tests.support.runbooks import approval_plan, start_runbook
 
     world = load_world(WORLD)
     world.operation_seconds = 0.2
@@ -129,6 +133,7 @@ async def runbooks(env: WorkflowEnvironment, tmp: Path) -> None:
     settings = Settings(config=policy_file(tmp, **REMEDIATION), state_dir=tmp)
     queue = f"record-{uuid.uuid4()}"
     client = env.client
+    started = Started()
     try:
         async with Worker(
             client,
@@ -137,7 +142,7 @@ async def runbooks(env: WorkflowEnvironment, tmp: Path) -> None:
             activities=activities_for(settings, azure),
         ):
             quarantine = await start_runbook(
-                client, queue, "quarantine_vm", VM1, incident_id="hist1"
+                started, client, queue, "quarantine_vm", VM1, incident_id="hist1"
             )
             await quarantine.signal(
                 "approve",
@@ -149,6 +154,7 @@ async def runbooks(env: WorkflowEnvironment, tmp: Path) -> None:
             await save(quarantine, "runbook_quarantine_vm")
 
             release = await start_runbook(
+                started,
                 client,
                 queue,
                 "release",
@@ -170,14 +176,20 @@ async def runbooks(env: WorkflowEnvironment, tmp: Path) -> None:
             await save(release, "runbook_release")
 
             restart = await start_runbook(
-                client, queue, "restart_vm", VM2, plan=approval_plan(auto_approve=[Risk.MEDIUM])
+                started,
+                client,
+                queue,
+                "restart_vm",
+                VM2,
+                plan=approval_plan(auto_approve=[Risk.MEDIUM]),
             )
             await restart.result()
             await save(restart, "runbook_restart_vm")
 
-            from tests.conftest import VMSS
+            from tests.support.estate import VMSS
 
             scale = await start_runbook(
+                started,
                 client,
                 queue,
                 "scale_out_vmss",
@@ -188,12 +200,18 @@ async def runbooks(env: WorkflowEnvironment, tmp: Path) -> None:
             await save(scale, "runbook_scale_out_vmss")
 
             verify = await start_runbook(
-                client, queue, "verify_recovery", VM1, params={"every": 600, "deadline": 1800}
+                started,
+                client,
+                queue,
+                "verify_recovery",
+                VM1,
+                params={"every": 600, "deadline": 1800},
             )
             await verify.result()
             await save(verify, "runbook_verify_recovery")
 
             incident = await open_incident(
+                started,
                 client,
                 queue,
                 "withrunbook00000000",
@@ -231,6 +249,7 @@ async def runbooks(env: WorkflowEnvironment, tmp: Path) -> None:
                 render_postmortem(state, timeline)
             )
     finally:
+        await started.terminate_all()
         await azure.close()
         sim.stop()
 

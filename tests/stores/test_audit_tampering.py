@@ -29,15 +29,11 @@ import pytest
 from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
+from stanch.harness.ports import free_port
 from stanch.stores.audit.chain import canonical, keyed_hash, unkeyed_hash
-from tests.conftest import (
-    API_TOKENS,
-    REMEDIATION,
-    WORLD,
-    free_port,
-    gateway_at,
-    policy_file,
-)
+from tests.support.estate import WORLD
+from tests.support.plans import API_TOKENS, REMEDIATION, policy_file
+from tests.support.stack import gateway_at
 
 ALERT = Path(__file__).resolve().parents[2] / "examples" / "demo" / "vm-web-1-unavailable.json"
 pytestmark = pytest.mark.devserver

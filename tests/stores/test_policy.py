@@ -14,7 +14,7 @@ from stanch.models.config import ConfigError, FileChannel
 from stanch.stores.audit import SqliteAuditLog
 from stanch.stores.policy import PolicySource, load_config
 from stanch.stores.policy_yaml import read_policy_yaml
-from tests.conftest import policy_file
+from tests.support.plans import policy_file
 
 
 def edit(path: Path, change: dict[str, object]) -> None:

@@ -14,9 +14,9 @@ from stanch.models.settings import Settings
 from stanch.stores.postmortem import action_items, render_postmortem
 from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows.incident import IncidentWorkflow
-from tests.conftest import policy_file
-from tests.decision_helpers import decide
-from tests.workflows_helpers import open_incident
+from tests.support.decisions import decide
+from tests.support.incidents import open_incident
+from tests.support.plans import policy_file
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 
@@ -40,7 +40,7 @@ def test_action_items_are_classed():
     assert "workload design" in classes
 
 
-async def test_closing_an_incident_writes_its_draft(ts_env, task_queue, tmp_path, new_id):
+async def test_closing_an_incident_writes_its_draft(ts_env, task_queue, tmp_path, new_id, started):
     settings = Settings(config=policy_file(tmp_path), state_dir=tmp_path)
     incident = new_id()
     async with Worker(
@@ -49,7 +49,7 @@ async def test_closing_an_incident_writes_its_draft(ts_env, task_queue, tmp_path
         workflows=WORKFLOWS,
         activities=activities_for(settings),
     ):
-        handle = await open_incident(ts_env.client, task_queue, incident)
+        handle = await open_incident(started, ts_env.client, task_queue, incident)
         await ts_env.sleep(timedelta(minutes=20))
         await decide(
             handle,

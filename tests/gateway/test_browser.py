@@ -1,0 +1,114 @@
+"""The dashboard in a real browser: Debian's headless Chromium, driven by
+Playwright. Sign in, watch a new incident appear without reloading, approve
+its pending step, and watch the status change; a screenshot of each stage is
+kept in test-artifacts/ (CI keeps it as an artifact). All of it under the
+dashboard's Content-Security-Policy, which the browser must never report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from stanch.client.ids import workflow_id_for
+from tests.support.estate import DEMO_ALERT
+from tests.support.plans import API_TOKENS
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# Chromium on a closed network: no background calls home, no sandbox as root.
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium is needed: `make test` and .ci/run install it (apt)"
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=FLAGS
+        )
+        yield launched
+        await launched.close()
+
+
+# What the browser said about the Content-Security-Policy: any refusal is a
+# script or style the dashboard needs that the policy blocks.
+VIOLATIONS: list[str] = []
+
+
+async def sign_in(browser: Browser, stack: Stack, role: str, **context: Any) -> Page:
+    page = await (await browser.new_context(**context)).new_page()
+    page.on(
+        "console",
+        lambda m: VIOLATIONS.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    await page.goto(f"{stack.url}/login")
+    await page.fill("input[name=token]", API_TOKENS[role])
+    await page.click("form button")
+    await page.wait_for_url(f"{stack.url}/")
+    return page
+
+
+async def test_new_incident_appears_live_and_is_approved_from_the_page(
+    stack: Stack, browser: Browser
+):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = await sign_in(browser, stack, "approver")
+    await expect(page.locator("h1")).to_have_text("Open incidents")
+
+    body = json.loads(DEMO_ALERT.read_text())
+    body["data"]["essentials"]["alertRule"] = f"browser-{uuid.uuid4().hex[:6]}"
+    async with httpx.AsyncClient(timeout=30) as http:
+        incident = (await stack.post_alert(http, body)).json()["incident_id"]
+    # No reload: the server-sent event stream makes the page fetch the new list.
+    row = page.locator(f"a[href='/incidents/{incident}']")
+    await expect(row).to_be_visible(timeout=30_000)
+    await expect(page.locator("tr", has=row)).to_contain_text("isolate (high)", timeout=30_000)
+    await page.screenshot(path=ARTIFACTS / "dashboard-incidents.png", full_page=True)
+
+    await row.click()
+    await page.wait_for_url(f"{stack.url}/incidents/{incident}")
+    approve = page.locator("button.approve")
+    await expect(approve).to_be_visible(timeout=30_000)
+    await expect(page.locator(".pending")).to_contain_text("isolate (high risk)")
+    await approve.click()
+    await expect(page.locator("#answer")).to_have_text("done", timeout=30_000)
+    # The runbook goes on: isolation applied, the incident moves on, the page follows.
+    await expect(page.locator("p", has_text="Status")).to_contain_text(
+        "Status contained", timeout=60_000
+    )
+    await expect(page.locator(".pending")).to_have_count(0)
+    await page.screenshot(path=ARTIFACTS / "dashboard-incident-contained.png", full_page=True)
+
+    # A viewer on a phone: the list keeps severity, incident and status; no buttons.
+    phone = await sign_in(
+        browser, stack, "viewer", viewport={"width": 390, "height": 844}, is_mobile=True
+    )
+    link = phone.locator(f"a[href='/incidents/{incident}']")
+    await expect(link).to_be_visible()
+    await expect(phone.locator("tr", has=link)).to_contain_text("contained")
+    await link.click()
+    await expect(phone.locator("button.approve")).to_have_count(0)
+    await expect(phone.locator("button", has_text="Acknowledge")).to_have_count(0)
+    await phone.screenshot(path=ARTIFACTS / "dashboard-phone.png", full_page=True)
+    await page.context.close()
+    await phone.context.close()
+    assert VIOLATIONS == [], "the dashboard breaks its own Content-Security-Policy"
+    await stack.client.get_workflow_handle(workflow_id_for(incident)).terminate("test done")

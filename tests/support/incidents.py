@@ -1,0 +1,65 @@
+"""Incidents in tests: started the way the gateway starts them (the client
+room's signal-with-start), and read the way the on-call API reads them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+from stanch.client.alerts import open_incident as signal_with_start
+from stanch.models.alert import AlertEvent, MonitorCondition
+from stanch.models.incident import IncidentView, TimelineEntry
+from stanch.models.severity import Severity
+from stanch.workflows.incident import IncidentWorkflow
+from tests.support.started import Started
+
+
+def alert_event(
+    alert_id: str = "a1",
+    condition: MonitorCondition = MonitorCondition.FIRED,
+    severity: Severity | None = Severity.SEV2,
+    rule: str = "cpu-high",
+    targets: list[str] | None = None,
+) -> AlertEvent:
+    return AlertEvent(
+        alert_id=alert_id,
+        condition=condition,
+        rule=rule,
+        severity=severity,
+        targets=targets
+        or ["/subscriptions/s/resourcegroups/rg/providers/microsoft.compute/virtualmachines/vm1"],
+    )
+
+
+async def open_incident(
+    started: Started,
+    client: Client,
+    task_queue: str,
+    incident_id: str,
+    alert: AlertEvent | None = None,
+) -> WorkflowHandle[Any, Any]:
+    # The time-skipping server has no search attributes: the incident goes unlisted.
+    handle = await signal_with_start(
+        client, task_queue, incident_id, [alert or alert_event()], listed=False
+    )
+    return started.add(handle)
+
+
+async def exists(client: Client, workflow_id: str) -> bool:
+    try:
+        await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as e:
+        if e.status is RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
+
+
+async def view(client: Client, workflow_id: str) -> IncidentView:
+    return await client.get_workflow_handle(workflow_id).query(IncidentWorkflow.state)
+
+
+async def timeline(client: Client, workflow_id: str) -> list[TimelineEntry]:
+    return await client.get_workflow_handle(workflow_id).query(IncidentWorkflow.timeline)
