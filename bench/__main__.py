@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench import containment, escalation, storm, waiting
 from bench.lab import Lab
-from bench.stack import ROOT, DevServer
+from bench.stack import GRACEFULLY, ROOT, bench_server
 from bench.stats import Table
 
 Benchmark = Callable[[Lab, argparse.Namespace], Awaitable[list[Table]]]
@@ -121,9 +121,10 @@ async def main(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="stanch-bench-"))
     print(f"# stanch benchmarks ({'quick' if args.quick else 'full'})\n\n{machine()}\n")
     print(f"scratch directory (logs): {workdir}\n", flush=True)
-    server = DevServer(workdir)
+    server = bench_server(workdir)
     try:
-        client = await server.start()
+        await server.start()
+        client = await server.connect()
         lab = Lab(server, client, workdir, args.repeats, args.quick)
         for name in names:
             started = time.monotonic()
@@ -131,7 +132,7 @@ async def main(args: argparse.Namespace) -> None:
                 print(table.render(), flush=True)
             print(f"({name}: {time.monotonic() - started:.0f} s)\n", flush=True)
     finally:
-        server.stop()
+        await server.stop(grace=15, sig=GRACEFULLY)
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 

@@ -71,7 +71,7 @@ async def run(lab: Lab, trials: int) -> list[Table]:
             }
         ],
     )
-    async with running(lab.server, workdir, plan, world(names)) as services:
+    async with running(lab.server, lab.client, workdir, plan, world(names)) as services:
         assert services.sim is not None and services.sim.admin is not None
         admin = services.sim.admin
         opened: list[str] = []

@@ -11,7 +11,6 @@ gateway throughout.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from bench.stack import Services, policy, running
 from bench.stats import Table, median, ms, percentile, ratio
 from stanch.client.ids import workflow_id_for
 from stanch.models.alert import CommonAlert
+from stanch.stores.page_file import read_pages
 from stanch.workflows.incident import IncidentWorkflow
 
 QUIET = "quiet stack (baseline)"
@@ -57,7 +57,7 @@ async def run(lab: Lab, incidents: int, tier_seconds: int, storm_concurrency: in
         services=[{"name": "storm", "escalation_policy": "storm", "match": {"rules": ["storm-*"]}}],
     )
     passes: dict[str, list[Pass]] = {QUIET: [], STORM: []}
-    async with running(lab.server, workdir, plan) as services:
+    async with running(lab.server, lab.client, workdir, plan) as services:
         for _ in range(lab.repeats):
             for name in (QUIET, STORM):
                 passes[name].append(
@@ -118,10 +118,7 @@ async def one_pass(
 def _pages(path: Path, workflow_ids: set[str]) -> dict[tuple[str, int], float]:
     """When each (incident, tier) page of the first round reached the pager."""
     found: dict[tuple[str, int], float] = {}
-    if not path.exists():
-        return found
-    for line in path.read_text().splitlines():
-        page = json.loads(line)
+    for page in read_pages(path):
         if page["workflow_id"] in workflow_ids and page["round"] == 0:
             found[(page["workflow_id"], page["tier"])] = datetime.fromisoformat(
                 page["at"]

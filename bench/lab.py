@@ -10,7 +10,8 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from bench.stack import CLOCK_TICKS, DevServer, cpu_seconds
+from bench.stack import CLOCK_TICKS, cpu_seconds
+from stanch.harness.dev_server import DevServer
 
 
 @dataclass

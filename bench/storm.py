@@ -60,7 +60,9 @@ def variant_name(window: float) -> str:
 
 async def run(lab: Lab, sizes: Sizes) -> list[Table]:
     workdir = lab.scratch("storm")
-    async with running(lab.server, workdir, policy(workdir / "pages.jsonl")) as services:
+    async with running(
+        lab.server, lab.client, workdir, policy(workdir / "pages.jsonl")
+    ) as services:
         variants: list[Variant] = [
             (window, clients) for clients in sizes.clients for window in [None, *sizes.windows]
         ]

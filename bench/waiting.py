@@ -24,9 +24,12 @@ from bench.alerts import metric_alert, vm_id, world
 from bench.incidents import terminate
 from bench.lab import Lab
 from bench.load import post_alerts
-from bench.stack import SIGNER, Services, policy, rss_bytes, running, spawn, stop_process
+from bench.stack import GRACEFULLY, ROOT, SIGNER, Services, policy, rss_bytes, running
 from bench.stats import Table, median, ms, percentile, ratio
 from stanch.client.ids import workflow_id_for
+from stanch.harness.processes import Process
+from stanch.harness.waiting import eventually
+from stanch.harness.workers import worker_polling
 from stanch.models.config import ApiRole
 from stanch.models.runbook import ApprovalDecision, RunbookView
 from stanch.stores.toggles import ToggleStore
@@ -59,7 +62,9 @@ async def run(lab: Lab, incidents: int) -> list[Table]:
     )
     stanch: list[Pass] = []
     baseline: list[Pass] = []
-    async with running(lab.server, workdir, plan, world([VM], health="Available")) as services:
+    async with running(
+        lab.server, lab.client, workdir, plan, world([VM], health="Available")
+    ) as services:
         for _ in range(lab.repeats):
             stanch.append(await incidents_at_their_gates(lab, services, incidents))
             baseline.append(await trivial_gates(lab, incidents))
@@ -137,12 +142,18 @@ def _fingerprint(body: dict[str, object]) -> str:
 
 async def trivial_gates(lab: Lab, count: int) -> Pass:
     task_queue = f"bench-gate-{uuid.uuid4().hex[:8]}"
-    log = lab.workdir / "baseline-worker.log"
-    worker = spawn(
-        [sys.executable, "-m", "bench.baseline_worker", lab.server.address, task_queue], log
+    worker = Process(
+        "baseline worker",
+        [sys.executable, "-m", "bench.baseline_worker", lab.server.address, task_queue],
+        log=lab.workdir / "baseline-worker.log",
+        cwd=ROOT,
     )
+    await worker.start()
     try:
-        await asyncio.sleep(2)  # imports and first poll
+        # Its imports done and polling: the idle memory of a serving worker.
+        await eventually(
+            lambda: worker_polling(lab.client, task_queue, worker.pid), 60, "the baseline worker"
+        )
         idle = rss_bytes(worker.pid)
         ids = [f"gate-{uuid.uuid4().hex[:12]}" for _ in range(count)]
 
@@ -174,7 +185,7 @@ async def trivial_gates(lab: Lab, count: int) -> Pass:
         approved = time.perf_counter() - started
         return Pass(opened, idle, waiting_rss, server, approved, latencies)
     finally:
-        stop_process(worker)
+        await worker.stop(grace=15, sig=GRACEFULLY)
 
 
 def table(lab: Lab, count: int, stanch: list[Pass], baseline: list[Pass]) -> Table:

@@ -21,12 +21,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+
 from stanch.azuresim.admin import SimAdmin
 from stanch.cli.packaged import EXAMPLES
+from stanch.harness.waiting import wait_until as harness_wait_until
+from stanch.stores.page_file import read_pages
 
 SAMPLE = EXAMPLES / "alerts" / "test_action_resource_health.json"
 VM_ALERT = EXAMPLES / "demo" / "vm-web-1-unavailable.json"
@@ -69,20 +73,15 @@ def say(text: str) -> None:
     print(f"\n\033[1m==> {text}\033[0m", flush=True)
 
 
-def wait_until(what: str, check: object, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.25)
-    raise DemoFailed(f"timed out waiting for {what}")
+def wait_until(what: str, check: Callable[[], object], timeout: float = 60) -> None:
+    try:
+        harness_wait_until(check, timeout, what)
+    except AssertionError as e:
+        raise DemoFailed(f"timed out waiting for {e}") from None
 
 
-def pages() -> list[dict[str, object]]:
-    path = STATE / "pages.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def pages() -> list[dict[str, Any]]:
+    return read_pages(STATE / "pages.jsonl")
 
 
 def state_of(incident: str) -> dict[str, object]:

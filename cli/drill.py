@@ -15,8 +15,6 @@ import contextlib
 import json
 import secrets
 import shutil
-import socket
-import sys
 import tempfile
 import time
 from datetime import timedelta
@@ -26,20 +24,23 @@ from typing import Any
 import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from stanch.azuresim import AzureSim, load_world
 from stanch.azuresim.faults import Fault
 from stanch.cli.api_client import OnCallApi
 from stanch.cli.errors import UsageError
 from stanch.gateway.signing import new_private_key_text
+from stanch.harness.binaries import NotInstalled
+from stanch.harness.dev_server import local_environment
+from stanch.harness.ports import free_port
+from stanch.harness.waiting import until_healthy
 from stanch.models.dev_credentials import FILE_NAME as DEV_CREDENTIALS
 from stanch.models.dev_credentials import provision, read_dev_credentials, write_dev_credentials
 from stanch.models.duration import Duration, format_duration
 from stanch.models.errors import describe_validation_error
 from stanch.models.incident import IncidentState, IncidentStatus
 from stanch.models.settings import Settings
+from stanch.stores.page_file import read_pages
 from stanch.stores.policy import load_config
 
 
@@ -111,7 +112,10 @@ def load_scenario(path: Path) -> Scenario:
 
 def run_drill(path: Path, as_json: bool = False) -> int:
     scenario = load_scenario(path)
-    report = asyncio.run(_drill(scenario))
+    try:
+        report = asyncio.run(_drill(scenario))
+    except NotInstalled as e:
+        raise UsageError(str(e)) from None
     print(report.model_dump_json(indent=2) if as_json else report.text())
     return 0 if report.passed else 1
 
@@ -165,7 +169,6 @@ class DrillReport(BaseModel):
 
 
 async def _drill(scenario: Scenario) -> DrillReport:
-    from stanch.client import search_attributes
     from stanch.client.connection import connect
     from stanch.client.incidents import fetch_incident
     from stanch.gateway.server import serve_gateway
@@ -184,15 +187,10 @@ async def _drill(scenario: Scenario) -> DrillReport:
     sim = AzureSim(world, state_dir=work / "azuresim").start()
     for fault in scenario.faults:
         sim.faults.add(fault)
-    port = _free_port()
-    temporal = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
+    port = free_port()
     problems: list[str] = []
     try:
-        async with await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal,
-            data_converter=pydantic_data_converter,
-            search_attributes=search_attributes.ALL,
-        ) as env:
+        async with await local_environment() as env:
             gateway_url = f"http://127.0.0.1:{port}"
             settings = Settings(
                 temporal_address=env.client.service_client.config.target_host,
@@ -224,7 +222,8 @@ async def _drill(scenario: Scenario) -> DrillReport:
         sim.stop()
     milestones = _milestones(scenario, state, started)
     pages = [
-        f"tier {p['tier']} -> {', '.join(p['recipients'])}: {p['reason']}" for p in _pages(work)
+        f"tier {p['tier']} -> {', '.join(p['recipients'])}: {p['reason']}"
+        for p in read_pages(work / "pages.jsonl")
     ]
     steps = []
     if state is not None and state.runbook is not None:
@@ -273,12 +272,8 @@ async def _play(
     from stanch.cli.incidents import ack_call, act
 
     token = settings.alert_token.get_secret_value() if settings.alert_token else ""
-    async with httpx.AsyncClient() as http:
-        for _ in range(300):  # the gateway is starting in this same process
-            with contextlib.suppress(httpx.HTTPError):
-                if (await http.get(f"{settings.gateway_url}/healthz")).status_code == 200:
-                    break
-            await asyncio.sleep(0.05)
+    # The gateway is starting in this same process.
+    await until_healthy(settings.gateway_url, what="the drill's gateway")
     started = time.monotonic()
     incident: str | None = None
     async with httpx.AsyncClient() as http:
@@ -300,7 +295,8 @@ async def _play(
 
     async def respond(r: Responder) -> None:
         if r.once_paged:
-            while not any(r.who in p["recipients"] for p in _pages(work)):  # noqa: ASYNC110
+            pages = work / "pages.jsonl"
+            while not any(r.who in p["recipients"] for p in read_pages(pages)):  # noqa: ASYNC110
                 await asyncio.sleep(0.1)  # the pager is a file: poll it, as a phone would
         await asyncio.sleep(r.after.total_seconds())
         api = _api_for(settings, r.who)
@@ -367,16 +363,3 @@ def _milestones(scenario: Scenario, state: IncidentState | None, started: float)
         Milestone(name="contain (RTO)", actual=contained, target=t.contain),
         Milestone(name="evidence (RPO)", actual=evidence, target=t.evidence),
     ]
-
-
-def _pages(work: Path) -> list[dict[str, Any]]:
-    path = work / "pages.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

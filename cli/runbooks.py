@@ -81,27 +81,31 @@ class {cls}(Runbook):
         return RunbookOutcome.MITIGATED
 '''
 
-TEST_TEMPLATE = '''"""{title}: tested on the time-skipping server against azuresim."""
+TEST_TEMPLATE = '''"""{title}: tested on the time-skipping server against azuresim.
+The fixtures (ts_env, runbooks: a worker with every runbook, sim, started)
+are in tests/conftest.py; the helpers in tests/support/."""
 
 from __future__ import annotations
 
 from stanch.models.risk import Risk
 from stanch.models.runbook import RunbookOutcome
-from tests.conftest import VM1, VM2
-from tests.runbook_helpers import approval_plan, journal_mutations, start_runbook
-from tests.test_runbooks import result_of, runbooks  # noqa: F401 - the worker fixture
+from tests.support.estate import VM1, VM2
+from tests.support.runbooks import approval_plan, journal_mutations, result_of, start_runbook
 
 
-async def test_{name}_applies_its_change_after_approval(ts_env, runbooks, sim):  # noqa: F811
-    handle = await start_runbook(ts_env.client, runbooks.task_queue, "{name}", VM1,
-                                 plan=approval_plan(auto_approve=[Risk.MEDIUM]))
+async def test_{name}_applies_its_change_after_approval(ts_env, runbooks, sim, started):
+    handle = await start_runbook(
+        started, ts_env.client, runbooks.task_queue, "{name}", VM1,
+        plan=approval_plan(auto_approve=[Risk.MEDIUM]),
+    )
     result = await result_of(handle)
     assert result.outcome is RunbookOutcome.MITIGATED, result.summary
     assert [method for method, _ in journal_mutations(sim)] == ["PATCH"]
 
 
-async def test_{name}_does_nothing_to_a_healthy_resource(ts_env, runbooks, sim):  # noqa: F811
-    result = await result_of(await start_runbook(ts_env.client, runbooks.task_queue, "{name}", VM2))
+async def test_{name}_does_nothing_to_a_healthy_resource(ts_env, runbooks, sim, started):
+    handle = await start_runbook(started, ts_env.client, runbooks.task_queue, "{name}", VM2)
+    result = await result_of(handle)
     assert result.outcome is RunbookOutcome.NOT_NEEDED
     assert journal_mutations(sim) == []
 '''
@@ -109,9 +113,9 @@ async def test_{name}_does_nothing_to_a_healthy_resource(ts_env, runbooks, sim):
 
 def new_runbook(name: str, root: Path | None = None) -> list[Path]:
     root = root or Path.cwd()
-    if not (root / "runbooks").is_dir() or not (root / "tests").is_dir():
+    if not (root / "runbooks").is_dir() or not (root / "tests" / "runbooks").is_dir():
         raise UsageError(
-            f"run this from the stanch project root (no runbooks/ and tests/ in {root})"
+            f"run this from the stanch project root (no runbooks/ and tests/runbooks/ in {root})"
         )
     if not re.fullmatch(r"[a-z][a-z0-9_]{1,40}", name):
         raise UsageError(f"NAME: {name!r} must be snake_case (a-z, 0-9, _), starting with a letter")
@@ -120,7 +124,8 @@ def new_runbook(name: str, root: Path | None = None) -> list[Path]:
     if name in catalog() or name in ("registry", "release"):
         raise UsageError(f"NAME: a runbook named {name!r} already exists")
     module = root / "runbooks" / f"{name}.py"
-    test = root / "tests" / f"test_runbook_{name}.py"
+    # Tests mirror the tree: a runbook's test sits in tests/runbooks/.
+    test = root / "tests" / "runbooks" / f"test_{name}.py"
     for path in (module, test):
         if path.exists():
             raise UsageError(f"{path} already exists")

@@ -5,20 +5,17 @@ name lives in tests/support/."""
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from stanch.activities.azure_clients import AzureClients
 from stanch.azuresim import AzureSim, load_world
 from stanch.harness.dev_server import local_environment, time_skipping_environment
-from stanch.harness.ports import free_port
 from stanch.models.settings import Settings
 
 # Sets STANCH_DECISION_KEY before any Settings() is built: every gateway the
@@ -26,7 +23,7 @@ from stanch.models.settings import Settings
 from tests.support import decisions  # noqa: F401
 from tests.support.estate import WORLD
 from tests.support.plans import REMEDIATION, policy_file
-from tests.support.stack import CONTINUE_AS_NEW_AFTER, Stack, gateway_at
+from tests.support.stack import CONTINUE_AS_NEW_AFTER, Stack, running_stack
 from tests.support.started import Started
 from tests.support.webhooks import Receiver, running_receiver
 
@@ -116,18 +113,6 @@ async def stack(
     azure: AzureClients,
     sim: AzureSim,
 ) -> AsyncIterator[Stack]:
-    from stanch.worker import build_worker
-
     config = policy_file(tmp_path, **REMEDIATION)
-    token = secrets.token_urlsafe(16)
-    port = free_port()
-    settings = Settings(
-        temporal_address=dev_env.client.service_client.config.target_host,
-        task_queue=task_queue,
-        config=config,
-        alert_token=SecretStr(token),
-        state_dir=tmp_path,
-        gateway_url=f"http://127.0.0.1:{port}",
-    )
-    async with build_worker(dev_env.client, settings, azure), gateway_at(settings, port) as url:
-        yield Stack(dev_env.client, url, token, task_queue, config, tmp_path / "pages.jsonl", sim)
+    async with running_stack(dev_env, tmp_path, task_queue, config, azure, sim) as stack:
+        yield stack

@@ -15,19 +15,17 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from stanch.activities.notify import NotifyActivities
-from stanch.harness.ports import free_port
 from stanch.models.config import ConfigError
 from stanch.stores.page_file import read_pages
 from stanch.stores.policy import PolicySource, load_config
 from stanch.workflows.incident import IncidentWorkflow
 from tests.support.pages import page
 from tests.support.plans import REMEDIATION, policy_file
-from tests.support.stack import Stack, gateway_at
+from tests.support.stack import Stack, running_stack
 from tests.support.webhooks import Answer, Receiver
 
 SECRET = "T000SECRETHOOKPATH"
@@ -243,9 +241,6 @@ async def paging_stack(
     sim: Any,
     receiver: Receiver,
 ) -> AsyncIterator[Stack]:
-    from stanch.models.settings import Settings
-    from stanch.worker import build_worker
-
     channels = [
         hook(f"{receiver.url}/redirect/{SECRET}", name="moved"),
         hook(f"{receiver.url}/slack/{SECRET}", name="slack", format="slack"),
@@ -253,18 +248,8 @@ async def paging_stack(
         file_channel(tmp_path / "pages.jsonl"),
     ]
     config = policy_file(tmp_path, **REMEDIATION, channels=channels)
-    token = "h3-intake-token-" + "x" * 24
-    port = free_port()
-    settings = Settings(
-        temporal_address=dev_env.client.service_client.config.target_host,
-        task_queue=task_queue,
-        config=config,
-        alert_token=SecretStr(token),
-        state_dir=tmp_path,
-        gateway_url=f"http://127.0.0.1:{port}",
-    )
-    async with build_worker(dev_env.client, settings, azure), gateway_at(settings, port) as url:
-        yield Stack(dev_env.client, url, token, task_queue, config, tmp_path / "pages.jsonl", sim)
+    async with running_stack(dev_env, tmp_path, task_queue, config, azure, sim) as stack:
+        yield stack
 
 
 HOSTILE_RULE = "<!channel> cpu <https://evil.example|Ack here> [Ack](https://evil.example) & co"

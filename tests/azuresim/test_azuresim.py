@@ -15,6 +15,7 @@ import pytest
 
 from stanch.azuresim.admin import SimAdmin, trusting
 from stanch.harness.ports import free_port
+from stanch.harness.waiting import wait_until
 from tests.support.estate import RG, SUB, VM1, WORLD
 
 AUTH = {"Authorization": "Bearer anything"}
@@ -91,8 +92,15 @@ def test_vm_power_operations_are_asynchronous(sim):
         assert http.get(status_url).json()["status"] == "InProgress"
         view = http.get(f"{VM1}/instanceView", params={"api-version": "2026-04-01"}).json()
         assert "PowerState/deallocating" in [s["code"] for s in view["statuses"]]
-        time.sleep(0.35)
-        assert http.get(status_url).json()["status"] == "Succeeded"
+        # The operation takes the world's operation_seconds; poll as the SDK does.
+        states: list[str] = []
+
+        def finished() -> bool:
+            states.append(http.get(status_url).json()["status"])
+            return states[-1] != "InProgress"
+
+        wait_until(finished, 10, "the deallocation to finish")
+        assert states[-1] == "Succeeded", states
         view = http.get(f"{VM1}/instanceView", params={"api-version": "2026-04-01"}).json()
         assert "PowerState/deallocated" in [s["code"] for s in view["statuses"]]
 

@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -41,7 +40,7 @@ from stanch.stores.policy import load_config
 from stanch.stores.toggles import ToggleStore
 from tests.support.alerts import unique_alert
 from tests.support.plans import policy_file
-from tests.support.stack import gateway_at
+from tests.support.stack import gateway_at, stack_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 VM_ALERT = ROOT / "examples" / "demo" / "vm-web-1-unavailable.json"
@@ -111,7 +110,6 @@ class DevLike:
 async def dev_like(
     dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, azure: Any
 ) -> AsyncIterator[DevLike]:
-    from stanch.models.settings import Settings
     from stanch.worker import build_worker
 
     roster = [
@@ -143,14 +141,8 @@ async def dev_like(
     credentials = state / FILE_NAME
     write_dev_credentials(credentials, provision(load_config(config), url))
     alert_token = secrets.token_urlsafe(24)
-    settings = Settings(
-        temporal_address=dev_env.client.service_client.config.target_host,
-        task_queue=task_queue,
-        config=config,
-        alert_token=SecretStr(alert_token),
-        state_dir=tmp_path,
-        gateway_url=url,
-        dev_credentials=credentials,
+    settings = stack_settings(
+        dev_env, tmp_path, task_queue, config, alert_token, port, dev_credentials=credentials
     )
     (state / "env").write_text("\n".join(env_file_lines(settings, state)) + "\n")
     (tmp_path / "config-home").mkdir()

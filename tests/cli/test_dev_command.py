@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from stanch.harness.ports import free_port
+from stanch.harness.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "alerts" / "test_action_resource_health.json"
@@ -36,9 +37,12 @@ EXPECTED_ENV = {
 
 
 class DevStack:
+    """A `stanch dev` process, its output in `<workdir>/dev.log`."""
+
     def __init__(self, workdir: Path, process: subprocess.Popen[str], ports: dict[str, int]):
         self.workdir, self.process, self.ports = workdir, process, ports
         self.state = workdir / "state"
+        self.log = workdir / "dev.log"
 
     def stanch(self, *args: str) -> subprocess.CompletedProcess[str]:
         # A fresh environment: only what `<state-dir>/env` provides.
@@ -56,10 +60,34 @@ class DevStack:
         lines = (self.state / "env").read_text().splitlines()
         return dict(line.split("=", 1) for line in lines if line)
 
+    def output(self) -> str:
+        return self.log.read_text()
 
-@pytest.fixture(scope="module")
-def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    workdir = tmp_path_factory.mktemp("dev")
+    def logged(self, message: str) -> bool:
+        """Whether a JSON log line of the stack says `message`."""
+        for line in self.output().splitlines():
+            try:
+                entry = json.loads(line) if line.startswith("{") else {}
+            except ValueError:  # a line still being written
+                continue
+            if entry.get("msg") == message:
+                return True
+        return False
+
+    def interrupt(self) -> None:
+        """Ctrl-C, as in the terminal."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_dev_stack(workdir: Path) -> DevStack:
+    """`stanch dev` on free ports with examples/demo.yaml (long timeouts, and
+    dave an admin), healthy before it is returned."""
     config = workdir / "stanch.yaml"
     shutil.copy(ROOT / "examples" / "demo.yaml", config)
     text = config.read_text().replace("timeout: 4s", "timeout: 1h")
@@ -77,53 +105,57 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
         "sim": free_port(),
         "metrics": free_port(),
     }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stanch.cli.main",
-            "dev",
-            "--state-dir",
-            str(workdir / "state"),
-            "--http-port",
-            str(ports["http"]),
-            "--temporal-port",
-            str(ports["temporal"]),
-            "--ui-port",
-            str(ports["ui"]),
-            "--sim-port",
-            str(ports["sim"]),
-            "--metrics-port",
-            str(ports["metrics"]),
-            "--config",
-            str(config),
-        ],
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with (workdir / "dev.log").open("w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "stanch.cli.main",
+                "dev",
+                "--state-dir",
+                str(workdir / "state"),
+                "--http-port",
+                str(ports["http"]),
+                "--temporal-port",
+                str(ports["temporal"]),
+                "--ui-port",
+                str(ports["ui"]),
+                "--sim-port",
+                str(ports["sim"]),
+                "--metrics-port",
+                str(ports["metrics"]),
+                "--config",
+                str(config),
+            ],
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     stack = DevStack(workdir, process, ports)
-    deadline = time.monotonic() + 90
-    while not (stack.state / "env").exists():
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        assert time.monotonic() < deadline, "stanch dev did not come up"
-        time.sleep(0.2)
-    while True:
+
+    def up() -> bool:
+        assert process.poll() is None, stack.output()
         try:
-            if httpx.get(f"http://127.0.0.1:{ports['http']}/healthz").status_code == 200:
-                break
+            return httpx.get(f"http://127.0.0.1:{ports['http']}/healthz").status_code == 200
         except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+            return False
+
+    try:
+        wait_until(lambda: (stack.state / "env").exists(), 90, "stanch dev's env file")
+        wait_until(up, 90, "stanch dev's gateway")
+    except BaseException:
+        stack.interrupt()
+        raise
+    return stack
+
+
+@pytest.fixture(scope="module")
+def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    """One `stanch dev` for the tests that only use it (the Ctrl-C test stops its own)."""
+    stack = start_dev_stack(tmp_path_factory.mktemp("dev"))
     yield stack
-    if process.poll() is None:  # a test failed before Ctrl-C was tried
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    stack.interrupt()
 
 
 def test_worker_and_gateway_serve_metrics(dev_stack: DevStack):
@@ -146,7 +178,8 @@ def test_log_level_changes_at_run_time(dev_stack: DevStack):
     assert changed.returncode == 0, changed.stderr
     refused = dev_stack.stanch("toggle", "log-level", "chatty", "--as", "dave")
     assert refused.returncode == 2 and "log-level" in refused.stderr
-    time.sleep(3)  # the stack reads the store every 2s; the Ctrl-C test reads its log
+    # The stack reads the store every 2 s, and says so when the level changes.
+    wait_until(lambda: dev_stack.logged("log level is now debug"), 30, "the stack at debug")
 
 
 def test_env_file_carries_the_public_settings(dev_stack: DevStack):
@@ -240,13 +273,21 @@ def test_dev_provisions_a_credential_per_roster_person(dev_stack: DevStack):
     assert refused.returncode == 2 and "403" in refused.stderr
 
 
-def test_ctrl_c_stops_everything_cleanly(dev_stack: DevStack):
-    dev_stack.process.send_signal(signal.SIGINT)
-    output, _ = dev_stack.process.communicate(timeout=60)
+def test_ctrl_c_stops_everything_cleanly(tmp_path: Path):
+    """Its own stack, which it stops: the other tests of this file share one."""
+    dev_stack = start_dev_stack(tmp_path)
+    try:
+        # What is in flight when Ctrl-C comes: a log level changed at run time.
+        changed = dev_stack.stanch("toggle", "log-level", "debug", "--as", "dave")
+        assert changed.returncode == 0, changed.stderr
+        wait_until(lambda: dev_stack.logged("log level is now debug"), 30, "the stack at debug")
+        dev_stack.process.send_signal(signal.SIGINT)
+        dev_stack.process.wait(timeout=60)
+    finally:
+        dev_stack.interrupt()
+    output = dev_stack.output()
     assert dev_stack.process.returncode == 0, output
     assert "stanch dev stopped" in output
-    logs = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-    assert any(entry["msg"] == "log level is now debug" for entry in logs), output[-3000:]
     assert not (dev_stack.state / "env").exists()
     assert not (dev_stack.state / "credentials.json").exists()  # valid only while it runs
     with pytest.raises(httpx.HTTPError):

@@ -20,7 +20,6 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -30,7 +29,7 @@ from stanch.harness.ports import free_port
 from tests.support.alerts import unique_alert
 from tests.support.identity_provider import IdentityProvider
 from tests.support.plans import policy_file
-from tests.support.stack import gateway_at
+from tests.support.stack import gateway_at, stack_settings
 
 APP = "api://stanch-gateway"
 CLIENT = "5e6b1f0c-0000-4000-8000-00000000c11e"  # the CLI's public client
@@ -155,20 +154,12 @@ class SignedInStack:
 async def signed_in_stack(
     dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, idp: IdentityProvider
 ) -> AsyncIterator[SignedInStack]:
-    from stanch.models.settings import Settings
     from stanch.worker import build_worker
 
     config = oidc_policy(tmp_path, idp)
     port = free_port()
     alert_token = secrets.token_urlsafe(24)
-    settings = Settings(
-        temporal_address=dev_env.client.service_client.config.target_host,
-        task_queue=task_queue,
-        config=config,
-        alert_token=SecretStr(alert_token),
-        state_dir=tmp_path,
-        gateway_url=f"http://127.0.0.1:{port}",
-    )
+    settings = stack_settings(dev_env, tmp_path, task_queue, config, alert_token, port)
     async with build_worker(dev_env.client, settings), gateway_at(settings, port) as url:
         yield SignedInStack(dev_env.client, url, alert_token, terminal(tmp_path, config, url))
 

@@ -35,14 +35,19 @@ def test_runbook_new_scaffolds_a_runbook_whose_test_passes(tmp_path: Path):
     ).stdout.split()
     copy = tmp_path / "project"
     for name in tracked:
-        if (ROOT / name).is_file():
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, copy / name)
+        source, target = ROOT / name, copy / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():
+            # stanch/<room> -> ../<room>: the copy's `stanch` must be the copy's
+            # rooms, or its new runbook would be written where nothing imports it.
+            target.symlink_to(source.readlink())
+        elif source.is_file():
+            shutil.copy2(source, target)
 
     created = stanch("runbook", "new", "disk_guard", cwd=copy)
     assert created.returncode == 0, created.stderr
     assert (copy / "runbooks" / "disk_guard.py").exists()
-    assert (copy / "tests" / "test_runbook_disk_guard.py").exists()
+    assert (copy / "tests" / "runbooks" / "test_disk_guard.py").exists()
     assert "disk_guard" in stanch("runbook", "list", cwd=copy).stdout
 
     again = stanch("runbook", "new", "disk_guard", cwd=copy)
@@ -57,7 +62,7 @@ def test_runbook_new_scaffolds_a_runbook_whose_test_passes(tmp_path: Path):
             "ruff",
             "check",
             "runbooks/disk_guard.py",
-            "tests/test_runbook_disk_guard.py",
+            "tests/runbooks/test_disk_guard.py",
         ],
         capture_output=True,
         text=True,
@@ -72,7 +77,7 @@ def test_runbook_new_scaffolds_a_runbook_whose_test_passes(tmp_path: Path):
             "-q",
             "-p",
             "no:cacheprovider",
-            "tests/test_runbook_disk_guard.py",
+            "tests/runbooks/test_disk_guard.py",
         ],
         capture_output=True,
         text=True,

@@ -30,6 +30,7 @@ from stanch.gateway.app import create_app
 from stanch.gateway.coalesce import Coalescer
 from stanch.gateway.server import _QuietServer
 from stanch.harness.ports import free_port
+from stanch.harness.waiting import eventually
 from stanch.models.alert import AlertEvent, CommonAlert, MonitorCondition
 from stanch.models.audit import AuditEntry
 from stanch.models.incident import IncidentStatus
@@ -60,15 +61,48 @@ class Recorder:
             raise self.failing[number]
         return [i * 10 for i in items]
 
+    async def sent(self, count: int) -> None:
+        """Until `count` batches have gone out (and are held, or answered)."""
+
+        async def gone() -> bool:
+            return len(self.batches) >= count
+
+        await eventually(gone, 5, f"{count} batches sent", every=0.005)
+
+
+class Arrivals:
+    """Submissions to a coalescer, each counted in the same step in which the
+    coalescer queues it: once all have arrived, all are queued, so a test
+    waits for that instead of sleeping."""
+
+    def __init__(self, coalescer: Coalescer[int, int]) -> None:
+        self.coalescer = coalescer
+        self.arrived: list[int] = []
+
+    def submit(self, key: str, item: int, size: int = 0) -> asyncio.Task[int]:
+        async def submitted() -> int:
+            answer = self.coalescer.submit(key, item, size)
+            self.arrived.append(item)  # `await` below queues it before yielding
+            return await answer
+
+        return asyncio.create_task(submitted())
+
+    async def all_in(self, count: int) -> None:
+        async def queued() -> bool:
+            return len(self.arrived) >= count
+
+        await eventually(queued, 5, f"{count} alerts queued", every=0.005)
+
 
 async def test_first_alert_goes_alone_and_later_ones_go_together_in_order():
     send = Recorder()
     send.release.clear()
     coalescer = Coalescer(send)
-    first = asyncio.create_task(coalescer.submit("fp", 0))
-    await asyncio.sleep(0)
-    rest = [asyncio.create_task(coalescer.submit("fp", i)) for i in range(1, 50)]
-    await asyncio.sleep(0.01)
+    alerts = Arrivals(coalescer)
+    first = alerts.submit("fp", 0)
+    await send.sent(1)
+    rest = [alerts.submit("fp", i) for i in range(1, 50)]
+    await alerts.all_in(50)
     assert send.batches == [("fp", [0])], "the first alert must not wait for company"
     send.release.set()
     assert await asyncio.gather(first, *rest) == [i * 10 for i in range(50)]
@@ -80,10 +114,11 @@ async def test_fingerprints_do_not_wait_for_each_other():
     send = Recorder()
     send.release.clear()
     coalescer = Coalescer(send)
-    tasks = [asyncio.create_task(coalescer.submit(f"fp{i}", i)) for i in range(3)]
-    await asyncio.sleep(0)
-    tasks += [asyncio.create_task(coalescer.submit(f"fp{i % 3}", i)) for i in range(3, 9)]
-    await asyncio.sleep(0.01)
+    alerts = Arrivals(coalescer)
+    tasks = [alerts.submit(f"fp{i}", i) for i in range(3)]
+    await send.sent(3)
+    tasks += [alerts.submit(f"fp{i % 3}", i) for i in range(3, 9)]
+    await alerts.all_in(9)
     assert sorted(send.batches) == [("fp0", [0]), ("fp1", [1]), ("fp2", [2])]
     send.release.set()
     await asyncio.gather(*tasks)
@@ -94,10 +129,11 @@ async def test_a_failed_call_fails_every_request_it_carried_and_only_those():
     send = Recorder()
     send.release.clear()
     coalescer = Coalescer(send)
-    first = asyncio.create_task(coalescer.submit("fp", 0))
-    await asyncio.sleep(0)
-    waiting = [asyncio.create_task(coalescer.submit("fp", i)) for i in range(1, 20)]
-    await asyncio.sleep(0.01)
+    alerts = Arrivals(coalescer)
+    first = alerts.submit("fp", 0)
+    await send.sent(1)
+    waiting = [alerts.submit("fp", i) for i in range(1, 20)]
+    await alerts.all_in(20)
     # The second batch (everyone who waited) fails as one.
     send.failing[2] = RuntimeError("Temporal unavailable")
     send.release.set()
@@ -146,8 +182,10 @@ async def test_stopping_the_gateway_answers_everyone_still_waiting():
     send = Recorder()
     send.release.clear()
     coalescer = Coalescer(send)
-    tasks = [asyncio.create_task(coalescer.submit("fp", i)) for i in range(5)]
-    await asyncio.sleep(0.01)
+    alerts = Arrivals(coalescer)
+    tasks = [alerts.submit("fp", i) for i in range(5)]
+    await alerts.all_in(5)
+    await send.sent(1)  # the first is in flight, the others wait behind it
     for task in asyncio.all_tasks():
         if task.get_name() == "coalesce fp":
             task.cancel()

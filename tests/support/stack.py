@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,9 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
+from stanch.activities.azure_clients import AzureClients
 from stanch.azuresim import AzureSim
+from stanch.harness.ports import free_port
 from stanch.harness.waiting import until_healthy
 from stanch.models.settings import Settings
 
@@ -55,3 +60,45 @@ async def gateway_at(settings: Settings, port: int) -> AsyncIterator[str]:
     finally:
         stop.set()
         await serving
+
+
+def stack_settings(
+    env: WorkflowEnvironment,
+    state_dir: Path,
+    task_queue: str,
+    config: Path,
+    alert_token: str,
+    port: int,
+    **more: Any,
+) -> Settings:
+    """What the worker and gateway of a test's stack run with: the dev
+    server's address, a gateway on `port`, its state under `state_dir`."""
+    return Settings(
+        temporal_address=env.client.service_client.config.target_host,
+        task_queue=task_queue,
+        config=config,
+        alert_token=SecretStr(alert_token),
+        state_dir=state_dir,
+        gateway_url=f"http://127.0.0.1:{port}",
+        **more,
+    )
+
+
+@asynccontextmanager
+async def running_stack(
+    env: WorkflowEnvironment,
+    tmp_path: Path,
+    task_queue: str,
+    config: Path,
+    azure: AzureClients,
+    sim: AzureSim,
+    token: str | None = None,
+) -> AsyncIterator[Stack]:
+    """A worker and the gateway in this process, until the block ends."""
+    from stanch.worker import build_worker
+
+    token = token or secrets.token_urlsafe(16)
+    port = free_port()
+    settings = stack_settings(env, tmp_path, task_queue, config, token, port)
+    async with build_worker(env.client, settings, azure), gateway_at(settings, port) as url:
+        yield Stack(env.client, url, token, task_queue, config, tmp_path / "pages.jsonl", sim)
