@@ -1,7 +1,7 @@
 """The names messages to stanch's workflows travel under: the workflows'
 decorators and every caller (gateway, CLI, client) use these, so a name is
 spelled once. They are part of what running incidents accept: a value here
-never changes (tests/test_replay.py replays histories that carry them).
+never changes (tests/workflows/test_replay.py replays histories that carry them).
 
 A decision's signature covers the same name (workflows/decisions.py): the
 gateway signs `IncidentUpdate.ACKNOWLEDGE` for an ack, the workflow checks it.

@@ -89,7 +89,7 @@ def test_runbook_new_scaffolds_a_runbook_whose_test_passes(tmp_path: Path):
 
 
 def test_toggle_without_a_stack_writes_nothing(tmp_path: Path):
-    """`stanch toggle` goes through the admin API (tests/test_cli_identity.py
+    """`stanch toggle` goes through the admin API (tests/cli/test_cli_identity.py
     flips the switch that way); with no stack, a typo and a declared name are
     both refused before anything is written."""
     import os

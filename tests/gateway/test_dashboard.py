@@ -1,4 +1,4 @@
-"""The dashboard over real HTTP (tests/test_browser.py drives it in Chromium):
+"""The dashboard over real HTTP (tests/gateway/test_browser.py drives it in Chromium):
 sign-in, the incident list, an incident page whose buttons follow the viewer's
 role, and the live event stream."""
 

@@ -63,7 +63,7 @@ async def test_every_sample_is_accepted_over_http(stack: Stack, path: Path):
 @pytest.fixture
 def one_signal_per_alert(monkeypatch: pytest.MonkeyPatch) -> None:
     # The storm test below is about incidents outgrowing their history. The
-    # gateway coalesces a burst into a few signals (tests/test_coalescing.py
+    # gateway coalesces a burst into a few signals (tests/gateway/test_coalescing.py
     # covers that path, continue-as-new included), so here each alert goes
     # alone, as before coalescing, and 200 alerts surely pass the limit.
     monkeypatch.setenv("STANCH_COALESCE_WINDOW_MS", "-1")

@@ -1,4 +1,4 @@
-"""Records the workflow histories replayed by tests/test_replay.py.
+"""Records the workflow histories replayed by tests/workflows/test_replay.py.
 
 Run `python -m tests.histories.record` after a deliberate, patched change to a
 workflow, and commit the new files beside the old ones: old histories must keep

@@ -10,14 +10,12 @@ the kind of tampering named, and verify itself changes nothing.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import shutil
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from stanch.harness.ports import free_port
+from stanch.harness.waiting import eventually
 from stanch.stores.audit.chain import canonical, keyed_hash, unkeyed_hash
 from tests.support.estate import WORLD
 from tests.support.plans import API_TOKENS, REMEDIATION, policy_file
@@ -52,15 +51,6 @@ def auth(role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {API_TOKENS[role]}"}
 
 
-async def until(check: Callable[[], Any], what: str, seconds: float = 30) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if found := await check():
-            return found
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def run_an_incident(url: str, token: str) -> None:
     """The review's run, through the real gateway: alert, approval, ack, notes, resolve."""
     body = json.loads(ALERT.read_text())
@@ -74,7 +64,7 @@ async def run_an_incident(url: str, token: str) -> None:
             detail = await http.get(base, headers=auth("viewer"))
             return detail.status_code == 200 and bool(detail.json()["pending_approvals"])
 
-        await until(pending, "the runbook's approval")
+        await eventually(pending, 30, "the runbook's approval")
         approved = await http.post(
             f"{base}/approvals/isolate/approve", json={"comment": "go"}, headers=auth("approver")
         )
@@ -91,7 +81,7 @@ async def run_an_incident(url: str, token: str) -> None:
             detail = (await http.get(base, headers=auth("viewer"))).json()
             return detail["state"].get("runbook_result") is not None
 
-        await until(contained, "the runbook to finish")
+        await eventually(contained, 30, "the runbook to finish")
         resolved = await http.post(f"{base}/resolve", json={}, headers=auth("admin"))
         assert resolved.status_code == 200, resolved.text
 
@@ -125,7 +115,7 @@ async def trail(
     try:
         async with build_worker(dev_env.client, settings, azure), gateway_at(settings, port) as url:
             await run_an_incident(url, token)
-            count = await until(lambda: anchored_head(state), "a checkpoint of the head")
+            count = await eventually(lambda: anchored_head(state), 30, "a checkpoint of the head")
     finally:
         await azure.close()
         sim.stop()

@@ -1,6 +1,6 @@
 """The evidence store (stores/evidence.py): a bundle per incident and name,
 written whole and once, with the hash the audit trail records. Capturing it
-from azuresim is tests/test_runbooks.py's quarantine_vm."""
+from azuresim is tests/runbooks/test_runbooks.py's quarantine_vm."""
 
 from __future__ import annotations
 

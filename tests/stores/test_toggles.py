@@ -1,6 +1,6 @@
 """The toggle store (stores/toggles.py): the kill switch and the log level in
 one JSON file that fails closed. A runbook-level attack on it is
-tests/test_kill_switch.py; here the store alone, as the gateway and CLI use it."""
+tests/activities/test_kill_switch.py; here the store alone, as the gateway and CLI use it."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ page. Here the process's logging is configured as every stanch service does
 it, the level is switched to debug through the real toggle store and its
 follower, and real pages go to a real endpoint on loopback; every record that
 reaches the root logger (the HTTP client libraries' included) is kept and
-searched. tests/test_state_permissions.py does the same against a whole
+searched. tests/cli/test_state_permissions.py does the same against a whole
 `stanch dev` stack and its output."""
 
 from __future__ import annotations

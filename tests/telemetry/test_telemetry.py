@@ -28,28 +28,26 @@ def test_json_log_line_carries_incident_workflow_and_run_ids():
     )
 
 
-async def test_log_level_follows_the_store():
-    level = {"value": "debug"}
-    root = logging.getLogger()
-    before = root.level
-    task = asyncio.create_task(follow_log_level(lambda: level["value"], every=0.01))
-    try:
-        await asyncio.sleep(0.05)
-        assert root.level == logging.DEBUG
-        level["value"] = "error"
-        await asyncio.sleep(0.05)
-        assert root.level == logging.ERROR
-    finally:
-        task.cancel()
-        root.setLevel(before)
-
-
 async def until(check: Callable[[], bool]) -> None:
     for _ in range(1000):
         if check():
             return
         await asyncio.sleep(0.01)
     raise AssertionError("condition not met in 10 s")
+
+
+async def test_log_level_follows_the_store():
+    level = {"value": "debug"}
+    root = logging.getLogger()
+    before = root.level
+    task = asyncio.create_task(follow_log_level(lambda: level["value"], every=0.01))
+    try:
+        await until(lambda: root.level == logging.DEBUG)
+        level["value"] = "error"
+        await until(lambda: root.level == logging.ERROR)
+    finally:
+        task.cancel()
+        root.setLevel(before)
 
 
 async def test_debug_from_the_store_leaves_the_http_client_loggers_at_warning():

@@ -1,7 +1,7 @@
 """Who may decide an approval gate (workflows/approval.py), as tables: the
 roster, on call, the approver role, tiers that name people, reserved risks,
 four eyes, N-of-M, and the credential each decision needs. The same rules run
-in the runbook's update validators and signal handlers; tests/test_runbooks.py
+in the runbook's update validators and signal handlers; tests/runbooks/test_runbooks.py
 attacks them through a running workflow, here every row in microseconds."""
 
 from __future__ import annotations

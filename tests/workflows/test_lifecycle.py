@@ -1,6 +1,6 @@
 """The incident lifecycle (workflows/lifecycle.py): every decision the
 IncidentWorkflow makes, without a server. What the workflow does with them
-(timers, pages, search attributes) is tests/test_escalation.py and friends;
+(timers, pages, search attributes) is tests/workflows/test_escalation.py and friends;
 here, which transition happens, what it leaves behind, and in what order."""
 
 from __future__ import annotations

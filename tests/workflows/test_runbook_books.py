@@ -1,7 +1,7 @@
 """The runbook kit's pure books (workflows/runbook/_saga.py and
 _approval_gate.py): what a run did and what it may still undo, and what each
 approval gate was told. The kit's workflow code only schedules activities
-around them; tests/test_runbooks.py runs the whole kit."""
+around them; tests/runbooks/test_runbooks.py runs the whole kit."""
 
 from __future__ import annotations
 
