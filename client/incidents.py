@@ -162,6 +162,12 @@ async def fetch_incident(
     except RPCError as e:
         if e.status is RPCStatusCode.NOT_FOUND:
             raise NotFound(f"no incident {incident_id!r}") from None
+        if e.status is RPCStatusCode.FAILED_PRECONDITION:
+            # Its workflow task failed or timed out and is being retried (a
+            # busy worker, a deploy): a moment later it answers.
+            raise Unavailable(
+                f"incident {incident_id!r} cannot answer right now ({e.message}): retry"
+            ) from None
         if e.status in UNANSWERED:
             raise Unavailable(
                 f"incident {incident_id!r} did not answer within {wait.seconds}s: "
