@@ -281,6 +281,11 @@ class OnCall:
         except RPCError as e:
             if e.status is RPCStatusCode.NOT_FOUND:
                 raise self.problem(404, "not_found", f"no incident {incident_id!r}") from None
+            if e.status is RPCStatusCode.FAILED_PRECONDITION:
+                # Its workflow task failed or timed out and is being retried
+                # (a busy worker, a deploy): a moment later it answers.
+                busy = f"incident {incident_id!r} cannot answer right now ({e.message}): retry"
+                raise self.problem(503, "unavailable", busy) from None
             if e.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
                 silent = f"incident {incident_id!r} did not answer within {wait.seconds}s"
                 raise self.problem(

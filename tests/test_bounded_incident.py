@@ -77,7 +77,13 @@ async def open_incident(
 
 
 async def detail(stack: Stack, http: httpx.AsyncClient, incident: str) -> dict[str, Any]:
-    response = await http.get(f"{stack.url}/api/incidents/{incident}", headers=auth("viewer"))
+    """The incident's page. Right after a storm its workflow task may still be
+    retried on a loaded machine: that is a 503 to retry, never a 500."""
+    for _ in range(100):
+        response = await http.get(f"{stack.url}/api/incidents/{incident}", headers=auth("viewer"))
+        if response.status_code != 503:
+            break
+        await asyncio.sleep(0.2)
     assert response.status_code == 200, response.text
     shown: dict[str, Any] = response.json()
     return shown
