@@ -39,7 +39,7 @@ from stanch.harness.waiting import healthy
 from stanch.harness.workers import worker_polling
 from stanch.models.alert import CommonAlert
 from stanch.models.incident import IncidentStatus
-from tests.support.chaos import Scenario, chaos_trials, eventually, report, stanch_process
+from tests.support.chaos import Scenario, Summary, chaos_trials, eventually, stanch_process
 from tests.support.chaos_estate import (
     AUTO_APPROVED,
     NEEDS_APPROVAL,
@@ -63,10 +63,12 @@ from tests.support.started import Started
 pytestmark = pytest.mark.chaos
 
 
-@pytest.fixture(scope="module", autouse=True)
-def chaos_summary() -> Iterator[None]:
-    yield
-    report()
+@pytest.fixture(scope="module")
+def chaos_summary() -> Iterator[Summary]:
+    """Each scenario's line; the table is reported when the module is done."""
+    results = Summary()
+    yield results
+    results.report()
 
 
 class QuarantineChecks(Scenario):
@@ -108,8 +110,8 @@ KILL_POINTS = 5  # 0: the trial's first Azure call; k = 1..4: its k-th write arr
 
 
 class WorkerKills(QuarantineChecks):
-    def __init__(self, client: Client, estate: Estate, tmp: Path) -> None:
-        super().__init__("worker kill -9 mid-runbook")
+    def __init__(self, client: Client, estate: Estate, tmp: Path, summary: Summary) -> None:
+        super().__init__("worker kill -9 mid-runbook", summary)
         self.client, self.estate, self.tmp = client, estate, tmp
         self.interrupted = self.in_flight = 0
         self.incidents: list[str] = []
@@ -177,13 +179,13 @@ class WorkerKills(QuarantineChecks):
         await self.written_once(self.estate, trial, incident, since)
 
 
-async def run_worker_kills(client: Client, tmp: Path) -> WorkerKills:
+async def run_worker_kills(client: Client, tmp: Path, summary: Summary) -> WorkerKills:
     trials = chaos_trials()
     sim = start_chaos_sim(tmp / "azuresim", trials)
     admin = SimAdmin(sim.url, sim.ca_file)
     address = client.service_client.config.target_host
     estate = Estate(sim, admin, address, policy_file(tmp, **AUTO_APPROVED))
-    kills = WorkerKills(client, estate, tmp)
+    kills = WorkerKills(client, estate, tmp, summary)
     lanes = min(trials, MAX_LANES)
     try:
         await asyncio.gather(
@@ -204,6 +206,7 @@ async def worker_kills(
     request: pytest.FixtureRequest,
     dev_env: WorkflowEnvironment,
     tmp_path_factory: pytest.TempPathFactory,
+    chaos_summary: Summary,
 ) -> AsyncIterator[asyncio.Task[WorkerKills] | None]:
     """Scenario 1 spends most of its time idle, waiting for Temporal to time out
     the killed worker's activity (30 s). So it starts with this module and runs
@@ -212,7 +215,9 @@ async def worker_kills(
     if not any(item.name == WORKER_KILLS_TEST for item in request.session.items):
         yield None
         return
-    task = asyncio.create_task(run_worker_kills(dev_env.client, tmp_path_factory.mktemp("kills")))
+    task = asyncio.create_task(
+        run_worker_kills(dev_env.client, tmp_path_factory.mktemp("kills"), chaos_summary)
+    )
     try:
         yield task
     finally:
@@ -246,8 +251,10 @@ class Seen:
 
 
 class ServerRestarts(QuarantineChecks):
-    def __init__(self, client: Client, server: DevServer, worker: Process, estate: Estate) -> None:
-        super().__init__("dev server restart")
+    def __init__(
+        self, client: Client, server: DevServer, worker: Process, estate: Estate, summary: Summary
+    ) -> None:
+        super().__init__("dev server restart", summary)
         self.client, self.server, self.worker, self.estate = client, server, worker, estate
         self.task_queue = estate.task_queue
         self.live: list[list[str]] = []  # incidents of the last KEEP_TRIALS trials
@@ -301,7 +308,9 @@ class ServerRestarts(QuarantineChecks):
         )
 
 
-async def test_dev_server_restart_keeps_incidents_and_pending_approvals(tmp_path: Path):
+async def test_dev_server_restart_keeps_incidents_and_pending_approvals(
+    tmp_path: Path, chaos_summary: Summary
+):
     trials = chaos_trials()
     (tmp_path / "temporal").mkdir()
     server = DevServer(tmp_path / "temporal")
@@ -315,7 +324,7 @@ async def test_dev_server_restart_keeps_incidents_and_pending_approvals(tmp_path
         await server.start()
         client = await server.connect()
         await worker.start()
-        restarts = ServerRestarts(client, server, worker, estate)
+        restarts = ServerRestarts(client, server, worker, estate, chaos_summary)
         for trial in range(trials):
             await restarts.trial(trial)
     finally:
@@ -361,8 +370,10 @@ def fault_plan(trial: int, incident: str, rng: random.Random) -> list[dict[str, 
 
 
 class FaultRounds(QuarantineChecks):
-    def __init__(self, client: Client, estate: Estate, worker: Process, started: Started) -> None:
-        super().__init__("azure 429/5xx/latency")
+    def __init__(
+        self, client: Client, estate: Estate, worker: Process, started: Started, summary: Summary
+    ) -> None:
+        super().__init__("azure 429/5xx/latency", summary)
         self.client, self.estate, self.worker, self.started = client, estate, worker, started
         self.faulted = 0
 
@@ -393,7 +404,7 @@ class FaultRounds(QuarantineChecks):
 
 
 async def test_azure_faults_for_a_while_runbooks_finish(
-    dev_env: WorkflowEnvironment, tmp_path: Path, started: Started
+    dev_env: WorkflowEnvironment, tmp_path: Path, started: Started, chaos_summary: Summary
 ):
     trials = chaos_trials()
     sim = start_chaos_sim(tmp_path / "azuresim", trials)
@@ -402,7 +413,7 @@ async def test_azure_faults_for_a_while_runbooks_finish(
     config = policy_file(tmp_path, **AUTO_APPROVED)
     estate = Estate(sim, admin, address, config, f"chaos-faults-{uuid.uuid4().hex[:6]}")
     worker = stanch_process("worker", tmp_path, ["worker"], **estate.settings())
-    rounds = FaultRounds(dev_env.client, estate, worker, started)
+    rounds = FaultRounds(dev_env.client, estate, worker, started, chaos_summary)
     try:
         await worker.start()
         # Faults armed before the worker polls would be cleared before any call.
@@ -434,9 +445,15 @@ class GatewayLoad(Scenario):
     it gets its 202, while the gateway process is SIGKILLed and started again."""
 
     def __init__(
-        self, client: Client, gateway: Process, url: str, token: str, started: Started
+        self,
+        client: Client,
+        gateway: Process,
+        url: str,
+        token: str,
+        started: Started,
+        summary: Summary,
     ) -> None:
-        super().__init__("gateway kill -9 under load")
+        super().__init__("gateway kill -9 under load", summary)
         self.client, self.gateway, self.url, self.token = client, gateway, url, token
         self.started = started
         self.retried = self.cut = 0
@@ -511,7 +528,11 @@ class GatewayLoad(Scenario):
 
 
 async def test_gateway_killed_under_load_loses_no_accepted_alert(
-    dev_env: WorkflowEnvironment, tmp_path: Path, sim: AzureSim, started: Started
+    dev_env: WorkflowEnvironment,
+    tmp_path: Path,
+    sim: AzureSim,
+    started: Started,
+    chaos_summary: Summary,
 ):
     trials = chaos_trials()
     address = dev_env.client.service_client.config.target_host
@@ -524,7 +545,8 @@ async def test_gateway_killed_under_load_loses_no_accepted_alert(
     gateway = stanch_process(
         "gateway", tmp_path, ["gateway", "--host", "127.0.0.1", "--port", str(port)], **settings
     )
-    load = GatewayLoad(dev_env.client, gateway, f"http://127.0.0.1:{port}", token, started)
+    url = f"http://127.0.0.1:{port}"
+    load = GatewayLoad(dev_env.client, gateway, url, token, started, chaos_summary)
     try:
         await worker.start()
         await gateway.start()

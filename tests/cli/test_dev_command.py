@@ -18,6 +18,7 @@ import pytest
 
 from stanch.harness.ports import free_port
 from stanch.harness.waiting import wait_until
+from tests.support.logs import logged
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "alerts" / "test_action_resource_health.json"
@@ -65,14 +66,7 @@ class DevStack:
 
     def logged(self, message: str) -> bool:
         """Whether a JSON log line of the stack says `message`."""
-        for line in self.output().splitlines():
-            try:
-                entry = json.loads(line) if line.startswith("{") else {}
-            except ValueError:  # a line still being written
-                continue
-            if entry.get("msg") == message:
-                return True
-        return False
+        return logged(self.log, message)
 
     def interrupt(self) -> None:
         """Ctrl-C, as in the terminal."""

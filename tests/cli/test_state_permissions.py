@@ -14,10 +14,8 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -25,7 +23,9 @@ import yaml
 
 from stanch.cli.dev import private_state_dir
 from stanch.harness.ports import free_port
-from tests.support.webhooks import Receiver, running_receiver
+from stanch.harness.waiting import wait_until
+from tests.support.logs import logged
+from tests.support.webhooks import Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 VM_ALERT = ROOT / "examples" / "demo" / "vm-web-1-unavailable.json"
@@ -33,9 +33,12 @@ SECRET = "T0DEV/B0DEV/devhookcredential"
 
 
 class Stack:
+    """A `stanch dev` process, its whole output in `<workdir>/dev.log`."""
+
     def __init__(self, workdir: Path, process: subprocess.Popen[str], receiver: Receiver):
         self.workdir, self.process, self.receiver = workdir, process, receiver
         self.state = workdir / "state"
+        self.log = workdir / "dev.log"
 
     def stanch(self, *args: str) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STANCH_")}
@@ -49,22 +52,11 @@ class Stack:
         )
 
 
-def wait_for(what: str, check: Any, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"{what}: not in {timeout:g}s"
-        time.sleep(0.2)
-    return found
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    yield from running_receiver()
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iterator[Stack]:
-    workdir = tmp_path_factory.mktemp("private")
+@pytest.fixture
+def stack(tmp_path: Path, receiver: Receiver) -> Iterator[Stack]:
+    """A stack that has run an incident at debug level: switched through the
+    admin API, paged the webhook, captured evidence."""
+    workdir = tmp_path
     policy = yaml.safe_load((ROOT / "examples" / "demo.yaml").read_text())
     policy["roster"].append({"id": "dave", "name": "Dave", "roles": ["admin"]})
     for tier in policy["escalation_policies"]["default"]["tiers"]:
@@ -79,56 +71,59 @@ def stack(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Itera
     env["H3_PAGING_ENDPOINT"] = f"{receiver.url}/{SECRET}"
     http = free_port()
     ports = [str(p) for p in (http, free_port(), free_port(), free_port(), free_port())]
-    process = subprocess.Popen(
-        [
-            *(
-                sys.executable,
-                "-m",
-                "stanch.cli.main",
-                "dev",
-                "--state-dir",
-                str(workdir / "state"),
-            ),
-            *("--http-port", ports[0], "--temporal-port", ports[1], "--ui-port", ports[2]),
-            *("--sim-port", ports[3], "--metrics-port", ports[4]),
-            *("--config", str(workdir / "stanch.yaml")),
-        ],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with (workdir / "dev.log").open("w") as log:
+        process = subprocess.Popen(
+            [
+                *(
+                    sys.executable,
+                    "-m",
+                    "stanch.cli.main",
+                    "dev",
+                    "--state-dir",
+                    str(workdir / "state"),
+                ),
+                *("--http-port", ports[0], "--temporal-port", ports[1], "--ui-port", ports[2]),
+                *("--sim-port", ports[3], "--metrics-port", ports[4]),
+                *("--config", str(workdir / "stanch.yaml")),
+            ],
+            cwd=workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     stack = Stack(workdir, process, receiver)
 
     def healthy() -> bool:
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        assert process.poll() is None, stack.log.read_text()
         try:
             return httpx.get(f"http://127.0.0.1:{http}/healthz").status_code == 200
         except httpx.HTTPError:
             return False
 
-    wait_for("stanch dev", lambda: (stack.state / "env").exists() and healthy(), timeout=120)
-    yield stack
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    try:
+        wait_until(lambda: (stack.state / "env").exists() and healthy(), 120, "stanch dev")
+        changed = stack.stanch("toggle", "log-level", "debug", "--as", "dave")
+        assert changed.returncode == 0, changed.stderr
+        sent = stack.stanch("alert", "send", str(VM_ALERT))
+        assert sent.returncode == 0, sent.stderr
+        incident = json.loads(sent.stdout)["incident_id"]
+        wait_until(lambda: stack.receiver.received, 60, "a page at the webhook")
+        evidence = stack.state / "evidence" / incident / "vm-web-1.json"
+        wait_until(evidence.exists, 60, "the evidence bundle")
+        wait_until((stack.state / "pages.jsonl").exists, 60, "the page file")
+        wait_until(lambda: logged(stack.log, "log level is now debug"), 60, "the stack at debug")
+        yield stack
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def test_every_file_in_the_state_dir_is_private(stack: Stack):
-    changed = stack.stanch("toggle", "log-level", "debug", "--as", "dave")
-    assert changed.returncode == 0, changed.stderr
-    sent = stack.stanch("alert", "send", str(VM_ALERT))
-    assert sent.returncode == 0, sent.stderr
-    incident = json.loads(sent.stdout)["incident_id"]
-    wait_for("a page at the webhook", lambda: stack.receiver.received)
-    evidence = stack.state / "evidence" / incident / "vm-web-1.json"
-    wait_for("the evidence bundle", evidence.exists)
-    wait_for("the page file", (stack.state / "pages.jsonl").exists)
-
     expected = {"alert-token", "env", "pages.jsonl", "audit.db", "temporal.db", "toggles.json"}
     assert expected <= {p.name for p in stack.state.iterdir()}
     assert stat.S_IMODE(stack.state.stat().st_mode) == 0o700
@@ -151,11 +146,12 @@ def test_the_stacks_output_carries_no_secret_at_debug_level(stack: Stack):
     tokens = [c["token"] for c in credentials["credentials"]]
     alert_token = (stack.state / "alert-token").read_text().strip()
     stack.process.send_signal(signal.SIGINT)
-    output, _ = stack.process.communicate(timeout=60)
+    stack.process.wait(timeout=60)
+    output = stack.log.read_text()
     assert stack.process.returncode == 0, output[-3000:]
 
     logs = [line for line in output.splitlines() if line.startswith("{")]
-    assert any(json.loads(line)["msg"] == "log level is now debug" for line in logs)
+    assert logged(output, "log level is now debug")
     assert SECRET not in output, "the webhook URL reached the output"
     assert not [line for line in logs if alert_token in line or any(t in line for t in tokens)]
     assert not [line for line in logs if json.loads(line)["logger"].startswith("httpx")]

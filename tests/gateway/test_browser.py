@@ -48,16 +48,16 @@ async def browser() -> AsyncIterator[Browser]:
         await launched.close()
 
 
-# What the browser said about the Content-Security-Policy: any refusal is a
-# script or style the dashboard needs that the policy blocks.
-VIOLATIONS: list[str] = []
-
-
-async def sign_in(browser: Browser, stack: Stack, role: str, **context: Any) -> Page:
+async def sign_in(
+    browser: Browser, stack: Stack, role: str, violations: list[str], **context: Any
+) -> Page:
+    """A page signed in as `role`. What the browser says about the
+    Content-Security-Policy goes to `violations`: any refusal is a script or
+    style the dashboard needs that the policy blocks."""
     page = await (await browser.new_context(**context)).new_page()
     page.on(
         "console",
-        lambda m: VIOLATIONS.append(m.text) if "Content Security Policy" in m.text else None,
+        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
     )
     await page.goto(f"{stack.url}/login")
     await page.fill("input[name=token]", API_TOKENS[role])
@@ -70,7 +70,8 @@ async def test_new_incident_appears_live_and_is_approved_from_the_page(
     stack: Stack, browser: Browser
 ):
     ARTIFACTS.mkdir(exist_ok=True)
-    page = await sign_in(browser, stack, "approver")
+    violations: list[str] = []
+    page = await sign_in(browser, stack, "approver", violations)
     await expect(page.locator("h1")).to_have_text("Open incidents")
 
     body = json.loads(DEMO_ALERT.read_text())
@@ -99,7 +100,7 @@ async def test_new_incident_appears_live_and_is_approved_from_the_page(
 
     # A viewer on a phone: the list keeps severity, incident and status; no buttons.
     phone = await sign_in(
-        browser, stack, "viewer", viewport={"width": 390, "height": 844}, is_mobile=True
+        browser, stack, "viewer", violations, viewport={"width": 390, "height": 844}, is_mobile=True
     )
     link = phone.locator(f"a[href='/incidents/{incident}']")
     await expect(link).to_be_visible()
@@ -110,5 +111,5 @@ async def test_new_incident_appears_live_and_is_approved_from_the_page(
     await phone.screenshot(path=ARTIFACTS / "dashboard-phone.png", full_page=True)
     await page.context.close()
     await phone.context.close()
-    assert VIOLATIONS == [], "the dashboard breaks its own Content-Security-Policy"
+    assert violations == [], "the dashboard breaks its own Content-Security-Policy"
     await stack.client.get_workflow_handle(workflow_id_for(incident)).terminate("test done")

@@ -189,20 +189,20 @@ async def test_an_unreachable_provider_is_asked_once_a_minute_and_never_waited_o
                 assert token not in said.text
 
 
-def broken_provider(token_answer: tuple[int, str, bytes]) -> Callable[[str, str], Answer]:
-    """Discovery works; the token endpoint answers `token_answer`."""
+def broken_provider(
+    token_answer: tuple[int, str, bytes], discovery: dict[str, str]
+) -> Callable[[str, str], Answer]:
+    """Discovery (filled in once the provider knows its URL) works; the token
+    endpoint answers `token_answer`."""
 
     def answer(method: str, target: str) -> Answer:
         if target.endswith("/.well-known/openid-configuration"):
-            return 200, "application/json", json.dumps(DISCOVERY).encode()
+            return 200, "application/json", json.dumps(discovery).encode()
         if target.startswith("/token"):
             return token_answer
         return 404, "text/plain", b"no"
 
     return answer
-
-
-DISCOVERY: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(
@@ -217,8 +217,9 @@ DISCOVERY: dict[str, str] = {}
 async def test_sign_in_when_the_token_endpoint_talks_nonsense(
     dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, token_answer: Any
 ):
-    async with Loopback(broken_provider(token_answer)) as provider:
-        DISCOVERY.update(
+    discovery: dict[str, str] = {}
+    async with Loopback(broken_provider(token_answer, discovery)) as provider:
+        discovery.update(
             issuer=provider.url,
             authorization_endpoint=f"{provider.url}/authorize",
             token_endpoint=f"{provider.url}/token",

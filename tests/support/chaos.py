@@ -55,14 +55,33 @@ class ScenarioResult:
     notes: list[str] = field(default_factory=list)
 
 
-RESULTS: dict[str, ScenarioResult] = {}
+class Summary:
+    """The chaos tests' results, one line each (the module's `chaos_summary`
+    fixture holds it and reports it when the module is done)."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, ScenarioResult] = {}
+
+    def add(self, name: str) -> ScenarioResult:
+        self.results[name] = ScenarioResult(name)
+        return self.results[name]
+
+    def report(self) -> None:
+        """Printed (visible with -s), and written to $STANCH_CHAOS_REPORT when set."""
+        if not self.results:
+            return
+        text = summary(self.results.values())
+        print("\n" + text, end="", flush=True)
+        path = os.environ.get("STANCH_CHAOS_REPORT")
+        if path:
+            Path(path).write_text(text)
 
 
 class Scenario:
     """What one chaos test found; its line in the summary table."""
 
-    def __init__(self, name: str) -> None:
-        self.result = RESULTS[name] = ScenarioResult(name)
+    def __init__(self, name: str, summary: Summary) -> None:
+        self.result = summary.add(name)
         self.problems: list[str] = []
         self._started = time.monotonic()
 
@@ -95,15 +114,3 @@ def summary(results: Iterable[ScenarioResult]) -> str:
         )
         notes += [f"  {r.scenario}: {note}" for note in r.notes]
     return "\n".join([*lines, *notes]) + "\n"
-
-
-def report() -> None:
-    """Printed at the end of the chaos tests (visible with -s), and written to
-    $STANCH_CHAOS_REPORT when set."""
-    if not RESULTS:
-        return
-    text = summary(RESULTS.values())
-    print("\n" + text, end="", flush=True)
-    path = os.environ.get("STANCH_CHAOS_REPORT")
-    if path:
-        Path(path).write_text(text)
