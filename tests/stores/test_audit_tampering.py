@@ -24,7 +24,6 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from stanch.harness.ports import free_port
@@ -32,7 +31,7 @@ from stanch.harness.waiting import eventually
 from stanch.stores.audit.chain import canonical, keyed_hash, unkeyed_hash
 from tests.support.estate import WORLD
 from tests.support.plans import API_TOKENS, REMEDIATION, policy_file
-from tests.support.stack import gateway_at
+from tests.support.stack import gateway_at, stack_settings
 
 ALERT = Path(__file__).resolve().parents[2] / "examples" / "demo" / "vm-web-1-unavailable.json"
 pytestmark = pytest.mark.devserver
@@ -100,13 +99,14 @@ async def trail(
     world.operation_seconds = 0.3
     sim = AzureSim(world, state_dir=state / "azuresim").start()
     port, token = free_port(), uuid.uuid4().hex + uuid.uuid4().hex
-    settings = Settings(
-        temporal_address=dev_env.client.service_client.config.target_host,
-        task_queue=f"tq-{uuid.uuid4()}",
-        config=policy_file(state, **REMEDIATION),
-        alert_token=SecretStr(token),
-        state_dir=state,
-        gateway_url=f"http://127.0.0.1:{port}",
+    config = policy_file(state, **REMEDIATION)
+    settings = stack_settings(
+        dev_env,
+        state,
+        f"tq-{uuid.uuid4()}",
+        config,
+        token,
+        port,
         audit_checkpoint_seconds=0.5,  # so the run's tail is anchored within the test
     )
     azure = AzureClients(
