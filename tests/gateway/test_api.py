@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 
 from stanch.client.ids import workflow_id_for
+from tests.support.incidents import settled
 from tests.support.oncall import open_vm_incident
 from tests.support.plans import API_TOKENS, auth
 from tests.support.stack import Stack
@@ -16,6 +17,7 @@ async def test_every_endpoint_and_who_may_call_it(stack: Stack):
         incident = await open_vm_incident(stack, http)
         base = f"{stack.url}/api/incidents/{incident}"
         history = stack.client.get_workflow_handle(workflow_id_for(incident))
+        await settled(history)
         before = len([e async for e in history.fetch_history_events()])
 
         assert (await http.get(f"{stack.url}/api/incidents")).status_code == 401
@@ -95,6 +97,7 @@ async def test_a_responder_cannot_approve_what_the_policy_reserves(stack: Stack)
         runbook = stack.client.get_workflow_handle(
             (await http.get(base, headers=auth("viewer"))).json()["state"]["runbook"]["workflow_id"]
         )
+        await settled(runbook)
         before = len([e async for e in runbook.fetch_history_events()])
 
         refused = await http.post(

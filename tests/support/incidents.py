@@ -9,6 +9,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from stanch.client.alerts import open_incident as signal_with_start
+from stanch.harness.waiting import eventually
 from stanch.models.alert import AlertEvent, MonitorCondition
 from stanch.models.incident import IncidentView, TimelineEntry
 from stanch.models.severity import Severity
@@ -63,3 +64,16 @@ async def view(client: Client, workflow_id: str) -> IncidentView:
 
 async def timeline(client: Client, workflow_id: str) -> list[TimelineEntry]:
     return await client.get_workflow_handle(workflow_id).query(IncidentWorkflow.timeline)
+
+
+async def settled(handle: WorkflowHandle[Any, Any], timeout: float = 20) -> None:
+    """Until the workflow has nothing in flight (no workflow task, no activity):
+    from then on only a message sent to it adds to its history. A test that
+    counts history events around a refused message waits for this first (a
+    runbook that has just reached its gate is still paging the approvers)."""
+
+    async def quiet() -> bool:
+        raw = (await handle.describe()).raw_description
+        return not raw.pending_activities and not raw.HasField("pending_workflow_task")
+
+    await eventually(quiet, timeout, f"{handle.id} settled", every=0.05)
