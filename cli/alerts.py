@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from stanch.cli.errors import Unavailable, UsageError
 from stanch.models.settings import Settings
 

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import jwt
 from pydantic import BaseModel, Field, ValidationError
+
 from stanch.cli.errors import Unavailable, UsageError
 from stanch.models.dev_credentials import FILE_NAME, DevCredentialsUnusable, read_dev_credentials
 from stanch.models.private_file import write_private

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
+
 from stanch.azuresim import AzureSim, World, load_world
 from stanch.cli.errors import UsageError
 from stanch.cli.packaged import DEFAULT_WORLD

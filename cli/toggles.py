@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, get_args
 
 from pydantic import ValidationError
+
 from stanch.cli.api_client import OnCallApi
 from stanch.cli.errors import UsageError
 from stanch.models.errors import describe_validation_error

@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
+from stanch.client.runbooks import known_runbooks
 from stanch.gateway.api import Caller, OnCall, RoleCheck
 from stanch.gateway.audit_trail import AlertAuditTrail
 from stanch.models.audit import AuditEntry
@@ -67,8 +68,8 @@ def controls_router(
     async def toggle_remediation(asked: RemediationToggle, who: Caller = admin) -> KillSwitchView:
         """Switch all remediation, or one runbook, on or off. Every runbook reads
         the switch before its next change; the change is on the audit trail."""
-        if asked.runbook is not None and asked.runbook not in _known_runbooks():
-            known = ", ".join(sorted(_known_runbooks()))
+        if asked.runbook is not None and asked.runbook not in known_runbooks():
+            known = ", ".join(sorted(known_runbooks()))
             raise problem(422, "invalid", f"runbook: no runbook {asked.runbook!r} (known: {known})")
         state = "on" if asked.enabled else "off"
         return await change(
@@ -144,14 +145,3 @@ def _by(switch: Switch) -> str:
     who = f" by {html.escape(switch.by)}" if switch.by else ""
     why = f": {html.escape(switch.reason)}" if switch.reason else ""
     return who + why + "."
-
-
-_RUNBOOKS: set[str] = set()
-
-
-def _known_runbooks() -> set[str]:
-    if not _RUNBOOKS:
-        from stanch.runbooks.registry import catalog
-
-        _RUNBOOKS.update(catalog())
-    return _RUNBOOKS
