@@ -1,5 +1,5 @@
 """People's updates through the client room, against the time-skipping server
-and a real worker: each way an update can fail comes back as one of the room's
+and a real worker (the dev server where no worker answers): each way an update can fail comes back as one of the room's
 errors (Refused in the workflow's own words, NotFound, Unavailable), and a
 refused or unanswered request changes nothing."""
 
@@ -144,18 +144,22 @@ async def test_an_unknown_incident_is_not_found_and_nothing_is_started(ts_env, t
 
 
 async def test_an_incident_no_worker_serves_is_unavailable_and_unchanged(
-    ts_env, task_queue, new_id, started
+    dev_env, task_queue, new_id, started
 ):
+    # On the dev server, not the shared time-skipping one: an update left
+    # waiting for a workflow task that never comes keeps the time-skipping
+    # server locked after the workflow is terminated, and every later test
+    # that skips time there would wait in real time.
     incident = new_id()
     handle = await open_incident(
-        started, ts_env.client, task_queue, incident
+        started, dev_env.client, task_queue, incident
     )  # no worker on this queue
-    sign = SignedAt(await ts_env.get_current_time())
+    sign = SignedAt(await dev_env.get_current_time())
     with pytest.raises(Unavailable) as read:
-        await fetch_incident(ts_env.client, incident, wait=SILENCE)
+        await fetch_incident(dev_env.client, incident, wait=SILENCE)
     with pytest.raises(Unavailable) as acted:
         await update_incident(
-            ts_env.client, incident, Acknowledge(by="alice"), sign=sign, wait=SILENCE
+            dev_env.client, incident, Acknowledge(by="alice"), sign=sign, wait=SILENCE
         )
 
     assert "did not answer" in str(read.value) and incident in str(read.value)
