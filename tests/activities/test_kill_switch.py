@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import secrets
 import signal
 import subprocess
@@ -31,6 +30,7 @@ from stanch.harness.ports import free_port
 from stanch.models.risk import Risk
 from stanch.models.runbook import RunbookOutcome, RunbookResult, StepStatus
 from stanch.models.settings import Settings
+from tests.support.cli import run_stanch
 from tests.support.estate import VM1
 from tests.support.oncall import open_vm_incident
 from tests.support.plans import auth
@@ -270,15 +270,7 @@ class DevProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def stanch(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STANCH_")}
-        return subprocess.run(
-            [sys.executable, "-m", "stanch.cli.main", "--state-dir", str(self.state), *args],
-            capture_output=True,
-            text=True,
-            cwd=self.workdir,
-            env=env,
-            timeout=60,
-        )
+        return run_stanch(self.state, self.workdir, *args)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

@@ -4,7 +4,6 @@ interface describes them: flags, `<state-dir>/env`, STANCH_* settings, exit code
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -18,6 +17,7 @@ import pytest
 
 from stanch.harness.ports import free_port
 from stanch.harness.waiting import wait_until
+from tests.support.cli import run_stanch
 from tests.support.logs import logged
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,16 +46,7 @@ class DevStack:
         self.log = workdir / "dev.log"
 
     def stanch(self, *args: str) -> subprocess.CompletedProcess[str]:
-        # A fresh environment: only what `<state-dir>/env` provides.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STANCH_")}
-        return subprocess.run(
-            [sys.executable, "-m", "stanch.cli.main", "--state-dir", str(self.state), *args],
-            capture_output=True,
-            text=True,
-            cwd=self.workdir,
-            env=env,
-            timeout=60,
-        )
+        return run_stanch(self.state, self.workdir, *args)
 
     def env(self) -> dict[str, str]:
         lines = (self.state / "env").read_text().splitlines()

@@ -24,6 +24,7 @@ import yaml
 from stanch.cli.dev import private_state_dir
 from stanch.harness.ports import free_port
 from stanch.harness.waiting import wait_until
+from tests.support.cli import run_stanch
 from tests.support.logs import logged
 from tests.support.webhooks import Receiver
 
@@ -41,15 +42,7 @@ class Stack:
         self.log = workdir / "dev.log"
 
     def stanch(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STANCH_")}
-        return subprocess.run(
-            [sys.executable, "-m", "stanch.cli.main", "--state-dir", str(self.state), *args],
-            capture_output=True,
-            text=True,
-            cwd=self.workdir,
-            env=env,
-            timeout=60,
-        )
+        return run_stanch(self.state, self.workdir, *args)
 
 
 @pytest.fixture
