@@ -1,5 +1,10 @@
 """Builds the stanch worker: every workflow and activity on one task queue.
 
+Which runbooks and extra activities it has comes from the policy it loads:
+stanch's own, installed packages' entry points (`stanch.runbooks`,
+`stanch.activities`) and the policy's `runbook_packages:`. A policy binding a
+runbook that is not loaded is refused before the worker starts.
+
 Run more of these (same settings, same task queue) to scale out; Temporal
 spreads the work. `python worker.py` uses STANCH_* settings.
 """
@@ -9,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -20,6 +24,12 @@ from stanch.activities.azure_clients import AzureClients
 from stanch.activities.compute import ComputeActivities
 from stanch.activities.detectors import DetectorActivities
 from stanch.activities.evidence import EvidenceActivities
+from stanch.activities.extensions import (
+    Activity,
+    ActivityContext,
+    extension_activities,
+    registrable,
+)
 from stanch.activities.health import HealthActivities
 from stanch.activities.locks import LockActivities
 from stanch.activities.monitor import MonitorActivities
@@ -31,8 +41,10 @@ from stanch.activities.response_plan import ResponsePlanActivities
 from stanch.activities.scopes import ScopeActivities
 from stanch.activities.toggles import ToggleActivities
 from stanch.client.connection import connect
+from stanch.client.runbooks import require_loaded_runbooks
 from stanch.client.schedules import sync_detectors
 from stanch.gateway.signing import own_public_key
+from stanch.models.config import StanchConfig
 from stanch.models.settings import Settings, load_settings
 from stanch.runbooks.registry import catalog, runbook_workflows
 from stanch.stores.audit import SqliteAuditLog
@@ -43,16 +55,39 @@ from stanch.stores.toggles import ToggleStore
 from stanch.workflows.detector import DetectorWorkflow
 from stanch.workflows.incident import IncidentWorkflow
 
-WORKFLOWS: list[type] = [IncidentWorkflow, DetectorWorkflow, *runbook_workflows()]
-Activity = Callable[..., Any]
+
+def workflows_for(packages: Sequence[str] = ()) -> list[type]:
+    """The incident, the detector and every runbook: stanch's, installed
+    packages' and those of the modules in `packages` (runbook_packages)."""
+    return [IncidentWorkflow, DetectorWorkflow, *runbook_workflows(packages)]
 
 
-def activities_for(settings: Settings, azure: AzureClients | None = None) -> list[Activity]:
+def __getattr__(name: str) -> list[type]:
+    # `WORKFLOWS`, for tests and tools that load no policy: computed on use,
+    # not at import, so importing this module never imports a team's package.
+    if name == "WORKFLOWS":
+        return workflows_for()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def worker_policy(settings: Settings) -> StanchConfig:
+    """The policy a worker starts with; ConfigError when it is invalid, binds a
+    runbook that is not loaded, or names a runbook package that will not load."""
+    return require_loaded_runbooks(load_config(settings.config), str(settings.config))
+
+
+def activities_for(
+    settings: Settings, azure: AzureClients | None = None, packages: Sequence[str] = ()
+) -> list[Activity]:
     """Every activity, wired to its stores. Without `azure`, the Azure activities
-    are left out (tests of paging and escalation need no cloud)."""
+    (stanch's and the extensions') are left out (tests of paging and escalation
+    need no cloud). `packages`: the policy's runbook_packages."""
     log = SqliteAuditLog.from_settings(settings)
-    policy = PolicySource(settings.config, log)
-    plans = ResponsePlanActivities(policy, catalog(), own_public_key(settings))
+    loaded = catalog(packages)
+    # A policy edit binding a runbook this worker did not load is refused like
+    # any invalid edit: the last valid policy stays in force.
+    policy = PolicySource(settings.config, log, runbooks=frozenset(loaded))
+    plans = ResponsePlanActivities(policy, loaded, own_public_key(settings))
     notify = NotifyActivities(policy, audit=log)
     audit = AuditActivities(log)
     postmortems = PostmortemActivities(PostmortemFolder(settings.postmortem_path))
@@ -66,9 +101,11 @@ def activities_for(settings: Settings, azure: AzureClients | None = None) -> lis
         ScopeActivities(policy).load_remediation_scopes,
         postmortems.draft_postmortem,
     ]
-    if azure is not None:
-        found += azure_activities(azure, settings)
-    return found
+    if azure is None:
+        return registrable(found, [])
+    found += azure_activities(azure, settings)
+    context = ActivityContext(azure, settings, EvidenceStore(settings.evidence_path))
+    return registrable(found, extension_activities(context, packages))
 
 
 def azure_activities(azure: AzureClients, settings: Settings) -> list[Activity]:
@@ -104,12 +141,20 @@ def azure_activities(azure: AzureClients, settings: Settings) -> list[Activity]:
     ]
 
 
-def build_worker(client: Client, settings: Settings, azure: AzureClients | None = None) -> Worker:
+def build_worker(
+    client: Client,
+    settings: Settings,
+    azure: AzureClients | None = None,
+    config: StanchConfig | None = None,
+) -> Worker:
+    """A worker for `config` (default: the policy file of `settings`, which
+    must be valid and bind only loaded runbooks)."""
+    packages = (config or worker_policy(settings)).runbook_packages
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=WORKFLOWS,
-        activities=activities_for(settings, azure),
+        workflows=workflows_for(packages),
+        activities=activities_for(settings, azure, packages),
     )
 
 
@@ -126,13 +171,13 @@ async def worker_with_azure(client: Client, settings: Settings) -> AsyncIterator
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    config = load_config(settings.config)  # refuse to start on a broken policy file
+    config = worker_policy(settings)  # refuse to start on a broken policy or an unloaded runbook
     client = await connect(settings)
     if config.detectors:
         scheduled = await sync_detectors(client, config.detectors, settings.task_queue)
         logging.getLogger("stanch.worker").info("detector schedules: %s", ", ".join(scheduled))
     azure = AzureClients(settings)
-    worker = build_worker(client, settings, azure)
+    worker = build_worker(client, settings, azure, config)
     try:
         if stop is None:
             await worker.run()

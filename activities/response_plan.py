@@ -30,6 +30,7 @@ def build_plan(
     policy = config.escalation_policies[policy_name]
     used = {name for tier in policy.tiers for name in tier.schedules}
     used |= {name for tier in config.approvals.tiers for name in tier.schedules}
+    choice, refusal = choose_runbook(config, request, catalog or {})
     return ResponsePlan(
         service=service_name,
         policy_name=policy_name,
@@ -38,7 +39,8 @@ def build_plan(
         roster=[RosterEntry(id=p.id, name=p.display, roles=p.roles) for p in config.roster],
         reopen_window=config.incident.reopen_window,
         approval=approval_plan(config, policy, trusted_keys),
-        runbook=choose_runbook(config, request, catalog or {}),
+        runbook=choice,
+        warning=refusal,
     )
 
 
@@ -69,16 +71,32 @@ def decision_keys(config: StanchConfig, trusted_keys: dict[str, str] | None) -> 
 
 def choose_runbook(
     config: StanchConfig, request: PlanRequest, catalog: dict[str, RunbookSpec]
-) -> RunbookChoice | None:
-    """The first binding in stanch.yaml whose match (or its runbook's own) fits."""
-    for binding in config.runbooks:
+) -> tuple[RunbookChoice | None, str | None]:
+    """The first binding in stanch.yaml whose match (or its runbook's own) fits,
+    and why no runbook runs when that binding's runbook is not loaded.
+
+    Refusal, never substitution: a binding whose runbook is missing ends the
+    search. Falling through would run a later binding's runbook on an alert
+    meant for another (a disk alert restarting the VM). Without a match of its
+    own the missing runbook's match is unknown, so it may be meant for any alert.
+    (Workers and `stanch config check` refuse such a policy; this is the last line.)"""
+    for i, binding in enumerate(config.runbooks):
         spec = catalog.get(binding.runbook)
         if spec is None:
-            continue  # reported by `stanch config check`; never run an unknown name
+            if binding.match is None or alert_matches(
+                binding.match, request.rule, request.targets, request.monitoring_service
+            ):
+                return None, (
+                    f"runbooks[{i}].runbook: no runbook named {binding.runbook!r} is loaded on "
+                    "this worker, so no runbook was run for this alert (later bindings are "
+                    "never tried in its place)"
+                )
+            continue
         match = binding.match or spec.matches
         if alert_matches(match, request.rule, request.targets, request.monitoring_service):
-            return RunbookChoice(name=spec.name, params=binding.params, dry_run=binding.dry_run)
-    return None
+            choice = RunbookChoice(name=spec.name, params=binding.params, dry_run=binding.dry_run)
+            return choice, None
+    return None, None
 
 
 class ResponsePlanActivities:
@@ -104,7 +122,7 @@ class ResponsePlanActivities:
             # until a human fixes it, so the incident is never dropped.
             raise ApplicationError(str(e), type="ConfigError") from None
         plan = build_plan(config, request, self._catalog, self._trusted_keys)
-        plan.warning = warning
+        plan.warning = "; ".join(w for w in (warning, plan.warning) if w) or None
         return plan
 
     @activity.defn

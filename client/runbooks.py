@@ -1,14 +1,26 @@
-"""Which runbook workflows this installation has, by name: what a kill switch
-for one runbook may name (a typo must be refused, or the switch silently
-stops nothing)."""
+"""Which runbook workflows this installation has, by name: what a binding in
+stanch.yaml and a kill switch for one runbook may name. A name nobody loaded
+must be refused: a binding to it would let the next binding's runbook run in
+its place, and a switch for it would silently stop nothing."""
 
 from __future__ import annotations
 
-from functools import cache
+from collections.abc import Sequence
+
+from stanch.models.config import ConfigError, StanchConfig
 
 
-@cache
-def known_runbooks() -> frozenset[str]:
-    from stanch.runbooks.registry import catalog  # loads every runbook module once
+def known_runbooks(packages: Sequence[str] = ()) -> frozenset[str]:
+    """stanch's own, installed packages' and the modules in `packages` (the
+    policy's runbook_packages). ConfigError when they do not load."""
+    from stanch.runbooks.registry import catalog  # imports every runbook module (once)
 
-    return frozenset(catalog())
+    return frozenset(catalog(packages))
+
+
+def require_loaded_runbooks(config: StanchConfig, source: str) -> StanchConfig:
+    """`config`, or ConfigError naming each binding to a runbook that is not loaded."""
+    problems = config.runbook_problems(known_runbooks(config.runbook_packages))
+    if problems:
+        raise ConfigError(source, problems)
+    return config

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -36,7 +37,21 @@ from stanch.models.severity import Severity
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$"  # ids and names in stanch.yaml
 _ID = NAME_PATTERN
+# An importable module: dotted Python identifiers (ASCII, as package names are).
+MODULE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 MIN_TOKEN_LENGTH = 32  # an API token must not be guessable
+
+
+def _module_name(value: str) -> str:
+    if not re.fullmatch(MODULE_NAME, value):
+        raise ValueError(
+            f"{value!r} is not a module name (dotted Python identifiers, "
+            "e.g. myteam_runbooks or myteam.runbooks)"
+        )
+    return value
+
+
+ModuleName = Annotated[str, AfterValidator(_module_name)]
 
 
 class _Strict(BaseModel):
@@ -410,9 +425,21 @@ class StanchConfig(_Strict):
     incident: IncidentSettings = Field(default_factory=IncidentSettings)
     approvals: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     runbooks: list[RunbookBinding] = Field(default_factory=list)
+    # Modules (importable on every worker and gateway) whose runbooks, and
+    # activities from their `stanch_activities(context)`, this policy may bind,
+    # beside stanch's own and installed packages' `stanch.runbooks` entry points.
+    runbook_packages: list[ModuleName] = Field(default_factory=list)
     detectors: list[Detector] = Field(default_factory=list)
     access: Access = Field(default_factory=Access)
     remediation: Remediation = Field(default_factory=Remediation)
+
+    @field_validator("runbook_packages")
+    @classmethod
+    def _listed_once(cls, value: list[str]) -> list[str]:
+        for i, name in enumerate(value):
+            if name in value[:i]:
+                raise ValueError(f"[{i}]: {name!r} is listed twice")
+        return value
 
     def person(self, person_id: str) -> Person | None:
         return next((p for p in self.roster if p.id == person_id), None)
@@ -449,13 +476,15 @@ class StanchConfig(_Strict):
                 return service
         return None
 
-    def runbook_problems(self, known: set[str]) -> list[str]:
-        """Bindings that name no runbook this installation has."""
-        names = ", ".join(sorted(known)) or "none"
+    def runbook_problems(self, loaded: Collection[str]) -> list[str]:
+        """Bindings that name no loaded runbook. Never skipped over: an alert
+        meant for that runbook would run the next binding's instead."""
+        names = ", ".join(sorted(loaded)) or "none"
         return [
-            f"runbooks[{i}].runbook: no runbook named {b.runbook!r} (known: {names})"
+            f"runbooks[{i}].runbook: no runbook named {b.runbook!r} is loaded (loaded: "
+            f"{names}; add its package to runbook_packages or install it)"
             for i, b in enumerate(self.runbooks)
-            if b.runbook not in known
+            if b.runbook not in loaded
         ]
 
     def reference_problems(self) -> list[str]:

@@ -1,40 +1,49 @@
-"""Finds every runbook in this package: the worker registers them, the response
-plan matches alerts against their specs, `stanch runbook list` shows them."""
+"""Every runbook this installation has: stanch's own, those of installed
+packages (`stanch.runbooks` entry points) and of the policy's
+`runbook_packages:` (runbooks/discovery.py finds them). The worker registers
+them, the response plan matches alerts against their specs, `stanch runbook
+list` shows them with the package and version each came from."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from typing import Any
+from collections.abc import Sequence
+from functools import cache
 
-from stanch import runbooks
 from stanch.models.runbook import RunbookSpec
+from stanch.runbooks.discovery import (
+    LoadedRunbook,
+    RunbookConflict,
+    RunbookLoadError,
+    discover,
+)
 from stanch.workflows.runbook import Runbook
 
-_SKIP = {"registry"}
+__all__ = [
+    "LoadedRunbook",
+    "RunbookConflict",
+    "RunbookLoadError",
+    "catalog",
+    "loaded_runbooks",
+    "runbook_workflows",
+]
 
 
-def runbook_workflows() -> list[type[Runbook]]:
-    found: dict[str, type[Runbook]] = {}
-    for module in pkgutil.iter_modules(runbooks.__path__):
-        if module.name in _SKIP or module.name.startswith("_"):
-            continue
-        loaded = importlib.import_module(f"stanch.runbooks.{module.name}")
-        for value in vars(loaded).values():
-            if _is_runbook(value):
-                found[value.spec.name] = value
-    return [found[name] for name in sorted(found)]
+def loaded_runbooks(packages: Sequence[str] = ()) -> list[LoadedRunbook]:
+    """Sorted by name. ConfigError (RunbookConflict, RunbookLoadError) when a
+    source will not load or two runbooks share a name."""
+    return list(_loaded(tuple(packages)))
 
 
-def catalog() -> dict[str, RunbookSpec]:
-    return {cls.spec.name: cls.spec for cls in runbook_workflows()}
+@cache
+def _loaded(packages: tuple[str, ...]) -> tuple[LoadedRunbook, ...]:
+    # Imports are once per process anyway; this spares re-reading every
+    # installed distribution's entry points on each call.
+    return tuple(discover(packages))
 
 
-def _is_runbook(value: Any) -> bool:
-    return (
-        isinstance(value, type)
-        and issubclass(value, Runbook)
-        and value is not Runbook
-        and hasattr(value, "__temporal_workflow_definition")
-        and isinstance(getattr(value, "spec", None), RunbookSpec)
-    )
+def runbook_workflows(packages: Sequence[str] = ()) -> list[type[Runbook]]:
+    return [r.workflow for r in loaded_runbooks(packages)]
+
+
+def catalog(packages: Sequence[str] = ()) -> dict[str, RunbookSpec]:
+    return {r.spec.name: r.spec for r in loaded_runbooks(packages)}

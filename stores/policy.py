@@ -8,13 +8,17 @@ lines, stores/policy_yaml.py), then the schema and its cross-references
 edits apply without a restart, but never lost to a bad edit. If someone saves
 a broken stanch.yaml while incidents are open, paging must go on: the last
 version that validated keeps being used, and the problem is reported with
-every use until the file is fixed.
+every use until the file is fixed. A version binding a runbook the worker
+has not loaded (`runbooks=`: the names it registered) is such a broken edit:
+run as it stands, an alert meant for that runbook would run the next
+binding's instead.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Collection
 from pathlib import Path
 
 import yaml
@@ -51,16 +55,26 @@ def load_config(path: str | Path) -> StanchConfig:
 
 
 class PolicySource:
-    def __init__(self, path: Path, audit: AuditLog | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        audit: AuditLog | None = None,
+        runbooks: Collection[str] | None = None,
+    ) -> None:
+        """`runbooks`: the runbooks this process loaded; None checks no binding."""
         self.path = path
         self._last_good: StanchConfig | None = None
         self._audit = audit
         self._seen_version: str | None = None
+        self._runbooks = runbooks
 
     def current(self) -> tuple[StanchConfig, str | None]:
         """The config to act on, and a warning when it is not the file on disk."""
         try:
-            self._last_good = load_config(self.path)
+            config = load_config(self.path)
+            if self._runbooks is not None and (problems := config.runbook_problems(self._runbooks)):
+                raise ConfigError(str(self.path), problems)
+            self._last_good = config
             self._record_version()
             return self._last_good, None
         except ConfigError as e:
