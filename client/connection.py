@@ -1,17 +1,25 @@
 """One way to reach Temporal, shared by the worker, the gateway and the CLI, so
-TLS, API keys and the pydantic data converter are set the same everywhere."""
+TLS, API keys and the data converter (pydantic, and payload encryption when
+keys are set) are the same everywhere."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Sequence
 
 from temporalio.client import Client, Plugin
 from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
+from stanch.client.codec import PayloadEncryption
+from stanch.client.payload_keys import PayloadKeys, read_payload_keys
 from stanch.models.settings import Settings
+
+log = logging.getLogger("stanch.encryption")
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:
@@ -46,10 +54,48 @@ async def connect(settings: Settings, plugins: Sequence[Plugin] | None = None) -
         api_key=(
             settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
         ),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
         plugins=list(plugins),
         runtime=runtime,
     )
+
+
+def payload_keys(settings: Settings) -> PayloadKeys | None:
+    """The payload keys of STANCH_PAYLOAD_KEYS_FILE, or None when it is unset."""
+    path = settings.payload_keys_file
+    return read_payload_keys(path) if path is not None else None
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """Pydantic models as JSON; with payload keys, every payload sealed (and
+    failures' messages and stack traces moved into a sealed payload too: an
+    activity's error can quote a resource or a person)."""
+    keys = payload_keys(settings)
+    if keys is None:
+        _say_once(
+            "payloads to Temporal are NOT encrypted (STANCH_PAYLOAD_KEYS_FILE is unset): "
+            "its histories hold incident data in plain text"
+        )
+        return pydantic_data_converter
+    _say_once(
+        f"payloads to Temporal are encrypted (AES-256-GCM, key {keys.active_id!r}; "
+        f"{len(keys.ids)} key(s) decrypt)"
+    )
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=PayloadEncryption(keys),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
+
+_SAID: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    """Once per process: `stanch dev` connects several clients."""
+    if message not in _SAID:
+        _SAID.add(message)
+        log.info(message)
 
 
 _TRACING = {"on": False}

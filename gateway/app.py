@@ -23,6 +23,7 @@ from stanch.client.alerts import IntakeResult
 from stanch.gateway.api import api_router
 from stanch.gateway.audit_trail import AlertAuditTrail
 from stanch.gateway.auth import presented_token, token_matches
+from stanch.gateway.codec import CODEC_PATHS, codec_router
 from stanch.gateway.controls import controls_router
 from stanch.gateway.dashboard import dashboard_router
 from stanch.gateway.identity import TokenRefused, looks_like_jwt
@@ -189,7 +190,13 @@ def create_app(
     app.include_router(api)
     app.include_router(dashboard_router(settings, oncall))
     app.include_router(controls_router(settings, oncall, audit, Problem))
-    app.add_middleware(RequestGuard, authenticate=oncall.who_is, refusal=problem_answer)
+    app.include_router(codec_router(settings, oncall, problem_answer))
+    app.add_middleware(
+        RequestGuard,
+        authenticate=oncall.who_is,
+        refusal=problem_answer,
+        own_limit=("/alerts", *CODEC_PATHS),  # each bounds its own body, after its credential
+    )
     declare_security(app)
 
     @app.get("/metrics", include_in_schema=False)

@@ -63,12 +63,21 @@ class Settings(BaseSettings):
     audit_checkpoint_every: int = Field(default=100, ge=1)
     audit_checkpoint_seconds: float = Field(default=10.0, gt=0)
     toggles_file: Path | None = None  # the remediation kill switch, read at run time
+    # PostgreSQL for what a fleet shares (audit chain, toggles, page records):
+    # `postgresql://user:password@host:port/db`; unset, the files above. A secret.
+    database_url: SecretStr | None = None
     evidence_dir: Path | None = None  # captured evidence, named by incident
     # The gateway's Ed25519 key for signing people's decisions (base64 seed or
     # PEM, or a file holding it). Workers trust its public half as well as the
     # policy's `access.decision_keys`.
     decision_key: SecretStr | None = None
     decision_key_file: Path | None = None
+    # Payload encryption (client/codec.py): a private JSON/YAML file of key id ->
+    # base64 32-byte AES key, the first one encrypting; unset: plain payloads.
+    payload_keys_file: Path | None = None
+    # Browser origins (comma-separated) of the Temporal Web UI allowed to call
+    # the gateway's /codec endpoint; unset: the origin of web_ui_url.
+    codec_cors_origins: str | None = None
 
     @property
     def audit_path(self) -> Path:
