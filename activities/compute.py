@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Any
 
 from azure.mgmt.compute.models import Sku, VirtualMachineScaleSetUpdate
@@ -11,6 +10,7 @@ from temporalio import activity
 
 from stanch.activities.azure_clients import AzureClients
 from stanch.activities.azure_errors import azure_call, keep_request_id
+from stanch.activities.heartbeats import polled
 from stanch.models.azure import (
     PowerState,
     ResourceId,
@@ -19,8 +19,6 @@ from stanch.models.azure import (
     ScaleResult,
     VmRef,
 )
-
-HEARTBEAT_EVERY = timedelta(seconds=5)
 
 
 class ComputeActivities:
@@ -94,7 +92,7 @@ class ComputeActivities:
                 polling_interval=self._azure.poll_seconds,
                 cls=keep_request_id(request_ids),
             )
-            await poller.result()
+            await polled(poller)
         return ScaleResult(
             resource_id=rid.id,
             previous=previous,
@@ -133,14 +131,6 @@ class ComputeActivities:
                 activity.logger.info("resuming the %s Azure already accepted", action)
                 kwargs["continuation_token"] = token
             poller = await begin(rid.resource_group, rid.name, **kwargs)
-            token = poller.continuation_token()
-            activity.heartbeat(token)
-            waiting = asyncio.ensure_future(poller.result())
-            try:
-                while not waiting.done():
-                    await asyncio.wait({waiting}, timeout=HEARTBEAT_EVERY.total_seconds())
-                    activity.heartbeat(token)
-                await waiting
-            finally:
-                waiting.cancel()
+            # The token is the first heartbeat, sent as soon as Azure accepted.
+            await polled(poller, poller.continuation_token())
         return await self.get_power_state(ref)

@@ -11,6 +11,7 @@ from temporalio.exceptions import ApplicationError
 
 from stanch.activities.azure_clients import AzureClients
 from stanch.activities.azure_errors import INVALID_REQUEST, azure_call
+from stanch.activities.heartbeats import heartbeating
 from stanch.models.azure import (
     KqlQuery,
     MetricPoint,
@@ -40,14 +41,15 @@ class MonitorActivities:
         logs = self._azure.logs()
         target = query.workspace_id or query.resource_id
         async with azure_call(f"query logs of {target}"):
+            # A query may run for minutes (Log Analytics allows up to 10).
             if query.workspace_id:
-                result = await logs.query_workspace(
-                    query.workspace_id, query.query, timespan=query.timespan
+                result = await heartbeating(
+                    logs.query_workspace(query.workspace_id, query.query, timespan=query.timespan)
                 )
             else:
                 assert query.resource_id is not None
-                result = await logs.query_resource(
-                    query.resource_id, query.query, timespan=query.timespan
+                result = await heartbeating(
+                    logs.query_resource(query.resource_id, query.query, timespan=query.timespan)
                 )
         if isinstance(result, LogsQueryPartialResult):
             return QueryResult(
@@ -64,13 +66,15 @@ class MonitorActivities:
         client = self._azure.metrics(query.region)
         aggregation = query.aggregation.lower()
         async with azure_call(f"read metrics {', '.join(query.names)}"):
-            results = await client.query_resources(
-                resource_ids=query.resource_ids,
-                metric_namespace=query.namespace,
-                metric_names=query.names,
-                timespan=query.timespan,
-                granularity=query.interval,
-                aggregations=[query.aggregation],
+            results = await heartbeating(
+                client.query_resources(
+                    resource_ids=query.resource_ids,
+                    metric_namespace=query.namespace,
+                    metric_names=query.names,
+                    timespan=query.timespan,
+                    granularity=query.interval,
+                    aggregations=[query.aggregation],
+                )
             )
         series = []
         # MetricsQueryResult carries no resource id: results come in request order.

@@ -25,6 +25,7 @@ from temporalio.exceptions import ApplicationError
 
 from stanch.activities.azure_clients import AzureClients
 from stanch.activities.azure_errors import INVALID_REQUEST, azure_call, keep_request_id
+from stanch.activities.heartbeats import polled
 from stanch.models.azure import (
     IsolatedNic,
     IsolationCheck,
@@ -125,7 +126,7 @@ class NetworkActivities:
                         polling_interval=self._azure.poll_seconds,
                         cls=keep_request_id(request_ids),
                     )
-                    nsg = await poller.result()
+                    nsg = await polled(poller)
             if not ours:
                 await self._put_nic_on(
                     nic, nic_rid, nsg.id, f"attach quarantine NSG to {nic_id}", request_ids
@@ -193,7 +194,7 @@ class NetworkActivities:
                 polling_interval=self._azure.poll_seconds,
                 cls=keep_request_id(request_ids),
             )
-            await poller.result()
+            await polled(poller)
 
     async def _quarantine_nsg(
         self, nic: ResourceId, nsg_name: str, required: bool
@@ -246,7 +247,7 @@ class NetworkActivities:
                     polling_interval=self._azure.poll_seconds,
                     cls=keep_request_id(request_ids),
                 )
-                await poller.result()
+                await polled(poller)
                 changed = True
         return Removal(removed=changed, request_id=request_ids[0] if request_ids else None)
 

@@ -74,7 +74,11 @@ BOOKKEEPING = RetryPolicy(
 )
 OBSERVE_TIMEOUT = timedelta(minutes=2)
 CHANGE_TIMEOUT = timedelta(minutes=10)
-HEARTBEAT = timedelta(seconds=30)
+# Azure activities heartbeat every few seconds while they wait (activities/
+# heartbeats.py): a worker that dies or is cut off mid-step is noticed within
+# this, and the step retried on another worker, not after CHANGE_TIMEOUT.
+# Replay-safe: the timeout is an option of the same ScheduleActivityTask.
+HEARTBEAT = timedelta(seconds=20)
 
 
 # Patches: each guards a change to what running runbooks do, proven by the
