@@ -24,6 +24,7 @@ from stanch.cli.errors import UsageError
 from stanch.cli.packaged import SAMPLE_POLICY, policy_path
 from stanch.cli.sim import start_sim
 from stanch.client.connection import connect
+from stanch.client.runbooks import require_loaded_runbooks
 from stanch.gateway.server import serve_gateway
 from stanch.gateway.signing import dev_decision_key
 from stanch.harness.binaries import NotInstalled
@@ -65,9 +66,11 @@ def resolve_config(option: Path | None, state_dir: Path) -> Path:
     if not path.is_file():
         raise UsageError(f"--config: no policy file at {path} (copy {SAMPLE_POLICY})")
     try:
-        load_config(path)
+        # Refused before anything starts: a binding to a runbook that is not
+        # loaded would let the next binding's runbook take its alerts.
+        require_loaded_runbooks(load_config(path), str(path))
     except ConfigError as e:
-        raise UsageError("\n".join([f"{e.source}: invalid", *e.problems])) from None
+        raise UsageError("\n".join([f"{path}: invalid", *e.problems])) from None
     return path.resolve()
 
 

@@ -141,8 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     runbook = sub.add_parser("runbook", parents=[common], help="runbooks").add_subparsers(
         dest="runbook_command", required=True
     )
-    rb_list = runbook.add_parser("list", parents=[common], help="the runbooks this install has")
+    rb_list = runbook.add_parser(
+        "list", parents=[common], help="the runbooks this install has, with package and version"
+    )
     rb_list.add_argument("--json", action="store_true")
+    rb_list.add_argument(
+        "--config", type=Path, help="also load this policy's runbook_packages (a stanch.yaml)"
+    )
     rb_new = runbook.add_parser("new", parents=[common], help="scaffold a runbook and its test")
     rb_new.add_argument("name")
 
@@ -261,10 +266,11 @@ def run(args: argparse.Namespace) -> int:
         return check_config(args.file or _policy_to_check(args.state_dir))
 
     if command == "runbook":
-        from stanch.cli.runbooks import list_runbooks, new_runbook
+        from stanch.cli.runbook_list import list_runbooks
+        from stanch.cli.runbooks import new_runbook
 
         if args.runbook_command == "list":
-            list_runbooks(args.json)
+            list_runbooks(args.json, args.config)
         else:
             for path in new_runbook(args.name):
                 print(f"created {path}")
@@ -427,10 +433,14 @@ async def _following_log_level(settings: Settings, service: Coroutine[Any, Any, 
 
 
 def _check_policy(path: Path) -> None:
+    """Refuse a policy that is invalid, or binds a runbook that is not loaded
+    here (an alert meant for it would run the next binding's runbook)."""
+    from stanch.client.runbooks import require_loaded_runbooks
+
     try:
-        load_config(path)
+        require_loaded_runbooks(load_config(path), str(path))
     except ConfigError as e:
-        raise UsageError("\n".join([f"{e.source}: invalid", *e.problems])) from None
+        raise UsageError("\n".join([f"{path}: invalid", *e.problems])) from None
 
 
 def _policy_to_check(state_dir: Path) -> Path:
@@ -447,14 +457,10 @@ def check_config(path: Path) -> int:
     stderr and leave the exit code 0. Secrets are resolved from this process's
     environment: run it where the gateway and the worker run."""
     from stanch.models.policy_checks import policy_warnings
-    from stanch.runbooks.registry import catalog
     from stanch.workflows.scope import scope_warnings
 
-    _check_policy(path)
+    _check_policy(path)  # the schema, then every binding against the runbooks loaded here
     config = load_config(path)
-    problems = config.runbook_problems(set(catalog()))
-    if problems:
-        raise UsageError("\n".join([f"{path}: invalid", *problems]))
     for warning in [*policy_warnings(config), *scope_warnings(config.remediation.scopes)]:
         print(f"{path}: warning: {warning}", file=sys.stderr)
     print(

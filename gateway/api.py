@@ -17,6 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
@@ -41,6 +42,7 @@ from stanch.client.incidents import (
     open_incidents,
     states_since,
 )
+from stanch.client.runbooks import require_loaded_runbooks
 from stanch.client.updates import decide_step, update_incident
 from stanch.gateway.auth import bearer_token
 from stanch.gateway.identity import IssuerKeys, TokenRefused, looks_like_jwt, verify_jwt
@@ -77,6 +79,7 @@ from stanch.models.response_times import ResponseTimes, response_times
 from stanch.models.runbook import ApprovalDecision, PendingApproval, RunbookView
 from stanch.models.settings import Settings
 from stanch.models.severity import Severity
+from stanch.models.stuck import StuckWorkflow
 from stanch.stores.policy import load_config
 
 WINDOW: TypeAdapter[timedelta] = TypeAdapter(Duration)
@@ -109,11 +112,19 @@ class IncidentResponse(BaseModel):
     state: IncidentState
     timeline: list[TimelineEntry]
     pending_approvals: list[PendingApproval]
+    # The incident or its runbook cannot go on (a code change broke it): what
+    # `state` says is then its last word, not its progress; decisions get 409.
+    stuck: StuckWorkflow | None = None
 
     @classmethod
     def of(cls, detail: IncidentDetail) -> IncidentResponse:
         state = detail.view.state
-        return cls(state=state, timeline=detail.timeline, pending_approvals=state.pending_approvals)
+        return cls(
+            state=state,
+            timeline=detail.timeline,
+            pending_approvals=[] if detail.stuck else state.pending_approvals,
+            stuck=detail.stuck,
+        )
 
 
 class AckBody(BaseModel):
@@ -137,6 +148,12 @@ class DecisionBody(BaseModel):
     comment: str | None = None
 
 
+def _policy(path: Path) -> StanchConfig:
+    # A binding to a runbook that is not loaded is refused here as in the
+    # worker: at start (no gateway), and as an edit (the last valid one stays).
+    return require_loaded_runbooks(load_config(path), str(path))
+
+
 class OnCall:
     """Who is calling, and the incidents they may see: shared by the API and
     the dashboard."""
@@ -148,7 +165,7 @@ class OnCall:
         problem: Callable[[int, str, str], Exception],
     ) -> None:
         self.settings, self.client, self.problem = settings, client, problem
-        self._cache: dict[str, Any] = {"policy": load_config(settings.config)}  # or no start
+        self._cache: dict[str, Any] = {"policy": _policy(settings.config)}  # or no start
         self._keys: dict[tuple[str, str | None], IssuerKeys] = {}
         self._answers: OrderedDict[tuple[Any, ...], tuple[float, Any]] = OrderedDict()
         self._flights: dict[tuple[Any, ...], asyncio.Task[Any]] = {}
@@ -163,7 +180,7 @@ class OnCall:
         try:
             stamp = self.settings.config.stat().st_mtime_ns
             if self._cache.get("stamp") != stamp:
-                self._cache["policy"] = load_config(self.settings.config)
+                self._cache["policy"] = _policy(self.settings.config)
                 self._cache["stamp"] = stamp
         except (ConfigError, OSError) as e:
             if "policy" not in self._cache:

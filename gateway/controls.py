@@ -68,8 +68,9 @@ def controls_router(
     async def toggle_remediation(asked: RemediationToggle, who: Caller = admin) -> KillSwitchView:
         """Switch all remediation, or one runbook, on or off. Every runbook reads
         the switch before its next change; the change is on the audit trail."""
-        if asked.runbook is not None and asked.runbook not in known_runbooks():
-            known = ", ".join(sorted(known_runbooks()))
+        loaded = known_runbooks(oncall.policy().runbook_packages)  # the team's too
+        if asked.runbook is not None and asked.runbook not in loaded:
+            known = ", ".join(sorted(loaded))
             raise problem(422, "invalid", f"runbook: no runbook {asked.runbook!r} (known: {known})")
         state = "on" if asked.enabled else "off"
         return await change(
