@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from stanch.azuresim.run_command import final_result, start_run_command, status_properties
 from stanch.azuresim.state import (
     PROVIDERS,
     ArmError,
@@ -313,6 +314,8 @@ def _vm_action(state: SimState, req: Request, vm_id: str, action: str) -> Respon
     vm = state.get(vm_id)
     if action == "instanceview" and req.method == "GET":
         return Response(200, _instance_view(vm))
+    if action == "runcommand" and req.method == "POST":
+        return Response(*start_run_command(state, req, vm))
     if action in _VM_ACTIONS and req.method == "POST":
         state.check_locks(vm_id, "write")
         interim, final = _VM_ACTIONS[action]
@@ -372,10 +375,11 @@ def _operation(state: SimState, req: Request, op_id: str) -> Response:
                     f"{req.query['api-version']}&monitor=true"
                 },
             )
-        return Response(200)
+        return Response(200, final_result(op))
     body: dict[str, Any] = {"name": op.id, "status": status, "startTime": _iso(op.started)}
     if status == "Succeeded":
         body["endTime"] = _iso(op.done_at)
+        body.update(status_properties(op))
     return Response(200, body)
 
 
