@@ -27,6 +27,8 @@ _CHAT_WEBHOOK = re.compile(
     r"[^\s\"'<>]*",
     re.IGNORECASE,
 )
+# A password in a URL's user info (STANCH_DATABASE_URL, a proxy URL): keep the user and host.
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/?#@\s]*:)[^@/?#\s]+(@)", re.IGNORECASE)
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|API_KEY|WEBHOOK|HOOK|PRIVATE_KEY", re.I)
 _known: tuple[str, ...] = ()  # longest first, so a URL goes whole before its path
 
@@ -56,6 +58,7 @@ def redact_environment_secrets(environ: Mapping[str, str]) -> None:
 def redact(text: str) -> str:
     text = _QUERY_SECRET.sub(rf"\1{_REDACTED}", text)
     text = _BEARER.sub(rf"\1{_REDACTED}", text)
+    text = _URL_PASSWORD.sub(rf"\1{_REDACTED}\2", text)
     text = _CHAT_WEBHOOK.sub(rf"\1/{_REDACTED}", text)
     for secret in _known:
         if secret in text:

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     # `postgresql://user:password@host:port/db`; unset, the files above. A secret.
     database_url: SecretStr | None = None
     evidence_dir: Path | None = None  # captured evidence, named by incident
+    # Evidence in a Blob container instead (`https://<account>.blob.core.windows.net/
+    # <container>`), with DefaultAzureCredential, or with this connection string
+    # to the account the URL names (a secret). See stores/blob_evidence.py.
+    evidence_url: str | None = None
+    evidence_connection_string: SecretStr | None = None
     # The gateway's Ed25519 key for signing people's decisions (base64 seed or
     # PEM, or a file holding it). Workers trust its public half as well as the
     # policy's `access.decision_keys`.

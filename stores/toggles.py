@@ -60,6 +60,11 @@ class ToggleStoreUnreadable(Exception):
         self.path, self.problem = path, problem
 
 
+class ToggleStoreUnavailable(ToggleStoreUnreadable):
+    """The store's server cannot be reached (stores/postgres/toggles.py): remediation
+    is halted until it answers again; a change cannot be made meanwhile (retry)."""
+
+
 class ToggleRefused(ValueError):
     """A change that would not pass the schema: nothing was written."""
 

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from stanch.models.audit import AuditEntry, AuditReceipt
 from stanch.models.settings import Settings
 from stanch.stores.audit.chain import GENESIS, KEYED, UNKEYED, AuditRow, canonical, keyed_hash
-from stanch.stores.audit.checkpoints import CheckpointFile
+from stanch.stores.audit.checkpoints import Checkpoint, CheckpointFile, DamagedLine
 from stanch.stores.audit.key import AuditKeyError, create_audit_key, key_id, load_audit_key
 from stanch.stores.audit.scrub import scrub
 from stanch.stores.audit.tampering import Anchor, Finding, checkpoint_findings, find_tampering
@@ -241,8 +241,20 @@ def verify_trail(
     path: Path, secret: bytes | None, checkpoints: Path, receipts: Sequence[Anchor] = ()
 ) -> list[Finding]:
     """Checks the chain against the key, the signed checkpoints and any receipts."""
-    rows = read_rows(path)
     found, damaged = CheckpointFile(checkpoints, secret).read()
+    return judge_trail(read_rows(path), found, damaged, secret, str(checkpoints), receipts)
+
+
+def judge_trail(
+    rows: Sequence[AuditRow],
+    found: Sequence[Checkpoint],
+    damaged: Sequence[DamagedLine],
+    secret: bytes | None,
+    checkpoints: str,
+    receipts: Sequence[Anchor] = (),
+) -> list[Finding]:
+    """The findings over rows and checkpoints wherever they are kept (this
+    file's SQLite and checkpoint file, or PostgreSQL: stores/postgres/audit.py)."""
     signed = [c for c in found if c.signed]
     anchors = [Anchor(c.seq, c.hash, f"checkpoint line {c.line} ({c.at})") for c in signed]
     first_keyed = next((r.seq for r in rows if r.version == KEYED), None)
