@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCK   := requirements/dev.lock
 
-.PHONY: demo test lint lock dev bench chaos chromium clean
+.PHONY: demo test lint lock dev bench chaos chromium azurite clean
 
 # The lock pins pip and setuptools too, so stanch itself installs with no index
 # and no build isolation: what builds it is what the lock says.
@@ -35,7 +35,16 @@ chromium:
 	  $$SUDO apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
 
-test: $(STAMP) chromium
+# Azurite, the Storage emulator of the Blob evidence tests, from the npm registry
+# into ~/.cache/stanch/azurite (stanch.harness.azurite); Debian's nodejs and npm first.
+azurite: $(STAMP)
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q nodejs npm; }
+	$(BIN)/python -m stanch.harness.azurite
+
+test: $(STAMP) chromium azurite
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
 # The same checks as .pre-commit-config.yaml, over the whole tree.

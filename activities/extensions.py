@@ -23,7 +23,7 @@ from temporalio import activity
 from stanch.activities.azure_clients import AzureClients
 from stanch.models.config import ConfigError
 from stanch.models.settings import Settings
-from stanch.stores.evidence import EvidenceStore
+from stanch.stores.evidence import EvidenceKeeper
 
 GROUP = "stanch.activities"
 FACTORY = "stanch_activities"  # a runbook_packages module's activities, if it has them
@@ -37,7 +37,7 @@ class ActivityContext:
 
     azure: AzureClients
     settings: Settings
-    evidence: EvidenceStore
+    evidence: EvidenceKeeper
 
 
 @dataclass(frozen=True)
