@@ -148,8 +148,27 @@ def build_parser() -> argparse.ArgumentParser:
     rb_list.add_argument(
         "--config", type=Path, help="also load this policy's runbook_packages (a stanch.yaml)"
     )
-    rb_new = runbook.add_parser("new", parents=[common], help="scaffold a runbook and its test")
+    rb_new = runbook.add_parser(
+        "new", parents=[common], help="scaffold a runbook, its tests, in a package of your own"
+    )
     rb_new.add_argument("name")
+    rb_new.add_argument(
+        "--package",
+        type=Path,
+        help="write a team package in this folder (made if missing; nothing is overwritten)",
+    )
+    rb_new.add_argument("--module", help="the package's import name (default: from the folder)")
+    rb_new.add_argument(
+        "--no-record", action="store_true", help="do not record the runbook's first history"
+    )
+    rb_record = runbook.add_parser(
+        "record", parents=[common], help="record one run of a runbook for its replay tests"
+    )
+    rb_record.add_argument("name")
+    rb_record.add_argument("--to", type=Path, required=True, help="folder of the histories")
+    rb_record.add_argument("--world", type=Path, help="azuresim world (default: the packaged one)")
+    rb_record.add_argument("--resource", help="resource id (default: the first its spec matches)")
+    rb_record.add_argument("--params", help="the runbook's params, as a JSON object")
 
     config = sub.add_parser("config", parents=[common], help="policy file").add_subparsers(
         dest="config_command", required=True
@@ -271,6 +290,17 @@ def run(args: argparse.Namespace) -> int:
 
         if args.runbook_command == "list":
             list_runbooks(args.json, args.config)
+        elif args.runbook_command == "record":
+            from stanch.cli.runbook_record import record
+
+            return record(args.name, args.to, args.world, args.resource, args.params)
+        elif args.package is not None:
+            from stanch.cli.runbook_record import record_scaffolded
+            from stanch.cli.runbooks import new_team_package
+
+            recorder = None if args.no_record else record_scaffolded
+            for path in new_team_package(args.name, args.package, args.module, recorder):
+                print(f"created {path}")
         else:
             for path in new_runbook(args.name):
                 print(f"created {path}")

@@ -1,71 +1,27 @@
-"""People's decisions in tests that talk to Temporal directly: signed with
-the test run's decision key, as the gateway would sign them.
-
-Every Settings() built in the test run reads STANCH_DECISION_KEY, so every
-worker the tests start trusts this key and every gateway signs with it."""
+"""People's decisions in tests that talk to Temporal directly: stanch.testing's
+signed decisions (importing it sets the run's STANCH_DECISION_KEY, which every
+worker the tests start trusts and every gateway signs with)."""
 
 from __future__ import annotations
 
-import os
-from datetime import datetime
-from typing import Any, TypeVar
+from stanch.testing.decisions import (
+    SIGNER,
+    TEST_DECISION_KEY,
+    approve,
+    approve_waiting,
+    as_approver,
+    decide,
+    reject,
+    signed,
+)
 
-from pydantic import BaseModel
-from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
-
-from stanch.client.updates import decide_step
-from stanch.gateway.signing import DecisionSigner, new_private_key_text, parse_private_key
-from stanch.models.config import ApiRole
-from stanch.models.decision import PersonRequest
-from stanch.models.runbook import ApprovalDecision, RunbookView
-
-TEST_DECISION_KEY = os.environ.setdefault("STANCH_DECISION_KEY", new_private_key_text())
-SIGNER = DecisionSigner(parse_private_key(TEST_DECISION_KEY))
-
-Request = TypeVar("Request", bound=PersonRequest)
-
-
-async def signed(
-    workflow_id: str,
-    action: str,
-    request: Request,
-    *,
-    env: WorkflowEnvironment | None = None,
-    role: ApiRole = ApiRole.APPROVER,
-    issued_at: datetime | None = None,
-) -> Request:
-    """`request` as the gateway would forward it for a credential of `role`.
-    Give `env` when its clock is skipped ahead of the wall clock."""
-    if issued_at is None and env is not None and env.supports_time_skipping:
-        issued_at = await env.get_current_time()
-    return SIGNER.sign(workflow_id, action, request, role, issued_at)
-
-
-async def decide(
-    handle: Any,
-    action: str,
-    request: PersonRequest,
-    *,
-    env: WorkflowEnvironment | None = None,
-    role: ApiRole = ApiRole.APPROVER,
-    result_type: type[BaseModel] | None = None,
-) -> Any:
-    """Send a signed update, the way the on-call API does."""
-    proven = await signed(handle.id, action, request, env=env, role=role)
-    return await handle.execute_update(action, proven, result_type=result_type)
-
-
-async def approve_waiting(
-    client: Client, incident: str, step: str, by: str, comment: str | None = None
-) -> RunbookView:
-    """Approve the runbook of `incident` waiting at `step`, signed for an
-    approver's credential, as the on-call API would forward it (for tests
-    that run no gateway)."""
-    decision = ApprovalDecision(step=step, by=by, comment=comment)
-    return await decide_step(client, incident, decision, approve=True, sign=as_approver)
-
-
-def as_approver(workflow_id: str, update: str, request: Request) -> Request:
-    """The client room's `sign`: what the gateway would forward for an approver."""
-    return SIGNER.sign(workflow_id, update, request, ApiRole.APPROVER)
+__all__ = [
+    "SIGNER",
+    "TEST_DECISION_KEY",
+    "approve",
+    "approve_waiting",
+    "as_approver",
+    "decide",
+    "reject",
+    "signed",
+]

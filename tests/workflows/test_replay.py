@@ -3,21 +3,14 @@ that would break running incidents fails here, and needs `workflow.patched`."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
 
+from stanch.testing.replay import recorded_histories, replay_history
 from stanch.worker import WORKFLOWS
 
-HISTORIES = sorted(
-    p
-    for p in (Path(__file__).resolve().parents[1] / "histories").glob("*.json")
-    if p.name != "workflow_ids.json"
-)
+HISTORIES = recorded_histories(Path(__file__).resolve().parents[1] / "histories")
 
 
 def test_histories_are_kept():
@@ -42,7 +35,4 @@ def test_histories_are_kept():
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_history_replays(path: Path):
-    ids = json.loads((path.parent / "workflow_ids.json").read_text())
-    history = WorkflowHistory.from_json(ids.get(path.stem, path.stem), path.read_text())
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
-    await replayer.replay_workflow(history)
+    await replay_history(path, WORKFLOWS)
