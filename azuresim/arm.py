@@ -6,21 +6,15 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from stanch.azuresim import listing
+from stanch.azuresim.api_versions import check_api_version
 from stanch.azuresim.run_command import final_result, start_run_command, status_properties
-from stanch.azuresim.state import (
-    PROVIDERS,
-    ArmError,
-    Resource,
-    SimState,
-    api_versions,
-    resource_type,
-)
-
-LOCKS_API = "2020-05-01"
+from stanch.azuresim.state import ArmError, Resource, SimState, resource_type
 
 
 @dataclass
@@ -50,14 +44,21 @@ def handle_arm(state: SimState, req: Request) -> Response:
             "MissingApiVersionParameter",
             "The api-version query parameter (?api-version=) is required for all requests.",
         )
+    version = req.query["api-version"]
     segs = req.segments
     low = [s.lower() for s in segs]
-    if len(segs) < 2 or low[0] != "subscriptions":
+    if not segs or low[0] != "subscriptions":
         raise ArmError(404, "InvalidResourceType", f"no route for {req.path}")
+    if len(segs) == 1:
+        check_api_version("Microsoft.Resources/subscriptions", version)
+        return _read(req, lambda: listing.subscriptions(state, req))
     if low[1] not in state.subscriptions:
         raise ArmError(
             404, "SubscriptionNotFound", f"The subscription '{segs[1]}' could not be found."
         )
+    if len(segs) == 2:
+        check_api_version("Microsoft.Resources/subscriptions", version)
+        return _read(req, lambda: listing.subscription(state, segs[1]))
 
     extension = _extension(low)
     if extension is not None:
@@ -65,22 +66,43 @@ def handle_arm(state: SimState, req: Request) -> Response:
         scope = "/" + "/".join(segs[:i])
         rest = segs[i + 2 :]
         if kind == "microsoft.resources" and [r.lower() for r in rest] == ["tags", "default"]:
+            check_api_version("Microsoft.Resources/tags", version)
             return _tags(state, req, scope)
         if kind == "microsoft.authorization" and rest and rest[0].lower() == "locks":
+            check_api_version("Microsoft.Authorization/locks", version)
             return _locks(state, req, scope, rest[1] if len(rest) > 1 else None)
         if kind == "microsoft.resourcehealth":
+            check_api_version("Microsoft.ResourceHealth/availabilityStatuses", version)
             return _health(state, req, scope)
 
+    if len(low) == 3 and low[2] in ("resources", "providers", "resourcegroups"):
+        check_api_version(f"Microsoft.Resources/subscriptions/{low[2]}", version)
+        if low[2] == "resources":
+            return _read(req, lambda: listing.resources(state, req, segs[1]))
+        if low[2] == "providers":
+            return _read(req, lambda: listing.providers(segs[1], req))
+        return _read(req, lambda: _group_list(state, req, segs[1]))
     if len(low) == 4 and low[2] == "providers":
-        return _provider(segs[3])
-    if len(low) >= 3 and low[2] == "resourcegroups":
-        if len(low) <= 4:
-            return _resource_groups(state, req, segs)
-        if len(low) == 5 and low[4] == "resources":
-            return _list_resources(state, segs[3])
+        check_api_version("Microsoft.Resources/subscriptions/providers", version)
+        return _read(req, lambda: listing.provider(segs[1], segs[3]))
+    if len(low) in (4, 5) and low[2] == "resourcegroups":
+        check_api_version("Microsoft.Resources/resourceGroups", version)
+        if len(low) == 4:
+            return _read(req, lambda: _group(state, segs[1], segs[3]))
+        if low[4] == "resources":
+            _group(state, segs[1], segs[3])  # 404 for a group that is not there
+            return _read(req, lambda: listing.resources(state, req, segs[1], segs[3]))
     if len(low) == 8 and low[2:4] == ["providers", "microsoft.compute"] and low[6] == "operations":
+        check_api_version("Microsoft.Compute/locations/operations", version)
         return _operation(state, req, segs[7])
     return _resource(state, req)
+
+
+def _read(req: Request, answer: Callable[[], dict[str, Any]]) -> Response:
+    """A listing or a read: GET only, as on ARM."""
+    if req.method != "GET":
+        raise ArmError(405, "MethodNotAllowed", f"{req.method} is not supported on {req.path}")
+    return Response(200, answer())
 
 
 def _extension(low: list[str]) -> tuple[int, str] | None:
@@ -95,59 +117,16 @@ def _extension(low: list[str]) -> tuple[int, str] | None:
     return None
 
 
-def _provider(namespace: str) -> Response:
-    for ns, types in PROVIDERS.items():
-        if ns.lower() == namespace.lower():
-            return Response(
-                200,
-                {
-                    "id": f"/providers/{ns}",
-                    "namespace": ns,
-                    "registrationState": "Registered",
-                    "resourceTypes": [
-                        {"resourceType": t, "locations": ["West Europe"], "apiVersions": v}
-                        for t, v in types.items()
-                    ],
-                },
-            )
-    raise ArmError(
-        404, "InvalidResourceNamespace", f"The resource namespace '{namespace}' is invalid."
-    )
+def _group(state: SimState, subscription_id: str, name: str) -> dict[str, Any]:
+    groups = listing.group_names(state, subscription_id)
+    if name.lower() not in groups:
+        raise ArmError(404, "ResourceGroupNotFound", f"Resource group '{name}' could not be found.")
+    return listing.resource_group(subscription_id, groups[name.lower()])
 
 
-def _resource_groups(state: SimState, req: Request, segs: list[str]) -> Response:
-    prefix = f"/subscriptions/{segs[1]}/resourcegroups/".lower()
-    groups: dict[str, str] = {}
-    for r in state.resources.values():
-        if r.id.lower().startswith(prefix):
-            name = r.id.split("/")[4]
-            groups.setdefault(name.lower(), name)
-
-    def body(name: str) -> dict[str, Any]:
-        return {
-            "id": f"/subscriptions/{segs[1]}/resourceGroups/{name}",
-            "name": name,
-            "type": "Microsoft.Resources/resourceGroups",
-            "location": "westeurope",
-            "properties": {"provisioningState": "Succeeded"},
-        }
-
-    if len(segs) == 4:
-        if segs[3].lower() not in groups:
-            raise ArmError(
-                404, "ResourceGroupNotFound", f"Resource group '{segs[3]}' could not be found."
-            )
-        return Response(200, body(groups[segs[3].lower()]))
-    return Response(200, {"value": [body(n) for n in groups.values()]})
-
-
-def _list_resources(state: SimState, group: str) -> Response:
-    values = [
-        r.arm_json()
-        for r in state.resources.values()
-        if r.id.split("/")[4].lower() == group.lower() and r.type.count("/") == 1
-    ]
-    return Response(200, {"value": values})
+def _group_list(state: SimState, req: Request, subscription_id: str) -> dict[str, Any]:
+    groups = listing.group_names(state, subscription_id).values()
+    return listing.page([listing.resource_group(subscription_id, n) for n in groups], req)
 
 
 # ---- generic resources ----------------------------------------------------------
@@ -167,6 +146,7 @@ def _resource(state: SimState, req: Request) -> Response:
     rtype = (resource_type(req.path) or "").lower()
     # VM actions and views: .../virtualMachines/{vm}/{action}
     if len(low) == 9 and low[5:7] == ["microsoft.compute", "virtualmachines"]:
+        check_api_version("Microsoft.Compute/virtualMachines", req.query["api-version"])
         vm_id = "/" + "/".join(segs[:8])
         return _vm_action(state, req, vm_id, low[8])
     if rtype.startswith("microsoft.network/networksecuritygroups/securityrules"):
@@ -228,15 +208,7 @@ def _check_nsg_unused(state: SimState, nsg_id: str) -> None:
 
 
 def _check_api_version(req: Request, rtype: str) -> None:
-    allowed = api_versions(rtype)
-    if req.query["api-version"] not in allowed:
-        raise ArmError(
-            400,
-            "NoRegisteredProviderFound",
-            f"No registered resource provider found for location 'westeurope' and API version "
-            f"'{req.query['api-version']}' for type '{rtype}'. The supported api-versions are "
-            f"'{', '.join(allowed)}'.",
-        )
+    check_api_version(resource_type(req.path) or rtype, req.query["api-version"])
 
 
 def _check_parent_exists(state: SimState, resource_id: str) -> None:
@@ -424,8 +396,6 @@ def _tags(state: SimState, req: Request, scope: str) -> Response:
 
 
 def _locks(state: SimState, req: Request, scope: str, name: str | None) -> Response:
-    if req.query["api-version"] != LOCKS_API:
-        _check_api_version(req, "microsoft.authorization/locks")
     state.require_scope(scope)
     if name is None:
         return Response(200, {"value": state.locks_covering(scope)})

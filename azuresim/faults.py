@@ -13,7 +13,7 @@ import re
 import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -83,11 +83,24 @@ class FaultBook:
         return None
 
 
+class JournalSink(Protocol):
+    """Where the journal is kept beyond the process (azuresim.persist)."""
+
+    def append_call(self, call: dict[str, Any]) -> None: ...
+    def clear_journal(self, seq: int) -> None: ...
+
+
 class Journal:
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        calls: list[dict[str, Any]] | None = None,
+        seq: int = 0,
+        sink: JournalSink | None = None,
+    ) -> None:
         self._lock = threading.Lock()
-        self._calls: list[dict[str, Any]] = []
-        self._seq = 0  # never reset: `since` stays meaningful across clears
+        self._calls: list[dict[str, Any]] = list(calls or [])
+        self._seq = seq  # never reset: `since` stays meaningful across clears and restarts
+        self._sink = sink
 
     def record(self, **call: Any) -> None:
         with self._lock:
@@ -95,6 +108,8 @@ class Journal:
             call["seq"] = self._seq
             call["at"] = time.time()
             self._calls.append(call)
+            if self._sink is not None:
+                self._sink.append_call(call)
 
     def calls(self, since: int = 0) -> list[dict[str, Any]]:
         with self._lock:
@@ -103,3 +118,5 @@ class Journal:
     def clear(self) -> None:
         with self._lock:
             self._calls.clear()
+            if self._sink is not None:
+                self._sink.clear_journal(self._seq)

@@ -11,9 +11,10 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from stanch.azuresim.api_versions import check_api_version
 from stanch.azuresim.arm import Request, Response
 from stanch.azuresim.state import ArmError, SimState
-from stanch.azuresim.world import Series, Table
+from stanch.azuresim.world import Series, Table, Workspace
 
 _WHERE = re.compile(r"^where\s+(\w+)\s*(==|!=|>=|<=|>|<|=~)\s*(.+)$", re.IGNORECASE)
 
@@ -27,19 +28,28 @@ def handle_logs(state: SimState, req: Request) -> Response:
     if not isinstance(query, str) or not query.strip():
         raise ArmError(400, "BadArgumentError", "The request had some invalid properties: query")
     if segs[1].lower() == "workspaces":
-        workspace = state.world.workspaces.get(segs[2]) or state.world.workspaces.get(
-            segs[2].lower()
-        )
+        workspace = _workspace(state, segs[2])
         if workspace is None:
             raise ArmError(404, "WorkspaceNotFoundError", f"Workspace {segs[2]} not found")
         tables, resource_filter = workspace.tables, None
     else:
-        # /v1/{resourceId}/query: every workspace's rows about that resource.
         resource_id = "/" + "/".join(segs[1:-1])
-        state.get(resource_id)
-        tables = {n: t for w in state.world.workspaces.values() for n, t in w.tables.items()}
-        resource_filter = resource_id.lower()
+        resource = state.get(resource_id)
+        own = _workspace(state, str(resource.properties.get("customerId") or ""))
+        if resource.type.lower() == "microsoft.operationalinsights/workspaces" and own:
+            # A workspace's own resource id: everything in it, as on Azure.
+            tables, resource_filter = own.tables, None
+        else:
+            # Any other resource: every workspace's rows about that resource.
+            tables = {n: t for w in state.world.workspaces.values() for n, t in w.tables.items()}
+            resource_filter = resource_id.lower()
     return Response(200, {"tables": [run_query(tables, query, resource_filter)]})
+
+
+def _workspace(state: SimState, workspace_id: str) -> Workspace | None:
+    """A workspace by id (its resource's customerId), in any case."""
+    wanted = workspace_id.lower()
+    return next((w for k, w in state.world.workspaces.items() if k.lower() == wanted), None)
 
 
 def run_query(tables: dict[str, Table], query: str, resource_filter: str | None) -> dict[str, Any]:
@@ -109,6 +119,7 @@ def handle_metrics_batch(state: SimState, req: Request) -> Response:
         raise ArmError(405, "MethodNotAllowed", "metrics:getBatch takes POST")
     if "api-version" not in req.query:
         raise ArmError(400, "MissingApiVersionParameter", "api-version is required")
+    check_api_version("Microsoft.Insights/metrics", req.query["api-version"])
     names = [n for n in req.query.get("metricnames", "").split(",") if n]
     if not names:
         raise ArmError(400, "BadRequest", "metricnames is required")

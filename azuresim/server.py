@@ -24,16 +24,23 @@ from typing import Any
 import trustme
 from pydantic import ValidationError
 
+from stanch.azuresim.amend import Amendment, amend
 from stanch.azuresim.arm import Request, Response, handle_arm, request_id
 from stanch.azuresim.faults import Fault, FaultBook, Journal
 from stanch.azuresim.monitor import handle_logs, handle_metrics_batch
+from stanch.azuresim.persist import RESET_HINT, CorruptEstate, EstateFiles
 from stanch.azuresim.state import ArmError, SimState
-from stanch.azuresim.world import Series, Table, Workspace, World
+from stanch.azuresim.world import World
 
 READS = ("GET", "HEAD")
 
 
 class AzureSim:
+    """azuresim. With a `state_dir`, the estate and the journal are kept there
+    (azuresim.persist) and a new AzureSim on the same directory carries on
+    from them; `reset=True` forgets them and starts from `world`. Without one,
+    everything lives in a temporary directory and goes with `stop()`."""
+
     def __init__(
         self,
         world: World,
@@ -41,21 +48,61 @@ class AzureSim:
         port: int = 0,
         state_dir: Path | None = None,
         fault_seed: int | None = None,
+        reset: bool = False,
     ) -> None:
-        self.state = SimState(world)
-        self.faults = FaultBook(fault_seed)
-        self.journal = Journal()
         self._tmp = None if state_dir else tempfile.TemporaryDirectory(prefix="azuresim-")
         directory = state_dir or Path(self._tmp.name)  # type: ignore[union-attr]
         directory.mkdir(parents=True, exist_ok=True)
-        ca = trustme.CA()
+        self._files = EstateFiles(directory) if state_dir else None
+        self._world = world.model_copy(deep=True)  # what a reset starts from
+        self.faults = FaultBook(fault_seed)
+        self.restored = False
+        if self._files is not None:
+            if reset:
+                self._files.forget()
+            saved = self._files.load_estate()
+            try:
+                self.state = SimState.restored(saved) if saved else SimState(world)
+            except (ValueError, KeyError, TypeError) as e:
+                raise CorruptEstate(
+                    f"{self._files.estate}: not a saved estate ({e!r}); {RESET_HINT}"
+                ) from None
+            self.restored = saved is not None
+            calls, seq = self._files.load_journal()
+            self.journal = Journal(calls, seq, sink=self._files)
+            self._save()
+            ca = self._files.ca()
+        else:
+            self.state = SimState(world)
+            self.journal = Journal()
+            ca = trustme.CA()
         self.ca_file = directory / "azuresim-ca.pem"
-        ca.cert_pem.write_to_path(str(self.ca_file))
+        if self._files is None:
+            ca.cert_pem.write_to_path(str(self.ca_file))
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert("localhost", "127.0.0.1", "::1").configure_cert(context)
         self._server = _TLSServer((host, port), _handler(self), context)
         self.host, self.port = host, self._server.server_address[1]
         self._thread: threading.Thread | None = None
+
+    def _save(self) -> None:
+        """Keep the estate after a change (under the state lock: one writer)."""
+        if self._files is not None:
+            with self.state.lock:
+                self._files.save_estate(self.state.saved())
+
+    def reset(self) -> None:
+        """Back to the world it started from: resources as seeded, no locks, no
+        faults, an empty journal (whose `seq` keeps counting)."""
+        with self.state.lock:
+            self.state.reseed(self._world.model_copy(deep=True))
+            self._save()
+        self.faults.clear()
+        self.journal.clear()
+
+    @property
+    def estate_file(self) -> Path | None:
+        return self._files.estate if self._files else None
 
     @property
     def url(self) -> str:
@@ -100,6 +147,8 @@ class AzureSim:
                 response.headers["Retry-After"] = str(fault.retry_after)
         else:
             response = self._route(req, headers)
+            if _is_mutation(req):
+                self._save()
             if fault is not None and fault.drop_after:
                 response = None
         self.journal.record(
@@ -147,7 +196,8 @@ class AzureSim:
                 self.journal.clear()
                 return Response(204)
             if route == ("POST", "/_admin/faults"):
-                return Response(201, self.faults.add(Fault.model_validate(req.body)).model_dump())
+                fault = Fault.model_validate(_admin_object(req))
+                return Response(201, self.faults.add(fault).model_dump())
             if route == ("GET", "/_admin/faults"):
                 return Response(200, {"faults": [f.model_dump() for f in self.faults.list()]})
             if route == ("DELETE", "/_admin/faults"):
@@ -157,32 +207,33 @@ class AzureSim:
                 with self.state.lock:
                     return Response(200, self.state.snapshot())
             if route == ("POST", "/_admin/world"):
+                amendment = Amendment.model_validate(_admin_object(req))
                 with self.state.lock:
-                    self._amend(req.body if isinstance(req.body, dict) else {})
+                    amend(self.state, amendment)
+                    self._save()
                 return Response(204)
-        except (ValidationError, ValueError, ArmError) as e:
-            return _error(400, "InvalidAdminRequest", str(e))
+            if route == ("POST", "/_admin/reset"):
+                self.reset()
+                return Response(204)
+        except ValidationError as e:
+            return _error(400, "InvalidAdminRequest", _validation_message(req.path, e))
+        except (ValueError, ArmError) as e:
+            return _error(400, "InvalidAdminRequest", f"{req.path}: {e}")
         return _error(404, "NotFound", f"no admin route {req.method} {req.path}")
 
-    def _amend(self, body: dict[str, Any]) -> None:
-        """Change the world while it runs: a resource's health or power state,
-        a metric series, a table's rows."""
-        for change in body.get("resources", []):
-            resource = self.state.get(change["id"])
-            if "health" in change:
-                resource.health = change["health"]
-                resource.health_summary = change.get("health_summary")
-                resource.health_changed = time.time()
-            if "power_state" in change:
-                resource.power_state, resource.pending = change["power_state"], None
-        for rid, metrics in (body.get("metrics") or {}).items():
-            current = self.state.world.metrics.setdefault(rid, {})
-            for name, series in metrics.items():
-                current[name] = Series.model_validate(series)
-        for wid, workspace in (body.get("workspaces") or {}).items():
-            target = self.state.world.workspaces.setdefault(wid, Workspace())
-            for name, table in (workspace.get("tables") or {}).items():
-                target.tables[name] = Table.model_validate(table)
+
+def _admin_object(req: Request) -> dict[str, Any]:
+    if not isinstance(req.body, dict):
+        kind = "no body" if req.body is None else f"a JSON {type(req.body).__name__}"
+        raise ValueError(f"the body must be a JSON object, got {kind}")
+    return req.body
+
+
+def _validation_message(path: str, error: ValidationError) -> str:
+    problems = [
+        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors()
+    ]
+    return f"{path}: " + "; ".join(problems)
 
 
 def _is_mutation(req: Request) -> bool:
@@ -229,17 +280,27 @@ def _handler(sim: AzureSim) -> type[BaseHTTPRequestHandler]:
             split = urllib.parse.urlsplit(self.path)
             path = re.sub(r"/{2,}", "/", urllib.parse.unquote(split.path)) or "/"
             query = {k.lower(): v for k, v in urllib.parse.parse_qsl(split.query)}
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                self.close_connection = True  # the body's end is unknown
+                self._send(_error(400, "InvalidRequestContent", "Content-Length is not a number."))
+                return
+            raw = self.rfile.read(length) if length > 0 else b""
             try:
                 body = json.loads(raw) if raw.strip() else None
-            except json.JSONDecodeError:
-                self._send(_error(400, "InvalidRequestContent", "The request content is not JSON."))
+            except ValueError as e:  # not JSON, or not UTF-8
+                self._send(
+                    _error(400, "InvalidRequestContent", f"The request content is not JSON: {e}.")
+                )
                 return
             host = self.headers.get("Host") or f"localhost:{sim.port}"
             req = Request(self.command, path, query, body, f"https://{host}")
             headers = {k.lower(): v for k, v in self.headers.items()}
-            response = sim.dispatch(req, headers)
+            try:
+                response = sim.dispatch(req, headers)
+            except Exception as e:  # a bug answers 500, never a dropped connection
+                response = _error(500, "InternalServerError", f"azuresim: {e!r}")
             if response is None:
                 self.close_connection = True
                 try:

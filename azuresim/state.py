@@ -8,42 +8,19 @@ consistent for the journal-based assertions tests make.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from stanch.azuresim.errors import ArmError
 from stanch.azuresim.world import SeedResource, World
 
-# api-versions ARM accepts per resource type (newest first); the SDKs' own
-# defaults are included so typed clients and get_by_id both work.
-PROVIDERS: dict[str, dict[str, list[str]]] = {
-    "Microsoft.Compute": {
-        "virtualMachines": ["2026-04-01", "2024-07-01", "2024-03-01"],
-        "virtualMachineScaleSets": ["2026-04-01", "2024-07-01"],
-        "locations/operations": ["2026-04-01", "2024-07-01"],
-    },
-    "Microsoft.Network": {
-        "networkInterfaces": ["2026-03-01", "2024-05-01"],
-        "networkSecurityGroups": ["2026-03-01", "2024-05-01"],
-        "networkSecurityGroups/securityRules": ["2026-03-01", "2024-05-01"],
-        "virtualNetworks": ["2026-03-01", "2024-05-01"],
-    },
-    "Microsoft.Storage": {"storageAccounts": ["2025-01-01", "2023-05-01"]},
-    "Microsoft.OperationalInsights": {"workspaces": ["2025-02-01", "2023-09-01"]},
-    "Microsoft.Web": {"sites": ["2024-11-01", "2023-12-01"]},
-    "Microsoft.Sql": {"servers": ["2023-08-01"], "servers/databases": ["2023-08-01"]},
-}
-DEFAULT_API_VERSIONS = ["2024-01-01"]
+__all__ = ["ArmError", "Operation", "Resource", "SimState", "resource_type"]
 
-
-class ArmError(Exception):
-    """An ARM error envelope: `{"error": {"code", "message"}}`."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+SAVED_FORMAT = 1  # of SimState.saved(); a file of another format is refused
 
 
 @dataclass
@@ -109,19 +86,13 @@ def resource_type(resource_id: str) -> str | None:
     return "/".join([tail[0], *tail[1::2]])
 
 
-def api_versions(type_: str) -> list[str]:
-    namespace, _, rest = type_.partition("/")
-    for ns, types in PROVIDERS.items():
-        if ns.lower() == namespace.lower():
-            for t, versions in types.items():
-                if t.lower() == rest.lower():
-                    return versions
-    return DEFAULT_API_VERSIONS
-
-
 class SimState:
     def __init__(self, world: World) -> None:
         self.lock = threading.RLock()
+        self.reseed(world)
+
+    def reseed(self, world: World) -> None:
+        """Start again from a world: its resources as seeded, no locks, no operations."""
         self.world = world
         self.subscriptions = {s.lower() for s in world.subscriptions}
         self.resources: dict[str, Resource] = {}
@@ -129,6 +100,45 @@ class SimState:
         self.operations: dict[str, Operation] = {}
         for seed in world.resources:
             self._seed(seed)
+
+    # ---- saving and restoring (azuresim's --state-dir) --------------------------
+
+    def saved(self) -> dict[str, Any]:
+        """Everything needed to carry on after a restart, as JSON. Pending power
+        actions and operations keep their wall-clock deadlines, so one under way
+        when the simulator stopped settles on time after it starts again."""
+        return {
+            "format": SAVED_FORMAT,
+            "world": self.world.model_dump(mode="json"),
+            "subscriptions": sorted(self.subscriptions),
+            "resources": [dataclasses.asdict(r) for r in self.resources.values()],
+            "locks": list(self.locks.values()),
+            "operations": [
+                {"kind": type(op).__name__, **dataclasses.asdict(op)}
+                for op in self.operations.values()
+            ],
+        }
+
+    @classmethod
+    def restored(cls, saved: dict[str, Any]) -> SimState:
+        """The state `saved()` wrote. Raises ValueError (or KeyError, TypeError)
+        on anything else: the caller names the file."""
+        if saved.get("format") != SAVED_FORMAT:
+            raise ValueError(f"format {saved.get('format')!r}, expected {SAVED_FORMAT}")
+        state = cls(World.model_validate(saved["world"]).model_copy(update={"resources": []}))
+        state.subscriptions = {str(s).lower() for s in saved["subscriptions"]}
+        for fields in saved["resources"]:
+            pending = fields.pop("pending", None)
+            resource = Resource(**fields, pending=tuple(pending) if pending else None)
+            state.resources[resource.id.lower()] = resource
+        for lock in saved["locks"]:
+            state.locks[lock["id"].lower()] = lock
+        kinds = {k.__name__: k for k in _operation_kinds()}
+        for fields in saved["operations"]:
+            kind = kinds[fields.pop("kind")]
+            op = kind(**fields)
+            state.operations[op.id] = op
+        return state
 
     # ---- resources ----------------------------------------------------------
 
@@ -146,6 +156,13 @@ class SimState:
                 properties["networkProfile"] = {"networkInterfaces": [{"id": nic_id}]}
                 if nic_id.lower() not in self.resources:
                     self.put(nic_id, seed.location, {}, _default_nic(nic_id))
+        if rtype == "microsoft.operationalinsights/workspaces":
+            # The id its queries answer to (`/v1/workspaces/{customerId}/query`).
+            properties.setdefault(
+                "customerId", str(uuid.uuid5(uuid.NAMESPACE_URL, seed.id.lower()))
+            )
+            properties.setdefault("sku", {"name": "PerGB2018"})
+            properties.setdefault("retentionInDays", 30)
         self.resources[seed.id.lower()] = Resource(
             id=seed.id,
             location=seed.location,
@@ -259,6 +276,14 @@ class SimState:
             ],
             "locks": list(self.locks.values()),
         }
+
+
+def _operation_kinds() -> list[type[Operation]]:
+    """Operation and its subclasses (Run Command's keeps its result)."""
+    kinds: list[type[Operation]] = [Operation]
+    for kind in kinds:
+        kinds.extend(kind.__subclasses__())
+    return kinds
 
 
 def _default_nic(nic_id: str) -> dict[str, Any]:

@@ -3,12 +3,14 @@
 ```yaml
 subscriptions: [00000000-0000-0000-0000-000000000001]
 resources:
+  - id: /subscriptions/<sub>/resourceGroups/rg/providers/Microsoft.OperationalInsights/workspaces/w
+    properties: {customerId: <workspace guid>}   # the id its queries answer to
   - id: /subscriptions/<sub>/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1
     location: westeurope
     properties: {...}          # optional; VMs, NICs and NSGs get realistic defaults
     power_state: running       # VMs only
     health: Available          # Resource Health availability state
-workspaces:
+workspaces:                    # tables by workspace id (a workspace's customerId)
   <workspace guid>:
     tables:
       Heartbeat:
@@ -66,6 +68,7 @@ class Series(_Strict):
 
 class World(_Strict):
     subscriptions: list[str] = Field(default_factory=list)
+    tenant_id: str = "00000000-0000-0000-0000-0000000000ee"  # what subscriptions report
     resources: list[SeedResource] = Field(default_factory=list)
     workspaces: dict[str, Workspace] = Field(default_factory=dict)
     metrics: dict[str, dict[str, Series]] = Field(default_factory=dict)

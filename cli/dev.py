@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from stanch.cli.errors import UsageError
 from stanch.cli.packaged import SAMPLE_POLICY, policy_path
-from stanch.cli.sim import start_sim
+from stanch.cli.sim import estate_line, start_sim
 from stanch.client.connection import connect
 from stanch.client.runbooks import require_loaded_runbooks
 from stanch.gateway.server import serve_gateway
@@ -51,6 +51,7 @@ class DevOptions:
     world: Path | None = None
     metrics_port: int = 9464
     host: str = "127.0.0.1"
+    reset_sim: bool = False  # azuresim keeps its estate in state_dir unless reset
 
 
 def resolve_config(option: Path | None, state_dir: Path) -> Path:
@@ -163,7 +164,9 @@ async def start_temporal(temporal: DevServer, settings: Settings) -> None:
 async def run_dev(options: DevOptions) -> None:
     private_state_dir(options.state_dir)
     config = resolve_config(options.config, options.state_dir)
-    sim = start_sim(options.sim_port, options.world, options.state_dir, options.host)
+    sim = start_sim(
+        options.sim_port, options.world, options.state_dir, options.host, options.reset_sim
+    )
     settings = Settings(
         temporal_address=f"{options.host}:{options.temporal_port}",
         config=config,
@@ -215,6 +218,7 @@ async def run_dev(options: DevOptions) -> None:
             f"  metrics      http://{settings.metrics_address}/metrics (worker), "
             f"{settings.gateway_url}/metrics (gateway)\n"
             f"  azuresim     {sim.url} (CA {sim.ca_file}; journal {sim.url}/_admin/journal)\n"
+            f"               estate {estate_line(sim)}\n"
             f"  policy       {config}\n"
             f"  credentials  {settings.dev_credentials} (one per roster person: "
             "stanch ack ID --as <person>)\n"

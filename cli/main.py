@@ -43,11 +43,21 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--config", type=Path, default=None)
     dev.add_argument("--metrics-port", type=int, default=9464, help="worker Prometheus metrics")
     dev.add_argument("--world", type=Path, default=None, help="azuresim world file")
+    dev.add_argument(
+        "--reset-sim",
+        action="store_true",
+        help="azuresim forgets the estate and journal kept in --state-dir",
+    )
 
     sim = sub.add_parser("sim", parents=[common], help="run azuresim, the Azure simulator")
     sim.add_argument("--port", type=int, default=8443)
     sim.add_argument(
         "--world", type=Path, default=None, help="world file (default: the packaged world)"
+    )
+    sim.add_argument(
+        "--reset",
+        action="store_true",
+        help="forget the estate and journal kept in --state-dir; start from the world",
     )
 
     sub.add_parser("worker", parents=[common], help="run a worker against STANCH_TEMPORAL_ADDRESS")
@@ -266,6 +276,7 @@ def run(args: argparse.Namespace) -> int:
             config=args.config,
             world=args.world,
             metrics_port=args.metrics_port,
+            reset_sim=args.reset_sim,
         )
         asyncio.run(run_dev(options))
         return 0
@@ -276,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
     if command == "sim":
         from stanch.cli.sim import run_sim
 
-        return run_sim(args.port, args.world, args.state_dir)
+        return run_sim(args.port, args.world, args.state_dir, reset=args.reset)
     if command == "demo":
         from stanch.cli.demo import run_demo
 
