@@ -34,10 +34,12 @@ from stanch.activities.health import HealthActivities
 from stanch.activities.locks import LockActivities
 from stanch.activities.monitor import MonitorActivities
 from stanch.activities.network import NetworkActivities
+from stanch.activities.network_rules import NetworkRuleActivities
 from stanch.activities.notify import NotifyActivities
 from stanch.activities.postmortem import PostmortemActivities
 from stanch.activities.resources import ResourceActivities
 from stanch.activities.response_plan import ResponsePlanActivities
+from stanch.activities.run_command import RunCommandActivities
 from stanch.activities.scopes import ScopeActivities
 from stanch.activities.toggles import ToggleActivities
 from stanch.client.connection import connect
@@ -117,6 +119,8 @@ def azure_activities(azure: AzureClients, settings: Settings) -> list[Activity]:
     monitor = MonitorActivities(azure)
     evidence = EvidenceActivities(resources, monitor, EvidenceStore(settings.evidence_path))
     detectors = DetectorActivities(monitor, settings)
+    network_rules = NetworkRuleActivities(azure)
+    run_command = RunCommandActivities(azure, EvidenceStore(settings.evidence_path))
     return [
         resources.get_resource,
         resources.merge_tags,
@@ -126,6 +130,10 @@ def azure_activities(azure: AzureClients, settings: Settings) -> list[Activity]:
         network.quarantine_network,
         network.release_quarantine,
         network.verify_quarantine,
+        network_rules.find_rule_targets,
+        network_rules.block_traffic,
+        network_rules.unblock_traffic,
+        run_command.run_diagnostic,
         compute.get_power_state,
         compute.restart_vm,
         compute.deallocate_vm,
