@@ -61,8 +61,9 @@ def print_incidents(rows: list[IncidentSummary], as_json: bool) -> None:
         return
     print(f"{'INCIDENT':<22} {'SEV':<5} {'STATUS':<13} {'SERVICE':<14} {'AGE':>6}  TITLE")
     for r in rows:
+        status = "STUCK" if r.stuck else r.status or "-"
         print(
-            f"{r.incident_id:<22} {r.severity or '-':<5} {r.status or '-':<13} "
+            f"{r.incident_id:<22} {r.severity or '-':<5} {status:<13} "
             f"{(r.service or '-')[:14]:<14} {age(r.opened_at):>6}  {r.title or ''}"
         )
 
@@ -73,6 +74,10 @@ def print_incident(detail: IncidentDetail, as_json: bool) -> None:
         return
     s = detail.view.state
     print(f"incident {s.incident_id}  {s.severity}  {s.status.upper()}")
+    stuck = detail.stuck
+    if stuck is not None:
+        # Said first: what follows is its last word, not its progress.
+        print(f"  {stuck.summary}")
     print(f"  title:     {s.title}")
     print(f"  service:   {s.service or '(loading)'}")
     for resource in s.resources:
@@ -94,11 +99,13 @@ def print_incident(detail: IncidentDetail, as_json: bool) -> None:
     for view in (s.runbook, s.release):
         if view is None:
             continue
-        outcome = view.outcome or "running"
+        outcome = view.outcome or (
+            "stuck" if stuck is not None and stuck.workflow_id == view.workflow_id else "running"
+        )
         print(f"  runbook:   {view.runbook} ({outcome}{', dry run' if view.dry_run else ''})")
         for step in view.steps:
             print(f"    - {step.name}: {step.status}")
-        if view.pending:
+        if view.pending and stuck is None:
             p = view.pending
             print(
                 f"  APPROVAL NEEDED: {p.step!r} ({p.risk} risk) from {p.required} of "

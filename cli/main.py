@@ -180,6 +180,28 @@ def build_parser() -> argparse.ArgumentParser:
     rb_record.add_argument("--resource", help="resource id (default: the first its spec matches)")
     rb_record.add_argument("--params", help="the runbook's params, as a JSON object")
 
+    rb_check = runbook.add_parser(
+        "check",
+        parents=[common],
+        help="replay running and recently closed workflows against this code; "
+        "name each it would break (exit 1)",
+    )
+    rb_check.add_argument(
+        "--config", type=Path, help="also load this policy's runbook_packages (a stanch.yaml)"
+    )
+    rb_check.add_argument(
+        "--runbook-module",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="workflow classes that replace those registered under the same name (repeatable)",
+    )
+    rb_check.add_argument("--closed-since", default="7d", help="closed ones too, since (7d)")
+    rb_check.add_argument(
+        "--limit", type=int, default=200, help="executions checked per workflow type (200)"
+    )
+    rb_check.add_argument("--json", action="store_true")
+
     config = sub.add_parser("config", parents=[common], help="policy file").add_subparsers(
         dest="config_command", required=True
     )
@@ -222,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     code = _main(args)
-    if args.command in CLIENT_COMMANDS:
+    if args.command in CLIENT_COMMANDS or getattr(args, "runbook_command", None) == "check":
         # The Temporal client's Rust threads can call into Python while the
         # interpreter finalizes and abort it ("PyGILState_Release"), turning
         # exit 2 into 134. Nothing is left to clean up: leave without
@@ -304,6 +326,19 @@ def run(args: argparse.Namespace) -> int:
         elif args.runbook_command == "record":
             from stanch.cli.runbook_record import record
 
+    if command == "runbook" and args.runbook_command == "check":
+        from stanch.cli.runbook_check import run_check
+
+        return asyncio.run(
+            run_check(
+                load_settings(args.state_dir),
+                config=args.config,
+                modules=args.runbook_module,
+                closed_since=args.closed_since,
+                limit=args.limit,
+                as_json=args.json,
+            )
+        )
             return record(args.name, args.to, args.world, args.resource, args.params)
         elif args.package is not None:
             from stanch.cli.runbook_record import record_scaffolded

@@ -11,22 +11,40 @@ from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
+from temporalio.api.common.v1 import WorkflowExecution as ExecutionRef
+from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 from temporalio.client import (
     Client,
     WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowQueryFailedError,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
 from stanch.client.errors import UNANSWERED, InvalidQuery, NotFound, Unavailable
 from stanch.client.ids import incident_id_of, workflow_id_for
 from stanch.client.search_attributes import INCIDENT_SERVICE, INCIDENT_SEVERITY, INCIDENT_STATUS
+from stanch.client.stuck import (
+    cannot_replay,
+    failed_task_refusal,
+    replay_probe,
+    stuck_in,
+    stuck_workflow,
+)
 from stanch.models.config import NAME_PATTERN
-from stanch.models.incident import IncidentState, IncidentStatus, IncidentView, TimelineEntry
+from stanch.models.incident import (
+    IncidentInput,
+    IncidentState,
+    IncidentStatus,
+    IncidentView,
+    TimelineEntry,
+)
 from stanch.models.severity import Severity
+from stanch.models.stuck import StuckWorkflow
 from stanch.workflows.incident import IncidentWorkflow
+from stanch.workflows.lifecycle import opened
 
 # How long a query may wait for a worker: one incident's page, and each row of
 # a listing many callers share.
@@ -49,6 +67,7 @@ class IncidentSummary(BaseModel):
     title: str | None
     opened_at: datetime | None
     running: bool
+    stuck: StuckWorkflow | None = None  # the incident or its runbook cannot go on
 
 
 class IncidentPage(BaseModel):
@@ -57,10 +76,13 @@ class IncidentPage(BaseModel):
 
 
 class IncidentDetail(BaseModel):
-    """What the incident answers: its `state` and `timeline` queries."""
+    """What the incident answers: its `state` and `timeline` queries. When
+    it or its runbook is stuck, `stuck` says which and why; a stuck incident
+    cannot answer, and `view` is then what it held when its run began."""
 
     view: IncidentView
     timeline: list[TimelineEntry]
+    stuck: StuckWorkflow | None = None
 
     @property
     def state(self) -> IncidentState:
@@ -122,8 +144,31 @@ async def list_incidents(
             raise Unavailable(f"Temporal did not answer the listing: {e.message}") from None
         raise
     rows = [await _summary(execution) for execution in listing.current_page or []]
+    await _mark_stuck(client, rows)
     following = listing.next_page_token
     return IncidentPage(incidents=rows, next_page_token=following.hex() if following else None)
+
+
+async def _mark_stuck(client: Client, rows: list[IncidentSummary]) -> None:
+    """A describe of each open incident, and of its running runbooks when it
+    has any: visibility does not know a workflow task keeps failing."""
+    asking = asyncio.Semaphore(QUERIES_AT_ONCE)
+
+    async def mark(row: IncidentSummary) -> None:
+        async with asking:
+            row.stuck = await stuck_workflow(client, row.workflow_id) or await stuck_in(
+                client, await _running_children(client, row.workflow_id)
+            )
+
+    await asyncio.gather(*(mark(row) for row in rows if row.running))
+
+
+async def _running_children(client: Client, workflow_id: str) -> list[str]:
+    try:
+        described = await client.get_workflow_handle(workflow_id).describe(rpc_timeout=LISTING_WAIT)
+    except RPCError:
+        return []
+    return [child.workflow_id for child in described.raw_description.pending_children]
 
 
 async def _summary(execution: WorkflowExecution) -> IncidentSummary:
@@ -150,18 +195,35 @@ def incident_handle(
 
 
 async def fetch_incident(
-    client: Client, incident_id: str, wait: timedelta = DETAIL_WAIT
+    client: Client, incident_id: str, wait: timedelta = DETAIL_WAIT, *, probe: bool = True
 ) -> IncidentDetail:
     """An incident's state and timeline, as its workflow answers. A query waits
     for a worker: bounded by `wait`, so an incident whose workers are all gone
-    is Unavailable, never a call that hangs."""
+    is Unavailable, never a call that hangs. A stuck incident answers with what
+    describe and its start say, and `stuck`; a running runbook of it is
+    described, and with `probe` replayed by a query (one that waits at its
+    gate fails only when woken, and would show "waiting" until then)."""
     handle = incident_handle(client, incident_id)
     try:
         view = await handle.query(IncidentWorkflow.state, rpc_timeout=wait)
         timeline = await handle.query(IncidentWorkflow.timeline, rpc_timeout=wait)
+    except WorkflowQueryFailedError as e:
+        if not cannot_replay(e.message):
+            raise Unavailable(f"incident {incident_id!r} cannot answer: {e.message}") from None
+        replayed = StuckWorkflow(
+            workflow_id=handle.id,
+            workflow_type="IncidentWorkflow",
+            reason=e.message,
+            cause="NON_DETERMINISTIC_ERROR",
+        )
+        found = await stuck_workflow(client, handle.id)
+        return await _last_known(client, handle.id, found or replayed)
     except RPCError as e:
         if e.status is RPCStatusCode.NOT_FOUND:
             raise NotFound(f"no incident {incident_id!r}") from None
+        stuck = await stuck_workflow(client, handle.id) if failed_task_refusal(e) else None
+        if stuck is not None:
+            return await _last_known(client, handle.id, stuck)
         if e.status is RPCStatusCode.FAILED_PRECONDITION:
             # Its workflow task failed or timed out and is being retried (a
             # busy worker, a deploy): a moment later it answers.
@@ -174,7 +236,54 @@ async def fetch_incident(
                 "are its workers running?"
             ) from None
         raise
-    return IncidentDetail(view=view, timeline=timeline)
+    return IncidentDetail(
+        view=view, timeline=timeline, stuck=await _stuck_runbook(client, view.state, probe)
+    )
+
+
+async def _stuck_runbook(client: Client, state: IncidentState, probe: bool) -> StuckWorkflow | None:
+    running = [v for v in (state.runbook, state.release) if v is not None and v.outcome is None]
+    stuck = await stuck_in(client, (v.workflow_id for v in running))
+    if stuck is not None or not probe:
+        return stuck
+    for view in running:
+        stuck = await replay_probe(client, view.workflow_id, view.runbook)
+        if stuck is not None:
+            return stuck
+    return None
+
+
+async def _last_known(client: Client, workflow_id: str, stuck: StuckWorkflow) -> IncidentDetail:
+    """A stuck incident's picture without its queries: the state it carried
+    into its run (or opened with), its status as last listed. Enough to say
+    what is stuck; the rest returns once the code is fixed."""
+    try:
+        described = await client.get_workflow_handle(workflow_id).describe(rpc_timeout=DETAIL_WAIT)
+        first = await client.workflow_service.get_workflow_execution_history(
+            GetWorkflowExecutionHistoryRequest(
+                namespace=client.namespace,
+                execution=ExecutionRef(workflow_id=workflow_id, run_id=described.run_id),
+                maximum_page_size=1,
+            ),
+            timeout=DETAIL_WAIT,
+        )
+        payloads = first.history.events[0].workflow_execution_started_event_attributes.input
+        [started] = await client.data_converter.decode(payloads.payloads, [IncidentInput])
+    except (RPCError, IndexError, ValueError) as e:
+        raise Unavailable(f"{stuck.summary}; its last state is unreadable: {e}") from None
+    assert isinstance(started, IncidentInput)
+    if started.carried is not None:
+        state, timeline = started.carried.state, started.carried.timeline
+    else:
+        opened_at = described.start_time or datetime.now(UTC)
+        state = opened(started.incident_id, workflow_id, started.first_alert, opened_at)
+        timeline = []
+    listed = described.typed_search_attributes.get(INCIDENT_STATUS)
+    if listed in set(IncidentStatus):
+        state.status = IncidentStatus(listed)
+    return IncidentDetail(
+        view=IncidentView(state=state, plan_loaded=False), timeline=timeline, stuck=stuck
+    )
 
 
 async def open_incidents(
@@ -187,7 +296,7 @@ async def open_incidents(
         async for e in client.list_workflows(listing_query(running_only=True), limit=limit)
     ]
     answers = await asyncio.gather(
-        *(fetch_incident(client, i, wait) for i in ids), return_exceptions=True
+        *(fetch_incident(client, i, wait, probe=False) for i in ids), return_exceptions=True
     )
     silent = [i for i, a in zip(ids, answers, strict=True) if not isinstance(a, IncidentDetail)]
     if silent:

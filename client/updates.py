@@ -28,6 +28,7 @@ from temporalio.workflow import UpdateMethodMultiParam
 
 from stanch.client.errors import UNANSWERED, NotFound, Refused, Unavailable
 from stanch.client.incidents import DETAIL_WAIT, fetch_incident, incident_handle
+from stanch.client.stuck import failed_task_refusal, stuck_now, stuck_words
 from stanch.models.decision import NO_KEYS_YET, PersonRequest
 from stanch.models.incident import (
     Acknowledge,
@@ -75,6 +76,10 @@ async def update_incident(
     if update is None:
         raise TypeError(f"{type(request).__name__} is not a request an incident takes")
     handle = incident_handle(client, incident_id)
+    # A stuck incident would hold the request ~20 s, then fail it: refuse now.
+    stuck = await stuck_now(client, handle.id, "IncidentWorkflow")
+    if stuck is not None:
+        raise Refused(stuck.summary)
     result: UpdateResult = await send_update(
         handle,
         update,
@@ -97,7 +102,10 @@ async def decide_step(
 ) -> RunbookView:
     """Approve or reject the step a runbook of this incident waits at (`wait`
     bounds reading which runbook that is)."""
-    state = (await fetch_incident(client, incident_id, wait)).view.state
+    detail = await fetch_incident(client, incident_id, wait)
+    if detail.stuck is not None:  # the incident or its runbook: nothing of it can decide
+        raise Refused(detail.stuck.summary)
+    state = detail.view.state
     target = state.runbook_awaiting(decision.step)
     if target is None:
         raise NotFound(f"incident {incident_id} has no runbook waiting")
@@ -140,6 +148,8 @@ async def send_update(
         except RPCError as e:
             if e.status is RPCStatusCode.NOT_FOUND:
                 raise NotFound(f"no open incident or runbook {handle.id}") from None
+            if failed_task_refusal(e):  # it got stuck since it was checked
+                raise Refused(stuck_words(handle.id)) from None
             if e.status in UNANSWERED:
                 raise Unavailable(f"{handle.id} did not answer: {e.message}") from None
             raise

@@ -79,6 +79,7 @@ from stanch.models.response_times import ResponseTimes, response_times
 from stanch.models.runbook import ApprovalDecision, PendingApproval, RunbookView
 from stanch.models.settings import Settings
 from stanch.models.severity import Severity
+from stanch.models.stuck import StuckWorkflow
 from stanch.stores.policy import load_config
 
 WINDOW: TypeAdapter[timedelta] = TypeAdapter(Duration)
@@ -111,11 +112,19 @@ class IncidentResponse(BaseModel):
     state: IncidentState
     timeline: list[TimelineEntry]
     pending_approvals: list[PendingApproval]
+    # The incident or its runbook cannot go on (a code change broke it): what
+    # `state` says is then its last word, not its progress; decisions get 409.
+    stuck: StuckWorkflow | None = None
 
     @classmethod
     def of(cls, detail: IncidentDetail) -> IncidentResponse:
         state = detail.view.state
-        return cls(state=state, timeline=detail.timeline, pending_approvals=state.pending_approvals)
+        return cls(
+            state=state,
+            timeline=detail.timeline,
+            pending_approvals=[] if detail.stuck else state.pending_approvals,
+            stuck=detail.stuck,
+        )
 
 
 class AckBody(BaseModel):

@@ -39,7 +39,9 @@ from stanch.models.config import ApiRole
 from stanch.models.duration import age, span
 from stanch.models.incident import Role
 from stanch.models.response_times import ResponseTimes
+from stanch.models.runbook import RunbookView
 from stanch.models.settings import Settings
+from stanch.models.stuck import StuckWorkflow
 from stanch.stores.postmortem import render_postmortem  # pure: facts in, Markdown out
 
 COOKIE = "stanch_token"
@@ -57,6 +59,7 @@ border-bottom:1px solid #e3e5e8;vertical-align:top}.sev{font-weight:700;border-r
 padding:.1rem .4rem;color:#fff}.sev0{background:#b00020}.sev1{background:#e65100}
 .sev2{background:#f9a825;color:#000}.sev3{background:#1565c0}.sev4{background:#607d8b}
 .pending{background:#fff3cd;padding:.6rem;border:1px solid #ffe08a;margin:.6rem 0}
+.stuck{background:#fde7e9;padding:.6rem;border:1px solid #b00020;margin:.6rem 0}
 button{padding:.45rem .9rem;margin:.2rem;border-radius:.3rem;border:1px solid #999;cursor:pointer}
 .approve{background:#2e7d32;color:#fff}.reject{background:#b00020;color:#fff}
 header form{display:inline}header form button{padding:0;margin:0;border:0;background:none;
@@ -111,6 +114,10 @@ def response_panel(times: ResponseTimes, window: str) -> str:
 
 def _mean(seconds: float | None) -> str:
     return "-" if seconds is None else span(timedelta(seconds=seconds))
+
+
+def _running_or_stuck(view: RunbookView, stuck: StuckWorkflow | None) -> str:
+    return "stuck" if stuck is not None and stuck.workflow_id == view.workflow_id else "running"
 
 
 def page(title: str, body: str, who: str | None) -> str:
@@ -243,12 +250,13 @@ def dashboard_router(settings: Settings, oncall: OnCall) -> APIRouter:
         for d in await list_open():
             s = d.state
             pending = ", ".join(f"{p.step} ({p.risk})" for p in d.pending_approvals) or ""
+            status = f"stuck ({s.status})" if d.stuck else str(s.status)
             commander = s.roles.get(Role.INCIDENT_COMMANDER, "")
             rows.append(
                 f"<tr><td><span class='sev {SEVERITY_CLASS.get(str(s.severity), '')}'>"
                 f"{html.escape(str(s.severity))}</span></td>"
                 f"<td><a href='/incidents/{quoted(s.incident_id)}'>{html.escape(s.title)}</a></td>"
-                f"<td>{html.escape(str(s.status))}</td><td>{html.escape(commander)}</td>"
+                f"<td>{html.escape(status)}</td><td>{html.escape(commander)}</td>"
                 f"<td>{age(s.opened_at)}</td><td>{s.alert_count}</td>"
                 f"<td>{html.escape(pending)}</td></tr>"
             )
@@ -292,6 +300,9 @@ def dashboard_router(settings: Settings, oncall: OnCall) -> APIRouter:
             f"service {html.escape(s.service or '-')} · "
             f"{s.alert_count} alert(s) · opened {age(s.opened_at)} ago</p>",
         ]
+        if d.stuck:
+            # Instead of the "waiting" it last reported: nothing moves until the code is fixed.
+            parts.append(f"<div class='stuck' role='alert'>{html.escape(d.stuck.summary)}</div>")
         links = []
         if settings.web_ui_url:
             workflow = (
@@ -344,7 +355,8 @@ def dashboard_router(settings: Settings, oncall: OnCall) -> APIRouter:
             )
             parts.append(
                 f"<h2>Runbook {html.escape(view.runbook)} "
-                f"({html.escape(str(view.outcome or 'running'))})</h2><ol>{steps}</ol>"
+                f"({html.escape(str(view.outcome or _running_or_stuck(view, d.stuck)))})</h2>"
+                f"<ol>{steps}</ol>"
             )
         if s.runbook_result and s.runbook_result.evidence:
             parts.append(
@@ -407,7 +419,7 @@ def dashboard_router(settings: Settings, oncall: OnCall) -> APIRouter:
                 digest = hashlib.sha256(
                     "|".join(
                         f"{d.state.incident_id}:{d.state.status}:{len(d.timeline)}:"
-                        f"{len(d.pending_approvals)}"
+                        f"{len(d.pending_approvals)}:{d.stuck is not None}"
                         for d in details
                     ).encode()
                 ).hexdigest()

@@ -1,0 +1,236 @@
+"""A runbook stuck on a code change (issue 13, the second "Shown by"; the
+review's section 5): quarantine_vm waits at its gate, the worker restarts
+with a naive change (a new step before the gate), and the runbook cannot
+replay. `stanch show`, the API and the dashboard say stuck with the worker's
+reason instead of "waiting"; an approval is refused at once (409, CLI exit
+2), before and after the runbook first fails its workflow task, and nothing
+it sent enters the runbook's history."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from stanch.activities.azure_clients import AzureClients
+from stanch.azuresim import AzureSim
+from stanch.client.compatibility import deployed_workflows
+from stanch.client.errors import Refused
+from stanch.client.ids import workflow_id_for
+from stanch.client.incidents import fetch_incident
+from stanch.client.stuck import stuck_workflow
+from stanch.client.updates import send_update
+from stanch.harness.ports import free_port
+from stanch.harness.waiting import eventually
+from stanch.models.runbook import ApprovalDecision
+from stanch.models.settings import Settings
+from stanch.workflows.runbook import Runbook
+from tests.support.changed_code.quarantine_new_step import QuarantineVmLooksForDiskErrors
+from tests.support.cli import run_stanch
+from tests.support.incidents import settled
+from tests.support.oncall import open_vm_incident
+from tests.support.plans import API_TOKENS, REMEDIATION, auth, policy_file
+from tests.support.stack import Stack, gateway_at, stack_settings
+
+REPO = Path(__file__).resolve().parents[2]
+AT_ONCE = 5.0  # seconds: "refused at once", with room for a loaded machine
+
+
+@asynccontextmanager
+async def changed_worker(client: Client, settings: Settings, azure: AzureClients) -> Any:
+    """The worker after a deploy of the naive change: same task queue, same
+    activities, quarantine_vm's new code."""
+    from stanch.worker import activities_for
+
+    async with Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=deployed_workflows(replacing=[QuarantineVmLooksForDiskErrors]),
+        activities=activities_for(settings, azure),
+    ):
+        yield
+
+
+@asynccontextmanager
+async def gateway_only(
+    env: WorkflowEnvironment, tmp_path: Path, task_queue: str, sim: AzureSim
+) -> AsyncIterator[tuple[Stack, Settings]]:
+    """The gateway alone: the test brings up the workers itself, one code
+    version after the other."""
+    token = secrets.token_urlsafe(16)
+    port = free_port()
+    config = policy_file(tmp_path, **REMEDIATION)
+    settings = stack_settings(env, tmp_path, task_queue, config, token, port)
+    async with gateway_at(settings, port) as url:
+        yield (
+            Stack(env.client, url, token, task_queue, config, tmp_path / "pages.jsonl", sim),
+            settings,
+        )
+
+
+async def events(handle: WorkflowHandle[Any, Any], *, tasks_too: bool = True) -> int:
+    """Without `tasks_too`, events other than workflow tasks: a failing
+    workflow's retried task shows in its history as it comes and goes."""
+    tasks = (
+        set()
+        if tasks_too
+        else {
+            EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+            EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+            EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+        }
+    )
+    return len([e async for e in handle.fetch_history_events() if e.event_type not in tasks])
+
+
+def cli_env(directory: Path, settings: Settings, token: str) -> Path:
+    """A state dir whose env file points the CLI at this stack, with a credential."""
+    directory.mkdir(exist_ok=True)
+    (directory / "env").write_text(
+        f"STANCH_TEMPORAL_ADDRESS={settings.temporal_address}\n"
+        f"STANCH_GATEWAY_URL={settings.gateway_url}\n"
+        f"STANCH_API_TOKEN={token}\n"
+    )
+    return directory
+
+
+async def test_a_runbook_stuck_on_a_code_change_says_so_and_refuses_decisions(
+    dev_env: WorkflowEnvironment,
+    tmp_path: Path,
+    task_queue: str,
+    azure: AzureClients,
+    sim: AzureSim,
+):
+    from stanch.worker import build_worker
+
+    client = dev_env.client
+    async with gateway_only(dev_env, tmp_path, task_queue, sim) as (stack, settings):
+        async with httpx.AsyncClient(timeout=30) as http:
+            async with build_worker(client, settings, azure):
+                incident = await open_vm_incident(stack, http)
+                base = f"{stack.url}/api/incidents/{incident}"
+                detail = (await http.get(base, headers=auth("viewer"))).json()
+                runbook = client.get_workflow_handle(detail["state"]["runbook"]["workflow_id"])
+                await settled(runbook)
+            try:
+                async with changed_worker(client, settings, azure):
+                    await stuck_before_it_is_woken(stack, http, incident, runbook)
+                    await stuck_after_its_task_failed(stack, http, settings, incident, runbook)
+            finally:
+                await client.get_workflow_handle(workflow_id_for(incident)).terminate("test done")
+
+
+async def stuck_before_it_is_woken(
+    stack: Stack, http: httpx.AsyncClient, incident: str, runbook: WorkflowHandle[Any, Any]
+) -> None:
+    """Waiting at its gate, the runbook has no workflow task to fail yet: a
+    replay (a query) finds it out, and a decision is refused without waking
+    it (an update would hold for ~20 s and leave a failed task behind)."""
+    before = await events(runbook)
+    detail = await fetch_incident(stack.client, incident)
+    assert detail.stuck is not None, "shown as waiting, not stuck"
+    assert detail.stuck.workflow_id == runbook.id
+    assert "[TMPRL1100]" in detail.stuck.reason
+
+    base = f"{stack.url}/api/incidents/{incident}"
+    shown = (await http.get(base, headers=auth("viewer"))).json()
+    assert shown["stuck"]["workflow_id"] == runbook.id
+    assert shown["pending_approvals"] == [], "no approve button for a runbook that cannot act"
+
+    began = time.monotonic()
+    refused = await http.post(
+        f"{base}/approvals/isolate/approve", json={}, headers=auth("approver")
+    )
+    took = time.monotonic() - began
+    assert refused.status_code == 409, refused.text
+    assert "stuck: runbook quarantine_vm" in refused.json()["message"]
+    assert "stanch runbook check" in refused.json()["message"]
+    assert took < AT_ONCE, f"refused after {took:.1f}s"
+    assert await events(runbook) == before, "the refusal left nothing in the runbook's history"
+    assert await stuck_workflow(stack.client, runbook.id) is None, "it was not woken"
+
+
+async def stuck_after_its_task_failed(
+    stack: Stack,
+    http: httpx.AsyncClient,
+    settings: Settings,
+    incident: str,
+    runbook: WorkflowHandle[Any, Any],
+) -> None:
+    """Woken (here by a harmless signal), it fails its workflow task on every
+    attempt: describe and the history say so, every view shows it, and every
+    way of deciding is refused at once."""
+    await runbook.signal(Runbook.refresh_decision_keys)
+
+    async def failing() -> bool:
+        return await stuck_workflow(stack.client, runbook.id) is not None
+
+    await eventually(failing, 30, f"{runbook.id} failing its workflow task")
+    found = await stuck_workflow(stack.client, runbook.id)
+    assert found is not None and found.cause == "NON_DETERMINISTIC_ERROR"
+    assert found.attempts is not None and found.attempts >= 2
+    assert found.workflow_type == "quarantine_vm"
+    await settled_failing(runbook)
+    before = await events(runbook, tasks_too=False)
+
+    base = f"{stack.url}/api/incidents/{incident}"
+    shown = (await http.get(base, headers=auth("viewer"))).json()
+    assert shown["stuck"]["cause"] == "NON_DETERMINISTIC_ERROR"
+    assert "a code change broke it" in shown["stuck"]["summary"]
+    listing = (await http.get(f"{stack.url}/api/incidents", headers=auth("viewer"))).json()
+    row = next(r for r in listing["incidents"] if r["incident_id"] == incident)
+    assert row["stuck"]["workflow_id"] == runbook.id
+    page = await http.get(f"{stack.url}/incidents/{incident}", headers=auth("viewer"))
+    assert page.status_code == 200
+    assert "stuck: runbook quarantine_vm" in page.text and "Approve</button>" not in page.text
+
+    state = cli_env(settings.state_dir / "cli", settings, API_TOKENS["approver"])
+    # In a thread: this test's event loop runs the worker that must answer.
+    show = await asyncio.to_thread(run_stanch, state, REPO, "show", incident)
+    assert show.returncode == 0, show.stderr
+    assert "stuck: runbook quarantine_vm" in show.stdout and "[TMPRL1100]" in show.stdout
+    assert "APPROVAL NEEDED" not in show.stdout
+    assert "quarantine_vm (stuck)" in show.stdout
+
+    began = time.monotonic()
+    refused = await http.post(
+        f"{base}/approvals/isolate/approve", json={}, headers=auth("approver")
+    )
+    assert refused.status_code == 409 and "stuck" in refused.json()["message"]
+    assert time.monotonic() - began < AT_ONCE
+    approve = await asyncio.to_thread(run_stanch, state, REPO, "approve", incident, "isolate")
+    assert approve.returncode == 2, approve.stdout + approve.stderr
+    assert "stuck: runbook quarantine_vm" in approve.stderr
+    assert "Traceback" not in approve.stderr
+
+    # Past the checks (a decision that raced the failure): Temporal's own
+    # refusal reads the same.
+    try:
+        await send_update(runbook, Runbook.approve, ApprovalDecision(step="isolate", by="carol"))
+    except Refused as e:
+        assert "stuck" in str(e) and "stanch runbook check" in str(e)
+    else:
+        raise AssertionError("an update to a stuck runbook was accepted")
+    after = await events(runbook, tasks_too=False)
+    assert after == before, "nothing of the refused decisions entered history"
+
+
+async def settled_failing(handle: WorkflowHandle[Any, Any]) -> None:
+    """Until its failing task is between attempts: the history it then has is
+    what a refused decision must leave as it was."""
+
+    async def between_attempts() -> bool:
+        raw = (await handle.describe()).raw_description
+        return raw.pending_workflow_task.attempt >= 2
+
+    await eventually(between_attempts, 30, f"{handle.id} retrying its workflow task", every=0.1)
