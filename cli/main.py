@@ -317,15 +317,6 @@ def run(args: argparse.Namespace) -> int:
     if command == "config":
         return check_config(args.file or _policy_to_check(args.state_dir))
 
-    if command == "runbook":
-        from stanch.cli.runbook_list import list_runbooks
-        from stanch.cli.runbooks import new_runbook
-
-        if args.runbook_command == "list":
-            list_runbooks(args.json, args.config)
-        elif args.runbook_command == "record":
-            from stanch.cli.runbook_record import record
-
     if command == "runbook" and args.runbook_command == "check":
         from stanch.cli.runbook_check import run_check
 
@@ -339,6 +330,15 @@ def run(args: argparse.Namespace) -> int:
                 as_json=args.json,
             )
         )
+    if command == "runbook":
+        from stanch.cli.runbook_list import list_runbooks
+        from stanch.cli.runbooks import new_runbook
+
+        if args.runbook_command == "list":
+            list_runbooks(args.json, args.config)
+        elif args.runbook_command == "record":
+            from stanch.cli.runbook_record import record
+
             return record(args.name, args.to, args.world, args.resource, args.params)
         elif args.package is not None:
             from stanch.cli.runbook_record import record_scaffolded
