@@ -55,7 +55,12 @@ async def approve_every_gate(
         view: RunbookView = await handle.query("status", result_type=RunbookView)
         gate = view.pending
         if gate is not None:
-            by = next(p for p in (*APPROVERS, *gate.eligible) if p not in gate.approvals)
+            # An approver first, never the requester (the gate's eligible list
+            # leaves them out at high risk), nobody twice.
+            candidates = [p for p in (*APPROVERS, *gate.eligible) if p in gate.eligible]
+            by = next((p for p in candidates if p not in gate.approvals), None)
+            if by is None:
+                raise RecordingFailed(f"{handle.id}: nobody left to approve {gate.step!r}")
             await approve(handle, gate.step, by, env=env, comment="recorded")
         elif await _idle(handle):
             await env.sleep(IDLE_SKIP)

@@ -1,8 +1,13 @@
 """Records the workflow histories replayed by tests/workflows/test_replay.py.
 
-Run `python -m tests.histories.record` after a deliberate, patched change to a
-workflow, and commit the new files beside the old ones: old histories must keep
-replaying, since incidents recorded by them may still be running somewhere.
+Run `python -m tests.histories.record [NAME...]` after a deliberate, patched
+change to a workflow, and commit the new files beside the old ones: old
+histories must keep replaying, since incidents recorded by them may still be
+running somewhere. NAMEs pick what to record (a group, or one history's name:
+`runbook_restart_vm`), so adding one history rewrites no other; `--to DIR`
+writes into DIR instead of here. Runbooks are driven by stanch.testing's
+recording core (`stanch runbook record` for teams): every gate approved as the
+on-call API would forward an approver's decision.
 """
 
 from __future__ import annotations
@@ -28,20 +33,33 @@ from stanch.models.settings import Settings
 from stanch.stores.postmortem import render_postmortem
 from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows.incident import IncidentWorkflow
-from tests.support.decisions import decide, signed
+from tests.support.decisions import decide
 from tests.support.incidents import alert_event, open_incident
 from tests.support.plans import policy_file
 from tests.support.started import Started
 
 HERE = Path(__file__).parent
+OUT = HERE  # where histories are written (`--to DIR`)
+# What a run of this script without names records, and every name it takes.
+RUNBOOK_HISTORIES = (
+    "runbook_quarantine_vm",
+    "runbook_release",
+    "runbook_restart_vm",
+    "runbook_scale_out_vmss",
+    "runbook_verify_recovery",
+    "incident_with_quarantine",
+)
+DEFAULT = {"incident_lifecycle", *RUNBOOK_HISTORIES, "incident_storm_dev_server"}
+NAMES = {*DEFAULT, "runbooks", "bounded", "encrypted"}
 
 
 async def save(handle: WorkflowHandle[object, object], name: str) -> None:
     history = await handle.fetch_history()
-    (HERE / f"{name}.json").write_text(history.to_json())
+    (OUT / name).parent.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{name}.json").write_text(history.to_json())
     # Replays must run under the recorded workflow id: ids derived from it
     # (child workflows) are part of what is checked.
-    ids_file = HERE / "workflow_ids.json"
+    ids_file = OUT / "workflow_ids.json"
     ids = json.loads(ids_file.read_text()) if ids_file.exists() else {}
     ids[name] = handle.id
     ids_file.write_text(json.dumps(ids, indent=2, sort_keys=True) + "\n")
@@ -114,15 +132,16 @@ async def storm_with_search_attributes(client: Client, config: Path) -> None:
         await save(handle, "incident_storm_dev_server")
 
 
-async def runbooks(env: WorkflowEnvironment, tmp: Path) -> None:
-    """Each built-in runbook, against azuresim, and an incident that ran one."""
+async def runbooks(env: WorkflowEnvironment, tmp: Path, wanted: set[str]) -> None:
+    """The built-in runbooks `wanted` names, against azuresim, and an incident
+    that ran one."""
     from stanch.activities.azure_clients import AzureClients
     from stanch.azuresim import AzureSim, load_world
-    from stanch.models.risk import Risk
     from stanch.models.runbook import ApprovalDecision, RunbookView
+    from stanch.testing.record import approve_every_gate
     from tests.support.estate import VM1, VM2, WORLD
     from tests.support.plans import REMEDIATION
-    from tests.support.runbooks import approval_plan, start_runbook
+    from tests.support.runbooks import start_runbook
 
     world = load_world(WORLD)
     world.operation_seconds = 0.2
@@ -141,75 +160,50 @@ async def runbooks(env: WorkflowEnvironment, tmp: Path) -> None:
             workflows=WORKFLOWS,
             activities=activities_for(settings, azure),
         ):
-            quarantine = await start_runbook(
-                started, client, queue, "quarantine_vm", VM1, incident_id="hist1"
-            )
-            await quarantine.signal(
-                "approve",
-                await signed(
-                    quarantine.id, "approve", ApprovalDecision(step="isolate", by="dave"), env=env
-                ),
-            )
-            contained = await quarantine.result()
-            await save(quarantine, "runbook_quarantine_vm")
-
-            release = await start_runbook(
-                started,
-                client,
-                queue,
-                "release",
-                VM1,
-                requested_by="carol",
-                incident_id="hist1",
-                params={
-                    "runbook": "quarantine_vm",
-                    "applied": [u.model_dump() for u in contained.applied],
-                },
-            )
-            await release.signal(
-                "approve",
-                await signed(
-                    release.id, "approve", ApprovalDecision(step="release", by="dave"), env=env
-                ),
-            )
-            await release.result()
-            await save(release, "runbook_release")
-
-            restart = await start_runbook(
-                started,
-                client,
-                queue,
-                "restart_vm",
-                VM2,
-                plan=approval_plan(auto_approve=[Risk.MEDIUM]),
-            )
-            await restart.result()
-            await save(restart, "runbook_restart_vm")
+            # release undoes what quarantine_vm applied: recorded together.
+            if wanted & {"runbook_quarantine_vm", "runbook_release"}:
+                quarantine = await start_runbook(
+                    started, client, queue, "quarantine_vm", VM1, incident_id="hist1"
+                )
+                contained = await approve_every_gate(env, quarantine)
+                await save(quarantine, "runbook_quarantine_vm")
+                release = await start_runbook(
+                    started,
+                    client,
+                    queue,
+                    "release",
+                    VM1,
+                    requested_by="carol",
+                    incident_id="hist1",
+                    params={
+                        "runbook": "quarantine_vm",
+                        "applied": [u.model_dump() for u in contained.applied],
+                    },
+                )
+                await approve_every_gate(env, release)
+                await save(release, "runbook_release")
 
             from tests.support.estate import VMSS
 
-            scale = await start_runbook(
-                started,
-                client,
-                queue,
-                "scale_out_vmss",
-                VMSS,
-                plan=approval_plan(auto_approve=[Risk.MEDIUM]),
-            )
-            await scale.result()
-            await save(scale, "runbook_scale_out_vmss")
+            for name, runbook, target, params in (
+                ("runbook_restart_vm", "restart_vm", VM2, {}),
+                ("runbook_scale_out_vmss", "scale_out_vmss", VMSS, {}),
+                (
+                    "runbook_verify_recovery",
+                    "verify_recovery",
+                    VM1,
+                    {"every": 600, "deadline": 1800},
+                ),
+            ):
+                if name in wanted:
+                    handle = await start_runbook(
+                        started, client, queue, runbook, target, params=params
+                    )
+                    await approve_every_gate(env, handle)
+                    await save(handle, name)
 
-            verify = await start_runbook(
-                started,
-                client,
-                queue,
-                "verify_recovery",
-                VM1,
-                params={"every": 600, "deadline": 1800},
-            )
-            await verify.result()
-            await save(verify, "runbook_verify_recovery")
-
+            if "incident_with_quarantine" not in wanted:
+                return
             incident = await open_incident(
                 started,
                 client,
@@ -241,7 +235,7 @@ async def runbooks(env: WorkflowEnvironment, tmp: Path) -> None:
             await save(incident, "incident_with_quarantine")
             state = (await incident.query(IncidentWorkflow.state)).state
             timeline = await incident.query(IncidentWorkflow.timeline)
-            golden = HERE.parent / "golden"
+            golden = OUT.parent / "golden" if OUT == HERE else OUT / "golden"
             golden.mkdir(exist_ok=True)
             detail = PostmortemRequest(state=state, timeline=timeline)
             (golden / "incident_with_quarantine.json").write_text(detail.model_dump_json(indent=1))
@@ -310,7 +304,12 @@ async def bounded_storm(client: Client, config: Path) -> None:
 
 
 async def main(only: set[str]) -> None:
-    if only:
+    unknown = only - NAMES
+    if unknown:
+        raise SystemExit(f"unknown: {', '.join(sorted(unknown))}; choose from {sorted(NAMES)}")
+    if "runbooks" in only:
+        only = (only - {"runbooks"}) | set(RUNBOOK_HISTORIES)
+    if "bounded" in only:
         with tempfile.TemporaryDirectory() as tmp:
             async with await WorkflowEnvironment.start_local(
                 dev_server_existing_path=installed("temporal"),
@@ -321,17 +320,23 @@ async def main(only: set[str]) -> None:
                     "limit.historyCount.suggestContinueAsNew=40",
                 ],
             ) as env:
-                if "bounded" in only:
-                    await bounded_storm(env.client, policy_file(Path(tmp)))
-        return
+                await bounded_storm(env.client, policy_file(Path(tmp)))
+        only = only - {"bounded"}
+        if not only:
+            return
+    wanted = only or DEFAULT
     with tempfile.TemporaryDirectory() as tmp:
         config = policy_file(Path(tmp))
         async with await WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=installed("temporal-test-server"),
             data_converter=pydantic_data_converter,
         ) as env:
-            await lifecycle(env.client, env, config)
-            await runbooks(env, Path(tmp))
+            if "incident_lifecycle" in wanted:
+                await lifecycle(env.client, env, config)
+            if wanted & set(RUNBOOK_HISTORIES):
+                await runbooks(env, Path(tmp), wanted)
+        if "incident_storm_dev_server" not in wanted:
+            return
         async with await WorkflowEnvironment.start_local(
             dev_server_existing_path=installed("temporal"),
             data_converter=pydantic_data_converter,
@@ -343,5 +348,10 @@ async def main(only: set[str]) -> None:
 if __name__ == "__main__":
     import sys
 
-    # `python -m tests.histories.record bounded` records only the named ones.
-    asyncio.run(main(set(sys.argv[1:])))
+    # `python -m tests.histories.record runbook_restart_vm` records only that one;
+    # `--to DIR` writes into DIR.
+    args = sys.argv[1:]
+    if args[:1] == ["--to"]:
+        OUT = Path(args[1]).resolve()
+        args = args[2:]
+    asyncio.run(main(set(args)))
