@@ -303,7 +303,54 @@ async def bounded_storm(client: Client, config: Path) -> None:
         await save(continued, "incident_bounded_storm_continued")
 
 
+async def encrypted(tmp: Path) -> None:
+    """An incident whose every payload is sealed (client/codec.py) under the
+    test key of tests/support/encryption.py: a page, an ack, a note naming a
+    person, a resolve and the close. Saved under encrypted/, where only
+    tests/client/test_codec.py replays it, with that key."""
+    from stanch.client.connection import data_converter
+    from tests.support.encryption import recorded_keys_file
+
+    converter = data_converter(Settings(payload_keys_file=recorded_keys_file(tmp)))
+    config = policy_file(tmp)
+    queue = f"record-{uuid.uuid4()}"
+    async with (
+        await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=installed("temporal-test-server"),
+            data_converter=converter,
+        ) as env,
+        Worker(
+            env.client,
+            task_queue=queue,
+            workflows=WORKFLOWS,
+            activities=activities_for(Settings(config=config, state_dir=tmp)),
+        ),
+    ):
+        alert = alert_event("e1", rule="Checkout latency above 2s")
+        handle = await open_incident(Started(), env.client, queue, "encrypted00000000000", alert)
+        await env.sleep(timedelta(minutes=20))
+        await decide(
+            handle, "acknowledge", Acknowledge(by="bob"), env=env, result_type=UpdateResult
+        )
+        note = AddNote(by="bob", text="Zed Quinlan from payments called")
+        await decide(handle, "add_note", note, env=env, result_type=UpdateResult)
+        await decide(handle, "resolve", Resolve(by="bob"), env=env, result_type=UpdateResult)
+        await handle.signal(
+            IncidentWorkflow.add_alert,
+            alert_event("e1", MonitorCondition.RESOLVED, rule="Checkout latency above 2s"),
+        )
+        await env.sleep(timedelta(hours=1))
+        await handle.result()
+        await save(handle, "encrypted/incident_lifecycle")
+
+
 async def main(only: set[str]) -> None:
+    if "encrypted" in only:
+        with tempfile.TemporaryDirectory() as tmp:
+            await encrypted(Path(tmp))
+        only = only - {"encrypted"}
+        if not only:
+            return
     unknown = only - NAMES
     if unknown:
         raise SystemExit(f"unknown: {', '.join(sorted(unknown))}; choose from {sorted(NAMES)}")
