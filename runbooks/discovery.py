@@ -13,7 +13,6 @@ import importlib
 import pkgutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
 from importlib import metadata
 from types import ModuleType
 from typing import Any
@@ -166,13 +165,10 @@ def _distribution_of(module: str) -> str:
     top = module.split(".")[0]
     if top == BUILT_IN:
         return BUILT_IN
-    names = _packages_distributions().get(top, [])
+    # Read each time (about 0.1 s, only for runbook_packages): a package
+    # installed while the process runs is named correctly.
+    names = metadata.packages_distributions().get(top, [])
     return names[0] if names else "(not installed)"
-
-
-@cache
-def _packages_distributions() -> dict[str, list[str]]:
-    return dict(metadata.packages_distributions())
 
 
 def _version(package: str) -> str:

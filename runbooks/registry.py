@@ -7,7 +7,6 @@ list` shows them with the package and version each came from."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
 
 from stanch.models.runbook import RunbookSpec
 from stanch.runbooks.discovery import (
@@ -30,15 +29,10 @@ __all__ = [
 
 def loaded_runbooks(packages: Sequence[str] = ()) -> list[LoadedRunbook]:
     """Sorted by name. ConfigError (RunbookConflict, RunbookLoadError) when a
-    source will not load or two runbooks share a name."""
-    return list(_loaded(tuple(packages)))
-
-
-@cache
-def _loaded(packages: tuple[str, ...]) -> tuple[LoadedRunbook, ...]:
-    # Imports are once per process anyway; this spares re-reading every
-    # installed distribution's entry points on each call.
-    return tuple(discover(packages))
+    source will not load or two runbooks share a name. Not cached: modules
+    import once per process anyway, and reading the entry points again (a few
+    milliseconds) sees a package installed since."""
+    return discover(packages)
 
 
 def runbook_workflows(packages: Sequence[str] = ()) -> list[type[Runbook]]:
