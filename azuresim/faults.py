@@ -15,10 +15,12 @@ import time
 import uuid
 from typing import Any, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Fault(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field must not arm a no-op
+
     path: str = ".*"
     method: str | None = None
     status: int | None = Field(default=None, ge=400, le=599)
