@@ -49,11 +49,9 @@ from stanch.gateway.signing import own_public_key
 from stanch.models.config import StanchConfig
 from stanch.models.settings import Settings, load_settings
 from stanch.runbooks.registry import catalog, runbook_workflows
-from stanch.stores.audit import SqliteAuditLog
 from stanch.stores.evidence import EvidenceStore
 from stanch.stores.policy import PolicySource, load_config
-from stanch.stores.postmortem import PostmortemFolder
-from stanch.stores.toggles import ToggleStore
+from stanch.stores.select import audit_log, page_files, postmortems, toggle_store
 from stanch.workflows.detector import DetectorWorkflow
 from stanch.workflows.incident import IncidentWorkflow
 
@@ -84,16 +82,16 @@ def activities_for(
     """Every activity, wired to its stores. Without `azure`, the Azure activities
     (stanch's and the extensions') are left out (tests of paging and escalation
     need no cloud). `packages`: the policy's runbook_packages."""
-    log = SqliteAuditLog.from_settings(settings)
+    log = audit_log(settings)  # files, or the fleet's database (stores/select.py)
     loaded = catalog(packages)
     # A policy edit binding a runbook this worker did not load is refused like
     # any invalid edit: the last valid policy stays in force.
     policy = PolicySource(settings.config, log, runbooks=frozenset(loaded))
     plans = ResponsePlanActivities(policy, loaded, own_public_key(settings))
-    notify = NotifyActivities(policy, audit=log)
+    notify = NotifyActivities(policy, audit=log, page_files=page_files(settings))
     audit = AuditActivities(log)
-    postmortems = PostmortemActivities(PostmortemFolder(settings.postmortem_path))
-    toggles = ToggleActivities(ToggleStore(settings.toggles_path))
+    drafts = PostmortemActivities(postmortems(settings))
+    toggles = ToggleActivities(toggle_store(settings))
     found: list[Activity] = [
         plans.load_response_plan,
         plans.load_decision_keys,
@@ -101,7 +99,7 @@ def activities_for(
         audit.record_audit,
         toggles.check_remediation,
         ScopeActivities(policy).load_remediation_scopes,
-        postmortems.draft_postmortem,
+        drafts.draft_postmortem,
     ]
     if azure is None:
         return registrable(found, [])

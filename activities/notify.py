@@ -20,6 +20,7 @@ channel or show a disguised link to the people being paged.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -124,8 +125,12 @@ class NotifyActivities:
         policy: PolicySource,
         http: httpx.AsyncClient | None = None,
         audit: AuditLog | None = None,
+        page_files: Callable[[Path], PageFile] = PageFile,
     ) -> None:
         self._policy = policy
+        # A file sink's pages: this host's file, or claimed fleet-wide first
+        # (stores/select.py page_files).
+        self._open_page_file = page_files
         self._http = http or httpx.AsyncClient()
         self._audit = audit
         self._page_files: dict[Path, PageFile] = {}
@@ -206,7 +211,7 @@ class NotifyActivities:
     def _append_once(self, path: Path, line_key: str, page: Page) -> None:
         pages = self._page_files.get(path)
         if pages is None:
-            pages = self._page_files[path] = PageFile(path)
+            pages = self._page_files[path] = self._open_page_file(path)
         record = {
             "at": datetime.now(UTC).isoformat(),
             "text": page_text(page),

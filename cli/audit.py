@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 from stanch.cli.audit_receipts import TemporalUnreachable, fetch_receipts
 from stanch.cli.errors import Unavailable, UsageError
 from stanch.models.settings import Settings
-from stanch.stores.audit import read_rows, verify_trail
 from stanch.stores.audit.chain import KEYED, AuditRow
-from stanch.stores.audit.checkpoints import CheckpointFile
 from stanch.stores.audit.key import AuditKeyError, load_audit_key
 from stanch.stores.audit.tampering import Anchor
+from stanch.stores.postgres.database import DatabaseUnavailable, DatabaseUrlError
+from stanch.stores.postgres.migrations import SchemaMismatch
+from stanch.stores.select import AuditSource, audit_source
 
 
 def verify_audit(settings: Settings, temporal: bool | None = None) -> int:
@@ -21,9 +22,9 @@ def verify_audit(settings: Settings, temporal: bool | None = None) -> int:
     record and the kind of tampering when it is not. `temporal`: True, the
     receipts in workflow histories must be cross-checked; False, they are not
     read; None, they are when Temporal answers."""
-    path = settings.audit_path
-    checkpoints = settings.audit_checkpoints or path.parent / "audit.checkpoints"
-    rows = read_rows(path)
+    source = _source(settings)
+    path, checkpoints = source.label, source.checkpoints_label
+    rows = source.rows()
     secret = _key(settings, keyed=any(r.version == KEYED for r in rows))
     receipts: list[Anchor] = []
     anchored_by = "receipts not cross-checked (--no-temporal)"
@@ -40,7 +41,7 @@ def verify_audit(settings: Settings, temporal: bool | None = None) -> int:
         else:
             receipts = scan.receipts
             anchored_by = f"{len(receipts)} receipts in {scan.histories} workflow histories"
-    findings = verify_trail(path, secret, checkpoints, receipts)
+    findings = source.findings(secret, receipts)
     count = len(rows)
     if findings:
         first, *rest = findings
@@ -49,11 +50,21 @@ def verify_audit(settings: Settings, temporal: bool | None = None) -> int:
         for finding in rest:
             print(f"  also {finding}")
         return 1
-    signed = sum(c.signed for c in CheckpointFile(checkpoints, secret).read()[0])
+    signed = source.signed_checkpoints(secret)
     print(f"{path}: {count} records, chain intact")
     print(f"  {_chain_summary(rows)}")
     print(f"  anchors agree: {signed} signed checkpoints ({checkpoints}); {anchored_by}")
     return 0
+
+
+def _source(settings: Settings) -> AuditSource:
+    """The file trail, or the fleet's database (STANCH_DATABASE_URL)."""
+    try:
+        return audit_source(settings)
+    except (DatabaseUrlError, SchemaMismatch) as e:
+        raise UsageError(str(e)) from None
+    except DatabaseUnavailable as e:
+        raise Unavailable(str(e)) from None
 
 
 def _key(settings: Settings, keyed: bool) -> bytes | None:
@@ -90,7 +101,7 @@ def _chain_summary(rows: list[AuditRow]) -> str:
 
 def export_audit(settings: Settings, since: str | None) -> int:
     start = _parse_since(since)
-    for row in read_rows(settings.audit_path):
+    for row in _source(settings).rows():
         at = datetime.fromisoformat(row.record["at"])
         if start is None or at >= start:
             print(json.dumps(row.as_dict(), sort_keys=True))

@@ -238,6 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "demo", parents=[common], help="run the end-to-end demo on a throwaway embedded stack"
     )
+
+    db = sub.add_parser("db", parents=[common], help="the shared database").add_subparsers(
+        dest="db_command", required=True
+    )
+    db.add_parser(
+        "upgrade",
+        parents=[common],
+        help="apply the schema migrations STANCH_DATABASE_URL's database lacks",
+    )
     return parser
 
 
@@ -353,6 +362,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     settings = load_settings(args.state_dir)
+    if command == "db":
+        from stanch.cli.db import upgrade_database
+
+        return upgrade_database(settings)
     if command == "audit":
         from stanch.cli.audit import export_audit, verify_audit
 
@@ -373,6 +386,7 @@ def run(args: argparse.Namespace) -> int:
         from stanch.worker import run_worker
 
         _check_policy(settings.config)
+        _check_database(settings)
         asyncio.run(_following_log_level(settings, run_worker(settings)))
         return 0
     if command == "gateway":
@@ -389,6 +403,7 @@ def run(args: argparse.Namespace) -> int:
         except SigningKeyError as e:
             raise UsageError(str(e)) from None
         _check_policy(settings.config)
+        _check_database(settings)
         asyncio.run(_following_log_level(settings, serve_gateway(settings, args.host, args.port)))
         return 0
     if command == "alert":
@@ -498,10 +513,11 @@ async def _on_call(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _following_log_level(settings: Settings, service: Coroutine[Any, Any, None]) -> None:
-    from stanch.stores.toggles import ToggleStore
+    from stanch.stores.select import log_level_follow_seconds, toggle_store
     from stanch.telemetry import follow_log_level
 
-    follow = asyncio.create_task(follow_log_level(ToggleStore(settings.toggles_path).log_level))
+    every = log_level_follow_seconds(settings)
+    follow = asyncio.create_task(follow_log_level(toggle_store(settings).log_level, every))
     try:
         await service
     finally:
@@ -517,6 +533,20 @@ def _check_policy(path: Path) -> None:
         require_loaded_runbooks(load_config(path), str(path))
     except ConfigError as e:
         raise UsageError("\n".join([f"{path}: invalid", *e.problems])) from None
+
+
+def _check_database(settings: Settings) -> None:
+    """A worker or gateway runs only on a schema it knows (STANCH_DATABASE_URL)."""
+    from stanch.stores.postgres.database import DatabaseUnavailable, DatabaseUrlError
+    from stanch.stores.postgres.migrations import SchemaMismatch
+    from stanch.stores.select import check_database
+
+    try:
+        check_database(settings)
+    except (DatabaseUrlError, SchemaMismatch) as e:
+        raise UsageError(str(e)) from None
+    except DatabaseUnavailable as e:
+        raise Unavailable(str(e)) from None
 
 
 def _policy_to_check(state_dir: Path) -> Path:

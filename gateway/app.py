@@ -35,7 +35,8 @@ from stanch.models.alert import CommonAlert
 from stanch.models.audit import AuditEntry
 from stanch.models.errors import describe_validation_error
 from stanch.models.settings import Settings
-from stanch.stores.audit import SqliteAuditLog
+from stanch.stores.postgres.database import DatabaseUnavailable
+from stanch.stores.select import audit_log
 
 MAX_ALERT_BYTES = 1024 * 1024  # Azure caps payloads at 256 KB; 1 MiB leaves room
 MAX_ALERT_DEPTH = 32  # the common alert schema nests about 6 deep
@@ -68,7 +69,7 @@ def create_app(
             "is set: the alert intake must be authenticated"
         )
     state: dict[str, Client] = {}
-    audit = AlertAuditTrail(SqliteAuditLog.from_settings(settings))
+    audit = AlertAuditTrail(audit_log(settings))  # files, or the fleet's database
 
     async def client() -> Client:
         if "client" not in state:
@@ -106,6 +107,17 @@ def create_app(
             body["problems"] = exc.problems
         headers = {"Retry-After": "10"} if exc.status == 503 else None
         return JSONResponse(body, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def _store_down(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        # The fleet's shared store (STANCH_DATABASE_URL) is down. An alert may
+        # have reached its incident but not the trail: 503 is a status Azure
+        # retries, and the retry joins the same incident and is recorded once.
+        if request.url.path == "/alerts":
+            REFUSED.labels("503").inc()
+        log.error("%s %s: shared store unavailable: %s", request.method, request.url.path, exc)
+        body = {"error": "unavailable", "message": "the shared store is unavailable; retry later"}
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "10"})
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 
 from stanch.gateway.coalesce import Coalescer
 from stanch.models.audit import AuditEntry, AuditReceipt
-from stanch.stores.audit import SqliteAuditLog
+from stanch.stores.select import AuditTrail
 
 Record = tuple[str, AuditEntry]
 
 
 class AlertAuditTrail:
-    def __init__(self, log: SqliteAuditLog) -> None:
+    def __init__(self, log: AuditTrail) -> None:
         self._log = log
         # One key: the hash chain is a single sequence, one writer at a time.
         self._writes: Coalescer[Record, AuditReceipt] = Coalescer(

@@ -25,7 +25,8 @@ from stanch.models.audit import AuditEntry
 from stanch.models.config import ApiRole
 from stanch.models.settings import Settings
 from stanch.models.toggles import KillSwitchView, LogLevelToggle, RemediationToggle, Switch
-from stanch.stores.toggles import ToggleRefused, ToggleStore, ToggleStoreUnreadable
+from stanch.stores.select import toggle_store
+from stanch.stores.toggles import ToggleRefused, ToggleStoreUnavailable, ToggleStoreUnreadable
 
 log = logging.getLogger("stanch.gateway.controls")
 
@@ -37,12 +38,14 @@ def controls_router(
     problem: Callable[[int, str, str], Exception],
 ) -> APIRouter:
     router = APIRouter(prefix="/api/toggles", tags=["admin"])
-    store = ToggleStore(settings.toggles_path)
+    store = toggle_store(settings)
 
     async def change(who: Caller, write: Callable[[], Any], entry: AuditEntry) -> KillSwitchView:
         try:
             # A file lock and an fsync: off the event loop.
             await asyncio.to_thread(write)
+        except ToggleStoreUnavailable as e:
+            raise problem(503, "unavailable", _unreachable(e)) from None
         except ToggleStoreUnreadable as e:
             raise problem(
                 409,
@@ -63,6 +66,12 @@ def controls_router(
     @router.get("", response_model=KillSwitchView)
     async def read_toggles(who: Caller = viewer) -> KillSwitchView:
         """The kill switch and log level in force, as every runbook reads them."""
+        try:
+            await asyncio.to_thread(store.read)
+        except ToggleStoreUnavailable as e:
+            raise problem(503, "unavailable", _unreachable(e)) from None
+        except ToggleStoreUnreadable:
+            pass  # a broken file: the view says so (remediation halted), with a 200
         return await asyncio.to_thread(store.view)
 
     async def toggle_remediation(asked: RemediationToggle, who: Caller = admin) -> KillSwitchView:
@@ -123,7 +132,7 @@ def controls_router(
 
 def kill_switch_banner(settings: Settings) -> str:
     """What every dashboard page says first while remediation is halted."""
-    view = ToggleStore(settings.toggles_path).view()
+    view = toggle_store(settings).view()
     if not view.readable:
         return (
             "<div id='kill-switch' class='pending' role='alert'><b>Remediation halted:</b> "
@@ -140,6 +149,13 @@ def kill_switch_banner(settings: Settings) -> str:
     if not lines:
         return ""
     return "<div id='kill-switch' class='pending' role='status'>" + "<br>".join(lines) + "</div>"
+
+
+def _unreachable(e: ToggleStoreUnavailable) -> str:
+    return (
+        f"the toggle store cannot be reached ({e.problem}): remediation is halted on every "
+        "worker until it answers; retry the change then"
+    )
 
 
 def _by(switch: Switch) -> str:

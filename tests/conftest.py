@@ -16,13 +16,16 @@ from temporalio.worker import Worker
 from stanch.activities.azure_clients import AzureClients
 from stanch.azuresim import AzureSim, load_world
 from stanch.harness.dev_server import local_environment, time_skipping_environment
+from stanch.harness.postgres import PostgresServer, running_postgres
 from stanch.models.settings import Settings
+from stanch.stores.select import close_databases
 
 # Sets STANCH_DECISION_KEY before any Settings() is built: every gateway the
 # tests start signs people's decisions with it, every worker trusts it.
 from tests.support import decisions  # noqa: F401
 from tests.support.estate import WORLD
 from tests.support.plans import REMEDIATION, policy_file
+from tests.support.postgres import new_database
 from tests.support.stack import CONTINUE_AS_NEW_AFTER, Stack, running_stack
 from tests.support.started import Started
 from tests.support.webhooks import Receiver, running_receiver
@@ -69,6 +72,21 @@ def sim(tmp_path: Path) -> Iterator[AzureSim]:
     simulator = AzureSim(world, state_dir=tmp_path / "azuresim").start()
     yield simulator
     simulator.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL for the run (Debian's server, a random port)."""
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def database_url(postgres: PostgresServer) -> Iterator[str]:
+    """A fresh database of the test's own, at this release's schema; the
+    stores this process opened on it are closed when the test ends."""
+    yield new_database(postgres)
+    close_databases()
 
 
 @pytest.fixture

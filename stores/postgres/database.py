@@ -61,6 +61,9 @@ def checked_url(url: str) -> dict[str, Any]:
         parts = conninfo_to_dict(url)
     except psycopg.ProgrammingError as e:
         raise DatabaseUrlError(f"STANCH_DATABASE_URL: {_without(str(e), url)}") from None
+    ports = str(parts.get("port") or "5432").split(",")
+    if not all(port.isdigit() and 0 < int(port) < 65536 for port in ports):
+        raise DatabaseUrlError("STANCH_DATABASE_URL: its port is not a number from 1 to 65535")
     if not parts.get("dbname"):
         raise DatabaseUrlError("STANCH_DATABASE_URL: names no database (…/DATABASE at its end)")
     return parts
