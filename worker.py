@@ -49,7 +49,7 @@ from stanch.gateway.signing import own_public_key
 from stanch.models.config import StanchConfig
 from stanch.models.settings import Settings, load_settings
 from stanch.runbooks.registry import catalog, runbook_workflows
-from stanch.stores.evidence import EvidenceStore
+from stanch.stores.evidence import evidence_store
 from stanch.stores.policy import PolicySource, load_config
 from stanch.stores.select import audit_log, page_files, postmortems, toggle_store
 from stanch.workflows.detector import DetectorWorkflow
@@ -104,7 +104,7 @@ def activities_for(
     if azure is None:
         return registrable(found, [])
     found += azure_activities(azure, settings)
-    context = ActivityContext(azure, settings, EvidenceStore(settings.evidence_path))
+    context = ActivityContext(azure, settings, evidence_store(settings))
     return registrable(found, extension_activities(context, packages))
 
 
@@ -115,10 +115,10 @@ def azure_activities(azure: AzureClients, settings: Settings) -> list[Activity]:
     compute = ComputeActivities(azure)
     health = HealthActivities(azure)
     monitor = MonitorActivities(azure)
-    evidence = EvidenceActivities(resources, monitor, EvidenceStore(settings.evidence_path))
+    evidence = EvidenceActivities(resources, monitor, evidence_store(settings))
     detectors = DetectorActivities(monitor, settings)
     network_rules = NetworkRuleActivities(azure)
-    run_command = RunCommandActivities(azure, EvidenceStore(settings.evidence_path))
+    run_command = RunCommandActivities(azure, evidence_store(settings))
     return [
         resources.get_resource,
         resources.merge_tags,
