@@ -189,7 +189,32 @@ class CommonAlert(_Lenient):
             description=e.description,
             fired_at=e.fired_date_time,
             resolved_at=e.resolved_date_time,
+            dimensions=alert_dimensions(self.data.alert_context),
         )
+
+
+DIMENSIONS_KEPT = 16
+DIMENSION_NAME_LIMIT = 128
+DIMENSION_VALUE_LIMIT = 256
+
+
+def alert_dimensions(context: AlertContext | None) -> dict[str, str]:
+    """The dimensions of the alert's conditions (`allOf[].dimensions[{name,
+    value}]`: a log alert split by `ClientIP` names the address here), first
+    value of each name. Bounded like all free text: at most 16, each cut."""
+    found: dict[str, str] = {}
+    criteria = context.condition.all_of if context and context.condition else []
+    for criterion in criteria:
+        for item in criterion.dimensions or []:
+            if not isinstance(item, dict):
+                continue
+            name, value = _scalar_as_text(item.get("name")), _scalar_as_text(item.get("value"))
+            if not name or value is None or len(found) >= DIMENSIONS_KEPT:
+                continue
+            found.setdefault(
+                bounded(name, DIMENSION_NAME_LIMIT), bounded(value, DIMENSION_VALUE_LIMIT)
+            )
+    return found
 
 
 def fingerprint(rule: str, target_ids: list[str]) -> str:
@@ -219,6 +244,20 @@ class AlertEvent(BaseModel):
     description: DescriptionText = None
     fired_at: datetime | None = None
     resolved_at: datetime | None = None
+    # name -> value, bounded by alert_dimensions; what runbooks like block_ip read.
+    dimensions: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("dimensions")
+    @classmethod
+    def _dimensions_bounded(cls, value: dict[str, str]) -> dict[str, str]:
+        # Whoever sends the event (a gateway, any Temporal client) is held to
+        # the bounds the gateway applies; cutting again changes nothing.
+        kept: dict[str, str] = {}
+        for name, text in list(value.items())[:DIMENSIONS_KEPT]:
+            kept.setdefault(
+                bounded(name, DIMENSION_NAME_LIMIT), bounded(text, DIMENSION_VALUE_LIMIT)
+            )
+        return kept
 
     @property
     def dedup_key(self) -> str:

@@ -103,6 +103,8 @@ class IncidentState(BaseModel):
     escalation: Escalation = Field(default_factory=Escalation)
     runs: int = 1  # how many workflow runs (continue-as-new) the incident spans
     monitoring_service: str | None = None
+    # The first alert's dimensions (bounded in models/alert.py): runbooks get them.
+    dimensions: dict[str, str] = Field(default_factory=dict)
     runbook: RunbookView | None = None  # the remediation in progress or last run
     runbook_result: RunbookResult | None = None
     release: RunbookView | None = None  # an approved undo of the remediation

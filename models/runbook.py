@@ -59,6 +59,9 @@ class RunbookInput(BaseModel):
     dry_run: bool = False
     approval: ApprovalPlan
     params: dict[str, Any] = Field(default_factory=dict)
+    # The first alert's dimensions (a log alert's `ClientIP`, ...), name -> value:
+    # what a runbook acting on a detail of the alert (block_ip) reads.
+    dimensions: dict[str, str] = Field(default_factory=dict)
     # For the pages an approval gate sends: what the incident is.
     title: str = ""
     severity: Severity = Severity.SEV3

@@ -399,6 +399,7 @@ class IncidentWorkflow:
                 dry_run=dry_run,
                 approval=self._plan.approval,
                 params=params,
+                dimensions=state.dimensions,
                 title=state.title,
                 severity=state.severity,
                 status=state.status,

@@ -128,6 +128,7 @@ def opened(incident_id: str, workflow_id: str, alert: AlertEvent, now: datetime)
         resources=alert.targets,
         opened_at=now,
         monitoring_service=alert.monitoring_service,
+        dimensions=alert.dimensions,
     )
     state.escalation.next_page_at = now
     return state
