@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from stanch.azuresim.admin import SimAdmin
+from stanch.client.connection import data_converter
 from stanch.gateway.signing import DecisionSigner, new_private_key_text, parse_private_key
 from stanch.harness.binaries import installed
 from stanch.harness.dev_server import DevServer
@@ -28,6 +28,7 @@ from stanch.harness.processes import Process
 from stanch.harness.services import stanch_process
 from stanch.harness.waiting import eventually, healthy
 from stanch.harness.workers import worker_polling
+from stanch.models.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-intake-token"
@@ -53,7 +54,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def connect(address: str) -> Client:
-    return await Client.connect(address, data_converter=pydantic_data_converter)
+    # The stack's processes' converter: sealed when STANCH_PAYLOAD_KEYS_FILE is set.
+    return await Client.connect(address, data_converter=data_converter(Settings()))
 
 
 def bench_server(workdir: Path) -> DevServer:
