@@ -131,6 +131,8 @@ def env_file_lines(settings: Settings, state_dir: Path) -> list[str]:
         "STANCH_AZURE_ENDPOINT": settings.azure_endpoint or "",
         "STANCH_AZURE_CA_FILE": str(settings.azure_ca_file or ""),
     }
+    if settings.payload_keys_file is not None:  # commands elsewhere open what the stack seals
+        values["STANCH_PAYLOAD_KEYS_FILE"] = str(settings.payload_keys_file.resolve())
     return [f"{key}={value}" for key, value in values.items()]
 
 
