@@ -10,6 +10,7 @@ queue, azuresim over TLS whose VM restarts take a minute (as Azure's do)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -17,10 +18,13 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from temporalio import activity
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.client import WorkflowHandle
+from temporalio.testing import ActivityEnvironment
 
+from stanch.activities.heartbeats import heartbeating
 from stanch.azuresim import AzureSim, load_world
 from stanch.harness.processes import Process
 from stanch.harness.waiting import eventually
@@ -133,3 +137,45 @@ async def test_a_killed_workers_activity_is_retried_elsewhere_within_the_heartbe
     finally:
         for worker in workers:
             await worker.stop(grace=5)
+
+
+# ---- the helper itself ------------------------------------------------------------
+
+
+async def test_a_wait_heartbeats_its_details_until_it_is_over():
+    beats: list[tuple] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(details)
+
+    @activity.defn
+    async def waits_on_azure() -> str:
+        operation = asyncio.sleep(0.5, "done")  # stands for poller.result()
+        return await heartbeating(operation, "token", every=timedelta(seconds=0.1))
+
+    assert await env.run(waits_on_azure) == "done"
+    assert len(beats) >= 4, beats  # one at once, then one every 0.1 s
+    assert set(beats) == {("token",)}
+
+
+async def test_a_cancelled_activity_stops_waiting_on_azure():
+    """Temporal cancels an activity through a heartbeat's answer (the workflow
+    gave up, or the server timed the attempt out): the wait goes with it."""
+    env = ActivityEnvironment()
+    operation_cancelled = asyncio.Event()
+
+    async def operation() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            operation_cancelled.set()
+            raise
+
+    @activity.defn
+    async def waits_on_azure() -> None:
+        await heartbeating(operation(), every=timedelta(seconds=0.05))
+
+    running = asyncio.create_task(env.run(waits_on_azure))
+    env.on_heartbeat = lambda *details: env.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    await asyncio.wait_for(operation_cancelled.wait(), 5)  # not left running
