@@ -168,7 +168,7 @@ def _metric(
             point: dict[str, Any] = {
                 "timeStamp": (start + step * i).isoformat().replace("+00:00", "Z")
             }
-            for agg in aggregations:
+            for agg in aggregations if v is not None else ():  # a gap: no aggregate, as on Azure
                 point[
                     {
                         "average": "average",
