@@ -15,6 +15,7 @@ one is running (409 Conflict), which is retried here until the first one ends.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,10 +26,10 @@ from temporalio.exceptions import ApplicationError
 
 from stanch.activities.azure_clients import AzureClients
 from stanch.activities.azure_errors import INVALID_REQUEST, azure_call
-from stanch.activities.heartbeats import polled
+from stanch.activities.heartbeats import heartbeating, polled
 from stanch.models.azure import ResourceId
 from stanch.models.run_command import DiagnosticEvidence, DiagnosticRequest
-from stanch.stores.evidence import EvidenceKeeper
+from stanch.stores.evidence import EvidenceConflict, EvidenceKeeper
 
 # Another command is still running on the VM (perhaps an earlier attempt's):
 # wait for it, it ends within Run Command's 90-minute limit.
@@ -55,7 +56,13 @@ class RunCommandActivities:
                 non_retryable=True,
             )
         name = request.evidence_name()
-        if (kept := self._store.find(request.incident_id, name)) is not None:
+        # The stores block (disk, or the Storage SDK's HTTP): off the event loop.
+        where = f"evidence {name} of incident {request.incident_id}"
+        async with azure_call(f"read {where}"):
+            kept = await heartbeating(
+                asyncio.to_thread(self._store.find, request.incident_id, name)
+            )
+        if kept is not None:
             return DiagnosticEvidence(
                 **kept.model_dump(), script=script.name, resource_id=rid.id, reused=True
             )
@@ -79,7 +86,15 @@ class RunCommandActivities:
             "lines": script.script,
             "output": statuses,
         }
-        ref = self._store.keep(request.incident_id, name, bundle)
+        try:
+            async with azure_call(f"keep {where}"):
+                ref = await heartbeating(
+                    asyncio.to_thread(self._store.keep, request.incident_id, name, bundle)
+                )
+        except EvidenceConflict as e:
+            # Two attempts raced (a worker cut off, not dead): the first kept counts.
+            activity.logger.warning("%s; the first run's output counts", e)
+            ref = e.kept
         return DiagnosticEvidence(
             **ref.model_dump(),
             script=script.name,
