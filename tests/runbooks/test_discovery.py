@@ -227,3 +227,32 @@ async def test_a_team_runbook_runs_the_teams_activity_on_a_real_worker(
         if call["method"] == "GET" and call["path"].lower().endswith("/virtualmachines/vm-web-1")
     ]
     assert vm_reads, "the team's activity read the VM through the worker's Azure clients"
+
+
+async def test_a_policy_module_contributes_its_stanch_activities(
+    tmp_path: Path, azure: AzureClients, monkeypatch: pytest.MonkeyPatch
+):
+    from stanch.activities.extensions import ActivityContext, extension_activities
+    from stanch.stores.evidence import EvidenceStore
+
+    # No dist-info, no entry point: only the policy names the module, whose
+    # package exports the factory.
+    site = install_team_package(
+        tmp_path / "site",
+        module="policy_team",
+        entry_points={},
+        extra_files={"__init__.py": "from policy_team.activities import stanch_activities\n"},
+    )
+    for info in site.glob("*.dist-info"):
+        for file in info.iterdir():
+            file.unlink()
+        info.rmdir()
+    monkeypatch.syspath_prepend(str(site))
+    settings = Settings(state_dir=tmp_path, task_queue="team-queue")
+    context = ActivityContext(azure, settings, EvidenceStore(tmp_path / "evidence"))
+
+    assert extension_activities(context, []) == []
+    (found,) = extension_activities(context, ["policy_team"])
+
+    assert found.name == "policy_team.read_os_disk"
+    assert found.origin == "runbook_packages[0] (policy_team.stanch_activities)"
