@@ -286,6 +286,11 @@ def _main(args: argparse.Namespace) -> int:
     except (UsageError, Refused, NotFound, InvalidQuery) as e:
         print(f"stanch: {e}", file=sys.stderr)
         return 2
+    except ConfigError as e:
+        # Found only once a worker builds its activities (two with one name
+        # across team packages): invalid configuration all the same.
+        print("\n".join([f"stanch: {e.source}: invalid", *e.problems]), file=sys.stderr)
+        return 2
     except (Unavailable, TemporalUnavailable) as e:
         print(f"stanch: {e}", file=sys.stderr)
         return 1
