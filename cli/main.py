@@ -392,6 +392,7 @@ def run(args: argparse.Namespace) -> int:
 
         _check_policy(settings.config)
         _check_database(settings)
+        _check_evidence(settings)
         asyncio.run(_following_log_level(settings, run_worker(settings)))
         return 0
     if command == "gateway":
@@ -552,6 +553,16 @@ def _check_database(settings: Settings) -> None:
         raise UsageError(str(e)) from None
     except DatabaseUnavailable as e:
         raise Unavailable(str(e)) from None
+
+
+def _check_evidence(settings: Settings) -> None:
+    """A worker keeps evidence only where its settings name a container (or a folder)."""
+    from stanch.stores.evidence import EvidenceSettingError, evidence_store
+
+    try:
+        evidence_store(settings)
+    except EvidenceSettingError as e:
+        raise UsageError(str(e)) from None
 
 
 def _policy_to_check(state_dir: Path) -> Path:

@@ -27,15 +27,11 @@ from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient, C
 from stanch.models.evidence import EvidenceRef
 from stanch.models.redaction import register_secrets
 from stanch.models.settings import Settings
-from stanch.stores.evidence import EvidenceConflict, bundle_bytes
+from stanch.stores.evidence import EvidenceConflict, EvidenceSettingError, bundle_bytes
 
 SHA256 = "sha256"  # metadata key
 INCIDENT = "incident"  # metadata key and blob index tag
 EXAMPLE_URL = "https://<account>.blob.core.windows.net/<container>"
-
-
-class EvidenceSettingError(ValueError):
-    """STANCH_EVIDENCE_URL or its connection string cannot name a container."""
 
 
 class BlobEvidenceStore:

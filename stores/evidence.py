@@ -34,6 +34,10 @@ class EvidenceKeeper(Protocol):
         ...
 
 
+class EvidenceSettingError(ValueError):
+    """STANCH_EVIDENCE_URL or its connection string cannot name a container."""
+
+
 class EvidenceConflict(Exception):
     """A different bundle is already kept under this name, and stays."""
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,9 +16,16 @@ from azure.core.exceptions import ResourceExistsError
 from temporalio.worker import Worker
 
 from stanch.harness.azurite import Azurite, running_azurite
+from stanch.harness.binaries import installed
+from stanch.harness.services import stanch_env
 from stanch.models.settings import Settings
-from stanch.stores.blob_evidence import BlobEvidenceStore, EvidenceSettingError, open_container
-from stanch.stores.evidence import EvidenceConflict, bundle_bytes, evidence_store
+from stanch.stores.blob_evidence import BlobEvidenceStore, open_container
+from stanch.stores.evidence import (
+    EvidenceConflict,
+    EvidenceSettingError,
+    bundle_bytes,
+    evidence_store,
+)
 from tests.support.azurite import blob_names, evidence_settings, fresh_container, tagged
 from tests.support.estate import VM1
 from tests.support.plans import policy_file
@@ -200,6 +208,27 @@ def test_settings_that_name_no_container_are_refused_by_name(url, connection, sa
         open_container(url, connection)
     assert says in str(refused.value)
     assert KEY not in str(refused.value)
+
+
+def test_a_worker_refuses_to_start_on_an_evidence_url_it_cannot_use(tmp_path: Path):
+    """Exit 2 naming the setting, before it connects to anything."""
+    env = stanch_env(
+        config=policy_file(tmp_path),
+        evidence_url="http://127.0.0.1:10000/devstoreaccount1/evidence",
+        temporal_address="127.0.0.1:1",  # never reached
+    )
+    worker = subprocess.run(
+        [installed("stanch"), "--state-dir", str(tmp_path), "worker"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert worker.returncode == 2, worker.stderr
+    assert "STANCH_EVIDENCE_URL: http://127.0.0.1:10000/devstoreaccount1/evidence is not https" in (
+        worker.stderr
+    )
 
 
 def test_files_stay_the_default(tmp_path: Path):
