@@ -1,21 +1,24 @@
 """Issue 13, item 2 (reviews/authoring.md §7.5: `stanch dev` started without a
 word and a disk alert ran restart_vm): a binding to a runbook that is not
 loaded keeps the worker, the gateway and `stanch dev` from starting, exit 2
-naming the binding, before anything is started; installed, the same policy
-starts."""
+naming the binding, before anything is started. A team activity taking a
+name stanch's own activity has keeps `stanch worker` from starting too."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+from temporalio.testing import WorkflowEnvironment
 
 from stanch.harness.ports import free_port
 from stanch.models.config import ConfigError
 from stanch.models.settings import Settings
 from tests.support.decisions import TEST_DECISION_KEY
-from tests.support.team_package import disk_guard_policy, run_stanch_with
+from tests.support.plans import policy_file
+from tests.support.team_package import disk_guard_policy, install_team_package, run_stanch_with
 
 REFUSAL = "runbooks[0].runbook: no runbook named 'disk_guard' is loaded"
 
@@ -91,3 +94,39 @@ async def test_run_worker_and_the_in_process_gateway_refuse_the_policy(tmp_path:
 
     assert worker.value.problems[0].startswith(REFUSAL)
     assert gateway.value.problems[0].startswith(REFUSAL)
+
+
+CLASH = """from temporalio import activity
+
+
+@activity.defn(name="get_resource")
+async def get_resource(ref: dict) -> dict:
+    return ref
+"""
+
+
+@pytest.mark.devserver
+def test_stanch_worker_refuses_a_team_activity_taking_a_built_in_name(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+):
+    site = install_team_package(
+        tmp_path / "site",
+        entry_points={"stanch.activities": {"clash": "myteam_runbooks.clash:get_resource"}},
+        extra_files={"clash.py": CLASH},
+    )
+    settings = {
+        "STANCH_CONFIG": str(policy_file(tmp_path)),
+        "STANCH_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "STANCH_TASK_QUEUE": f"tq-{uuid.uuid4()}",
+        "STANCH_STATE_DIR": str(tmp_path / "state"),
+    }
+
+    refused = run_stanch_with([site], tmp_path, "worker", settings=settings, timeout=60)
+
+    assert refused.returncode == 2, refused.stderr
+    assert "activity 'get_resource' is defined twice: by stanch (" in refused.stderr
+    assert (
+        "by entry point stanch.activities: clash = myteam_runbooks.clash:get_resource "
+        "(myteam-runbooks 1.2.3) (myteam_runbooks.clash.get_resource)"
+    ) in refused.stderr
+    assert "Traceback" not in refused.stderr
