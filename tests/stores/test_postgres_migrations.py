@@ -56,7 +56,9 @@ def test_a_worker_and_a_gateway_refuse_a_schema_they_do_not_know(
 ):
     config = policy_file(tmp_path)
     newer = new_database(postgres)
-    query(newer, "INSERT INTO stanch_schema_version (version, name) VALUES (%s, 'later')", KNOWN + 1)
+    query(
+        newer, "INSERT INTO stanch_schema_version (version, name) VALUES (%s, 'later')", KNOWN + 1
+    )
     empty = new_database(postgres, migrated=False)
     gateway = ["gateway", "--port", str(free_port())]
 
