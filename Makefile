@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCK   := requirements/dev.lock
 
-.PHONY: demo test lint lock dev bench chaos chromium azurite clean
+.PHONY: demo test lint lock dev bench chaos chromium azurite postgresql clean
 
 # The lock pins pip and setuptools too, so stanch itself installs with no index
 # and no build isolation: what builds it is what the lock says.
@@ -44,7 +44,15 @@ azurite: $(STAMP)
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q nodejs npm; }
 	$(BIN)/python -m stanch.harness.azurite
 
-test: $(STAMP) chromium azurite
+# Debian's PostgreSQL server for the shared stores' tests (each run starts its own
+# throwaway cluster; none is left running), and iproute2 for the multi-host tests.
+postgresql:
+	@{ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v ip >/dev/null; } || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q postgresql iproute2; }
+
+test: $(STAMP) chromium azurite postgresql
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
 # The same checks as .pre-commit-config.yaml, over the whole tree.
