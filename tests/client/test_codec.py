@@ -42,6 +42,7 @@ from stanch.harness.ports import free_port
 from stanch.harness.waiting import eventually, wait_until
 from stanch.models.settings import Settings
 from stanch.worker import WORKFLOWS
+from tests.support.alerts import unique_alert
 from tests.support.encryption import (
     encrypted_stack,
     new_key,
@@ -173,6 +174,51 @@ async def test_keys_rotate_newest_encrypts_every_listed_key_decrypts(tmp_path: P
         await data_converter(before).decode(sealed_after, [str])
     with pytest.raises(UnknownPayloadKey, match="'k1'"):
         await data_converter(retired).decode(sealed_before, [str])
+
+
+@pytest.mark.devserver
+async def test_a_running_incident_lives_through_a_key_rotation(
+    dev_env: WorkflowEnvironment,
+    tmp_path: Path,
+    task_queue: str,
+    azure: AzureClients,
+    sim: AzureSim,
+):
+    """Opened under k1; then every process restarts with k2 first and k1
+    kept: the new worker replays the k1 history, and what happens next is
+    sealed under k2."""
+    old, new = new_key(), new_key()
+    config = policy_file(tmp_path, **REMEDIATION)
+    before = write_payload_keys(tmp_path / "before.json", {"k1": old})
+    after = write_payload_keys(tmp_path / "after.json", {"k2": new, "k1": old})
+    title = f"Disk full {uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(timeout=30) as http:
+        async with encrypted_stack(
+            dev_env, tmp_path, task_queue, config, azure, sim, before
+        ) as first:
+            opened = await first.post_alert(http, unique_alert(rule=title))
+            assert opened.status_code == 202, opened.text
+            incident = opened.json()["incident_id"]
+            await settled(first.client.get_workflow_handle(workflow_id_for(incident)))
+        async with encrypted_stack(
+            dev_env, tmp_path, task_queue, config, azure, sim, after
+        ) as second:
+            handle = second.client.get_workflow_handle(workflow_id_for(incident))
+            try:
+                noted = await http.post(
+                    f"{second.url}/api/incidents/{incident}/notes",
+                    json={"text": "rotated"},
+                    headers=auth("responder"),
+                )
+                assert noted.status_code == 200, noted.text
+                shown = (
+                    await http.get(f"{second.url}/api/incidents/{incident}", headers=auth("viewer"))
+                ).json()
+                assert title in json.dumps(shown) and "rotated" in json.dumps(shown["timeline"])
+                stored = without_plain_by_design(await stored_history(dev_env.client, handle.id))
+                assert {p.metadata[KEY_ID_FIELD] for p in payloads_in(stored)} == {b"k1", b"k2"}
+            finally:
+                await handle.terminate("test done")
 
 
 async def test_a_payload_that_does_not_open_is_an_error_never_plaintext(tmp_path: Path):
