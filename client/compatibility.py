@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio import worker as temporal_worker
 from temporalio.client import Client, WorkflowExecution, WorkflowHistory
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
@@ -126,7 +127,10 @@ async def check_compatibility(
         p for p in client.config().get("plugins", []) if isinstance(p, temporal_worker.Plugin)
     ]
     replayer = Replayer(
-        workflows=list(workflows), data_converter=client.data_converter, plugins=plugins
+        workflows=list(workflows),
+        data_converter=client.data_converter,
+        plugins=plugins,
+        runtime=_quiet_runtime(),
     )
     types: list[TypeChecked] = []
     broken: list[Breakage] = []
@@ -150,6 +154,19 @@ async def check_compatibility(
                 )
         types.append(TypeChecked(workflow_type=name, checked=len(executions), matching=matching))
     return CompatibilityReport(closed_since=since, types=types, broken=broken)
+
+
+_RUNTIME: list[Runtime] = []
+
+
+def _quiet_runtime() -> Runtime:
+    """The SDK core warns on stdout of every replay that fails: here that is
+    the finding, reported once in the check's own words (and `--json` stays
+    JSON)."""
+    if not _RUNTIME:
+        errors_only = TelemetryFilter(core_level="ERROR", other_level="ERROR")
+        _RUNTIME.append(Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(errors_only))))
+    return _RUNTIME[0]
 
 
 async def _executions(

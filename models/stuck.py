@@ -20,9 +20,9 @@ class StuckWorkflow(BaseModel):
 
     @property
     def which(self) -> str:
-        kind = "incident" if self.workflow_type == "IncidentWorkflow" else "runbook"
-        name = "" if kind == "incident" else f" {self.workflow_type}"
-        return f"{kind}{name} ({self.workflow_id})"
+        kinds = {"IncidentWorkflow": "incident", "detector": "detector"}
+        kind = kinds.get(self.workflow_type)
+        return f"{kind or 'runbook ' + self.workflow_type} ({self.workflow_id})"
 
     @computed_field  # type: ignore[prop-decorator]
     @property
