@@ -10,6 +10,7 @@ it runs under the workflow id `<file>`, which is what a replay uses when no
 from __future__ import annotations
 
 import asyncio
+import re
 import tempfile
 from collections.abc import Sequence
 from datetime import timedelta
@@ -52,6 +53,9 @@ async def approve_every_gate(
     while (await handle.describe()).status is WorkflowExecutionStatus.RUNNING:
         if loop.time() > give_up or skipped > LONGEST_RUN:
             raise RecordingFailed(f"{handle.id} was still running; recorded nothing")
+        if not await _idle(handle):  # first: a stuck run answers no query
+            await asyncio.sleep(0.02)
+            continue
         view: RunbookView = await handle.query("status", result_type=RunbookView)
         gate = view.pending
         if gate is not None:
@@ -62,20 +66,29 @@ async def approve_every_gate(
             if by is None:
                 raise RecordingFailed(f"{handle.id}: nobody left to approve {gate.step!r}")
             await approve(handle, gate.step, by, env=env, comment="recorded")
-        elif await _idle(handle):
+        else:
             await env.sleep(IDLE_SKIP)
             skipped += IDLE_SKIP
-        else:
-            await asyncio.sleep(0.02)
     result = await handle.result()
     assert isinstance(result, RunbookResult)
     return result
 
 
 async def _idle(handle: WorkflowHandle[Any, Any]) -> bool:
-    """Nothing in flight: the run waits on a timer (or a message)."""
+    """Nothing in flight: the run waits on a timer (or a message). A workflow
+    task that keeps failing (a bug in the procedure) ends the recording."""
     raw = (await handle.describe()).raw_description
+    if raw.HasField("pending_workflow_task") and raw.pending_workflow_task.attempt > 1:
+        raise RecordingFailed(f"{handle.id} is stuck: {await _task_failure(handle)}")
     return not raw.pending_activities and not raw.HasField("pending_workflow_task")
+
+
+async def _task_failure(handle: WorkflowHandle[Any, Any]) -> str:
+    failure = "its workflow task keeps failing"
+    async for event in handle.fetch_history_events():
+        if event.HasField("workflow_task_failed_event_attributes"):
+            failure = event.workflow_task_failed_event_attributes.failure.message
+    return failure
 
 
 async def record_runbook(
@@ -123,7 +136,7 @@ async def record_runbook(
                         name,
                         target,
                         params=params,
-                        incident_id=f"record-{stem}",
+                        incident_id=_incident_id(stem),
                         workflow_id=stem,
                     )
                     result = await approve_every_gate(env, handle)
@@ -131,6 +144,11 @@ async def record_runbook(
                 finally:
                     await started.terminate_all()
     return save_history(to, stem, history.to_json()), result
+
+
+def _incident_id(stem: str) -> str:
+    # Incident ids name Azure objects (locks, NSG rules): letters, digits, dashes.
+    return ("rec-" + re.sub(r"[^A-Za-z0-9]+", "-", stem))[:40].rstrip("-")
 
 
 def save_history(to: Path, stem: str, text: str) -> Path:

@@ -50,9 +50,10 @@ async def azure_clients(sim: AzureSim) -> AsyncIterator[AzureClients]:
 
 
 def resource_for(spec: RunbookSpec, world: World) -> str | None:
-    """The first resource of `world` that the runbook's own `matches` would
-    answer an alert on (rules aside: a recording has no alert rule)."""
-    match = spec.matches.model_copy(update={"rules": []})
+    """The first resource of `world` that the runbook's own `matches` names
+    (its resource groups, types and ids: a recording has no alert to match
+    rules or monitoring services against)."""
+    match = spec.matches.model_copy(update={"rules": [], "monitoring_services": []})
     for resource in world.resources:
         if alert_matches(match, "", [resource.id]):
             return resource.id
