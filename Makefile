@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCK   := requirements/dev.lock
 
-.PHONY: demo test lint lock dev bench chaos chromium azurite postgresql clean
+.PHONY: demo test lint lock dev bench chaos chromium azurite postgresql prometheus clean
 
 # The lock pins pip and setuptools too, so stanch itself installs with no index
 # and no build isolation: what builds it is what the lock says.
@@ -52,7 +52,15 @@ postgresql:
 	  $$SUDO apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q postgresql iproute2; }
 
-test: $(STAMP) chromium azurite postgresql
+# Debian's prometheus (with promtool) for the alerting rules' tests (tests/ops): each
+# test starts its own server on a free port. No recommends: no node exporter daemon.
+prometheus:
+	@command -v promtool >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends prometheus; }
+
+test: $(STAMP) chromium azurite postgresql prometheus
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
 # The same checks as .pre-commit-config.yaml, over the whole tree.
