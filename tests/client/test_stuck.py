@@ -9,99 +9,35 @@ it sent enters the runbook's history."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
+import pytest
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from stanch.activities.azure_clients import AzureClients
 from stanch.azuresim import AzureSim
-from stanch.client.compatibility import deployed_workflows
 from stanch.client.errors import Refused
 from stanch.client.ids import workflow_id_for
 from stanch.client.incidents import fetch_incident
 from stanch.client.stuck import stuck_workflow
 from stanch.client.updates import send_update
-from stanch.harness.ports import free_port
 from stanch.harness.waiting import eventually
 from stanch.models.runbook import ApprovalDecision
 from stanch.models.settings import Settings
 from stanch.workflows.runbook import Runbook
 from tests.support.changed_code.quarantine_new_step import QuarantineVmLooksForDiskErrors
 from tests.support.cli import run_stanch
+from tests.support.code_change import REPO, cli_state, deployed, gateway_only, history_events
 from tests.support.incidents import settled
 from tests.support.oncall import open_vm_incident
-from tests.support.plans import API_TOKENS, REMEDIATION, auth, policy_file
-from tests.support.stack import Stack, gateway_at, stack_settings
+from tests.support.plans import API_TOKENS, auth
+from tests.support.stack import Stack
 
-REPO = Path(__file__).resolve().parents[2]
 AT_ONCE = 5.0  # seconds: "refused at once", with room for a loaded machine
-
-
-@asynccontextmanager
-async def changed_worker(client: Client, settings: Settings, azure: AzureClients) -> Any:
-    """The worker after a deploy of the naive change: same task queue, same
-    activities, quarantine_vm's new code."""
-    from stanch.worker import activities_for
-
-    async with Worker(
-        client,
-        task_queue=settings.task_queue,
-        workflows=deployed_workflows(replacing=[QuarantineVmLooksForDiskErrors]),
-        activities=activities_for(settings, azure),
-    ):
-        yield
-
-
-@asynccontextmanager
-async def gateway_only(
-    env: WorkflowEnvironment, tmp_path: Path, task_queue: str, sim: AzureSim
-) -> AsyncIterator[tuple[Stack, Settings]]:
-    """The gateway alone: the test brings up the workers itself, one code
-    version after the other."""
-    token = secrets.token_urlsafe(16)
-    port = free_port()
-    config = policy_file(tmp_path, **REMEDIATION)
-    settings = stack_settings(env, tmp_path, task_queue, config, token, port)
-    async with gateway_at(settings, port) as url:
-        yield (
-            Stack(env.client, url, token, task_queue, config, tmp_path / "pages.jsonl", sim),
-            settings,
-        )
-
-
-async def events(handle: WorkflowHandle[Any, Any], *, tasks_too: bool = True) -> int:
-    """Without `tasks_too`, events other than workflow tasks: a failing
-    workflow's retried task shows in its history as it comes and goes."""
-    tasks = (
-        set()
-        if tasks_too
-        else {
-            EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
-            EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
-            EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
-        }
-    )
-    return len([e async for e in handle.fetch_history_events() if e.event_type not in tasks])
-
-
-def cli_env(directory: Path, settings: Settings, token: str) -> Path:
-    """A state dir whose env file points the CLI at this stack, with a credential."""
-    directory.mkdir(exist_ok=True)
-    (directory / "env").write_text(
-        f"STANCH_TEMPORAL_ADDRESS={settings.temporal_address}\n"
-        f"STANCH_GATEWAY_URL={settings.gateway_url}\n"
-        f"STANCH_API_TOKEN={token}\n"
-    )
-    return directory
 
 
 async def test_a_runbook_stuck_on_a_code_change_says_so_and_refuses_decisions(
@@ -123,7 +59,7 @@ async def test_a_runbook_stuck_on_a_code_change_says_so_and_refuses_decisions(
                 runbook = client.get_workflow_handle(detail["state"]["runbook"]["workflow_id"])
                 await settled(runbook)
             try:
-                async with changed_worker(client, settings, azure):
+                async with deployed(dev_env, settings, azure, [QuarantineVmLooksForDiskErrors]):
                     await stuck_before_it_is_woken(stack, http, incident, runbook)
                     await stuck_after_its_task_failed(stack, http, settings, incident, runbook)
             finally:
@@ -136,7 +72,7 @@ async def stuck_before_it_is_woken(
     """Waiting at its gate, the runbook has no workflow task to fail yet: a
     replay (a query) finds it out, and a decision is refused without waking
     it (an update would hold for ~20 s and leave a failed task behind)."""
-    before = await events(runbook)
+    before = await history_events(runbook)
     detail = await fetch_incident(stack.client, incident)
     assert detail.stuck is not None, "shown as waiting, not stuck"
     assert detail.stuck.workflow_id == runbook.id
@@ -156,7 +92,9 @@ async def stuck_before_it_is_woken(
     assert "stuck: runbook quarantine_vm" in refused.json()["message"]
     assert "stanch runbook check" in refused.json()["message"]
     assert took < AT_ONCE, f"refused after {took:.1f}s"
-    assert await events(runbook) == before, "the refusal left nothing in the runbook's history"
+    assert await history_events(runbook) == before, (
+        "the refusal left nothing in the runbook's history"
+    )
     assert await stuck_workflow(stack.client, runbook.id) is None, "it was not woken"
 
 
@@ -181,7 +119,7 @@ async def stuck_after_its_task_failed(
     assert found.attempts is not None and found.attempts >= 2
     assert found.workflow_type == "quarantine_vm"
     await settled_failing(runbook)
-    before = await events(runbook, tasks_too=False)
+    before = await history_events(runbook, tasks_too=False)
 
     base = f"{stack.url}/api/incidents/{incident}"
     shown = (await http.get(base, headers=auth("viewer"))).json()
@@ -194,7 +132,7 @@ async def stuck_after_its_task_failed(
     assert page.status_code == 200
     assert "stuck: runbook quarantine_vm" in page.text and "Approve</button>" not in page.text
 
-    state = cli_env(settings.state_dir / "cli", settings, API_TOKENS["approver"])
+    state = cli_state(settings.state_dir / "cli", settings, API_TOKENS["approver"])
     # In a thread: this test's event loop runs the worker that must answer.
     show = await asyncio.to_thread(run_stanch, state, REPO, "show", incident)
     assert show.returncode == 0, show.stderr
@@ -215,13 +153,13 @@ async def stuck_after_its_task_failed(
 
     # Past the checks (a decision that raced the failure): Temporal's own
     # refusal reads the same.
-    try:
-        await send_update(runbook, Runbook.approve, ApprovalDecision(step="isolate", by="carol"))
-    except Refused as e:
-        assert "stuck" in str(e) and "stanch runbook check" in str(e)
-    else:
-        raise AssertionError("an update to a stuck runbook was accepted")
-    after = await events(runbook, tasks_too=False)
+    decision = ApprovalDecision(step="isolate", by="carol")
+    with pytest.raises(
+        Refused, match=r"stuck: .* \(a code change broke it: run `stanch runbook check`\)"
+    ):
+        answer = await send_update(runbook, Runbook.approve, decision)
+        raise AssertionError(f"an update to a stuck runbook was answered: {answer}")
+    after = await history_events(runbook, tasks_too=False)
     assert after == before, "nothing of the refused decisions entered history"
 
 
