@@ -337,8 +337,9 @@ async def states_since(
                         finished.popitem(last=False)
                 finished.move_to_end(execution.run_id)
                 return finished[execution.run_id]
-            except (RPCError, WorkflowFailureError, KeyError):
-                return None  # gone since listing, or its worker is away: count what answers
+            except (RPCError, WorkflowFailureError, WorkflowQueryFailedError, KeyError):
+                # gone since listing, its worker is away, or it is stuck: count what answers
+                return None
 
     answers = await asyncio.gather(*map(state_of, executions))
     return [state for state in answers if state is not None]
