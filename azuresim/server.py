@@ -80,7 +80,11 @@ class AzureSim:
         if self._files is None:
             ca.cert_pem.write_to_path(str(self.ca_file))
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("localhost", "127.0.0.1", "::1").configure_cert(context)
+        # Bound to another address (a host of its own on a network), it names that too.
+        names = ["localhost", "127.0.0.1", "::1"]
+        if host not in (*names, "0.0.0.0", ""):
+            names.append(host)
+        ca.issue_cert(*names).configure_cert(context)
         self._server = _TLSServer((host, port), _handler(self), context)
         self.host, self.port = host, self._server.server_address[1]
         self._thread: threading.Thread | None = None

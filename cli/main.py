@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("sim", parents=[common], help="run azuresim, the Azure simulator")
     sim.add_argument("--port", type=int, default=8443)
     sim.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (its certificate names it)"
+    )
+    sim.add_argument(
         "--world", type=Path, default=None, help="world file (default: the packaged world)"
     )
     sim.add_argument(
@@ -323,7 +326,7 @@ def run(args: argparse.Namespace) -> int:
     if command == "sim":
         from stanch.cli.sim import run_sim
 
-        return run_sim(args.port, args.world, args.state_dir, reset=args.reset)
+        return run_sim(args.port, args.world, args.state_dir, host=args.host, reset=args.reset)
     if command == "demo":
         from stanch.cli.demo import run_demo
 

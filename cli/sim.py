@@ -59,8 +59,10 @@ def estate_line(sim: AzureSim) -> str:
     return f"seeded from the world ({resources} resources), kept in {sim.estate_file}"
 
 
-def run_sim(port: int, world: Path | None, state_dir: Path, reset: bool = False) -> int:
-    sim = start_sim(port, world, state_dir, reset=reset)
+def run_sim(
+    port: int, world: Path | None, state_dir: Path, host: str = "127.0.0.1", reset: bool = False
+) -> int:
+    sim = start_sim(port, world, state_dir, host=host, reset=reset)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
