@@ -64,6 +64,15 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
 
 
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """stanch's wheel, built once from this checkout (without build isolation)
+    for every test that installs it somewhere clean."""
+    from tests.support.packaging import build_wheel
+
+    return build_wheel(tmp_path_factory.mktemp("dist"), isolated=False)
+
+
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[AzureSim]:
     """azuresim over TLS, seeded with examples/world.yaml, fresh for each test."""

@@ -5,75 +5,19 @@ from an empty folder with what the wheel carries."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
-import sysconfig
 import time
-from pathlib import Path
 
 import httpx
 
 from stanch.harness.ports import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def build_wheel(out: Path, isolated: bool) -> Path:
-    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)]
-    if not isolated:
-        command.insert(-1, "--no-build-isolation")
-    subprocess.run(command, check=True, capture_output=True, timeout=300)
-    (wheel,) = out.glob("stanch-*.whl")
-    return wheel
-
-
-def clean_venv_with(wheel: Path, where: Path) -> Path:
-    """A new virtual environment holding the wheel alone. Its dependencies are
-    borrowed from this environment's site-packages as a plain path (not a site
-    dir, so this checkout's editable install is not seen), so that nothing is
-    downloaded."""
-    venv = where / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(python),
-            "install",
-            "-q",
-            "--no-deps",
-            str(wheel),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    site = Path(
-        subprocess.run(
-            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    )
-    (site / "borrowed_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    return venv
-
-
-def installed_top_level_names(venv: Path) -> set[str]:
-    (record,) = venv.glob("lib/python*/site-packages/stanch-*.dist-info/RECORD")
-    names = set()
-    for line in record.read_text().splitlines():
-        first = line.split(",", 1)[0].split("/", 1)[0]
-        if first.endswith(".dist-info") or first in ("..", "__pycache__"):
-            continue
-        names.add(first.removesuffix(".py"))
-    return names
+from tests.support.packaging import (
+    build_wheel,
+    clean_venv_with,
+    installed_top_level_names,
+    user_env,
+)
 
 
 def test_pip_wheel_builds_with_and_without_build_isolation(tmp_path):
@@ -81,19 +25,13 @@ def test_pip_wheel_builds_with_and_without_build_isolation(tmp_path):
     assert build_wheel(tmp_path / "local", isolated=False).name.startswith("stanch-")
 
 
-def test_the_installed_wheel_adds_only_stanch_and_runs_from_any_folder(tmp_path):
-    venv = clean_venv_with(build_wheel(tmp_path / "dist", isolated=False), tmp_path)
+def test_the_installed_wheel_adds_only_stanch_and_runs_from_any_folder(tmp_path, built_wheel):
+    venv = clean_venv_with(built_wheel, tmp_path)
     assert installed_top_level_names(venv) == {"stanch"}
     elsewhere = tmp_path / "a-team-repo"
     (elsewhere / "models").mkdir(parents=True)  # a team's own `models`, as in the trial
     (elsewhere / "models" / "__init__.py").write_text("raise ImportError('not stanch')\n")
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("STANCH_", "PYTHON", "VIRTUAL"))
-    }
-    # The Temporal binaries come from their own wheels in this environment.
-    env["PATH"] = (
-        f"{venv / 'bin'}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    )
+    env = user_env(venv)
     stanch = str(venv / "bin" / "stanch")
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
