@@ -17,7 +17,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from stanch.harness.ports import free_port
@@ -52,9 +52,21 @@ class PostgresServer:
     """One cluster: `start()`, `stop()` and `start()` again on the same data
     (a restart, as a failover or a maintenance window does), `remove()`."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        launcher: Sequence[str] = (),
+        clients: str | None = None,
+    ) -> None:
+        """`launcher` runs each of its tools (`ip netns exec NS`: a server on a
+        host of its own); `clients` is a network (CIDR) also trusted, beside
+        loopback, for a server other hosts reach."""
         self.host = host
         self.port = port or free_port(host)
+        self.launcher = list(launcher)
+        self.clients = clients
         self.bin = server_binaries()
         self._as_root = os.geteuid() == 0
         # Its own folder under the system tmp dir: the postgres user must be able to enter it.
@@ -83,6 +95,9 @@ class PostgresServer:
     def start(self) -> PostgresServer:
         if not self._initialised:
             self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", SUPERUSER, "-E", "UTF8")
+            if self.clients:
+                with (self.data / "pg_hba.conf").open("a") as hba:
+                    hba.write(f"host all all {self.clients} trust\n")
             self._initialised = True
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses={self.host} "
@@ -114,6 +129,7 @@ class PostgresServer:
         argv = [str(path) if path.exists() else tool, *args]
         if self._as_root:
             argv = ["runuser", "-u", SUPERUSER, "--", *argv]
+        argv = [*self.launcher, *argv]
         done = subprocess.run(argv, capture_output=True, text=True, cwd=self.root, timeout=120)
         if check and done.returncode != 0:
             tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
