@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from stanch.models.audit import RECORD_AUDIT, AuditEntry, AuditReceipt
+from stanch.models.audit import APPEND_ERRORS_METRIC, RECORD_AUDIT, AuditEntry, AuditReceipt
 from stanch.stores.audit import AuditLog
 
 
@@ -19,4 +19,12 @@ class AuditActivities:
         `stanch audit verify` finds it to cross-check the store."""
         info = activity.info()
         key = f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}"
-        return self._log.append(key, entry)
+        try:
+            return self._log.append(key, entry)
+        except Exception:
+            # Retried until it lands, so the workflow alone would never say
+            # that the trail is refusing records: the metric does.
+            activity.metric_meter().create_counter(
+                APPEND_ERRORS_METRIC, "audit records that could not be appended (retried)"
+            ).add(1, {"writer": "worker"})
+            raise

@@ -152,10 +152,12 @@ class NotifyActivities:
             except _Transient as e:
                 activity.logger.warning("page to %s failed, will retry: %s", name, e)
                 transient[name] = e
+                _count_failure(name, "retrying")
                 continue
             except _Permanent as e:
                 activity.logger.error("page to %s refused: %s", name, e)
                 refused[name] = str(e)
+                _count_failure(name, "refused")
                 continue
             except Exception as e:
                 # Whatever broke, it broke this channel only. Its text may carry
@@ -163,6 +165,7 @@ class NotifyActivities:
                 why = f"unexpected {type(e).__name__}"
                 activity.logger.error("page to %s failed: %s", name, why)
                 refused[name] = why
+                _count_failure(name, "refused")
                 continue
             delivered.append(name)
             activity.heartbeat(delivered)
@@ -279,6 +282,15 @@ def _redirect(response: httpx.Response) -> str:
         f"HTTP {response.status_code} redirect{where}: redirects are not followed, "
         "so nothing was delivered; set the channel's url to where it moved"
     )
+
+
+def _count_failure(channel: str, outcome: str) -> None:
+    """A page that did not reach a channel: `retrying` (Temporal tries again) or
+    `refused` (it never will). Alerted on by ops/prometheus: paging is how
+    people learn of incidents, and a page that fails is silent otherwise."""
+    activity.metric_meter().create_counter(
+        "stanch_page_failures_total", "pages a channel did not take, by channel and outcome"
+    ).add(1, {"channel": channel, "outcome": outcome})
 
 
 def _named(failures: dict[str, Any]) -> str:

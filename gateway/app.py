@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import SecretStr, ValidationError
@@ -26,6 +26,7 @@ from stanch.gateway.auth import presented_token, token_matches
 from stanch.gateway.codec import CODEC_PATHS, codec_router
 from stanch.gateway.controls import controls_router
 from stanch.gateway.dashboard import dashboard_router
+from stanch.gateway.fleet_metrics import FleetMetrics
 from stanch.gateway.identity import TokenRefused, looks_like_jwt
 from stanch.gateway.intake import AlertIntake, lasting_refusal
 from stanch.gateway.openapi_security import declare_security
@@ -36,7 +37,7 @@ from stanch.models.audit import AuditEntry
 from stanch.models.errors import describe_validation_error
 from stanch.models.settings import Settings
 from stanch.stores.postgres.database import DatabaseUnavailable
-from stanch.stores.select import audit_log
+from stanch.stores.select import audit_log, toggle_store
 
 MAX_ALERT_BYTES = 1024 * 1024  # Azure caps payloads at 256 KB; 1 MiB leaves room
 MAX_ALERT_DEPTH = 32  # the common alert schema nests about 6 deep
@@ -82,6 +83,7 @@ def create_app(
         return state["client"]
 
     intake = AlertIntake(client, settings.task_queue, settings.coalesce_window_ms)
+    fleet = FleetMetrics(client, toggle_store(settings), settings.task_queue)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -90,6 +92,7 @@ def create_app(
         except Exception as e:
             log.warning("Temporal not reachable at start-up (%s); will retry per request", e)
         yield
+        await fleet.close()
 
     app = FastAPI(
         title="stanch gateway",
@@ -118,6 +121,14 @@ def create_app(
         log.error("%s %s: shared store unavailable: %s", request.method, request.url.path, exc)
         body = {"error": "unavailable", "message": "the shared store is unavailable; retry later"}
         return JSONResponse(body, status_code=503, headers={"Retry-After": "10"})
+
+    @app.exception_handler(Exception)
+    async def _crashed(request: Request, exc: Exception) -> Response:
+        # Starlette's own 500 (it logs the traceback), counted: an alert lost
+        # to a bug is a refusal too, and the 5xx rate is what on-call watches.
+        if request.url.path == "/alerts":
+            REFUSED.labels("500").inc()
+        return PlainTextResponse("Internal Server Error", status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -213,6 +224,7 @@ def create_app(
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
+        await fleet.measure()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")

@@ -12,11 +12,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from prometheus_client import Counter
+
 from stanch.gateway.coalesce import Coalescer
-from stanch.models.audit import AuditEntry, AuditReceipt
+from stanch.models.audit import APPEND_ERRORS_METRIC, AuditEntry, AuditReceipt
 from stanch.stores.select import AuditTrail
 
 Record = tuple[str, AuditEntry]
+APPEND_ERRORS = Counter(
+    APPEND_ERRORS_METRIC, "audit records that could not be appended", ["writer"]
+)
 
 
 class AlertAuditTrail:
@@ -28,7 +33,11 @@ class AlertAuditTrail:
         )
 
     async def append(self, key: str, entry: AuditEntry) -> AuditReceipt:
-        return await self._writes.submit("audit", (key, entry))
+        try:
+            return await self._writes.submit("audit", (key, entry))
+        except Exception:
+            APPEND_ERRORS.labels("gateway").inc()
+            raise
 
     async def _write(self, _: str, records: list[Record]) -> Sequence[AuditReceipt]:
         return await asyncio.to_thread(self._log.append_many, records)

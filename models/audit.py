@@ -10,6 +10,10 @@ from pydantic import BaseModel, Field
 # The activity type that appends to the trail. Its results in workflow
 # histories are the receipts `stanch audit verify` cross-checks the store with.
 RECORD_AUDIT = "record_audit"
+# Counted by the worker (through Temporal's meter, which adds no suffix) and the
+# gateway (prometheus_client, which adds `_total` and strips it from a name that
+# has it): one name in both expositions, by `writer`.
+APPEND_ERRORS_METRIC = "stanch_audit_append_errors_total"
 
 
 class AuditEntry(BaseModel):
