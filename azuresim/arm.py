@@ -245,6 +245,10 @@ def _validate_rules(rules: list[dict[str, Any]], nsg_id: str) -> None:
 
 def _security_rule(state: SimState, req: Request) -> Response:
     _check_api_version(req, "microsoft.network/networksecuritygroups/securityrules")
+    if req.path.rstrip("/").lower().endswith("/securityrules"):  # SecurityRules_List
+        nsg = state.get(req.path.rstrip("/").rsplit("/", 1)[0])
+        rules_json = [_rule_json(r) for r in nsg.properties.get("securityRules") or []]
+        return _read(req, lambda: {"value": rules_json})
     nsg_id, _, rule_name = req.path.rstrip("/").rpartition("/securityRules/")
     if not rule_name:
         nsg_id, _, rule_name = req.path.rstrip("/").lower().rpartition("/securityrules/")

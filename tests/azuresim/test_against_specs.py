@@ -14,14 +14,22 @@ Deliberate divergences, each with its reason:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from stanch.azuresim.admin import SimAdmin, trusting
 from stanch.azuresim.api_versions import api_versions
-from tests.support.estate import SUB, VM1, VMSS, WORKSPACE
-from tests.support.openapi import Validation, document, operation, response_schema
+from tests.support.estate import NIC1, RG, SUB, VM1, VMSS, WORKSPACE
+from tests.support.openapi import (
+    Route,
+    Validation,
+    document,
+    operation,
+    response_schema,
+    route,
+)
 
 SPECS = Path(__file__).parent / "specs" / "specification"
 LOGS = (
@@ -29,6 +37,11 @@ LOGS = (
     / "operationalinsights/data-plane/Microsoft.OperationalInsights/stable/v1/OperationalInsights.json"
 )
 METRICS = SPECS / "monitor/data-plane/Microsoft.Insights/stable/2024-02-01/metricBatch.json"
+NETWORK = SPECS / "network/resource-manager/Microsoft.Network/stable/2024-05-01"
+NSGS = NETWORK / "networkSecurityGroup.json"
+NICS = NETWORK / "networkInterface.json"
+# The ARM documents: every ARM route azuresim serves for these types must be in one.
+ARM_SPECS = [NSGS, NICS]
 AUTH = {"Authorization": "Bearer anything"}
 WORKSPACE_RESOURCE = (
     f"/subscriptions/{SUB}/resourceGroups/rg-ops/providers/"
@@ -39,6 +52,36 @@ CELLS_ARE_TYPED = "/tables/*/rows/*"  # see the module's docstring
 
 def client(sim) -> httpx.Client:
     return httpx.Client(base_url=sim.url, verify=trusting(sim.ca_file), headers=AUTH, timeout=10)
+
+
+def call(
+    http: httpx.Client, method: str, path: str, status: int, body: Any = None, **ignore: str
+) -> Any:
+    """One ARM call at the api-version of the vendored document that has its
+    route; the answer must have `status` and validate against that status's
+    schema (`default`, the error schema, for a 4xx)."""
+    spec_route = route(ARM_SPECS, method, path)
+    answer = http.request(method, path, params={"api-version": spec_route.version}, json=body)
+    assert answer.status_code == status, f"{method} {path}: {answer.status_code} {answer.text}"
+    if not answer.content:
+        return None
+    schema = response_schema(spec_route.spec, spec_route.template, method, status)
+    problems = Validation(ignore=list(ignore.values())).check(answer.json(), schema)
+    assert problems == [], f"{method} {path} ({status}): {problems}"
+    return answer.json()
+
+
+def served_routes(sim) -> list[tuple[Route, str]]:
+    """Each ARM call azuresim answered (not 404/405) since the journal was
+    cleared, with the spec route it is an instance of and its api-version."""
+    admin = SimAdmin(sim.url, sim.ca_file)
+    calls = admin.journal()
+    admin.close()
+    return [
+        (route(ARM_SPECS, c["method"], c["path"]), c["query"]["api-version"])
+        for c in calls
+        if c["status"] not in (404, 405)
+    ]
 
 
 def test_the_vendored_specs_are_the_ones_named_in_the_readme():
@@ -136,3 +179,105 @@ def test_the_validator_reports_what_the_spec_refuses():
         "/values/0/value/0/timeseries/0/data/0/average: null where the spec has no x-nullable",
         "/values/0/value/0/colour: not in the spec",
     ]
+
+
+# ---- Microsoft.Network (2024-05-01) ---------------------------------------------------
+
+NSG = f"{RG}/providers/Microsoft.Network/networkSecurityGroups/nsg-spec"
+ALLOW_HTTPS = {
+    "name": "allow-https",
+    "properties": {
+        "protocol": "Tcp",
+        "access": "Allow",
+        "direction": "Inbound",
+        "priority": 100,
+        "sourceAddressPrefix": "*",
+        "sourcePortRange": "*",
+        "destinationAddressPrefix": "*",
+        "destinationPortRange": "443",
+    },
+}
+BLOCK_ONE_ADDRESS = {
+    "properties": {
+        "description": "stanch: block 203.0.113.7 (incident inc-spec)",
+        "protocol": "*",
+        "access": "Deny",
+        "direction": "Inbound",
+        "priority": 200,
+        "sourceAddressPrefix": "203.0.113.7/32",
+        "sourcePortRange": "*",
+        "destinationAddressPrefix": "*",
+        "destinationPortRanges": ["22", "3389"],
+    }
+}
+
+
+def test_the_network_documents_are_at_a_version_azuresim_takes():
+    for spec in (NSGS, NICS):
+        assert document(spec)["info"]["version"] in api_versions(
+            "Microsoft.Network/networkSecurityGroups"
+        )
+    assert document(NICS)["info"]["version"] in api_versions("Microsoft.Network/networkInterfaces")
+    assert document(NSGS)["info"]["version"] in api_versions(
+        "Microsoft.Network/networkSecurityGroups/securityRules"
+    )
+
+
+def test_nsg_and_security_rule_answers_match_the_spec(sim):
+    """What quarantine, block_ip and their undo call: NSG put/get/delete,
+    security rule put/get/list/delete, with the statuses the spec names."""
+    rule = f"{NSG}/securityRules/deny-203-0-113-7"
+    SimAdmin(sim.url, sim.ca_file).clear_journal()
+    with client(sim) as http:
+        created = call(
+            http,
+            "PUT",
+            NSG,
+            201,
+            {"location": "westeurope", "properties": {"securityRules": [ALLOW_HTTPS]}},
+        )
+        assert created["properties"]["securityRules"][0]["name"] == "allow-https"
+        call(
+            http,
+            "PUT",
+            NSG,
+            200,
+            {
+                "location": "westeurope",
+                "tags": {"owner": "sre"},
+                "properties": created["properties"],
+            },
+        )
+        call(http, "GET", NSG, 200)
+        call(http, "PUT", rule, 201, BLOCK_ONE_ADDRESS)
+        call(http, "PUT", rule, 200, BLOCK_ONE_ADDRESS)  # a retry of the same rule
+        got = call(http, "GET", rule, 200)
+        assert got["properties"]["sourceAddressPrefix"] == "203.0.113.7/32"
+        listed = call(http, "GET", f"{NSG}/securityRules", 200)
+        assert sorted(r["name"] for r in listed["value"]) == ["allow-https", "deny-203-0-113-7"]
+        call(http, "DELETE", rule, 200)
+        assert http.delete(rule, params={"api-version": "2024-05-01"}).status_code == 204
+        call(http, "GET", rule, 404)
+        call(http, "GET", f"{RG}/providers/Microsoft.Network/networkSecurityGroups/none", 404)
+        call(http, "DELETE", NSG, 200)
+    for spec_route, version in served_routes(sim):
+        assert spec_route.spec == NSGS and version == spec_route.version
+
+
+def test_nic_answers_match_the_spec(sim):
+    """What isolate and its undo call: the VM's NIC read, then written back
+    with an NSG attached (as the SDK sends it, the NIC it read plus the NSG)."""
+    SimAdmin(sim.url, sim.ca_file).clear_journal()
+    with client(sim) as http:
+        nic = call(http, "GET", NIC1, 200)
+        call(http, "PUT", NSG, 201, {"location": "westeurope", "properties": {}})
+        nic["properties"]["networkSecurityGroup"] = {"id": NSG}
+        attached = call(http, "PUT", NIC1, 200, nic)
+        assert attached["properties"]["networkSecurityGroup"]["id"] == NSG
+        call(http, "DELETE", NSG, 400)  # in use: Azure's error, in the spec's error shape
+        del nic["properties"]["networkSecurityGroup"]
+        call(http, "PUT", NIC1, 200, nic)
+        call(http, "DELETE", NSG, 200)
+    served = served_routes(sim)
+    assert {r.spec for r, _ in served} == {NSGS, NICS}
+    assert all(version == r.version for r, version in served)

@@ -32,6 +32,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
 
 @cache
 def document(path: Path) -> dict[str, Any]:
+    if not path.exists():  # a $ref into a document not vendored (yet)
+        raise FileNotFoundError(f"{path} is referred to but not vendored (see specs/README.md)")
     loaded: dict[str, Any] = json.loads(path.read_text())
     return loaded
 
@@ -58,6 +60,53 @@ def operation(spec: Path, path: str, method: str) -> dict[str, Any]:
         raise KeyError(f"{spec.name} has no {method.upper()} {path}")
     found: dict[str, Any] = paths[path][method.lower()]
     return found
+
+
+@dataclass(frozen=True)
+class Route:
+    spec: Path
+    template: str  # the path as the spec writes it
+    method: str
+
+    @property
+    def version(self) -> str:
+        found: str = document(self.spec)["info"]["version"]
+        return found
+
+
+def route(specs: list[Path], method: str, path: str) -> Route:
+    """The operation of `specs` that a concrete request (`path` without its
+    query) is an instance of. ARM matches paths case-insensitively; a
+    parameter that may hold slashes (`x-ms-skip-url-encoding`, as `{scope}`)
+    matches them. Of several templates, the one with the most literal text
+    wins, as ARM's own routing prefers a named type to a generic one."""
+    found: list[tuple[int, Route]] = []
+    for spec in specs:
+        for template, operations in document(spec)["paths"].items():
+            if method.lower() not in operations:
+                continue
+            pattern = _template_pattern(template, operations[method.lower()], spec)
+            if pattern.fullmatch(path):
+                literal = len(re.sub(r"\{[^}]+\}", "", template))
+                found.append((literal, Route(spec, template, method.lower())))
+    if not found:
+        raise KeyError(f"no vendored spec has {method.upper()} {path}")
+    return max(found, key=lambda f: f[0])[1]
+
+
+def _template_pattern(template: str, operation: dict[str, Any], spec: Path) -> re.Pattern[str]:
+    spans = set()
+    for parameter in operation.get("parameters", []):
+        if "$ref" in parameter:
+            parameter = resolve(parameter["$ref"], spec).body
+        if parameter.get("in") == "path" and parameter.get("x-ms-skip-url-encoding"):
+            spans.add(parameter["name"])
+    parts = re.split(r"(\{[^}]+\})", template)
+    regex = "".join(
+        (".+" if p[1:-1] in spans else "[^/]+") if p.startswith("{") else re.escape(p)
+        for p in parts
+    )
+    return re.compile(regex, re.IGNORECASE)
 
 
 def response_schema(spec: Path, path: str, method: str, status: int | str) -> Schema:
