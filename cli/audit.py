@@ -25,7 +25,7 @@ def verify_audit(settings: Settings, temporal: bool | None = None) -> int:
     source = _source(settings)
     path, checkpoints = source.label, source.checkpoints_label
     rows = source.rows()
-    secret = _key(settings, keyed=any(r.version == KEYED for r in rows))
+    secret = _key(settings, path, keyed=any(r.version == KEYED for r in rows))
     receipts: list[Anchor] = []
     anchored_by = "receipts not cross-checked (--no-temporal)"
     if temporal is not False:
@@ -67,7 +67,7 @@ def _source(settings: Settings) -> AuditSource:
         raise Unavailable(str(e)) from None
 
 
-def _key(settings: Settings, keyed: bool) -> bytes | None:
+def _key(settings: Settings, where: str, keyed: bool) -> bytes | None:
     key_file = settings.audit_key_file or settings.audit_path.parent / "audit.key"
     secret = settings.audit_key.get_secret_value() if settings.audit_key else None
     try:
@@ -76,7 +76,7 @@ def _key(settings: Settings, keyed: bool) -> bytes | None:
         raise UsageError(str(e)) from None
     if key is None and keyed:
         raise UsageError(
-            f"{settings.audit_path} holds keyed records but there is no audit key: set "
+            f"{where} holds keyed records but there is no audit key: set "
             f"STANCH_AUDIT_KEY or STANCH_AUDIT_KEY_FILE to the writers' key (default {key_file})"
         )
     return key
