@@ -140,6 +140,21 @@ async def test_an_unreachable_database_halts_remediation_and_the_gateway_answers
             async with gateway_at(settings, port) as gateway, httpx.AsyncClient(timeout=30) as http:
                 base = f"{gateway}/api/toggles"
                 assert (await http.get(base, headers=auth("viewer"))).status_code == 200
+                # The gateway writes the fleet's row and the fleet's trail.
+                off = await http.put(
+                    f"{base}/remediation", json={"enabled": False}, headers=auth("admin")
+                )
+                assert off.status_code == 200 and off.json()["remediation_halted"], off.text
+                assert query(url, "SELECT doc->'remediation'->>'enabled' FROM toggles") == [
+                    ("false",)
+                ]
+                assert not (await ActivityEnvironment().run(check, asked)).allowed
+                actions = query(url, "SELECT record::jsonb->>'action' FROM audit_records")
+                assert ("toggle remediation",) in actions
+                on = await http.put(
+                    f"{base}/remediation", json={"enabled": True}, headers=auth("admin")
+                )
+                assert on.status_code == 200 and not on.json()["remediation_halted"], on.text
                 before = query(url, "SELECT version, doc FROM toggles")
                 trail = query(url, "SELECT count(*) FROM audit_records")
 
