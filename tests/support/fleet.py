@@ -1,0 +1,371 @@
+"""A fleet on five hosts of one machine (tests/support/netns.py), every process
+started as production would start it, `stanch ...` with STANCH_* settings:
+
+    core      the Temporal dev server, PostgreSQL (STANCH_DATABASE_URL), Azurite (evidence)
+    worker-1  `stanch worker`
+    worker-2  `stanch worker`
+    gateways  two `stanch gateway` processes; people's commands (`stanch toggle`) run here
+    azure     `stanch sim` (azuresim over TLS, its certificate naming its address)
+
+The test itself runs on the machine (10.213.0.1), as Azure Monitor and the
+operator's laptop would: it posts alerts to the gateways over the bridge.
+
+Each host has a folder of its own and nothing else on disk: its state dir, its
+copy of the policy, of azuresim's CA and of its logs. Shared facts reach a
+process only through its settings (the database, the Blob container, the
+fleet's audit and decision keys), so a per-host file store showing up in any
+host's folder is a finding (`per_host_stores`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+import yaml
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from stanch.azuresim import load_world
+from stanch.azuresim.admin import SimAdmin
+from stanch.azuresim.world import SeedResource
+from stanch.harness.azurite import Azurite, install_azurite
+from stanch.harness.binaries import installed
+from stanch.harness.dev_server import DevServer
+from stanch.harness.postgres import PostgresServer
+from stanch.harness.processes import Process
+from stanch.harness.services import stanch_env, stanch_process
+from stanch.harness.waiting import eventually, healthy
+from stanch.harness.workers import worker_polling
+from tests.support.azurite import fresh_container
+from tests.support.chaos_estate import BINDING, chaos_vm
+from tests.support.decisions import TEST_DECISION_KEY
+from tests.support.estate import WORLD
+from tests.support.netns import TEST_RANGE, Host, Network, network, tcp_open
+from tests.support.plans import API_TOKENS, REMEDIATION, policy_file
+from tests.support.postgres import AUDIT_KEY
+
+CORE, WORKER_1, WORKER_2, GATEWAYS, AZURE = (
+    Host("core", 10),
+    Host("worker-1", 21),
+    Host("worker-2", 22),
+    Host("gateways", 30),
+    Host("azure", 40),
+)
+HOSTS = [CORE, WORKER_1, WORKER_2, GATEWAYS, AZURE]
+
+# Every host has its own address, so every server keeps its usual port.
+TEMPORAL_PORT, POSTGRES_PORT, AZURITE_PORT, SIM_PORT, METRICS_PORT = 7233, 5432, 10000, 8443, 9464
+GATEWAY_PORTS = (8080, 8081)
+TASK_QUEUE = "fleet"
+DATABASE = "stanch"
+CHAOS_VMS = 16  # vm-chaos-0000.. in rg-chaos, failing: quarantine_vm's targets
+# How long azuresim's VM power operations take: long enough to cut a worker
+# off in the middle of one and have the other take it over (heartbeat timeout).
+OPERATION_SECONDS = 30.0
+
+# Which process wrote each audit record, as PostgreSQL saw it: the address of
+# the connection that inserted the row. The test's own instrument, beside
+# stanch's schema; the chain and its verification never read it.
+AUDIT_WRITERS = """
+CREATE TABLE fleet_audit_writers (seq bigint PRIMARY KEY, client inet);
+CREATE FUNCTION fleet_note_writer() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO fleet_audit_writers VALUES (NEW.seq, inet_client_addr());
+    RETURN NEW;
+END $$;
+CREATE TRIGGER fleet_note_writer AFTER INSERT ON audit_records
+    FOR EACH ROW EXECUTE FUNCTION fleet_note_writer();
+"""
+
+# What a process would keep in its state dir had it not been given the shared
+# stores: the audit chain, the kill switch, postmortems, evidence.
+FILE_STORES = (
+    "audit.db",
+    "audit.key",
+    "audit.checkpoints",
+    "toggles.json",
+    "postmortems",
+    "evidence",
+)
+
+
+P = TypeVar("P", bound=Process)
+
+
+def on_host(host: Host, process: P) -> P:
+    """The same process, started on `host` (same pid: `ip netns exec` execs it)."""
+    process.argv = host.run_here(process.argv)
+    return process
+
+
+@dataclass
+class Fleet:
+    net: Network
+    root: Path
+    token: str
+    database_url: str
+    sim_url: str
+    evidence: dict[str, str]
+    processes: dict[str, Process] = field(default_factory=dict)
+    client: Client | None = None
+    admin: SimAdmin | None = None
+    postgres: PostgresServer | None = None
+
+    # ---- where things are ------------------------------------------------------
+
+    def folder(self, host: Host) -> Path:
+        return self.root / host.name
+
+    @property
+    def workers(self) -> list[Process]:
+        return [self.processes["worker-1"], self.processes["worker-2"]]
+
+    @property
+    def gateway_urls(self) -> list[str]:
+        return [f"http://{GATEWAYS.address}:{port}" for port in GATEWAY_PORTS]
+
+    @property
+    def temporal(self) -> Client:
+        assert self.client is not None
+        return self.client
+
+    @property
+    def sim(self) -> SimAdmin:
+        assert self.admin is not None
+        return self.admin
+
+    def settings(self, host: Host, **more: Any) -> dict[str, Any]:
+        """STANCH_* settings of a process on `host` (state dir aside)."""
+        folder = self.folder(host)
+        return {
+            "temporal_address": f"{CORE.address}:{TEMPORAL_PORT}",
+            "task_queue": TASK_QUEUE,
+            "config": folder / "stanch.yaml",
+            "alert_token": self.token,
+            "decision_key": TEST_DECISION_KEY,
+            "database_url": self.database_url,
+            "audit_key": AUDIT_KEY,
+            "azure_endpoint": self.sim_url,
+            "azure_ca_file": folder / "azuresim-ca.pem",
+            "azure_poll_seconds": 0.5,
+            "gateway_url": self.gateway_urls[0],
+            **self.evidence,
+            **more,
+        }
+
+    def worker_of(self, identity: str) -> str | None:
+        """Which worker host an SDK identity (`<pid>@<hostname>`) is."""
+        for name in ("worker-1", "worker-2"):
+            if identity.startswith(f"{self.processes[name].pid}@"):
+                return name
+        return None
+
+    # ---- people's commands, run on a host -------------------------------------
+
+    async def stanch(
+        self, host: Host, *args: str, timeout: float = 60, **more: Any
+    ) -> subprocess.CompletedProcess[str]:
+        """`stanch <args>` on `host`, with that host's settings."""
+        folder = self.folder(host)
+        argv = host.run_here([installed("stanch"), "--state-dir", str(folder), *args])
+        env = stanch_env(state_dir=folder, **self.settings(host, **more))
+        return await asyncio.to_thread(
+            subprocess.run, argv, capture_output=True, text=True, env=env, timeout=timeout
+        )
+
+    # ---- what the shared stores hold -------------------------------------------
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.database_url, autocommit=True, connect_timeout=5) as conn:
+            cursor = conn.execute(sql.encode(), params or None)
+            return cursor.fetchall() if cursor.description else []
+
+    def audit_writers(self) -> dict[str, int]:
+        """Host name -> audit records its processes inserted."""
+        names = {host.address: host.name for host in HOSTS}
+        rows = self.query("SELECT host(client), count(*) FROM fleet_audit_writers GROUP BY 1")
+        return {names.get(str(client), str(client)): int(n) for client, n in rows}
+
+    def per_host_stores(self) -> dict[str, list[str]]:
+        """Host name -> file stores found in its folder (none expected)."""
+        found = {}
+        for host in HOSTS:
+            here = [name for name in FILE_STORES if (self.folder(host) / name).exists()]
+            if here:
+                found[host.name] = here
+        return found
+
+    async def journal(self, since: int = 0) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.sim.journal, since)
+
+    async def last_seq(self) -> int:
+        calls = await self.journal()
+        return int(calls[-1]["seq"]) if calls else 0
+
+
+# ---- bringing it up ---------------------------------------------------------------
+
+
+def fleet_world(path: Path) -> Path:
+    """examples/world.yaml, failing VMs for quarantine_vm, slow power operations."""
+    world = load_world(WORLD)
+    world.operation_seconds = OPERATION_SECONDS
+    world.resources += [
+        SeedResource(
+            id=chaos_vm(i),
+            tags={"service": "web", "env": "fleet"},
+            health="Unavailable",
+            health_summary="The virtual machine is unresponsive (fleet test).",
+        )
+        for i in range(CHAOS_VMS)
+    ]
+    path.write_text(yaml.safe_dump(world.model_dump(mode="json")))
+    return path
+
+
+def fleet_policy(folder: Path) -> Path:
+    """The policy, one copy per host: people's tokens, quarantine_vm bound to
+    the failing VMs, an approver needed for it, pages to this host's file."""
+    return policy_file(
+        folder,
+        access=REMEDIATION["access"],
+        approvals={"tiers": [{"timeout": "4h"}]},
+        runbooks=[BINDING],
+    )
+
+
+ADMIN_TOKEN = API_TOKENS["admin"]
+APPROVER_TOKEN = API_TOKENS["approver"]
+
+
+@contextlib.asynccontextmanager
+async def running_fleet(root: Path) -> AsyncIterator[Fleet]:
+    """The network, then every server and process; all of it stopped and
+    removed when the block ends, however it ends."""
+    async with contextlib.AsyncExitStack() as stack:
+        net = stack.enter_context(network(HOSTS))
+        for host in HOSTS:
+            (root / host.name).mkdir(parents=True, exist_ok=True)
+        fleet = Fleet(
+            net,
+            root,
+            token=secrets.token_urlsafe(16),
+            database_url=f"postgresql://postgres@{CORE.address}:{POSTGRES_PORT}/{DATABASE}",
+            sim_url=f"https://{AZURE.address}:{SIM_PORT}",
+            evidence={},
+        )
+        await start_core(fleet, stack)
+        await start_azure(fleet, stack)
+        for host in (WORKER_1, WORKER_2, GATEWAYS):
+            folder = fleet.folder(host)
+            fleet_policy(folder)
+            shutil.copy(fleet.folder(AZURE) / "azuresim-ca.pem", folder / "azuresim-ca.pem")
+        upgraded = await fleet.stanch(GATEWAYS, "db", "upgrade")
+        assert upgraded.returncode == 0, upgraded.stderr + upgraded.stdout
+        await asyncio.to_thread(fleet.query, AUDIT_WRITERS)
+        await start_services(fleet, stack)
+        yield fleet
+
+
+async def start_core(fleet: Fleet, stack: contextlib.AsyncExitStack) -> None:
+    folder = fleet.folder(CORE)
+    postgres = PostgresServer(
+        host=CORE.address,
+        port=POSTGRES_PORT,
+        launcher=CORE.run_here([]),
+        clients=TEST_RANGE,
+    )
+    stack.callback(postgres.remove)
+    fleet.postgres = postgres
+    await asyncio.to_thread(postgres.start)
+    await asyncio.to_thread(postgres.create_database, DATABASE)
+
+    # All of the core host's addresses (its own and loopback): `start-dev --ip
+    # ADDR` binds its internal services to ADDR but dials them on 127.0.0.1.
+    temporal = on_host(
+        CORE, DevServer(folder, host="0.0.0.0", port=TEMPORAL_PORT, headless=True, in_memory=True)
+    )
+    await start(fleet, stack, "temporal", temporal)
+    address = f"{CORE.address}:{TEMPORAL_PORT}"
+    fleet.client = await temporal.connect(
+        connect=lambda: Client.connect(address, data_converter=pydantic_data_converter)
+    )
+
+    await asyncio.to_thread(install_azurite)
+    azurite = on_host(CORE, Azurite(folder, host=CORE.address, port=AZURITE_PORT))
+    await start(fleet, stack, "azurite", azurite)
+    await azurite.ready()
+    container = await asyncio.to_thread(fresh_container, azurite)
+    fleet.evidence = {
+        "evidence_url": f"{azurite.account_url}/{container.container_name}",
+        "evidence_connection_string": azurite.connection_string,
+    }
+
+
+async def start_azure(fleet: Fleet, stack: contextlib.AsyncExitStack) -> None:
+    folder = fleet.folder(AZURE)
+    world = fleet_world(folder / "world.yaml")
+    args = ["sim", "--host", AZURE.address, "--port", str(SIM_PORT), "--world", str(world)]
+    await start(fleet, stack, "azuresim", on_host(AZURE, stanch_process("azuresim", folder, args)))
+    ca = folder / "azuresim-ca.pem"
+    await eventually(
+        lambda: _answers(AZURE.address, SIM_PORT, ca), 60, "azuresim on its host", every=0.1
+    )
+    fleet.admin = SimAdmin(fleet.sim_url, ca)
+    stack.callback(fleet.admin.close)
+
+
+async def _answers(address: str, port: int, ca: Path) -> bool:
+    return ca.exists() and await asyncio.to_thread(tcp_open, address, port)
+
+
+async def start_services(fleet: Fleet, stack: contextlib.AsyncExitStack) -> None:
+    for host in (WORKER_1, WORKER_2):
+        settings = fleet.settings(host, metrics_address=f"{host.address}:{METRICS_PORT}")
+        worker = stanch_process(host.name, fleet.folder(host), ["worker"], **settings)
+        await start(fleet, stack, host.name, on_host(host, worker))
+    settings = fleet.settings(GATEWAYS)
+    for n, port in enumerate(GATEWAY_PORTS, 1):
+        args = ["gateway", "--host", GATEWAYS.address, "--port", str(port)]
+        gateway = stanch_process(f"gateway-{n}", fleet.folder(GATEWAYS), args, **settings)
+        await start(fleet, stack, f"gateway-{n}", on_host(GATEWAYS, gateway))
+    await serving(fleet, timeout=90)
+
+
+async def serving(fleet: Fleet, timeout: float = 60, since: float = 0) -> None:
+    """Both gateways healthy, both workers polling (since `since`)."""
+    for url in fleet.gateway_urls:
+        await eventually(partial(healthy, url), timeout, f"the gateway at {url}", every=0.2)
+    for worker in fleet.workers:
+        polling = partial(worker_polling, fleet.temporal, TASK_QUEUE, worker.pid, since)
+        await eventually(polling, timeout, f"{worker.name} polling", every=0.2)
+
+
+async def start(
+    fleet: Fleet, stack: contextlib.AsyncExitStack, name: str, process: Process
+) -> None:
+    fleet.processes[name] = process
+    stack.push_async_callback(process.stop, 10)
+    await process.start()
+
+
+async def fleet_healthy(fleet: Fleet) -> None:
+    """Where each test starts, whatever the one before it did: every link up,
+    PostgreSQL up, every process running and serving."""
+    for host in HOSTS:
+        fleet.net.restore(host)
+    assert fleet.postgres is not None
+    if not await asyncio.to_thread(lambda: fleet.postgres is not None and fleet.postgres.running):
+        await asyncio.to_thread(fleet.postgres.start)
+    for name, process in fleet.processes.items():
+        assert process.running, f"{name} exited ({process.returncode}):\n{process.tail()}"
+    await serving(fleet)
