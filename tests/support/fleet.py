@@ -23,12 +23,16 @@ import contextlib
 import secrets
 import shutil
 import subprocess
+import time
+import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import psycopg
 import yaml
 from temporalio.client import Client
@@ -37,6 +41,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from stanch.azuresim import load_world
 from stanch.azuresim.admin import SimAdmin
 from stanch.azuresim.world import SeedResource
+from stanch.client.incidents import fetch_incident
 from stanch.harness.azurite import Azurite, install_azurite
 from stanch.harness.binaries import installed
 from stanch.harness.dev_server import DevServer
@@ -46,7 +51,7 @@ from stanch.harness.services import stanch_env, stanch_process
 from stanch.harness.waiting import eventually, healthy
 from stanch.harness.workers import worker_polling
 from tests.support.azurite import fresh_container
-from tests.support.chaos_estate import BINDING, chaos_vm
+from tests.support.chaos_estate import BINDING, STORAGE, chaos_vm, health_alert
 from tests.support.decisions import TEST_DECISION_KEY
 from tests.support.estate import WORLD
 from tests.support.netns import TEST_RANGE, Host, Network, network, tcp_open
@@ -369,3 +374,120 @@ async def fleet_healthy(fleet: Fleet) -> None:
     for name, process in fleet.processes.items():
         assert process.running, f"{name} exited ({process.returncode}):\n{process.tail()}"
     await serving(fleet)
+
+
+# ---- alerts, as Azure Monitor sends them --------------------------------------------
+
+
+@dataclass
+class Delivery:
+    """One alert's trip: every answer it got, in order (Azure retries a 5xx)."""
+
+    alert_id: str
+    rule: str
+    gateway: int
+    answers: list[int] = field(default_factory=list)
+    retry_after: list[str | None] = field(default_factory=list)
+    incident_id: str | None = None
+    opened: bool = False  # the 202 said it opened the incident (not a join)
+
+    @property
+    def accepted(self) -> bool:
+        return self.incident_id is not None
+
+    @property
+    def audit_key(self) -> str:
+        return f"alert/{self.alert_id.lower()}/Fired"
+
+
+async def deliver(
+    http: httpx.AsyncClient,
+    fleet: Fleet,
+    body: dict[str, Any],
+    gateway: int,
+    *,
+    retry_5xx_for: float = 0,
+) -> Delivery:
+    """POSTs `body` to gateway number `gateway` until it is accepted (202), or
+    once when `retry_5xx_for` is 0. A retry waits half a second, not the
+    Retry-After Azure would honour: the test has minutes, not hours."""
+    essentials = body["data"]["essentials"]
+    trip = Delivery(essentials["alertId"], essentials["alertRule"], gateway)
+    deadline = time.monotonic() + retry_5xx_for
+    url = f"{fleet.gateway_urls[gateway]}/alerts"
+    while True:
+        response = await http.post(url, json=body, params={"token": fleet.token})
+        trip.answers.append(response.status_code)
+        trip.retry_after.append(response.headers.get("Retry-After"))
+        if response.status_code == 202:
+            answer = response.json()
+            trip.incident_id, trip.opened = answer["incident_id"], not answer["deduplicated"]
+            return trip
+        if response.status_code < 500 or time.monotonic() > deadline:
+            return trip
+        await asyncio.sleep(0.5)
+
+
+async def storm(
+    fleet: Fleet,
+    bodies: list[dict[str, Any]],
+    senders: int,
+    *,
+    retry_5xx_for: float = 0,
+    sent: asyncio.Event | None = None,
+    sent_after: int = 0,
+) -> list[Delivery]:
+    """Every body delivered by `senders` concurrent senders, alternating
+    between the two gateways; `sent` is set once `sent_after` were accepted."""
+    queue: asyncio.Queue[tuple[int, dict[str, Any]]] = asyncio.Queue()
+    for n, body in enumerate(bodies):
+        queue.put_nowait((n, body))
+    trips: list[Delivery] = []
+
+    async def sender(http: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            n, body = queue.get_nowait()
+            trips.append(await deliver(http, fleet, body, n % 2, retry_5xx_for=retry_5xx_for))
+            if sent is not None and sum(t.accepted for t in trips) >= sent_after:
+                sent.set()
+
+    limits = httpx.Limits(max_connections=senders)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        await asyncio.gather(*(sender(http) for _ in range(senders)))
+    return trips
+
+
+def alert_bodies(prefix: str, fingerprints: int, alerts: int) -> list[dict[str, Any]]:
+    """`alerts` alerts (each its own alertId) over `fingerprints` incidents
+    about a resource no runbook is bound to."""
+    rules = [f"{prefix}-{uuid.uuid4().hex[:6]}-{n}" for n in range(fingerprints)]
+    return [health_alert(STORAGE, rules[n % fingerprints]) for n in range(alerts)]
+
+
+async def alert_counts(fleet: Fleet, trips: list[Delivery]) -> dict[str, tuple[int, int]]:
+    """Incident -> (alerts accepted for it, alerts it counts), once every
+    incident has caught up with its 202s (the worker applies the signals after
+    them), or as they are after a while."""
+    accepted = Counter(t.incident_id for t in trips if t.incident_id is not None)
+
+    async def counted() -> dict[str, int]:
+        return {
+            i: (await fetch_incident(fleet.temporal, i)).view.state.alert_count for i in accepted
+        }
+
+    async def caught_up() -> dict[str, int] | None:
+        now = await counted()
+        return now if all(now[i] >= n for i, n in accepted.items()) else None
+
+    try:
+        seen = await eventually(caught_up, 60, "incidents counting their alerts", every=0.5)
+    except AssertionError:
+        seen = await counted()
+    return {i: (n, seen[i]) for i, n in accepted.items()}
+
+
+def missing_from_audit(fleet: Fleet, trips: list[Delivery]) -> list[str]:
+    """Accepted alerts whose `alert received` record is not in the chain."""
+    keys = [t.audit_key for t in trips if t.accepted]
+    found = {k for (k,) in fleet.query("SELECT key FROM audit_records WHERE key = ANY(%s)", keys)}
+    return [k for k in keys if k not in found]
