@@ -1,6 +1,6 @@
-"""Prometheus for the tests of ops/: Debian's promtool and prometheus, the
-metric names stanch's code defines, and the metric names a PromQL expression
-reads."""
+"""Prometheus for the tests of ops/: Debian's promtool, the metric names
+stanch's code defines, the metric names a PromQL expression reads, and a real
+Prometheus server evaluating stanch's rules."""
 
 from __future__ import annotations
 
@@ -8,7 +8,17 @@ import ast
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from stanch.harness.ports import free_port
+from stanch.harness.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 OPS = ROOT / "ops"
@@ -148,3 +158,89 @@ def _alternatives(pattern: str) -> set[str]:
     assert match, f"a name regex the tests cannot expand: {pattern}"
     head, choices, tail = match.groups()
     return {f"{head}{choice}{tail}" for choice in choices.split("|")}
+
+
+# ---- a real Prometheus ----------------------------------------------------------------
+
+
+@dataclass
+class RunningPrometheus:
+    url: str
+    http: httpx.Client
+
+    def api(self, path: str, **params: str) -> Any:
+        answer = self.http.get(f"{self.url}/api/v1/{path}", params=params)
+        answer.raise_for_status()
+        body = answer.json()
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def firing(self) -> dict[str, dict[str, str]]:
+        """The alerts firing now, by name, with their labels."""
+        alerts = self.api("alerts")["alerts"]
+        return {a["labels"]["alertname"]: a["labels"] for a in alerts if a["state"] == "firing"}
+
+    def value(self, query: str) -> float | None:
+        result = self.api("query", query=query)["result"]
+        return float(result[0]["value"][1]) if result else None
+
+
+def rules_held_for(seconds: int, into: Path) -> Path:
+    """A copy of stanch's rules whose every `for:` is `seconds`: the test sees a
+    rule go pending, then fire, without waiting out minutes."""
+    rules = yaml.safe_load(RULES.read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule["for"] = f"{seconds}s"
+    copy = into / "stanch-rules.yml"
+    copy.write_text(yaml.safe_dump(rules))
+    return copy
+
+
+@contextmanager
+def running_prometheus(
+    workdir: Path, rules: Path, targets: dict[str, str], every: str = "1s"
+) -> Iterator[RunningPrometheus]:
+    """Debian's prometheus on a free port, scraping `targets` (job -> host:port)
+    and evaluating `rules` every `every`; stopped when the block ends."""
+    config = {
+        "global": {"scrape_interval": every, "evaluation_interval": every},
+        "rule_files": [str(rules)],
+        "scrape_configs": [
+            {"job_name": job, "static_configs": [{"targets": [target]}]}
+            for job, target in targets.items()
+        ],
+    }
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    with (workdir / "prometheus.log").open("wb") as log:
+        process = subprocess.Popen(
+            [
+                tool("prometheus"),
+                f"--config.file={workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(timeout=10) as http:
+
+            def ready() -> bool:
+                assert process.poll() is None, (workdir / "prometheus.log").read_text()[-3000:]
+                try:
+                    return http.get(f"{url}/-/ready").status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            wait_until(ready, 60, "prometheus ready")
+            yield RunningPrometheus(url, http)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
