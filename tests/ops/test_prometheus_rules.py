@@ -31,6 +31,12 @@ def test_promtool_checks_the_rules():
     assert f"SUCCESS: {len(alerting_rules())} rules found" in checked.stdout
 
 
+def test_the_example_configuration_loads_the_rules():
+    checked = promtool("check", "config", str(RULES.parent / "prometheus.yml"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"SUCCESS: {len(alerting_rules())} rules found" in checked.stdout
+
+
 def test_promtool_unit_tests_pass():
     assert RULE_TESTS, "no promtool tests in ops/prometheus/tests"
     tested = promtool("test", "rules", *map(str, RULE_TESTS))
