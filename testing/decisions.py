@@ -69,9 +69,9 @@ async def approve(
     """`by` approves the gate `step` of a runbook started on its own
     (`start_runbook`), with an approver's credential. A refusal raises the
     SDK's WorkflowUpdateFailedError carrying the workflow's reason."""
-    decision = ApprovalDecision(step=step, by=by, comment=comment)
-    view: RunbookView = await decide(handle, "approve", decision, env=env, result_type=RunbookView)
-    return view
+    return await _decide_gate(
+        handle, "approve", ApprovalDecision(step=step, by=by, comment=comment), env
+    )
 
 
 async def reject(
@@ -83,8 +83,18 @@ async def reject(
     comment: str | None = None,
 ) -> RunbookView:
     """`by` rejects the gate `step`: one eligible rejection denies it at once."""
-    decision = ApprovalDecision(step=step, by=by, comment=comment)
-    view: RunbookView = await decide(handle, "reject", decision, env=env, result_type=RunbookView)
+    return await _decide_gate(
+        handle, "reject", ApprovalDecision(step=step, by=by, comment=comment), env
+    )
+
+
+async def _decide_gate(
+    handle: WorkflowHandle[Any, Any],
+    verb: str,
+    decision: ApprovalDecision,
+    env: WorkflowEnvironment | None,
+) -> RunbookView:
+    view: RunbookView = await decide(handle, verb, decision, env=env, result_type=RunbookView)
     return view
 
 

@@ -21,7 +21,7 @@ from temporalio.worker import Worker
 from stanch.activities.azure_clients import AzureClients
 from stanch.azuresim import World
 from stanch.harness.plans import response_plan
-from stanch.models.runbook import ApprovalPlan, PendingApproval, RunbookView
+from stanch.models.runbook import PendingApproval, RunbookView
 from stanch.models.settings import Settings
 from stanch.testing.decisions import approve, reject
 from stanch.testing.runbooks import start_runbook
@@ -93,29 +93,12 @@ class RunbookWorker:
     def task_queue(self) -> str:
         return self.settings.task_queue
 
-    async def start(
-        self,
-        name: str,
-        resource_id: str,
-        *,
-        plan: ApprovalPlan | None = None,
-        params: dict[str, Any] | None = None,
-        dry_run: bool = False,
-        requested_by: str = "stanch",
-        incident_id: str | None = None,
-    ) -> WorkflowHandle[Any, Any]:
-        """Runbook `name` on `resource_id`, under a fresh incident id unless given."""
+    async def start(self, name: str, resource_id: str, **options: Any) -> WorkflowHandle[Any, Any]:
+        """Runbook `name` on `resource_id`, under a fresh incident id unless
+        given; `options` as `start_runbook` takes them (plan, params, dry_run,
+        requested_by, incident_id)."""
         return await start_runbook(
-            self.started,
-            self.client,
-            self.task_queue,
-            name,
-            resource_id,
-            plan=plan,
-            params=params,
-            dry_run=dry_run,
-            requested_by=requested_by,
-            incident_id=incident_id,
+            self.started, self.client, self.task_queue, name, resource_id, **options
         )
 
     async def approve(

@@ -15,20 +15,14 @@ from pathlib import Path
 import pytest
 
 from stanch.cli import runbook_templates as rt
+from tests.support.cli import run_stanch
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def stanch(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STANCH_")}
-    return subprocess.run(
-        [sys.executable, "-m", "stanch.cli.main", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=180,
-    )
+    # No stack: the state dir only keeps the command from reading this run's.
+    return run_stanch(cwd.parent / "no-stack", cwd, *args)
 
 
 def ruff(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

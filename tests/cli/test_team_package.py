@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from stanch.harness.ports import free_port
+from stanch.harness.processes import die_with_parent
 from stanch.harness.waiting import wait_until
 from tests.support.estate import DEMO_ALERT, VM1
 from tests.support.packaging import clean_venv_with, pip_install, user_env
@@ -75,6 +76,7 @@ def dev_stack(machine: TeamMachine) -> Iterator[tuple[Path, dict[str, int]]]:
             env=machine.env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent(signal.SIGTERM),  # never outlives a killed test run
         )
 
     def up() -> bool:

@@ -1,27 +1,13 @@
 """People's decisions in tests that talk to Temporal directly: stanch.testing's
-signed decisions (importing it sets the run's STANCH_DECISION_KEY, which every
-worker the tests start trusts and every gateway signs with)."""
+signed decisions (SIGNER, signed, decide, approve, reject, approve_waiting,
+as_approver). Importing it sets the run's STANCH_DECISION_KEY
+(TEST_DECISION_KEY), which every worker the tests start trusts and every
+gateway signs with."""
 
-from __future__ import annotations
+from typing import Any
 
-from stanch.testing.decisions import (
-    SIGNER,
-    TEST_DECISION_KEY,
-    approve,
-    approve_waiting,
-    as_approver,
-    decide,
-    reject,
-    signed,
-)
+from stanch.testing import decisions
 
-__all__ = [
-    "SIGNER",
-    "TEST_DECISION_KEY",
-    "approve",
-    "approve_waiting",
-    "as_approver",
-    "decide",
-    "reject",
-    "signed",
-]
+
+def __getattr__(name: str) -> Any:
+    return getattr(decisions, name)

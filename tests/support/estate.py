@@ -1,32 +1,11 @@
-"""Where tests point: azuresim's default world and the resources in it, as
-stanch.testing names them for every team (one copy of the ids)."""
+"""Where tests point: azuresim's default world (WORLD) and the resources in it
+(VM1 failing, VM2 healthy, NIC1, VMSS, SUB, RG, WORKSPACE), the sample alerts
+(SAMPLES, DEMO_ALERT), as stanch.testing names them for every team."""
 
-from __future__ import annotations
+from typing import Any
 
-from stanch.testing.estate import (
-    DEMO_ALERT,
-    EXAMPLES,
-    NIC1,
-    RG,
-    SAMPLES,
-    SUB,
-    VM1,
-    VM2,
-    VMSS,
-    WORKSPACE,
-    WORLD,
-)
+from stanch.testing import estate
 
-__all__ = [
-    "DEMO_ALERT",
-    "EXAMPLES",
-    "NIC1",
-    "RG",
-    "SAMPLES",
-    "SUB",
-    "VM1",
-    "VM2",
-    "VMSS",
-    "WORKSPACE",
-    "WORLD",
-]
+
+def __getattr__(name: str) -> Any:
+    return getattr(estate, name)

@@ -1,22 +1,11 @@
 """Running runbooks on their own, as tests and drills do, and what they left
-behind: stanch.testing's helpers, the ones teams' tests use too."""
+behind: stanch.testing's helpers (start_runbook, approval_plan, result_of,
+journal_mutations, audit_records, ROSTER), the ones teams' tests use too."""
 
-from __future__ import annotations
+from typing import Any
 
-from stanch.testing.runbooks import (
-    ROSTER,
-    approval_plan,
-    audit_records,
-    journal_mutations,
-    result_of,
-    start_runbook,
-)
+from stanch.testing import runbooks
 
-__all__ = [
-    "ROSTER",
-    "approval_plan",
-    "audit_records",
-    "journal_mutations",
-    "result_of",
-    "start_runbook",
-]
+
+def __getattr__(name: str) -> Any:
+    return getattr(runbooks, name)

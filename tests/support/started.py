@@ -1,8 +1,6 @@
 """Workflows a test started, terminated when it ends: stanch.testing's
 `Started`, shared with teams' tests (the `started` fixture yields one)."""
 
-from __future__ import annotations
+from stanch.testing.started import Started
 
-from stanch.testing.started import Handle, Started
-
-__all__ = ["Handle", "Started"]
+__all__ = ["Started"]

@@ -4,9 +4,7 @@ that made it, and an unpatched change to the runbook fails its replay."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,18 +16,12 @@ from stanch.testing.record import record_runbook
 from stanch.testing.replay import recorded_histories
 from stanch.worker import WORKFLOWS
 from tests.support.changed_runbook import LabelGuard, LabelGuardReadingFirst
+from tests.support.cli import run_stanch
 
 
 def stanch(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STANCH_")}
-    return subprocess.run(
-        [sys.executable, "-m", "stanch.cli.main", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=180,
-    )
+    # No stack: the state dir only keeps the command from reading this run's.
+    return run_stanch(cwd.parent / "no-stack", cwd, *args)
 
 
 def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
