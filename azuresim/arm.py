@@ -402,13 +402,13 @@ def _tags(state: SimState, req: Request, scope: str) -> Response:
 def _locks(state: SimState, req: Request, scope: str, name: str | None) -> Response:
     state.require_scope(scope)
     if name is None:
-        return Response(200, {"value": state.locks_covering(scope)})
+        return Response(200, {"value": [_lock_json(lock) for lock in state.locks_covering(scope)]})
     lock_id = f"{scope}/providers/Microsoft.Authorization/locks/{name}"
     key = lock_id.lower()
     if req.method == "GET":
         if key not in state.locks:
             raise ArmError(404, "LockNotFound", f"The lock '{name}' could not be found.")
-        return Response(200, state.locks[key])
+        return Response(200, _lock_json(state.locks[key]))
     if req.method == "DELETE":
         # Locks never block managing locks; the permission does.
         return Response(200 if state.locks.pop(key, None) else 204)
@@ -423,16 +423,20 @@ def _locks(state: SimState, req: Request, scope: str, name: str | None) -> Respo
             "name": name,
             "type": "Microsoft.Authorization/locks",
             "scope": scope,
+            # As ARM answers: no `notes` when none were given (never null).
             "properties": {
                 "level": props["level"],
-                "notes": props.get("notes"),
+                **({"notes": props["notes"]} if props.get("notes") is not None else {}),
                 "owners": props.get("owners") or [],
             },
         }
-        return Response(
-            201 if created else 200, {k: v for k, v in state.locks[key].items() if k != "scope"}
-        )
+        return Response(201 if created else 200, _lock_json(state.locks[key]))
     raise ArmError(405, "MethodNotAllowed", f"{req.method} is not supported on locks")
+
+
+def _lock_json(lock: dict[str, Any]) -> dict[str, Any]:
+    """A lock as ARM answers it: without the scope azuresim keeps it under."""
+    return {k: v for k, v in lock.items() if k != "scope"}
 
 
 def _health(state: SimState, req: Request, scope: str) -> Response:

@@ -9,10 +9,18 @@ Deliberate divergences, each with its reason:
 - Log Analytics `tables[].rows[][]`: the v1 spec types every cell as a string;
   the service (and azure-monitor-query, which parses them) sends JSON numbers
   for long/real columns and null for empty cells. azuresim does as the service.
+- A generic read (`Resources_GetById`) is checked against resources.json's
+  GenericResource at the resource type's own api-version, not the document's:
+  that is how get_resource calls it (the provider's newest stable version).
+
+Mistakes the specs caught, fixed in azuresim: SecurityRules_List was not served
+(404); a lock carried azuresim's own `scope` and a null `notes` (ARM leaves
+notes out when none were given).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +48,14 @@ METRICS = SPECS / "monitor/data-plane/Microsoft.Insights/stable/2024-02-01/metri
 NETWORK = SPECS / "network/resource-manager/Microsoft.Network/stable/2024-05-01"
 NSGS = NETWORK / "networkSecurityGroup.json"
 NICS = NETWORK / "networkInterface.json"
+RESOURCE_MANAGER = SPECS / "resources/resource-manager"
+SUBSCRIPTIONS = (
+    RESOURCE_MANAGER / "Microsoft.Resources/subscriptions/stable/2022-12-01/subscriptions.json"
+)
+RESOURCES = RESOURCE_MANAGER / "Microsoft.Resources/resources/stable/2025-04-01/resources.json"
+LOCKS = RESOURCE_MANAGER / "Microsoft.Authorization/locks/stable/2020-05-01/locks.json"
 # The ARM documents: every ARM route azuresim serves for these types must be in one.
-ARM_SPECS = [NSGS, NICS]
+ARM_SPECS = [NSGS, NICS, SUBSCRIPTIONS, RESOURCES, LOCKS]
 AUTH = {"Authorization": "Bearer anything"}
 WORKSPACE_RESOURCE = (
     f"/subscriptions/{SUB}/resourceGroups/rg-ops/providers/"
@@ -88,8 +102,10 @@ def test_the_vendored_specs_are_the_ones_named_in_the_readme():
     readme = (Path(__file__).parent / "specs" / "README.md").read_text()
     vendored = sorted(p.relative_to(SPECS.parent).as_posix() for p in SPECS.rglob("*.json"))
     assert vendored, "no spec vendored"
+    rows = {line.split("`")[1]: line for line in readme.splitlines() if line.startswith("| `")}
     for path in vendored:
-        assert path in readme, f"{path} is not listed (with its commit) in specs/README.md"
+        assert path in rows, f"{path} is not listed in specs/README.md"
+        assert re.search(r"`[0-9a-f]{40}`", rows[path]), f"{path}: no commit in its README row"
     assert (Path(__file__).parent / "specs" / "LICENSE").read_text().startswith("The MIT License")
 
 
@@ -280,4 +296,103 @@ def test_nic_answers_match_the_spec(sim):
         call(http, "DELETE", NSG, 200)
     served = served_routes(sim)
     assert {r.spec for r, _ in served} == {NSGS, NICS}
+    assert all(version == r.version for r, version in served)
+
+
+# ---- Microsoft.Resources and Microsoft.Authorization ------------------------------------
+# Their errors are not validated: subscriptions.json and resources.json `$ref` the
+# common types v5 and v1 for them, not vendored (locks' v2 is, and its errors are).
+
+
+def test_the_resources_documents_are_at_versions_azuresim_takes():
+    assert document(SUBSCRIPTIONS)["info"]["version"] in api_versions(
+        "Microsoft.Resources/subscriptions"
+    )
+    version = document(RESOURCES)["info"]["version"]
+    for kind in ("resourceGroups", "subscriptions/resources", "subscriptions/providers"):
+        assert version in api_versions(f"Microsoft.Resources/{kind}"), kind
+    assert document(LOCKS)["info"]["version"] in api_versions("Microsoft.Authorization/locks")
+
+
+def test_an_authors_first_calls_match_the_spec(sim):
+    """Subscriptions, providers, resource groups, resources with `$filter` and
+    `$top` paging, a resource by id: what the scaffold and its author call first."""
+    SimAdmin(sim.url, sim.ca_file).clear_journal()
+    with client(sim) as http:
+        subscriptions = call(http, "GET", "/subscriptions", 200)
+        assert [s["subscriptionId"] for s in subscriptions["value"]] == [SUB]
+        call(http, "GET", f"/subscriptions/{SUB}", 200)
+        providers = call(http, "GET", f"/subscriptions/{SUB}/providers", 200)
+        assert "Microsoft.Compute" in {p["namespace"] for p in providers["value"]}
+        call(http, "GET", f"/subscriptions/{SUB}/providers/Microsoft.Network", 200)
+        groups = call(http, "GET", f"/subscriptions/{SUB}/resourcegroups", 200)
+        assert {"rg-web", "rg-ops"} <= {g["name"] for g in groups["value"]}
+        call(http, "GET", RG, 200)
+        everything = call(http, "GET", f"/subscriptions/{SUB}/resources", 200)
+        assert VM1 in {r["id"] for r in everything["value"]}
+        by_type = http.get(
+            f"/subscriptions/{SUB}/resources",
+            params={
+                "api-version": document(RESOURCES)["info"]["version"],
+                "$filter": "resourceType eq 'Microsoft.Compute/virtualMachines'",
+                "$top": "1",
+            },
+        )
+        assert by_type.status_code == 200
+        schema = response_schema(RESOURCES, "/subscriptions/{subscriptionId}/resources", "get", 200)
+        assert Validation().check(by_type.json(), schema) == []
+        assert len(by_type.json()["value"]) == 1 and "nextLink" in by_type.json()
+        call(http, "GET", f"{RG}/resources", 200)
+        # Resources_GetById: how get_resource reads any type, at the provider's version.
+        vm = http.get(
+            VM1, params={"api-version": api_versions("Microsoft.Compute/virtualMachines")[0]}
+        )
+        assert vm.status_code == 200
+        generic = response_schema(RESOURCES, "/{resourceId}", "get", 200)
+        assert Validation().check(vm.json(), generic) == []
+    served = served_routes(sim)
+    assert {r.spec for r, _ in served} == {SUBSCRIPTIONS, RESOURCES}
+    assert {r.template for r, _ in served if r.spec == SUBSCRIPTIONS} == {
+        "/subscriptions",
+        "/subscriptions/{subscriptionId}",
+    }
+    # The generic read takes the resource type's version, not Microsoft.Resources'.
+    assert all(version == r.version for r, version in served if r.template != "/{resourceId}")
+
+
+def test_tags_and_locks_at_resource_scope_match_the_spec(sim):
+    """What tag_resource and quarantine's lock call: tags at scope (get, merge,
+    delete by name) and a management lock by scope (put, get, list, delete)."""
+    lock = f"{VM1}/providers/Microsoft.Authorization/locks/stanch-quarantine"
+    tags = f"{VM1}/providers/Microsoft.Resources/tags/default"
+    SimAdmin(sim.url, sim.ca_file).clear_journal()
+    with client(sim) as http:
+        assert call(http, "GET", tags, 200)["properties"]["tags"]["service"] == "web"
+        merged = call(
+            http,
+            "PATCH",
+            tags,
+            200,
+            {"operation": "Merge", "properties": {"tags": {"stanch": "x"}}},
+        )
+        assert merged["properties"]["tags"]["stanch"] == "x"
+        call(
+            http,
+            "PATCH",
+            tags,
+            200,
+            {"operation": "Delete", "properties": {"tags": {"stanch": "x"}}},
+        )
+        call(http, "GET", lock, 404)  # LockNotFound, in the spec's error shape
+        body = {"properties": {"level": "CanNotDelete", "notes": "stanch: inc-spec"}}
+        created = call(http, "PUT", lock, 201, body)
+        assert created["properties"]["level"] == "CanNotDelete"
+        call(http, "PUT", lock, 200, {"properties": {"level": "CanNotDelete"}})  # a retry
+        call(http, "GET", lock, 200)
+        listed = call(http, "GET", f"{VM1}/providers/Microsoft.Authorization/locks", 200)
+        assert [lk["name"] for lk in listed["value"]] == ["stanch-quarantine"]
+        call(http, "DELETE", lock, 200)
+        call(http, "DELETE", lock, 204)
+    served = served_routes(sim)
+    assert {r.spec for r, _ in served} == {RESOURCES, LOCKS}
     assert all(version == r.version for r, version in served)

@@ -77,36 +77,53 @@ class Route:
 def route(specs: list[Path], method: str, path: str) -> Route:
     """The operation of `specs` that a concrete request (`path` without its
     query) is an instance of. ARM matches paths case-insensitively; a
-    parameter that may hold slashes (`x-ms-skip-url-encoding`, as `{scope}`)
-    matches them. Of several templates, the one with the most literal text
-    wins, as ARM's own routing prefers a named type to a generic one."""
-    found: list[tuple[int, Route]] = []
+    parameter that may hold slashes (`x-ms-skip-url-encoding`, and `{scope}`)
+    matches them. Of several templates, ARM's own routing decides: the type
+    after the last `/providers/{Namespace}` owns the request, so a template
+    naming its namespace beats a generic one (`/{resourceId}`, or
+    `.../providers/{resourceProviderNamespace}/...`); then the most literal."""
+    found: list[tuple[tuple[bool, int], Route]] = []
     for spec in specs:
         for template, operations in document(spec)["paths"].items():
             if method.lower() not in operations:
                 continue
-            pattern = _template_pattern(template, operations[method.lower()], spec)
+            pattern, spans = _template_pattern(template, operations[method.lower()], spec)
             if pattern.fullmatch(path):
                 literal = len(re.sub(r"\{[^}]+\}", "", template))
-                found.append((literal, Route(spec, template, method.lower())))
+                named = list(re.finditer(r"/providers/[A-Za-z]", template))
+                owner = named[-1].end() if named else 0
+                generic = any(template.find("{" + name + "}", owner) >= 0 for name in spans)
+                found.append(((not generic, literal), Route(spec, template, method.lower())))
     if not found:
         raise KeyError(f"no vendored spec has {method.upper()} {path}")
     return max(found, key=lambda f: f[0])[1]
 
 
-def _template_pattern(template: str, operation: dict[str, Any], spec: Path) -> re.Pattern[str]:
-    spans = set()
+def _template_pattern(
+    template: str, operation: dict[str, Any], spec: Path
+) -> tuple[re.Pattern[str], set[str]]:
+    spans: set[str] = set()
     for parameter in operation.get("parameters", []):
         if "$ref" in parameter:
-            parameter = resolve(parameter["$ref"], spec).body
-        if parameter.get("in") == "path" and parameter.get("x-ms-skip-url-encoding"):
+            try:
+                parameter = resolve(parameter["$ref"], spec).body
+            except FileNotFoundError:
+                # The common types' parameters (api-version, subscriptionId,
+                # resourceGroupName) never hold a slash; their documents need
+                # not be vendored to match a path.
+                continue
+        # ARM's `{scope}` is a resource id whatever the document says (locks.json
+        # leaves out x-ms-skip-url-encoding; the SDKs send it unquoted).
+        if parameter.get("in") == "path" and (
+            parameter.get("x-ms-skip-url-encoding") or parameter.get("name") == "scope"
+        ):
             spans.add(parameter["name"])
     parts = re.split(r"(\{[^}]+\})", template)
     regex = "".join(
         (".+" if p[1:-1] in spans else "[^/]+") if p.startswith("{") else re.escape(p)
         for p in parts
     )
-    return re.compile(regex, re.IGNORECASE)
+    return re.compile(regex, re.IGNORECASE), spans
 
 
 def response_schema(spec: Path, path: str, method: str, status: int | str) -> Schema:
