@@ -396,3 +396,16 @@ def test_tags_and_locks_at_resource_scope_match_the_spec(sim):
     served = served_routes(sim)
     assert {r.spec for r, _ in served} == {RESOURCES, LOCKS}
     assert all(version == r.version for r, version in served)
+
+
+def test_a_request_is_matched_to_the_operation_arm_would_route_it_to():
+    """The route check can fail: a path no vendored document has is refused,
+    and an extension resource is not mistaken for a generic resource."""
+    lock = f"{VM1}/providers/Microsoft.Authorization/locks/any"
+    assert route(ARM_SPECS, "GET", lock).template == (
+        "/{scope}/providers/Microsoft.Authorization/locks/{lockName}"
+    )
+    assert route(ARM_SPECS, "GET", NSG).spec == NSGS
+    assert route(ARM_SPECS, "GET", VM1).template == "/{resourceId}"
+    with pytest.raises(KeyError, match="no vendored spec has POST"):
+        route(ARM_SPECS, "POST", f"/subscriptions/{SUB}/nowhere")
