@@ -77,3 +77,15 @@ def test_stanchs_own_fixtures_keep_their_names(request: pytest.FixtureRequest):
     for name in ("sim", "started", "ts_env", "runbooks", "azure"):
         definitions = request._fixturemanager.getfixturedefs(name, request.node)
         assert definitions and definitions[-1].baseid.startswith("tests"), name
+
+
+@pytest.mark.devserver
+async def test_the_dev_server_lists_by_stanchs_search_attributes(stanch_dev_server):
+    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+
+    from stanch.client.search_attributes import SEARCH_ATTRIBUTES
+
+    listed = await stanch_dev_server.client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=stanch_dev_server.client.namespace)
+    )
+    assert set(SEARCH_ATTRIBUTES) <= set(listed.custom_attributes)
