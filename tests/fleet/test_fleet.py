@@ -12,17 +12,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+from temporalio.api.workflow.v1 import PendingActivityInfo
+from temporalio.client import WorkflowHandle
 
 from stanch.harness.waiting import eventually
+from stanch.harness.workers import worker_polling
+from stanch.models.risk import Risk
+from stanch.models.runbook import RunbookOutcome, RunbookResult
+from tests.support.chaos_estate import runbook_finished
+from tests.support.estate import VM2
 from tests.support.fleet import (
+    ADMIN_TOKEN,
     GATEWAYS,
+    OPERATION_SECONDS,
+    TASK_QUEUE,
+    WORKER_1,
+    WORKER_2,
     Fleet,
+    activities_running,
+    activity_attempts,
+    activity_workers,
     alert_bodies,
     alert_counts,
+    approve_isolation,
     missing_from_audit,
+    open_quarantines,
     storm,
+    writes_to,
 )
+from tests.support.runbooks import approval_plan, start_runbook
+from tests.support.started import Started
 
 # ---- (a) an alert storm over both gateways ----------------------------------------
 
@@ -77,3 +101,149 @@ async def test_audit_verify_passes_over_records_written_by_every_host(fleet: Fle
     (total,) = fleet.query("SELECT count(*) FROM audit_records")[0]
     assert sum(writers.values()) <= total
     print(f"\naudit records by host: {writers}; `stanch audit verify`: {verified.stdout}")
+
+
+# ---- (b) the kill switch, flipped from the gateway host -----------------------------
+
+WAITING, STARTED_WHILE_OFF = 4, 2
+HALT = "halted: remediation switched off by dave: fleet drill"
+
+
+async def test_the_kill_switch_flipped_on_the_gateway_host_stops_runbooks_on_both_worker_hosts(
+    fleet: Fleet,
+):
+    since = await fleet.last_seq()
+    halted_on: Counter[str] = Counter()
+    touched: list[str] = []
+
+    async def halt(incidents: list[str]) -> None:
+        """Each gate opens (the runbook's next step is its first change); each
+        runbook halts, on whichever worker host asks the switch."""
+        for n, incident in enumerate(incidents):
+            await approve_isolation(fleet, incident, n % 2)
+        for incident in incidents:
+            finished = partial(runbook_finished, fleet.temporal, incident)
+            detail = await eventually(finished, 60, f"incident {incident}'s runbook", every=0.2)
+            result, runbook = detail.view.state.runbook_result, detail.view.state.runbook
+            assert result is not None and result.outcome is RunbookOutcome.HALTED, result
+            assert result.summary.startswith(HALT), result.summary
+            assert runbook is not None
+            halted_on.update(
+                await activity_workers(fleet, runbook.workflow_id, "check_remediation")
+            )
+
+    async def quarantines(count: int) -> list[str]:
+        vms = fleet.fresh_vms(count)
+        incidents = await open_quarantines(fleet, vms)
+        touched.extend([f"vm-chaos-{vm:04d}" for vm in vms] + [f"-{i}" for i in incidents])
+        return incidents
+
+    try:
+        waiting = await quarantines(WAITING)
+        switched = await fleet.stanch(
+            GATEWAYS,
+            "toggle", "remediation", "off", "--reason", "fleet drill",
+            api_token=ADMIN_TOKEN,
+        )  # fmt: skip
+        assert switched.returncode == 0, switched.stdout + switched.stderr
+        await halt(waiting + await quarantines(STARTED_WHILE_OFF))
+        # Temporal hands each task to whichever worker polls first: until both
+        # hosts have had one, a few more runbooks started while it is off.
+        for _ in range(3):
+            if len(halted_on) == 2:
+                break
+            await halt(await quarantines(2))
+
+        assert set(halted_on) == {"worker-1", "worker-2"}, halted_on
+        assert writes_to(await fleet.journal(since), touched) == {}, "Azure saw a write"
+    finally:
+        on = await fleet.stanch(GATEWAYS, "toggle", "remediation", "on", api_token=ADMIN_TOKEN)
+        assert on.returncode == 0, on.stdout + on.stderr
+    print(f"\nruns halted by the kill switch, by worker host: {dict(halted_on)}")
+
+
+# ---- (d) a worker host cut off in the middle of a runbook ----------------------------
+
+
+async def restart_in_flight(handle: WorkflowHandle) -> PendingActivityInfo | None:
+    for pending in (await handle.describe()).raw_description.pending_activities:
+        if pending.activity_type.name == "restart_vm":
+            return pending
+    return None
+
+
+async def test_a_worker_host_cut_off_mid_runbook_the_other_finishes_it_and_nothing_is_applied_twice(
+    fleet: Fleet, started: Started
+):
+    since = await fleet.last_seq()
+    handle = await start_runbook(
+        started,
+        fleet.temporal,
+        TASK_QUEUE,
+        "restart_vm",
+        VM2,
+        plan=approval_plan(auto_approve=[Risk.LOW, Risk.MEDIUM]),
+    )
+
+    # Azure accepted the restart (OPERATION_SECONDS long), and the operation's
+    # token reached the server as a heartbeat: the activity is mid-wait.
+    async def waiting_on_azure() -> PendingActivityInfo | None:
+        pending = await restart_in_flight(handle)
+        posted = writes_to(await fleet.journal(since), ["vm-web-2"])
+        return pending if pending and pending.heartbeat_details.payloads and posted else None
+
+    first = await eventually(waiting_on_azure, 60, "restart_vm heartbeating its token")
+    holder = fleet.worker_of(first.last_worker_identity)
+    assert holder is not None and first.attempt == 1, first
+    other = "worker-2" if holder == "worker-1" else "worker-1"
+    cut_off = WORKER_1 if holder == "worker-1" else WORKER_2
+
+    fleet.net.cut(cut_off)
+    cut_at = time.time()
+    attempts: dict[int, str | None] = {}  # as the server handed them out
+
+    async def watch() -> None:
+        while True:
+            pending = await restart_in_flight(handle)
+            if pending is not None and pending.last_worker_identity:
+                attempts[pending.attempt] = fleet.worker_of(pending.last_worker_identity)
+            await asyncio.sleep(0.5)
+
+    watching = asyncio.create_task(watch())
+    try:
+        result = await asyncio.wait_for(handle.result(), 240)
+        finished = time.time() - cut_at
+        assert isinstance(result, RunbookResult) and result.outcome is RunbookOutcome.MITIGATED
+        # The attempt that completed was the other host's.
+        (done,) = await activity_attempts(fleet, handle.id, "restart_vm")
+        assert done.worker == other and done.attempt >= 2, done
+        assert list(writes_to(await fleet.journal(since), ["vm-web-2"]).values()) == [1]
+    finally:
+        watching.cancel()
+        fleet.net.restore(cut_off)
+    restored_at = time.time()
+
+    # The host is back: its worker polls again, and the attempt it was cut off
+    # in has ended there (its next heartbeat learnt the activity is done).
+    back = fleet.processes[cut_off.name]
+    polling = partial(worker_polling, fleet.temporal, TASK_QUEUE, back.pid, restored_at)
+    await eventually(polling, 120, f"{cut_off.name} polling again", every=0.5)
+    idle = partial(activities_running, cut_off)
+    await eventually(lambda: _zero(idle), 120, f"{cut_off.name}'s stale attempt over", every=0.5)
+    rejoined = time.time() - restored_at
+
+    writes = writes_to(await fleet.journal(since), ["vm-web-2"])
+    assert [(method, path.rsplit("/", 1)[-1], n) for (method, path), n in writes.items()] == [
+        ("POST", "restart", 1)
+    ], writes
+    print(
+        f"\n{cut_off.name} cut off mid-restart: {other} took restart_vm over at attempt "
+        f"{done.attempt}, {done.at - cut_at:.1f} s after the cut (the operation settles "
+        f"{OPERATION_SECONDS:g} s after its POST), and the runbook finished {finished:.1f} s "
+        f"after the cut; {cut_off.name} was back and idle {rejoined:.1f} s after its link "
+        f"returned; one POST in azuresim's journal; attempts seen: {attempts}"
+    )
+
+
+async def _zero(reading: Callable[[], Awaitable[float | None]]) -> bool:
+    return await reading() == 0

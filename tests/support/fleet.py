@@ -28,6 +28,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,7 +52,14 @@ from stanch.harness.services import stanch_env, stanch_process
 from stanch.harness.waiting import eventually, healthy
 from stanch.harness.workers import worker_polling
 from tests.support.azurite import fresh_container
-from tests.support.chaos_estate import BINDING, STORAGE, chaos_vm, health_alert
+from tests.support.chaos_estate import (
+    BINDING,
+    STORAGE,
+    applied_mutations,
+    approval_pending,
+    chaos_vm,
+    health_alert,
+)
 from tests.support.decisions import TEST_DECISION_KEY
 from tests.support.estate import WORLD
 from tests.support.netns import TEST_RANGE, Host, Network, network, tcp_open
@@ -124,6 +132,13 @@ class Fleet:
     client: Client | None = None
     admin: SimAdmin | None = None
     postgres: PostgresServer | None = None
+    vms_used: int = 0
+
+    def fresh_vms(self, count: int) -> list[int]:
+        """Failing VMs no test has touched yet (quarantine changes them)."""
+        assert self.vms_used + count <= CHAOS_VMS, "give the world more failing VMs"
+        self.vms_used += count
+        return list(range(self.vms_used - count, self.vms_used))
 
     # ---- where things are ------------------------------------------------------
 
@@ -491,3 +506,92 @@ def missing_from_audit(fleet: Fleet, trips: list[Delivery]) -> list[str]:
     keys = [t.audit_key for t in trips if t.accepted]
     found = {k for (k,) in fleet.query("SELECT key FROM audit_records WHERE key = ANY(%s)", keys)}
     return [k for k in keys if k not in found]
+
+
+# ---- runbooks on the fleet ----------------------------------------------------------
+
+
+async def open_quarantines(fleet: Fleet, vms: list[int]) -> list[str]:
+    """An incident per failing VM, opened through the gateways in turn; each
+    one's quarantine_vm waits at its approval gate before its first change."""
+    async with httpx.AsyncClient(timeout=60) as http:
+        trips = [
+            await deliver(http, fleet, health_alert(chaos_vm(vm), f"fleet-vm-{vm:04d}"), vm % 2)
+            for vm in vms
+        ]
+    incidents = []
+    for trip in trips:
+        assert trip.incident_id is not None, trip
+        incidents.append(trip.incident_id)
+    for incident in incidents:
+        pending = partial(approval_pending, fleet.temporal, incident)
+        await eventually(pending, 60, f"incident {incident} waiting for approval", every=0.2)
+    return incidents
+
+
+async def approve_isolation(fleet: Fleet, incident: str, gateway: int) -> None:
+    """carol (an approver) says yes through a gateway's on-call API."""
+    url = f"{fleet.gateway_urls[gateway]}/api/incidents/{incident}/approvals/isolate/approve"
+    async with httpx.AsyncClient(timeout=60) as http:
+        answer = await http.post(
+            url,
+            json={"comment": "fleet test"},
+            headers={"Authorization": f"Bearer {APPROVER_TOKEN}"},
+        )
+    assert answer.status_code == 200, answer.text
+
+
+@dataclass
+class Attempt:
+    """An activity's attempt that started, as its workflow's history keeps it."""
+
+    worker: str  # the worker host that took it (or the identity, if no worker's)
+    attempt: int
+    at: float  # epoch seconds
+
+
+async def activity_attempts(fleet: Fleet, workflow_id: str, activity: str) -> list[Attempt]:
+    """The recorded attempts of `activity` in the workflow (Temporal records
+    an attempt when it ends: the one that completed, or failed for good)."""
+    scheduled: dict[int, str] = {}
+    ran = []
+    handle = fleet.temporal.get_workflow_handle(workflow_id)
+    async for event in handle.fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            name = event.activity_task_scheduled_event_attributes.activity_type.name
+            scheduled[event.event_id] = name
+        elif event.HasField("activity_task_started_event_attributes"):
+            started = event.activity_task_started_event_attributes
+            if scheduled.get(started.scheduled_event_id) == activity:
+                worker = fleet.worker_of(started.identity) or started.identity
+                at = event.event_time.ToDatetime().replace(tzinfo=UTC).timestamp()
+                ran.append(Attempt(worker, started.attempt, at))
+    return ran
+
+
+async def activity_workers(fleet: Fleet, workflow_id: str, activity: str) -> list[str]:
+    """The worker hosts that ran `activity` in the workflow."""
+    return [a.worker for a in await activity_attempts(fleet, workflow_id, activity)]
+
+
+def writes_to(calls: list[dict[str, Any]], names: list[str]) -> Counter[tuple[str, str]]:
+    """The writes azuresim applied to anything named by one of `names`."""
+    mine = [c for c in calls if any(n.lower() in c["path"].lower() for n in names)]
+    return applied_mutations(mine)
+
+
+async def activities_running(host: Host) -> float | None:
+    """Activity slots in use on a worker host, from its Prometheus metrics
+    (None while they cannot be read)."""
+    url = f"http://{host.address}:{METRICS_PORT}/metrics"
+    try:
+        async with httpx.AsyncClient(timeout=2) as http:
+            text = (await http.get(url)).text
+    except httpx.HTTPError:
+        return None
+    values = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("temporal_worker_task_slots_used") and "ActivityWorker" in line
+    ]
+    return sum(values) if values else None
