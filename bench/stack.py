@@ -65,12 +65,10 @@ def bench_server(workdir: Path) -> DevServer:
 
 def policy(pages: Path, **overrides: Any) -> dict[str, Any]:
     """A roster with two approvers, one long escalation policy, pages to a file."""
-    return response_plan(
-        pages,
-        [{"people": ["alice"], "timeout": "1h"}],
-        approvals={"tiers": [{"timeout": "1h"}]},
+    defaults: dict[str, Any] = {
+        "approvals": {"tiers": [{"timeout": "1h"}]},
         # Runbooks may change the web estate of examples/world.yaml (bench VMs join rg-web).
-        remediation={
+        "remediation": {
             "scopes": [
                 {
                     "subscription": "00000000-0000-0000-0000-0000000000aa",
@@ -78,8 +76,9 @@ def policy(pages: Path, **overrides: Any) -> dict[str, Any]:
                 }
             ]
         },
-        **overrides,
-    )
+    }
+    # A benchmark's own approvals (or scopes) replace these.
+    return response_plan(pages, [{"people": ["alice"], "timeout": "1h"}], **defaults | overrides)
 
 
 class Sim:
