@@ -15,6 +15,7 @@ from typing import Any
 from azure.core.credentials import AccessToken, AccessTokenInfo
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.identity.aio import DefaultAzureCredential
+from azure.mgmt.authorization.aio import AuthorizationManagementClient
 from azure.mgmt.compute.aio import ComputeManagementClient
 from azure.mgmt.network.aio import NetworkManagementClient
 from azure.mgmt.resource.locks.aio import ManagementLockClient
@@ -91,6 +92,12 @@ class AzureClients:
 
     def health(self, subscription: str) -> ResourceHealthMgmtClient:
         client: ResourceHealthMgmtClient = self._management(ResourceHealthMgmtClient, subscription)
+        return client
+
+    def authorization(self, subscription: str) -> AuthorizationManagementClient:
+        client: AuthorizationManagementClient = self._management(
+            AuthorizationManagementClient, subscription
+        )
         return client
 
     def logs(self) -> LogsQueryClient:

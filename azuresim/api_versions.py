@@ -70,6 +70,14 @@ RESOURCE_HEALTH = (
     "2018-08-01", "2018-07-01", "2017-07-01", "2015-01-01",
 )  # fmt: skip
 METRICS_BATCH = ("2024-02-01", "2023-10-01", "2023-05-01-preview")
+# Microsoft.Authorization's role-based access control (azure-mgmt-authorization 4
+# sends 2022-04-01 for both).
+ROLE_ASSIGNMENTS = (
+    "2022-04-01", "2020-10-01-preview", "2020-08-01-preview", "2020-04-01-preview",
+    "2020-03-01-preview", "2018-09-01-preview", "2018-01-01-preview", "2017-10-01-preview",
+    "2015-07-01",
+)  # fmt: skip
+ROLE_DEFINITIONS = ("2022-05-01-preview", "2022-04-01", "2018-01-01-preview", "2015-07-01")
 
 # Types azuresim serves, per namespace, with their versions. Storage, Web and
 # Sql appear in worlds as resources to read; their newest stable versions do.
@@ -96,7 +104,11 @@ API_VERSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "subscriptions/resourceGroups": RESOURCES,
         "tags": TAGS,
     },
-    "Microsoft.Authorization": {"locks": LOCKS},
+    "Microsoft.Authorization": {
+        "locks": LOCKS,
+        "roleAssignments": ROLE_ASSIGNMENTS,
+        "roleDefinitions": ROLE_DEFINITIONS,
+    },
     "Microsoft.OperationalInsights": {"workspaces": WORKSPACES},
     "Microsoft.ResourceHealth": {"availabilityStatuses": RESOURCE_HEALTH},
     "Microsoft.Insights": {"metrics": METRICS_BATCH},

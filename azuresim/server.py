@@ -29,6 +29,7 @@ from stanch.azuresim.arm import Request, Response, handle_arm, request_id
 from stanch.azuresim.faults import Fault, FaultBook, Journal
 from stanch.azuresim.monitor import handle_logs, handle_metrics_batch
 from stanch.azuresim.persist import RESET_HINT, CorruptEstate, EstateFiles
+from stanch.azuresim.rbac import authorize, caller, handle_rbac, is_rbac_path
 from stanch.azuresim.state import ArmError, SimState
 from stanch.azuresim.world import World
 
@@ -180,6 +181,11 @@ class AzureSim:
             )
         try:
             with self.state.lock:
+                principal = caller(headers)
+                if principal is not None:  # a guest's token: only what its roles grant
+                    authorize(self.state, principal, req)
+                if is_rbac_path(req.path) and "api-version" in req.query:
+                    return handle_rbac(self.state, req)
                 if req.path.lower().startswith("/v1/"):
                     return handle_logs(self.state, req)
                 if re.fullmatch(r"/subscriptions/[^/]+/metrics:getbatch", req.path.lower()):

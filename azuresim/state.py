@@ -97,6 +97,8 @@ class SimState:
         self.subscriptions = {s.lower() for s in world.subscriptions}
         self.resources: dict[str, Resource] = {}
         self.locks: dict[str, dict[str, Any]] = {}
+        # Role assignments by lower-cased id, as ARM answers them (azuresim/rbac.py).
+        self.role_assignments: dict[str, dict[str, Any]] = {}
         self.operations: dict[str, Operation] = {}
         for seed in world.resources:
             self._seed(seed)
@@ -113,6 +115,7 @@ class SimState:
             "subscriptions": sorted(self.subscriptions),
             "resources": [dataclasses.asdict(r) for r in self.resources.values()],
             "locks": list(self.locks.values()),
+            "role_assignments": list(self.role_assignments.values()),
             "operations": [
                 {"kind": type(op).__name__, **dataclasses.asdict(op)}
                 for op in self.operations.values()
@@ -133,6 +136,8 @@ class SimState:
             state.resources[resource.id.lower()] = resource
         for lock in saved["locks"]:
             state.locks[lock["id"].lower()] = lock
+        for assignment in saved.get("role_assignments", []):  # estates saved before RBAC have none
+            state.role_assignments[assignment["id"].lower()] = assignment
         kinds = {k.__name__: k for k in _operation_kinds()}
         for fields in saved["operations"]:
             kind = kinds[fields.pop("kind")]
@@ -275,6 +280,7 @@ class SimState:
                 for r in self.resources.values()
             ],
             "locks": list(self.locks.values()),
+            "roleAssignments": list(self.role_assignments.values()),
         }
 
 

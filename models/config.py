@@ -28,6 +28,13 @@ from pydantic import (
     model_validator,
 )
 
+from stanch.models.access import (
+    EmergencyRole,
+    Guest,
+    default_emergency_roles,
+    guest_problems,
+    role_problems,
+)
 from stanch.models.duration import Duration
 from stanch.models.errors import describe_validation_error
 from stanch.models.policy_checks import duplicate_problems, secret_problems
@@ -382,6 +389,9 @@ class Access(_Strict):
     tokens: list[ApiToken] = Field(default_factory=list)
     decision_keys: list[DecisionKey] = Field(default_factory=list)
     oidc: OidcAccess | None = None
+    # Azure roles `stanch access grant` may give a guest, and for how long
+    # (models/access.py); by default only readers of logs and metrics.
+    emergency_roles: list[EmergencyRole] = Field(default_factory=default_emergency_roles)
 
 
 AZURE_SUBSCRIPTION = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
@@ -418,6 +428,8 @@ class Remediation(_Strict):
 
 class StanchConfig(_Strict):
     roster: list[Person] = Field(min_length=1)
+    # People outside the roster who may be granted emergency access (models/access.py).
+    guests: list[Guest] = Field(default_factory=list)
     schedules: dict[str, Schedule] = Field(default_factory=dict)
     escalation_policies: dict[str, EscalationPolicy] = Field(min_length=1)
     services: list[Service] = Field(default_factory=list)
@@ -606,6 +618,8 @@ def parse_config(data: Any, source: str = "stanch.yaml") -> StanchConfig:
         *config.reference_problems(),
         *duplicate_problems(config),
         *secret_problems(config),
+        *guest_problems(config.guests),
+        *role_problems(config.access.emergency_roles),
     ]
     if problems:
         raise ConfigError(source, problems)
