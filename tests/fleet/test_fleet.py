@@ -42,6 +42,7 @@ from tests.support.fleet import (
     approve_isolation,
     missing_from_audit,
     open_quarantines,
+    steady_storm,
     storm,
     writes_to,
 )
@@ -247,3 +248,63 @@ async def test_a_worker_host_cut_off_mid_runbook_the_other_finishes_it_and_nothi
 
 async def _zero(reading: Callable[[], Awaitable[float | None]]) -> bool:
     return await reading() == 0
+
+
+# ---- (e) PostgreSQL restarted during a storm -----------------------------------------
+
+OUTAGE_INCIDENTS, OUTAGE_SENDERS = 6, 12
+BEFORE, REFUSED_WHILE_DOWN, AFTER = 40, 6, 40  # alerts accepted / refused around the restart
+
+
+async def test_postgresql_restarted_during_a_storm_loses_no_accepted_alert(fleet: Fleet):
+    assert fleet.postgres is not None
+    answers: Counter[int] = Counter()
+    stop = asyncio.Event()
+    down_for = 0.0
+
+    async def restart() -> None:
+        nonlocal down_for
+        assert fleet.postgres is not None
+        try:
+            await eventually(lambda: _at_least(answers, 202, BEFORE), 60, "alerts before")
+            await asyncio.to_thread(fleet.postgres.stop)
+            stopped = time.monotonic()
+            refused = answers[503] + REFUSED_WHILE_DOWN
+            await eventually(lambda: _at_least(answers, 503, refused), 60, "503s while down")
+            await asyncio.to_thread(fleet.postgres.start)
+            down_for = time.monotonic() - stopped
+            accepted = answers[202] + AFTER
+            await eventually(lambda: _at_least(answers, 202, accepted), 90, "alerts after")
+        finally:
+            stop.set()
+
+    storming = steady_storm(
+        fleet, "fleet-pg", OUTAGE_INCIDENTS, OUTAGE_SENDERS, stop, answers, retry_5xx_for=120
+    )
+    trips, _ = await asyncio.gather(storming, restart())
+
+    # Every answer was a 202 or a 503 (with Retry-After), and every alert,
+    # retried as Azure retries a 503, was accepted in the end.
+    assert set(answers) == {202, 503}, answers
+    retry_after = {
+        r for t in trips for a, r in zip(t.answers, t.retry_after, strict=True) if a == 503
+    }
+    assert None not in retry_after, retry_after
+    assert [t.alert_id for t in trips if not t.accepted] == []
+    opened = Counter(t.incident_id for t in trips if t.opened)
+    assert len(opened) == OUTAGE_INCIDENTS and set(opened.values()) == {1}, opened
+    for incident, (accepted, counted) in (await alert_counts(fleet, trips)).items():
+        assert counted == accepted, (incident, accepted, counted)
+    assert missing_from_audit(fleet, trips) == []
+    verified = await fleet.stanch(GATEWAYS, "audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    print(
+        f"\nPostgreSQL down {down_for:.1f} s during a storm of {len(trips)} alerts: "
+        f"{answers[503]} answers were 503 (Retry-After {sorted(map(str, retry_after))}), every alert "
+        f"accepted after {max(len(t.answers) for t in trips)} tries at most, each counted "
+        "once by its incident and recorded once in the chain"
+    )
+
+
+async def _at_least(answers: Counter[int], status: int, count: int) -> bool:
+    return answers[status] >= count

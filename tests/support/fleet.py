@@ -422,6 +422,7 @@ async def deliver(
     gateway: int,
     *,
     retry_5xx_for: float = 0,
+    answers: Counter[int] | None = None,
 ) -> Delivery:
     """POSTs `body` to gateway number `gateway` until it is accepted (202), or
     once when `retry_5xx_for` is 0. A retry waits half a second, not the
@@ -433,6 +434,8 @@ async def deliver(
     while True:
         response = await http.post(url, json=body, params={"token": fleet.token})
         trip.answers.append(response.status_code)
+        if answers is not None:
+            answers[response.status_code] += 1
         trip.retry_after.append(response.headers.get("Retry-After"))
         if response.status_code == 202:
             answer = response.json()
@@ -465,6 +468,40 @@ async def storm(
             trips.append(await deliver(http, fleet, body, n % 2, retry_5xx_for=retry_5xx_for))
             if sent is not None and sum(t.accepted for t in trips) >= sent_after:
                 sent.set()
+
+    limits = httpx.Limits(max_connections=senders)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        await asyncio.gather(*(sender(http) for _ in range(senders)))
+    return trips
+
+
+async def steady_storm(
+    fleet: Fleet,
+    prefix: str,
+    fingerprints: int,
+    senders: int,
+    stop: asyncio.Event,
+    answers: Counter[int],
+    *,
+    retry_5xx_for: float,
+) -> list[Delivery]:
+    """Alerts over `fingerprints` incidents from `senders` senders, alternating
+    gateways, until `stop` is set; each one retried on a 5xx as Azure would.
+    `answers` counts every answer as it comes."""
+    rules = [f"{prefix}-{uuid.uuid4().hex[:6]}-{n}" for n in range(fingerprints)]
+    trips: list[Delivery] = []
+    count = 0
+
+    async def sender(http: httpx.AsyncClient) -> None:
+        nonlocal count
+        while not stop.is_set():
+            n, count = count, count + 1
+            body = health_alert(STORAGE, rules[n % fingerprints])
+            trip = await deliver(
+                http, fleet, body, n % 2, retry_5xx_for=retry_5xx_for, answers=answers
+            )
+            trips.append(trip)
+            await asyncio.sleep(0.02)  # a storm, not a benchmark: the machine is shared
 
     limits = httpx.Limits(max_connections=senders)
     async with httpx.AsyncClient(timeout=60, limits=limits) as http:
