@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from stanch.azuresim import listing
+from stanch.azuresim import forensics, listing
 from stanch.azuresim.api_versions import check_api_version
 from stanch.azuresim.run_command import final_result, start_run_command, status_properties
 from stanch.azuresim.state import ArmError, Resource, SimState, resource_type
@@ -73,7 +73,11 @@ def handle_arm(state: SimState, req: Request) -> Response:
             return _locks(state, req, scope, rest[1] if len(rest) > 1 else None)
         if kind == "microsoft.resourcehealth":
             check_api_version("Microsoft.ResourceHealth/availabilityStatuses", version)
-            return _health(state, req, scope)
+            if [r.lower() for r in rest] != ["availabilitystatuses", "current"]:
+                # Only the current status is served: a history or an event list
+                # answered with one status would mislead a caller.
+                raise ArmError(404, "NotFound", f"azuresim does not serve {req.path}")
+            return _read(req, lambda: _health(state, scope))
 
     if len(low) == 3 and low[2] in ("resources", "providers", "resourcegroups"):
         check_api_version(f"Microsoft.Resources/subscriptions/{low[2]}", version)
@@ -95,6 +99,9 @@ def handle_arm(state: SimState, req: Request) -> Response:
     if len(low) == 8 and low[2:4] == ["providers", "microsoft.compute"] and low[6] == "operations":
         check_api_version("Microsoft.Compute/locations/operations", version)
         return _operation(state, req, segs[7])
+    # Snapshots, boot diagnostics, packet captures: azuresim/forensics.py.
+    if (forensic := forensics.route(state, req)) is not None:
+        return Response(*forensic)
     return _resource(state, req)
 
 
@@ -439,30 +446,31 @@ def _lock_json(lock: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in lock.items() if k != "scope"}
 
 
-def _health(state: SimState, req: Request, scope: str) -> Response:
+def _health(state: SimState, scope: str) -> dict[str, Any]:
     resource = state.get(scope)
-    return Response(
-        200,
-        {
-            "id": f"{resource.id}/providers/Microsoft.ResourceHealth/availabilityStatuses/current",
-            "name": "current",
-            "type": "Microsoft.ResourceHealth/AvailabilityStatuses",
-            "location": resource.location,
-            "properties": {
-                "availabilityState": resource.health,
-                "title": resource.health,
-                "summary": resource.health_summary
-                or (
-                    "There aren't any known Azure platform problems affecting this resource."
-                    if resource.health == "Available"
-                    else "The resource is not available."
-                ),
-                "reasonType": None if resource.health == "Available" else "Unplanned",
-                "occuredTime": _iso(resource.health_changed),
-                "reportedTime": _iso(time.time()),
-            },
-        },
-    )
+    available = resource.health == "Available"
+    properties: dict[str, Any] = {
+        "availabilityState": resource.health,
+        "title": resource.health,
+        "summary": resource.health_summary
+        or (
+            "There aren't any known Azure platform problems affecting this resource."
+            if available
+            else "The resource is not available."
+        ),
+        "occuredTime": _iso(resource.health_changed),
+        "reportedTime": _iso(time.time()),
+    }
+    if not available:
+        # Left out when available (never null), as Resource Health answers.
+        properties["reasonType"] = "Unplanned"
+    return {
+        "id": f"{resource.id}/providers/Microsoft.ResourceHealth/availabilityStatuses/current",
+        "name": "current",
+        "type": "Microsoft.ResourceHealth/AvailabilityStatuses",
+        "location": resource.location,
+        "properties": properties,
+    }
 
 
 def _iso(ts: float) -> str:

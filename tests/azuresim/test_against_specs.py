@@ -12,26 +12,45 @@ Deliberate divergences, each with its reason:
 - A generic read (`Resources_GetById`) is checked against resources.json's
   GenericResource at the resource type's own api-version, not the document's:
   that is how get_resource calls it (the provider's newest stable version).
+- Resource Health's errors are not validated: ResourceHealth.json declares a
+  bare `{code, message, details}`, but a request for a resource that is not
+  there is refused by ARM itself, in ARM's `{"error": {code, message}}` (the
+  shape the SDK parses); azuresim answers as ARM does.
 
 Mistakes the specs caught, fixed in azuresim: SecurityRules_List was not served
 (404); a lock carried azuresim's own `scope` and a null `notes` (ARM leaves
-notes out when none were given).
+notes out when none were given); an available resource's health carried a null
+`reasonType` (Resource Health leaves it out), and any path under
+Microsoft.ResourceHealth was answered with the current status (a history or
+event list now gets 404).
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from stanch.azuresim.admin import SimAdmin, trusting
+from stanch.azuresim.admin import SimAdmin
 from stanch.azuresim.api_versions import api_versions
-from tests.support.estate import NIC1, RG, SUB, VM1, VMSS, WORKSPACE
+from tests.support.arm_specs import (
+    ARM_SPECS,
+    LOCKS,
+    NICS,
+    NSGS,
+    RESOURCE_HEALTH,
+    RESOURCES,
+    SPECS,
+    SUBSCRIPTIONS,
+    WORKSPACES,
+    call,
+    clear_journal,
+    client,
+    served_routes,
+)
+from tests.support.estate import NIC1, RG, SUB, VM1, VM2, VMSS, WORKSPACE
 from tests.support.openapi import (
-    Route,
     Validation,
     document,
     operation,
@@ -39,63 +58,16 @@ from tests.support.openapi import (
     route,
 )
 
-SPECS = Path(__file__).parent / "specs" / "specification"
 LOGS = (
     SPECS
     / "operationalinsights/data-plane/Microsoft.OperationalInsights/stable/v1/OperationalInsights.json"
 )
 METRICS = SPECS / "monitor/data-plane/Microsoft.Insights/stable/2024-02-01/metricBatch.json"
-NETWORK = SPECS / "network/resource-manager/Microsoft.Network/stable/2024-05-01"
-NSGS = NETWORK / "networkSecurityGroup.json"
-NICS = NETWORK / "networkInterface.json"
-RESOURCE_MANAGER = SPECS / "resources/resource-manager"
-SUBSCRIPTIONS = (
-    RESOURCE_MANAGER / "Microsoft.Resources/subscriptions/stable/2022-12-01/subscriptions.json"
-)
-RESOURCES = RESOURCE_MANAGER / "Microsoft.Resources/resources/stable/2025-04-01/resources.json"
-LOCKS = RESOURCE_MANAGER / "Microsoft.Authorization/locks/stable/2020-05-01/locks.json"
-# The ARM documents: every ARM route azuresim serves for these types must be in one.
-ARM_SPECS = [NSGS, NICS, SUBSCRIPTIONS, RESOURCES, LOCKS]
-AUTH = {"Authorization": "Bearer anything"}
 WORKSPACE_RESOURCE = (
     f"/subscriptions/{SUB}/resourceGroups/rg-ops/providers/"
     "Microsoft.OperationalInsights/workspaces/law-ops"
 )
 CELLS_ARE_TYPED = "/tables/*/rows/*"  # see the module's docstring
-
-
-def client(sim) -> httpx.Client:
-    return httpx.Client(base_url=sim.url, verify=trusting(sim.ca_file), headers=AUTH, timeout=10)
-
-
-def call(
-    http: httpx.Client, method: str, path: str, status: int, body: Any = None, **ignore: str
-) -> Any:
-    """One ARM call at the api-version of the vendored document that has its
-    route; the answer must have `status` and validate against that status's
-    schema (`default`, the error schema, for a 4xx)."""
-    spec_route = route(ARM_SPECS, method, path)
-    answer = http.request(method, path, params={"api-version": spec_route.version}, json=body)
-    assert answer.status_code == status, f"{method} {path}: {answer.status_code} {answer.text}"
-    if not answer.content:
-        return None
-    schema = response_schema(spec_route.spec, spec_route.template, method, status)
-    problems = Validation(ignore=list(ignore.values())).check(answer.json(), schema)
-    assert problems == [], f"{method} {path} ({status}): {problems}"
-    return answer.json()
-
-
-def served_routes(sim) -> list[tuple[Route, str]]:
-    """Each ARM call azuresim answered (not 404/405) since the journal was
-    cleared, with the spec route it is an instance of and its api-version."""
-    admin = SimAdmin(sim.url, sim.ca_file)
-    calls = admin.journal()
-    admin.close()
-    return [
-        (route(ARM_SPECS, c["method"], c["path"]), c["query"]["api-version"])
-        for c in calls
-        if c["status"] not in (404, 405)
-    ]
 
 
 def test_the_vendored_specs_are_the_ones_named_in_the_readme():
@@ -409,3 +381,65 @@ def test_a_request_is_matched_to_the_operation_arm_would_route_it_to():
     assert route(ARM_SPECS, "GET", VM1).template == "/{resourceId}"
     with pytest.raises(KeyError, match="no vendored spec has POST"):
         route(ARM_SPECS, "POST", f"/subscriptions/{SUB}/nowhere")
+
+
+# ---- Log Analytics workspaces (2025-07-01) and Resource Health (2025-05-01) --------------
+
+
+def test_the_monitoring_documents_are_at_versions_azuresim_takes():
+    assert document(WORKSPACES)["info"]["version"] in api_versions(
+        "Microsoft.OperationalInsights/workspaces"
+    )
+    # The version azure-mgmt-resourcehealth sends: the one stanch's calls use.
+    assert (
+        document(RESOURCE_HEALTH)["info"]["version"]
+        == api_versions("Microsoft.ResourceHealth/availabilityStatuses")[0]
+    )
+
+
+def test_a_workspace_resource_matches_the_spec_and_its_customer_id_answers_queries(sim):
+    """Workspaces_Get: a Workspace (a TrackedResource); its `properties.customerId`
+    is the id Log Analytics queries answer to (`/v1/workspaces/{customerId}/query`)."""
+    clear_journal(sim)
+    with client(sim) as http:
+        workspace = call(http, "GET", WORKSPACE_RESOURCE, 200)
+        missing = WORKSPACE_RESOURCE.rsplit("/", 1)[0] + "/law-none"
+        call(http, "GET", missing, 404)  # ResourceNotFound, in the spec's error shape
+        customer_id = workspace["properties"]["customerId"]
+        assert customer_id == WORKSPACE
+        query = http.post(f"/v1/workspaces/{customer_id}/query", json={"query": "Heartbeat"})
+        assert query.status_code == 200 and query.json()["tables"][0]["rows"]
+    served = served_routes(sim)
+    assert {(r.spec, r.template) for r, _ in served} == {
+        (
+            WORKSPACES,
+            "/subscriptions/{subscriptionId}/resourcegroups/{resourceGroupName}/providers/"
+            "Microsoft.OperationalInsights/workspaces/{workspaceName}",
+        )
+    }
+    assert all(version == r.version for r, version in served)
+
+
+def test_resource_health_answers_match_the_spec(sim):
+    """AvailabilityStatuses_GetByResource, what get_availability calls: a VM
+    Resource Health sees as unavailable (with the reason) and one available
+    (no reasonType: Azure leaves it out, never null)."""
+    current = "/providers/Microsoft.ResourceHealth/availabilityStatuses/current"
+    clear_journal(sim)
+    with client(sim) as http:
+        failing = call(http, "GET", VM1 + current, 200)
+        assert failing["properties"]["availabilityState"] == "Unavailable"
+        assert failing["properties"]["reasonType"] == "Unplanned"
+        assert failing["id"] == VM1 + current and failing["name"] == "current"
+        healthy = call(http, "GET", VM2 + current, 200)
+        assert healthy["properties"]["availabilityState"] == "Available"
+        assert "reasonType" not in healthy["properties"]
+        # What azuresim does not serve is refused, not answered with one status.
+        history = VM1 + "/providers/Microsoft.ResourceHealth/availabilityStatuses"
+        version = document(RESOURCE_HEALTH)["info"]["version"]
+        assert http.get(history, params={"api-version": version}).status_code == 404
+    served = served_routes(sim)
+    assert {r.template for r, _ in served} == {
+        "/{resourceUri}/providers/Microsoft.ResourceHealth/availabilityStatuses/current"
+    }
+    assert all(r.spec == RESOURCE_HEALTH and version == r.version for r, version in served)
