@@ -30,6 +30,7 @@ from stanch.activities.extensions import (
     extension_activities,
     registrable,
 )
+from stanch.activities.forensics import ForensicsActivities
 from stanch.activities.health import HealthActivities
 from stanch.activities.locks import LockActivities
 from stanch.activities.monitor import MonitorActivities
@@ -119,6 +120,7 @@ def azure_activities(azure: AzureClients, settings: Settings) -> list[Activity]:
     detectors = DetectorActivities(monitor, settings)
     network_rules = NetworkRuleActivities(azure)
     run_command = RunCommandActivities(azure, evidence_store(settings))
+    forensics = ForensicsActivities(azure, evidence_store(settings), settings.azure_ca_file)
     return [
         resources.get_resource,
         resources.merge_tags,
@@ -132,6 +134,9 @@ def azure_activities(azure: AzureClients, settings: Settings) -> list[Activity]:
         network_rules.block_traffic,
         network_rules.unblock_traffic,
         run_command.run_diagnostic,
+        forensics.snapshot_disks,
+        forensics.fetch_boot_diagnostics,
+        forensics.start_packet_capture,
         compute.get_power_state,
         compute.restart_vm,
         compute.deallocate_vm,

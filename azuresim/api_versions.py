@@ -29,6 +29,14 @@ COMPUTE = (
 # Managed Run Command (virtualMachines/runCommands) came with 2020-06-01; the
 # older `runCommand` action takes the virtual machine's versions.
 COMPUTE_RUN_COMMANDS = COMPUTE[: COMPUTE.index("2020-06-01") + 1]
+# Disks and snapshots are the disk RP's, released on their own dates
+# (azure-mgmt-compute 39 sends 2026-03-02 for them).
+DISKS = (
+    "2026-03-02", "2025-01-02", "2024-03-02", "2023-10-02", "2023-04-02", "2023-01-02",
+    "2022-07-02", "2022-03-02", "2021-12-01", "2021-08-01", "2021-04-01", "2020-12-01",
+    "2020-09-30", "2020-06-30", "2020-05-01", "2019-11-01", "2019-07-01", "2019-03-01",
+    "2018-09-30", "2018-06-01", "2018-04-01", "2017-03-30", "2016-04-30-preview",
+)  # fmt: skip
 
 NETWORK = (
     "2026-03-01", "2026-01-01", "2025-09-01", "2025-07-01", "2025-05-01", "2025-03-01",
@@ -85,6 +93,9 @@ API_VERSIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "Microsoft.Compute": {
         "virtualMachines": COMPUTE,
         "virtualMachines/runCommands": COMPUTE_RUN_COMMANDS,
+        "disks": DISKS,
+        "snapshots": DISKS,
+        "locations/diskOperations": DISKS,
         "virtualMachineScaleSets": COMPUTE,
         "locations": COMPUTE,
         "locations/operations": COMPUTE,
@@ -94,6 +105,9 @@ API_VERSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "networkSecurityGroups": NETWORK,
         "networkSecurityGroups/securityRules": NETWORK,
         "virtualNetworks": NETWORK,
+        "networkWatchers": NETWORK,
+        "networkWatchers/packetCaptures": NETWORK,
+        "locations/operations": NETWORK,
     },
     "Microsoft.Resources": {
         "subscriptions": SUBSCRIPTIONS,

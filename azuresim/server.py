@@ -24,6 +24,7 @@ from typing import Any
 import trustme
 from pydantic import ValidationError
 
+from stanch.azuresim import forensics
 from stanch.azuresim.amend import Amendment, amend
 from stanch.azuresim.arm import Request, Response, handle_arm, request_id
 from stanch.azuresim.faults import Fault, FaultBook, Journal
@@ -173,6 +174,9 @@ class AzureSim:
         return response
 
     def _route(self, req: Request, headers: dict[str, str]) -> Response:
+        if req.path.startswith(forensics.SAS_PREFIX):  # the SAS in the URL is the credential
+            with self.state.lock:
+                return Response(*forensics.serve_blob(self.state, req))
         if not headers.get("authorization", "").lower().startswith("bearer "):
             return _error(
                 401,
@@ -250,7 +254,8 @@ def _is_mutation(req: Request) -> bool:
     path = req.path.lower()
     if req.method in READS or path.startswith("/v1/") or path.endswith("metrics:getbatch"):
         return False
-    return True
+    # POSTs that only read: boot diagnostics' SAS URIs, a packet capture's status.
+    return not path.endswith(("/retrievebootdiagnosticsdata", "/querystatus"))
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -321,11 +326,14 @@ def _handler(sim: AzureSim) -> type[BaseHTTPRequestHandler]:
             self._send(response)
 
         def _send(self, response: Response) -> None:
-            payload = b"" if response.body is None else json.dumps(response.body).encode()
+            if isinstance(response.body, bytes):  # a blob: its route set its Content-Type
+                payload = response.body
+            else:
+                payload = b"" if response.body is None else json.dumps(response.body).encode()
             self.send_response(response.status)
             for name, value in response.headers.items():
                 self.send_header(name, value)
-            if payload:
+            if payload and "Content-Type" not in response.headers:
                 self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()

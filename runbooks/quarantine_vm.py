@@ -2,17 +2,24 @@
 
 OE:08 asks that a failed resource be preserved for forensics rather than
 discarded. The VM keeps running (its memory is evidence) but can no longer talk
-to anything, cannot be deleted, and is labelled with the incident.
+to anything, cannot be deleted, and is labelled with the incident. Before the
+isolation changes anything, its disks are snapshotted and its boot diagnostics
+kept (`forensics: false` in the binding's params turns that off; a
+`packet_capture` there adds a bounded capture): a capture that fails is on the
+timeline and in the audit trail, and containment goes on without it.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from stanch.activities.evidence import EvidenceActivities
+    from stanch.activities.forensics import ForensicsActivities
     from stanch.activities.health import HealthActivities
     from stanch.activities.locks import LockActivities
     from stanch.activities.monitor import MonitorActivities
@@ -29,11 +36,21 @@ with workflow.unsafe.imports_passed_through():
     )
     from stanch.models.config import AlertMatch
     from stanch.models.evidence import EvidenceRequest
+    from stanch.models.forensics import ForensicsRequest, PacketCaptureRequest
     from stanch.models.risk import Risk
     from stanch.models.runbook import RunbookInput, RunbookOutcome, RunbookResult, RunbookSpec
-    from stanch.workflows.runbook import Runbook
+    from stanch.workflows.runbook import RemediationRefused, Runbook
 
 QUARANTINE_TAG = "stanch.quarantine"
+# Snapshots and boot diagnostics before the isolation: new runs take them,
+# runs recorded before (tests/histories/runbook_quarantine_vm*.json) replay
+# without.
+FORENSICS_PATCH = "quarantine-forensics"
+
+
+class PacketCaptureParams(BaseModel):
+    storage_account_id: str  # where Network Watcher writes the capture
+    duration: timedelta = timedelta(minutes=5)
 
 
 class QuarantineParams(BaseModel):
@@ -41,14 +58,18 @@ class QuarantineParams(BaseModel):
     # says so, or this query (run against the VM) returns rows.
     confirm_query: str | None = "Event | where EventLevelName == 'Error' | take 20"
     evidence_query: str | None = "Event | take 200"
+    # Incremental disk snapshots and boot diagnostics, once approved and
+    # before the isolation: never deleted, not even by a release.
+    forensics: bool = True
+    packet_capture: PacketCaptureParams | None = None
 
 
 @workflow.defn(name="quarantine_vm")
 class QuarantineVm(Runbook):
     spec = RunbookSpec(
         name="quarantine_vm",
-        description="Confirm the failure, capture evidence, then (approved) tag, lock "
-        "and network-isolate the VM. Never deletes.",
+        description="Confirm the failure, capture evidence, then (approved) snapshot its "
+        "disks, keep its boot diagnostics, tag, lock and network-isolate the VM. Never deletes.",
         risk=Risk.HIGH,
         author="stanch",
         matches=AlertMatch(
@@ -87,6 +108,8 @@ class QuarantineVm(Runbook):
             ),
         )
         await self.approval("isolate")
+        if workflow.patched(FORENSICS_PATCH) and params.forensics:
+            await self._capture_forensics(params)
 
         tag = {QUARANTINE_TAG: self.incident_id}
         await self.act(
@@ -128,3 +151,40 @@ class QuarantineVm(Runbook):
                     "; ".join(check.problems), type="NotIsolated", non_retryable=True
                 )
         return RunbookOutcome.CONTAINED
+
+    async def _capture_forensics(self, params: QuarantineParams) -> None:
+        """The VM's disks and boot diagnostics (and packets, if the policy
+        says where to keep them), before the isolation changes anything. No
+        undo: evidence outlives the quarantine. A capture that fails or is
+        refused is recorded as such by the kit, and containment goes on:
+        isolating a failing VM matters more than a complete record of it."""
+        request = ForensicsRequest(incident_id=self.incident_id, resource_id=self.resource_id)
+        try:
+            await self.act(
+                "capture forensics: disk snapshots", ForensicsActivities.snapshot_disks, request
+            )
+        except (ActivityError, RemediationRefused):
+            pass
+        try:
+            await self.act(
+                "capture forensics: boot diagnostics",
+                ForensicsActivities.fetch_boot_diagnostics,
+                request,
+            )
+        except (ActivityError, RemediationRefused):
+            pass
+        if params.packet_capture is not None:
+            capture = PacketCaptureRequest(
+                incident_id=self.incident_id,
+                resource_id=self.resource_id,
+                storage_account_id=params.packet_capture.storage_account_id,
+                duration=params.packet_capture.duration,
+            )
+            try:
+                await self.act(
+                    "capture forensics: packet capture",
+                    ForensicsActivities.start_packet_capture,
+                    capture,
+                )
+            except (ActivityError, RemediationRefused):
+                pass
