@@ -24,11 +24,13 @@ from stanch.harness.waiting import eventually
 from stanch.harness.workers import worker_polling
 from stanch.models.risk import Risk
 from stanch.models.runbook import RunbookOutcome, RunbookResult
+from tests.support.azurite import tagged
 from tests.support.chaos_estate import runbook_finished
 from tests.support.estate import VM2
 from tests.support.fleet import (
     ADMIN_TOKEN,
     GATEWAYS,
+    HOSTS,
     OPERATION_SECONDS,
     TASK_QUEUE,
     WORKER_1,
@@ -308,3 +310,26 @@ async def test_postgresql_restarted_during_a_storm_loses_no_accepted_alert(fleet
 
 async def _at_least(answers: Counter[int], status: int, count: int) -> bool:
     return answers[status] >= count
+
+
+# ---- nothing shared on a host's own disk --------------------------------------------
+
+
+async def test_every_shared_fact_is_in_the_shared_stores_and_none_on_a_hosts_disk(fleet: Fleet):
+    # Work that reaches every store: alerts and a toggle through the gateways
+    # (audit, toggles), incidents paged and quarantines observing their VMs on
+    # both worker hosts (audit, page records, evidence).
+    incidents = await open_quarantines(fleet, fleet.fresh_vms(2))
+    await storm(fleet, alert_bodies("fleet-disk", 4, 8), 4)
+    level = await fleet.stanch(GATEWAYS, "toggle", "log-level", "info", api_token=ADMIN_TOKEN)
+    assert level.returncode == 0, level.stdout + level.stderr
+
+    assert fleet.per_host_stores() == {}, {h.name: fleet.files(h) for h in HOSTS}
+    assert fleet.evidence_container is not None
+    for incident in incidents:
+        assert tagged(fleet.evidence_container, incident), f"no evidence in Blob for {incident}"
+    (toggles,) = fleet.query("SELECT doc FROM toggles")
+    assert toggles[0]["log_level"]["level"] == "info"
+    print("\nwhat each host keeps on its own disk:")
+    for host in HOSTS:
+        print(f"  {host.name}: {', '.join(fleet.files(host))}")

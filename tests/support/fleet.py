@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 import httpx
 import psycopg
 import yaml
+from azure.storage.blob import ContainerClient
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -132,6 +133,7 @@ class Fleet:
     client: Client | None = None
     admin: SimAdmin | None = None
     postgres: PostgresServer | None = None
+    evidence_container: ContainerClient | None = None
     vms_used: int = 0
 
     def fresh_vms(self, count: int) -> list[int]:
@@ -214,6 +216,11 @@ class Fleet:
         names = {host.address: host.name for host in HOSTS}
         rows = self.query("SELECT host(client), count(*) FROM fleet_audit_writers GROUP BY 1")
         return {names.get(str(client), str(client)): int(n) for client, n in rows}
+
+    def files(self, host: Host) -> list[str]:
+        """What is in the host's folder (its whole disk, as far as stanch knows)."""
+        folder = self.folder(host)
+        return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
     def per_host_stores(self) -> dict[str, list[str]]:
         """Host name -> file stores found in its folder (none expected)."""
@@ -325,6 +332,7 @@ async def start_core(fleet: Fleet, stack: contextlib.AsyncExitStack) -> None:
     await start(fleet, stack, "azurite", azurite)
     await azurite.ready()
     container = await asyncio.to_thread(fresh_container, azurite)
+    fleet.evidence_container = container
     fleet.evidence = {
         "evidence_url": f"{azurite.account_url}/{container.container_name}",
         "evidence_connection_string": azurite.connection_string,
