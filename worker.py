@@ -120,7 +120,7 @@ def azure_activities(azure: AzureClients, settings: Settings) -> list[Activity]:
     detectors = DetectorActivities(monitor, settings)
     network_rules = NetworkRuleActivities(azure)
     run_command = RunCommandActivities(azure, evidence_store(settings))
-    forensics = ForensicsActivities(azure, evidence_store(settings), settings.azure_ca_file)
+    forensics = ForensicsActivities(azure, evidence_store(settings))
     return [
         resources.get_resource,
         resources.merge_tags,

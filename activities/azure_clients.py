@@ -56,6 +56,8 @@ class AzureClients:
         self.endpoint = settings.azure_endpoint.rstrip("/") if settings.azure_endpoint else None
         self.poll_seconds = settings.azure_poll_seconds
         self.default_region = settings.azure_region
+        # Also trusted for the SAS URIs Azure hands out (boot diagnostics' blobs).
+        self.ca_file = settings.azure_ca_file
         self.credential: AsyncTokenCredential = (
             StaticTokenCredential() if self.endpoint else DefaultAzureCredential()
         )

@@ -19,7 +19,6 @@ import hashlib
 import ssl
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -56,15 +55,13 @@ NETWORK_WATCHER_MISSING = "NetworkWatcherMissing"
 
 
 class ForensicsActivities:
-    def __init__(
-        self, azure: AzureClients, store: EvidenceKeeper, ca_file: Path | None = None
-    ) -> None:
+    def __init__(self, azure: AzureClients, store: EvidenceKeeper) -> None:
         self._azure = azure
         self._store = store
-        # The SAS URIs of boot diagnostics point at Blob Storage (azuresim in
-        # tests and drills, whose CA the settings name).
+        # The SAS URIs of boot diagnostics point at Blob Storage: trusted as
+        # the Azure clients trust Azure (azuresim's CA in tests and drills).
         self._tls: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+            ssl.create_default_context(cafile=str(azure.ca_file)) if azure.ca_file else True
         )
 
     # ---- disk snapshots -------------------------------------------------------------

@@ -34,6 +34,9 @@ from tests.support.runbooks import (
 )
 
 QUARANTINE_MUTATIONS = [
+    # Forensics first, once isolation is approved (runbooks/quarantine_vm.py).
+    ("PUT", "snapshots/stanch-{incident}-vm-web-1-osdisk"),
+    ("PUT", "snapshots/stanch-{incident}-vm-web-1-data0"),
     ("PATCH", "tags/default"),
     ("PUT", "locks/stanch-{incident}"),
     ("PUT", "networkSecurityGroups/stanch-quarantine-{incident}"),
@@ -183,7 +186,7 @@ async def test_quarantine_leaves_exactly_tag_lock_and_isolation_and_the_evidence
     assert nic["properties"]["networkSecurityGroup"]["id"].endswith("stanch-quarantine-q1")
     assert [s.name for s in result.steps][-1] == "verify isolation"
 
-    (evidence,) = result.evidence
+    evidence = next(e for e in result.evidence if e.name == "vm-web-1.json")
     stored = Path(urlparse(evidence.location).path).read_bytes()
     assert hashlib.sha256(stored).hexdigest() == evidence.sha256
     assert b"vm-web-1" in stored
@@ -192,7 +195,13 @@ async def test_quarantine_leaves_exactly_tag_lock_and_isolation_and_the_evidence
     assert captured["details"]["sha256"] == evidence.sha256
     assert [
         r["action"] for r in audit if r["details"].get("mutates") and r["outcome"] == "succeeded"
-    ] == ["tag as quarantined", "lock against deletion", "isolate network"]
+    ] == [
+        "capture forensics: disk snapshots",
+        "capture forensics: boot diagnostics",
+        "tag as quarantined",
+        "lock against deletion",
+        "isolate network",
+    ]
     assert all(
         r["request_id"] for r in audit if r["action"] in ("tag as quarantined", "isolate network")
     )
@@ -213,6 +222,8 @@ async def test_dry_run_mutates_nothing_and_records_the_plan(ts_env, runbooks, si
     planned = [s.name for s in result.steps if s.status is StepStatus.PLANNED]
     assert planned == [
         "approval: isolate",
+        "capture forensics: disk snapshots",
+        "capture forensics: boot diagnostics",
         "tag as quarantined",
         "lock against deletion",
         "isolate network",
@@ -308,7 +319,8 @@ async def test_release_undoes_exactly_what_was_applied(ts_env, runbooks, sim, st
     ]
     after = sim.state.snapshot()
     assert after["locks"] == before["locks"] == []
-    assert sorted(r["id"] for r in after["resources"]) == sorted(
+    # Only the forensic snapshots stay: evidence outlives the quarantine.
+    assert sorted(r["id"] for r in after["resources"] if "/snapshots/" not in r["id"]) == sorted(
         r["id"] for r in before["resources"]
     )
 
