@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
 from bench.alerts import metric_alert
 from bench.incidents import terminate
 from bench.lab import Lab
@@ -31,11 +34,20 @@ from stanch.workflows.incident import IncidentWorkflow
 QUIET = "quiet stack (baseline)"
 STORM = "during an alert storm"
 STORM_FINGERPRINTS = 20
+# Where a page's lateness goes, read from its incident's history.
+SEGMENTS = {
+    "timer": "timer fired",
+    "task_queued": "workflow task queued",
+    "task_ran": "workflow task ran",
+    "activity_queued": "page activity queued",
+    "activity_ran": "page written",
+}
 
 
 @dataclass
 class Pass:
     lateness: list[float] = field(default_factory=list)
+    segments: dict[str, list[float]] = field(default_factory=dict)
     storm_rate: float = 0.0
     missing: int = 0
 
@@ -105,14 +117,66 @@ async def one_pass(
     for workflow_id in workflow_ids:
         entries = await lab.client.get_workflow_handle(workflow_id).query(IncidentWorkflow.timeline)
         plan_loaded = next(e.at.timestamp() for e in entries if e.kind == "plan_loaded")
+        steps = await page_steps(lab.client, workflow_id)
         for tier in (2, 3):
             paged = pages.get((workflow_id, tier))
             if paged is None:
                 result.missing += 1
                 continue
-            result.lateness.append(paged - (plan_loaded + (tier - 1) * tier_seconds))
+            deadline = plan_loaded + (tier - 1) * tier_seconds
+            result.lateness.append(paged - deadline)
+            if len(steps) >= tier:
+                for name, seconds in _segments(steps[tier - 1], deadline, paged).items():
+                    result.segments.setdefault(name, []).append(seconds)
     await terminate(lab.client, [*workflow_ids, *storm_ids])
     return result
+
+
+async def page_steps(client: Client, workflow_id: str) -> list[dict[str, float]]:
+    """For each page_on_call the incident scheduled, in order (tier 1, 2, 3):
+    when the timer before it fired, when the workflow task that scheduled it
+    was queued, started and completed, and when the activity was scheduled
+    and started (history event times: the server's clock, this machine's)."""
+    events = [e async for e in client.get_workflow_handle(workflow_id).fetch_history_events()]
+    seen: dict[str, float] = {}
+    steps: list[dict[str, float]] = []
+    by_event: dict[int, dict[str, float]] = {}
+    for event in events:
+        at = event.event_time.ToMicroseconds() / 1e6
+        kind = event.event_type
+        if kind == EventType.EVENT_TYPE_TIMER_FIRED:
+            seen["fired"] = at
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+            seen["task_scheduled"] = at
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            seen["task_started"] = at
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            seen["task_completed"] = at
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attributes = event.activity_task_scheduled_event_attributes
+            if attributes.activity_type.name == "page_on_call":
+                step = {**seen, "activity_scheduled": at}
+                steps.append(step)
+                by_event[event.event_id] = step
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            started = event.activity_task_started_event_attributes
+            if started.scheduled_event_id in by_event:
+                by_event[started.scheduled_event_id]["activity_started"] = at
+    return steps
+
+
+def _segments(step: dict[str, float], deadline: float, paged: float) -> dict[str, float]:
+    """A page's lateness cut at each event on its way (they add up to it)."""
+    if not {"fired", "task_started", "activity_started"} <= set(step):
+        return {}
+    queued_from = max(step["fired"], step.get("task_scheduled", step["fired"]))
+    return {
+        "timer": step["fired"] - deadline,
+        "task_queued": step["task_started"] - queued_from,
+        "task_ran": step["task_completed"] - step["task_started"],
+        "activity_queued": step["activity_started"] - step["activity_scheduled"],
+        "activity_ran": paged - step["activity_started"],
+    }
 
 
 def _pages(path: Path, workflow_ids: set[str]) -> dict[tuple[str, int], float]:
@@ -168,6 +232,21 @@ def table(lab: Lab, incidents: int, tier_seconds: int, passes: dict[str, list[Pa
             sum(p.missing for p in runs),
             f"{rate:,.0f} alerts/s" if rate else "-",
         )
+    for name, runs in passes.items():
+        merged: dict[str, list[float]] = {}
+        for p in runs:
+            for segment, values in p.segments.items():
+                merged.setdefault(segment, []).extend(values)
+        if merged:
+            result.notes.append(
+                f"Where the time went, {name} (median, p99 of every tier 2 and 3 page): "
+                + ", ".join(
+                    f"{label} {ms(median(merged[key]))} / {ms(percentile(merged[key], 99))}"
+                    for key, label in SEGMENTS.items()
+                    if key in merged
+                )
+                + "."
+            )
     result.notes.append(
         "Lateness: the page's arrival in the pager file minus its deadline (tier 1's "
         "deadline is when the incident loaded its plan; tier k is due (k-1) timeouts "

@@ -20,6 +20,7 @@ from typing import Any, TypeVar, cast
 from temporalio.client import (
     Client,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -102,19 +103,38 @@ async def decide_step(
 ) -> RunbookView:
     """Approve or reject the step a runbook of this incident waits at (`wait`
     bounds reading which runbook that is)."""
-    detail = await fetch_incident(client, incident_id, wait)
-    if detail.stuck is not None:  # the incident or its runbook: nothing of it can decide
-        raise Refused(detail.stuck.summary)
-    state = detail.view.state
-    target = state.runbook_awaiting(decision.step)
-    if target is None:
-        raise NotFound(f"incident {incident_id} has no runbook waiting")
+    target = await _deciding_runbook(client, incident_id, decision.step, wait)
     runbook: WorkflowHandle[Any, Any] = client.get_workflow_handle(target.workflow_id)
     # The SDK types `@workflow.update(name=...)` methods as returning their coroutine.
     verb = cast(Decision, Runbook.approve if approve else Runbook.reject)
     return await send_update(
         runbook, verb, decision, sign=sign, refresh=Runbook.refresh_decision_keys
     )
+
+
+async def _deciding_runbook(
+    client: Client, incident_id: str, step: str, wait: timedelta
+) -> RunbookView:
+    """The runbook a decision on `step` goes to, refused at once if it or its
+    incident is stuck. Two queries: the incident's state (which runbook) and a
+    replay of that runbook. Only when the incident does not answer is it read
+    the long way (fetch_incident: the timeline, describes), to say why."""
+    try:
+        view = await incident_handle(client, incident_id).query(
+            IncidentWorkflow.state, rpc_timeout=wait
+        )
+    except (WorkflowQueryFailedError, RPCError):
+        detail = await fetch_incident(client, incident_id, wait)
+        if detail.stuck is not None:  # the incident or its runbook: nothing of it can decide
+            raise Refused(detail.stuck.summary) from None
+        view = detail.view
+    target = view.state.runbook_awaiting(step)
+    if target is None:
+        raise NotFound(f"incident {incident_id} has no runbook waiting")
+    stuck = await stuck_now(client, target.workflow_id, target.runbook)
+    if stuck is not None:
+        raise Refused(stuck.summary)
+    return target
 
 
 async def send_update(

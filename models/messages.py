@@ -27,6 +27,7 @@ class IncidentSignal(StrEnum):
     ADD_ALERT = "add_alert"  # one alert: older gateways, incidents already running
     ADD_ALERTS = "add_alerts"  # a coalesced batch: what the gateway sends
     RUNBOOK_EVENT = "runbook_event"  # a runbook telling its incident how it goes
+    RUNBOOK_EVENTS = "runbook_events"  # several such reports, in order: what runbooks send now
     REFRESH_DECISION_KEYS = "refresh_decision_keys"
 
 

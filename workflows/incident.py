@@ -420,6 +420,13 @@ class IncidentWorkflow:
     def runbook_event(self, event: RunbookEvent) -> None:
         self._apply(lifecycle.runbook_reported(self._state, event))
 
+    @workflow.signal(name=IncidentSignal.RUNBOOK_EVENTS)
+    def runbook_events(self, events: list[RunbookEvent]) -> None:
+        """A runbook's reports gathered while the one before was on its way
+        (workflows/runbook/_kit.py): one workflow task for them all."""
+        for event in events:
+            self._apply(lifecycle.runbook_reported(self._state, event))
+
     @workflow.update(name=IncidentUpdate.REQUEST_RELEASE)
     async def request_release(self, request: RequestRelease) -> UpdateResult:
         async def release() -> list[Effect]:

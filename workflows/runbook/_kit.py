@@ -89,6 +89,14 @@ REMEDIATION_SCOPES_PATCH = "remediation-scopes"
 # Signals carrying decisions must be signed (updates are checked by their
 # validators, which never run on replay, so they need no patch).
 SIGNED_DECISIONS_PATCH = "signed-decisions"
+# Reports to the incident are sent in order by a task of their own, so the
+# procedure never waits for one (about eight round trips used to come before
+# the first change); the view each carries is read when it is sent.
+UNAWAITED_REPORTS_PATCH = "reports-not-awaited"
+# An approval is answered once the decision is recorded; its audit record is
+# scheduled in the same workflow task (so it is as durable as the answer) and
+# written before the gate moves on.
+DECISION_ANSWERED_BEFORE_AUDIT_PATCH = "decision-answered-before-audit"
 
 
 class ApprovalDenied(Exception):
@@ -119,6 +127,15 @@ class Runbook:
         self._keys = dict(inp.approval.decision_keys)
         self._keys_wanted = False
         self._spent = SpentDecisions()
+        # Reports not yet sent to the incident, oldest first, and whether the
+        # task sending them is running (UNAWAITED_REPORTS_PATCH).
+        self._reports: list[tuple[str, str, RunbookResult | None]] = []
+        self._reporting = False
+        self._reporter: asyncio.Task[None] | None = None
+        # Decisions answered whose audit record is still being written (their
+        # tasks kept here so none is collected while it runs).
+        self._decision_audits = 0
+        self._auditing: list[asyncio.Task[None]] = []
 
     # ---- what runbooks call ------------------------------------------------
 
@@ -312,12 +329,15 @@ class Runbook:
             if decided():
                 break
             pending.tier = number
+            # Whoever the page reaches finds the incident knowing of the gate.
+            await self._told()
             await self._page_approvers(step, risk, tier.people or eligible, number)
             try:
                 await self._await_decision(decided, tier.timeout, f"approval tier {number}")
             except TimeoutError:
                 continue
         self._gate.pending = None
+        await self._decisions_audited()  # the decisions on record before the gate's end
         workflow.metric_meter().create_histogram_timedelta(
             "stanch_approval_wait", "time an approval waited for its answer"
         ).record(workflow.now() - now, {"risk": str(risk)})
@@ -400,7 +420,7 @@ class Runbook:
             )
             self._outcome = outcome
             result = self._result(outcome, summary)
-            await asyncio.shield(self._tell("finished", summary, result=result))
+            await asyncio.shield(self._finished(summary, result))
             return result
         self._outcome = outcome
         workflow.metric_meter().create_counter("stanch_runbook_outcomes", "runbook ends").add(
@@ -410,9 +430,15 @@ class Runbook:
         await self._audit(
             "runbook finished", self._inp.resource_id, str(outcome), {"summary": summary}
         )
-        await self._tell("finished", summary, result=result)
+        await self._finished(summary, result)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result
+
+    async def _finished(self, summary: str, result: RunbookResult) -> None:
+        """The last report sent, and every decision on the audit trail."""
+        await self._tell("finished", summary, result=result)
+        await self._told()
+        await self._decisions_audited()
 
     async def undo_all(self, undos: list[Undo]) -> int:
         """Take back `undos` (latest first). Used by compensation and release."""
@@ -446,10 +472,7 @@ class Runbook:
 
     @workflow.update(name=RunbookDecision.APPROVE)
     async def approve(self, decision: ApprovalDecision) -> RunbookView:
-        self._spend(decision)
-        self._gate.record(decision, approve=True)
-        await self._audit_decision(decision, "approved", "update")
-        return self.status()
+        return await self._decided(decision, approve=True)
 
     @approve.validator
     def _validate_approve(self, decision: ApprovalDecision) -> None:
@@ -457,14 +480,36 @@ class Runbook:
 
     @workflow.update(name=RunbookDecision.REJECT)
     async def reject(self, decision: ApprovalDecision) -> RunbookView:
-        self._spend(decision)
-        self._gate.record(decision, approve=False)
-        await self._audit_decision(decision, "rejected", "update")
-        return self.status()
+        return await self._decided(decision, approve=False)
 
     @reject.validator
     def _validate_reject(self, decision: ApprovalDecision) -> None:
         self._refuse_if_not_allowed(decision, RunbookDecision.REJECT)
+
+    async def _decided(self, decision: ApprovalDecision, approve: bool) -> RunbookView:
+        self._spend(decision)
+        self._gate.record(decision, approve=approve)
+        outcome = "approved" if approve else "rejected"
+        if not workflow.patched(DECISION_ANSWERED_BEFORE_AUDIT_PATCH):
+            await self._audit_decision(decision, outcome, "update")
+            return self.status()
+        # The audit activity is scheduled in the workflow task that completes
+        # this update: once the approver has the answer, the record is bound
+        # to be written. The gate waits for it before it moves on.
+        self._decision_audits += 1
+        self._auditing.append(asyncio.create_task(self._audit_answered(decision, outcome)))
+        return self.status()
+
+    async def _audit_answered(self, decision: ApprovalDecision, outcome: str) -> None:
+        try:
+            await self._audit_decision(decision, outcome, "update")
+        finally:
+            self._decision_audits -= 1
+
+    async def _decisions_audited(self) -> None:
+        if self._decision_audits:
+            await workflow.wait_condition(lambda: self._decision_audits == 0)
+        self._auditing.clear()
 
     def _refuse_if_not_allowed(self, decision: ApprovalDecision, verb: RunbookDecision) -> None:
         """Before anything enters history: the caller gets the reason as the
@@ -601,20 +646,59 @@ class Runbook:
         )
 
     async def _tell(self, kind: str, summary: str, result: RunbookResult | None = None) -> None:
-        """Report to the incident (its timeline and state), if there is one."""
+        """Report to the incident (its timeline and state), if there is one.
+        Queued: a task of its own sends the reports one after another, in
+        order, while the procedure goes on (`_told` waits for them)."""
         if not self._inp.incident_workflow_id:
             return
-        event = RunbookEvent(
+        if not workflow.patched(UNAWAITED_REPORTS_PATCH):
+            await self._report(kind, summary, result)  # runbooks that began before
+            return
+        self._reports.append((kind, summary, result))
+        if not self._reporting:
+            self._reporting = True
+            self._reporter = asyncio.create_task(self._send_reports())
+
+    async def _send_reports(self) -> None:
+        # What piles up while one signal is on its way leaves as the next: a
+        # procedure of many quick steps costs its incident few workflow tasks.
+        while self._reports:
+            batch, self._reports = self._reports, []
+            view = self.status()  # as the runbook stands when they leave
+            await self._signal_incident(
+                IncidentSignal.RUNBOOK_EVENTS,
+                [self._event(kind, summary, view, result) for kind, summary, result in batch],
+                batch[-1][1],
+            )
+        self._reporting = False
+
+    async def _told(self) -> None:
+        """Every report sent (the incident has them, or is gone)."""
+        if self._reporting:
+            await workflow.wait_condition(lambda: not self._reporting)
+
+    async def _report(self, kind: str, summary: str, result: RunbookResult | None) -> None:
+        """One report, awaited: how runbooks that began before reported."""
+        event = self._event(kind, summary, self.status(), result)
+        await self._signal_incident(IncidentSignal.RUNBOOK_EVENT, event, summary)
+
+    def _event(
+        self, kind: str, summary: str, view: RunbookView, result: RunbookResult | None
+    ) -> RunbookEvent:
+        return RunbookEvent(
             runbook=self.spec.name,
             workflow_id=workflow.info().workflow_id,
             kind=kind,
             summary=summary,
-            view=self.status(),
+            view=view,
             result=result,
         )
+
+    async def _signal_incident(self, signal: IncidentSignal, arg: Any, summary: str) -> None:
+        assert self._inp.incident_workflow_id is not None
         try:
             await workflow.get_external_workflow_handle(self._inp.incident_workflow_id).signal(
-                IncidentSignal.RUNBOOK_EVENT, event
+                signal, arg
             )
         except ApplicationError:
             workflow.logger.warning(
