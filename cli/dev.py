@@ -35,7 +35,7 @@ from stanch.models.dev_credentials import provision, write_dev_credentials
 from stanch.models.private_file import write_private
 from stanch.models.settings import Settings
 from stanch.stores.policy import load_config
-from stanch.stores.toggles import ToggleStore
+from stanch.stores.select import database, log_level_follow_seconds, toggle_store
 from stanch.telemetry import follow_log_level, register_secrets
 from stanch.worker import run_worker
 
@@ -133,7 +133,26 @@ def env_file_lines(settings: Settings, state_dir: Path) -> list[str]:
     }
     if settings.payload_keys_file is not None:  # commands elsewhere open what the stack seals
         values["STANCH_PAYLOAD_KEYS_FILE"] = str(settings.payload_keys_file.resolve())
+    # Shared stores, when the stack was started on them: `stanch audit verify`
+    # in another terminal must read the chain the stack wrote, not a file.
+    for name in ("database_url", "evidence_url", "evidence_connection_string", "audit_key"):
+        value = getattr(settings, name)
+        if value is not None:
+            secret = value.get_secret_value() if isinstance(value, SecretStr) else value
+            values[f"STANCH_{name.upper()}"] = secret
     return [f"{key}={value}" for key, value in values.items()]
+
+
+def stores_line(settings: Settings) -> str:
+    """Where this stack keeps what a fleet would share (files unless told otherwise)."""
+    if settings.database_url is None:
+        shared = f"files under {settings.state_dir} (no STANCH_DATABASE_URL)"
+    else:
+        db = database(settings)  # opened and checked already: refused before the start
+        assert db is not None
+        shared = f"{db.where} (audit, toggles, pages, postmortems)"
+    evidence = settings.evidence_url or str(settings.evidence_path)
+    return f"{shared}; evidence {evidence}"
 
 
 def _report_helper_end(task: asyncio.Task[None]) -> None:
@@ -164,6 +183,12 @@ async def start_temporal(temporal: DevServer, settings: Settings) -> None:
 
 
 async def run_dev(options: DevOptions) -> None:
+    from stanch.cli.main import _check_database, _check_evidence
+
+    # STANCH_DATABASE_URL / STANCH_EVIDENCE_URL from the environment: refused
+    # (exit 2, or 1 when unreachable) before anything is made, as a worker is.
+    _check_database(Settings())
+    _check_evidence(Settings())
     private_state_dir(options.state_dir)
     config = resolve_config(options.config, options.state_dir)
     sim = start_sim(
@@ -222,16 +247,20 @@ async def run_dev(options: DevOptions) -> None:
             f"  azuresim     {sim.url} (CA {sim.ca_file}; journal {sim.url}/_admin/journal)\n"
             f"               estate {estate_line(sim)}\n"
             f"  policy       {config}\n"
+            f"  stores       {stores_line(settings)}\n"
             f"  credentials  {settings.dev_credentials} (one per roster person: "
             "stanch ack ID --as <person>)\n"
             f"  state        {options.state_dir.resolve()} (settings in {env_file})\n"
             "Ctrl-C stops everything.",
             flush=True,
         )
-        levels = ToggleStore(settings.toggles_path)
-        # A helper, not a service: whatever happens to it, the stack keeps serving.
+        # The same toggle store the worker's kill switch reads (the file, or the
+        # fleet's database row). A helper, not a service: whatever happens to
+        # it, the stack keeps serving.
+        levels = toggle_store(settings)
+        every = 2.0 if settings.database_url is None else log_level_follow_seconds(settings)
         helper = asyncio.create_task(
-            follow_log_level(levels.log_level, every=2.0), name="log level"
+            follow_log_level(levels.log_level, every=every), name="log level"
         )
         helper.add_done_callback(_report_helper_end)
         tasks = [
