@@ -2,6 +2,11 @@
 its approval gate. Measures the time to open them all and reach the gates,
 the worker's memory while they wait, and the time to approve them all.
 
+Two ways to approve: a raw update straight to each runbook, and as the
+gateway and the CLI send a person's decision (client.updates.decide_step:
+which runbook waits, read from the incident, a check that it is not stuck,
+then the update). Each opens its own N incidents on a fresh worker.
+
 Baseline: N trivial workflows waiting for one update (bench/baseline_worker.py)
 on their own worker process, then N raw updates: what the same number of
 waits and answers costs with nothing of stanch around them.
@@ -26,18 +31,25 @@ from bench.lab import Lab
 from bench.load import post_alerts
 from bench.stack import GRACEFULLY, ROOT, SIGNER, Services, policy, rss_bytes, running
 from bench.stats import Table, median, ms, percentile, ratio
-from stanch.client.ids import workflow_id_for
+from stanch.client.ids import as_incident_id, workflow_id_for
+from stanch.client.updates import decide_step
 from stanch.harness.processes import Process
 from stanch.harness.waiting import eventually
 from stanch.harness.workers import worker_polling
 from stanch.models.config import ApiRole
 from stanch.models.runbook import ApprovalDecision, RunbookView
 from stanch.stores.toggles import ToggleStore
+from stanch.workflows.incident import IncidentWorkflow
 
 VM = "vm-web-bench-waiting"
 STEP = "restart"
 CONCURRENCY = 50
 MB = 1024 * 1024
+BY_UPDATE = "incident + restart_vm runbook at its gate, raw update"
+AS_A_PERSON = "incident + restart_vm runbook at its gate, as the gateway sends it"
+BASELINE = "trivial workflow waiting for an update (baseline)"
+# What the gateway's path reads before its update, each timed alone on a sample.
+PRECHECK_SAMPLE = 20
 
 
 @dataclass
@@ -48,6 +60,8 @@ class Pass:
     server_rss: int
     approved: float  # seconds to approve them all
     latencies: list[float] = field(default_factory=list)
+    # Seconds per call of each read a decision may make first (a sample).
+    reads: dict[str, list[float]] = field(default_factory=dict)
 
 
 async def run(lab: Lab, incidents: int) -> list[Table]:
@@ -60,15 +74,17 @@ async def run(lab: Lab, incidents: int) -> list[Table]:
     ToggleStore(workdir / "toggles.json").set(
         False, None, "bench", "measure the approval gate, not the restarts"
     )
-    stanch: list[Pass] = []
-    baseline: list[Pass] = []
+    passes: dict[str, list[Pass]] = {BY_UPDATE: [], AS_A_PERSON: [], BASELINE: []}
     async with running(
         lab.server, lab.client, workdir, plan, world([VM], health="Available")
     ) as services:
         for _ in range(lab.repeats):
-            stanch.append(await incidents_at_their_gates(lab, services, incidents))
-            baseline.append(await trivial_gates(lab, incidents))
-    return [table(lab, incidents, stanch, baseline)]
+            for path in (BY_UPDATE, AS_A_PERSON):
+                passes[path].append(
+                    await incidents_at_their_gates(lab, services, incidents, path == AS_A_PERSON)
+                )
+            passes[BASELINE].append(await trivial_gates(lab, incidents))
+    return [table(lab, incidents, passes)]
 
 
 async def _in_pool(items: list[str], call: Callable[[str], Awaitable[None]]) -> None:
@@ -76,7 +92,9 @@ async def _in_pool(items: list[str], call: Callable[[str], Awaitable[None]]) -> 
         await asyncio.gather(*(call(item) for item in items[start : start + CONCURRENCY]))
 
 
-async def incidents_at_their_gates(lab: Lab, services: Services, count: int) -> Pass:
+async def incidents_at_their_gates(
+    lab: Lab, services: Services, count: int, as_a_person: bool
+) -> Pass:
     await services.restart_worker()  # a fresh process: memory measured from idle
     # The file channel scans the whole file for its idempotency key on every
     # page; start each run from an empty one so runs cost the same.
@@ -97,37 +115,69 @@ async def incidents_at_their_gates(lab: Lab, services: Services, count: int) -> 
     opened = time.perf_counter() - started
     waiting = rss_bytes(services.worker.pid)
     server = rss_bytes(lab.server.pid)
+    reads = await _precheck_reads(lab, dict(sorted(runbooks.items())[:PRECHECK_SAMPLE]))
 
     latencies: list[float] = []
 
-    async def approve(workflow_id: str) -> None:
+    async def approve(runbook: str) -> None:
         sent = time.perf_counter()
-        decision = SIGNER.sign(
-            workflow_id, "approve", ApprovalDecision(step=STEP, by="carol"), ApiRole.APPROVER
-        )
-        await lab.client.get_workflow_handle(workflow_id).execute_update(
-            "approve", decision, result_type=RunbookView
-        )
+        decision = ApprovalDecision(step=STEP, by="carol")
+        if as_a_person:
+            await decide_step(
+                lab.client,
+                as_incident_id(runbooks[runbook]),
+                decision,
+                approve=True,
+                sign=lambda w, action, d: SIGNER.sign(w, action, d, ApiRole.APPROVER),
+            )
+        else:
+            signed = SIGNER.sign(runbook, "approve", decision, ApiRole.APPROVER)
+            await lab.client.get_workflow_handle(runbook).execute_update(
+                "approve", signed, result_type=RunbookView
+            )
         latencies.append(time.perf_counter() - sent)
 
     started = time.perf_counter()
     await _in_pool(sorted(runbooks), approve)
     approved = time.perf_counter() - started
     await terminate(lab.client, [*incident_ids, *runbooks])
-    return Pass(opened, idle, waiting, server, approved, latencies)
+    return Pass(opened, idle, waiting, server, approved, latencies, reads)
 
 
-async def _gates_paged(services: Services, incidents: set[str], timeout: float = 1800) -> set[str]:
-    """The runbooks of `incidents` that have paged for approval (page keys are
-    `<workflow id>/<activity id>/<channel>`)."""
+async def _precheck_reads(lab: Lab, runbooks: dict[str, str]) -> dict[str, list[float]]:
+    """Each read a decision could make before its update, timed one at a time
+    over a sample of waiting incidents (a query replays a workflow the worker
+    has evicted: that is part of its cost)."""
+    reads: dict[str, list[float]] = {}
+
+    async def timed(name: str, call: Awaitable[object]) -> None:
+        began = time.perf_counter()
+        await call
+        reads.setdefault(name, []).append(time.perf_counter() - began)
+
+    for runbook, incident in runbooks.items():
+        handle = lab.client.get_workflow_handle(incident)
+        probe = lab.client.get_workflow_handle(runbook)
+        await timed("incident state query", handle.query(IncidentWorkflow.state))
+        await timed("incident timeline query", handle.query(IncidentWorkflow.timeline))
+        await timed("runbook describe", probe.describe())
+        await timed("runbook replay query", probe.query("__temporal_workflow_metadata"))
+    return reads
+
+
+async def _gates_paged(
+    services: Services, incidents: set[str], timeout: float = 1800
+) -> dict[str, str]:
+    """The runbooks of `incidents` that have paged for approval, each with its
+    incident's workflow id (page keys are `<workflow id>/<activity id>/<channel>`)."""
     deadline = time.monotonic() + timeout
-    waiting: set[str] = set()
+    waiting: dict[str, str] = {}
     while time.monotonic() < deadline:
         if services.pages.exists():
             for line in services.pages.read_text().splitlines():
                 page = json.loads(line)
                 if page["workflow_id"] in incidents and page["reason"].startswith("approval"):
-                    waiting.add(page["key"].rsplit("/", 2)[0])
+                    waiting[page["key"].rsplit("/", 2)[0]] = page["workflow_id"]
         if len(waiting) >= len(incidents):
             return waiting
         await asyncio.sleep(0.5)
@@ -188,7 +238,7 @@ async def trivial_gates(lab: Lab, count: int) -> Pass:
         await worker.stop(grace=15, sig=GRACEFULLY)
 
 
-def table(lab: Lab, count: int, stanch: list[Pass], baseline: list[Pass]) -> Table:
+def table(lab: Lab, count: int, passes: dict[str, list[Pass]]) -> Table:
     result = Table(
         f"Scale of waiting: {count:,} open incidents at an approval gate, then approve all "
         f"(median of {lab.repeats} runs)",
@@ -205,31 +255,42 @@ def table(lab: Lab, count: int, stanch: list[Pass], baseline: list[Pass]) -> Tab
             "vs baseline (approve all)",
         ],
     )
-    base_time = median([p.approved for p in baseline])
-    for name, passes in (
-        ("incident + restart_vm runbook at its gate", stanch),
-        ("trivial workflow waiting for an update (baseline)", baseline),
-    ):
-        approved = median([p.approved for p in passes])
-        idle = median([p.idle_rss for p in passes])
-        waiting = median([p.waiting_rss for p in passes])
+    base_time = median([p.approved for p in passes[BASELINE]])
+    for name, runs in passes.items():
+        approved = median([p.approved for p in runs])
+        idle = median([p.idle_rss for p in runs])
+        waiting = median([p.waiting_rss for p in runs])
         result.add(
             name,
-            f"{median([p.opened for p in passes]):.1f} s",
+            f"{median([p.opened for p in runs]):.1f} s",
             f"{idle / MB:.0f} → {waiting / MB:.0f} MB",
             f"{(waiting - idle) / count / 1024:.0f} KB",
-            f"{median([p.server_rss for p in passes]) / MB:.0f} MB",
+            f"{median([p.server_rss for p in runs]) / MB:.0f} MB",
             f"{approved:.1f} s",
             f"{count / approved:,.0f}",
-            ms(median([percentile(p.latencies, 50) for p in passes])),
-            ms(median([percentile(p.latencies, 99) for p in passes])),
+            ms(median([percentile(p.latencies, 50) for p in runs])),
+            ms(median([percentile(p.latencies, 99) for p in runs])),
             ratio(approved, base_time),
         )
+    reads: dict[str, list[float]] = {}
+    for p in passes[BY_UPDATE] + passes[AS_A_PERSON]:
+        for name, values in p.reads.items():
+            reads.setdefault(name, []).extend(values)
     result.notes += [
         f"{CONCURRENCY} concurrent clients open incidents and send approvals. Each "
         "stanch incident is two workflows (the incident and its runbook); the worker "
         "caches at most 1,000 workflows (the SDK default), so past 500 incidents some "
-        "are evicted and replayed from history when their approval arrives.",
+        "are evicted and replayed from history when their approval arrives. "
+        "'As the gateway sends it' is client.updates.decide_step: the incident's state "
+        "query (which runbook waits), a replay query of that runbook (is it stuck), "
+        "then the update.",
+        "Each read a decision could make first, alone, while the incidents wait "
+        f"(median / p99 over {PRECHECK_SAMPLE} incidents per run): "
+        + ", ".join(
+            f"{name} {ms(median(values))} / {ms(percentile(values, 99))}"
+            for name, values in reads.items()
+        )
+        + ".",
         "RSS from /proc/<pid>/status of a freshly started worker process.",
     ]
     return result

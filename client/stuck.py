@@ -174,7 +174,12 @@ async def replay_probe(
 
 async def stuck_now(client: Client, workflow_id: str, workflow_type: str) -> StuckWorkflow | None:
     """Stuck by describe, else by a replay: what a decision checks before it
-    is sent, so that it is refused at once and leaves nothing in history."""
-    return await stuck_workflow(client, workflow_id) or await replay_probe(
-        client, workflow_id, workflow_type
-    )
+    is sent, so that it is refused at once and leaves nothing in history.
+    Both asked at once: a decision waits for the slower of the two, not their
+    sum, and no longer than the describe when that already says stuck (a
+    query to a workflow between failed attempts waits for the next one)."""
+    replayed = asyncio.ensure_future(replay_probe(client, workflow_id, workflow_type))
+    try:
+        return await stuck_workflow(client, workflow_id) or await replayed
+    finally:
+        replayed.cancel()
