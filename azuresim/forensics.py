@@ -259,10 +259,10 @@ def _boot_diagnostics(state: SimState, req: Request, vm_id: str) -> Answer:
     return (
         200,
         {
-            "consoleScreenshotBlobUri": _sas_uri(
+            "consoleScreenshotBlobUri": sas_uri(
                 req.base_url, container, f"{vm.name}.{vm_key}.screenshot.png", expiry
             ),
-            "serialConsoleLogBlobUri": _sas_uri(
+            "serialConsoleLogBlobUri": sas_uri(
                 req.base_url, container, f"{vm.name}.{vm_key}.serialconsole.log", expiry
             ),
         },
@@ -270,7 +270,8 @@ def _boot_diagnostics(state: SimState, req: Request, vm_id: str) -> Answer:
     )
 
 
-def _sas_uri(base_url: str, container: str, blob: str, expiry: int) -> str:
+def sas_uri(base_url: str, container: str, blob: str, expiry: int) -> str:
+    """A read SAS for one blob, valid until `expiry` (a Unix time)."""
     path = f"{SAS_PREFIX}{container}/{blob}"
     query = {"sv": "2022-11-02", "sr": "b", "sp": "r", "se": str(expiry)}
     query["sig"] = _signature(path, expiry)
@@ -414,7 +415,7 @@ def _packet_capture(state: SimState, req: Request, kind: list[str]) -> Answer | 
             "InvalidParameter",
             f"timeLimitInSeconds must be between 0 and {CAPTURE_LIMIT_SECONDS}.",
         )
-    storage = props.get("storageLocation") or {}
+    storage = dict(props.get("storageLocation") or {})  # the journal keeps the request
     storage_id = str(storage.get("storageId") or "")
     if not storage_id and not storage.get("filePath"):
         raise ArmError(400, "InvalidParameter", "storageLocation needs a storageId or a filePath.")
