@@ -155,15 +155,17 @@ class QuarantineVm(Runbook):
     async def _capture_forensics(self, params: QuarantineParams) -> None:
         """The VM's disks and boot diagnostics (and packets, if the policy
         says where to keep them), before the isolation changes anything. No
-        undo: evidence outlives the quarantine. A capture that fails or is
-        refused is recorded as such by the kit, and containment goes on:
-        isolating a failing VM matters more than a complete record of it."""
+        undo: evidence outlives the quarantine. A capture that fails is
+        recorded as such by the kit, and containment goes on: isolating a
+        failing VM matters more than a complete record of it."""
+        # These name only the VM: a VM outside remediation.scopes is refused
+        # here as it would be by the isolation (RemediationRefused goes up).
         request = ForensicsRequest(incident_id=self.incident_id, resource_id=self.resource_id)
         try:
             await self.act(
                 "capture forensics: disk snapshots", ForensicsActivities.snapshot_disks, request
             )
-        except (ActivityError, RemediationRefused):
+        except ActivityError:
             pass
         try:
             await self.act(
@@ -171,7 +173,7 @@ class QuarantineVm(Runbook):
                 ForensicsActivities.fetch_boot_diagnostics,
                 request,
             )
-        except (ActivityError, RemediationRefused):
+        except ActivityError:
             pass
         if params.packet_capture is not None:
             capture = PacketCaptureRequest(
@@ -187,4 +189,4 @@ class QuarantineVm(Runbook):
                     capture,
                 )
             except (ActivityError, RemediationRefused):
-                pass
+                pass  # a storage account outside the scopes refuses the capture only

@@ -286,7 +286,7 @@ async def test_alert_for_a_vm_outside_the_scopes_changes_nothing(stack: Stack, t
     # And in the audit trail, with the reason.
     records = [r for r in audit_records(tmp_path) if r.get("incident_id") == incident]
     step = next(r for r in records if r["outcome"] == "refused")
-    assert step["action"] == "tag as quarantined"
+    assert step["action"] == "capture forensics: disk snapshots"  # its first change
     assert "rg-finance" in step["details"]["detail"]
     assert any(r["action"] == "runbook finished" and r["outcome"] == "refused" for r in records)
 

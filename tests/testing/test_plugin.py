@@ -39,7 +39,9 @@ async def test_a_runbook_waits_at_its_gate_until_an_approver_decides(
     assert view.pending is None or view.pending.approvals == ["carol"]
     result = await result_of(handle)
     assert result.outcome is RunbookOutcome.CONTAINED, result.summary
-    assert [m for m, _ in journal_mutations(stanch_sim)] == ["PATCH", "PUT", "PUT", "PUT"]
+    # Two forensic snapshots, then tag, lock, NSG and NIC.
+    changes = [m for m, _ in journal_mutations(stanch_sim)]
+    assert changes == ["PUT", "PUT", "PATCH", "PUT", "PUT", "PUT"]
 
 
 async def test_a_rejected_gate_denies_and_changes_nothing_more(
