@@ -31,8 +31,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from stanch.models.audit import AuditEntry
+from stanch.models.chat import ButtonValue, SlackAction
 from stanch.models.config import ChannelFormat, FileChannel, StanchConfig, WebhookChannel
 from stanch.models.incident import Page, PageResult
+from stanch.models.risk import Risk
 from stanch.stores.audit import AuditLog
 from stanch.stores.page_file import PageFile
 from stanch.stores.policy import PolicySource
@@ -51,12 +53,15 @@ def page_text(page: Page) -> str:
     )
 
 
-def page_payload(page: Page, fmt: ChannelFormat) -> dict[str, Any]:
+def page_payload(page: Page, fmt: ChannelFormat, buttons: bool = False) -> dict[str, Any]:
+    """`buttons`: the policy answers Slack's buttons (`chat.slack`), so Slack
+    pages carry them (docs/chat.md)."""
     text = page_text(page)
     if fmt is ChannelFormat.SLACK:
         # Incoming webhooks need `text`; blocks render it. Both are mrkdwn, where
         # `<...>` is a mention or a link: escaped, and no names or previews resolved.
         safe = slack_escape(text)
+        actions = [slack_buttons(page)] if buttons else []
         return {
             "text": safe,
             "link_names": False,
@@ -74,6 +79,7 @@ def page_payload(page: Page, fmt: ChannelFormat) -> dict[str, Any]:
                         {"type": "mrkdwn", "text": f"status {slack_escape(str(page.status))}"},
                     ],
                 },
+                *actions,
             ],
         }
     if fmt is ChannelFormat.TEAMS:
@@ -112,6 +118,43 @@ def page_payload(page: Page, fmt: ChannelFormat) -> dict[str, Any]:
             ],
         }
     return {"text": text, "page": page.model_dump(mode="json")}
+
+
+def slack_buttons(page: Page) -> dict[str, Any]:
+    """Approve and reject for an approval request, acknowledge for a page.
+    Their values name what they act on; who acts is whoever clicks."""
+    gate = page.approval
+    if gate is None:
+        value = ButtonValue(incident=page.incident_id).text()
+        return {
+            "type": "actions",
+            "block_id": "stanch",
+            "elements": [_button(SlackAction.ACKNOWLEDGE, "Acknowledge", value, "primary")],
+        }
+    value = ButtonValue(
+        incident=page.incident_id, runbook=gate.runbook, run=gate.run, step=gate.step
+    ).text()
+    approve = _button(SlackAction.APPROVE, f"Approve {gate.step}", value, "primary")
+    if gate.risk is Risk.HIGH:
+        approve["confirm"] = {
+            "title": {"type": "plain_text", "text": "High-risk step"},
+            "text": {"type": "plain_text", "text": f"Approve {gate.step} of {gate.runbook}?"},
+            "confirm": {"type": "plain_text", "text": "Approve"},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+        }
+    reject = _button(SlackAction.REJECT, "Reject", value, "danger")
+    return {"type": "actions", "block_id": "stanch", "elements": [approve, reject]}
+
+
+def _button(action: SlackAction, label: str, value: str, style: str) -> dict[str, Any]:
+    # plain_text labels: a step's name is never read as markup. Slack caps them at 75.
+    return {
+        "type": "button",
+        "action_id": str(action),
+        "text": {"type": "plain_text", "text": label[:75]},
+        "style": style,
+        "value": value,
+    }
 
 
 def slack_escape(text: str) -> str:
@@ -207,7 +250,7 @@ class NotifyActivities:
         if isinstance(channel, FileChannel):
             self._append_once(channel.path, f"{key}/{name}", page)
         elif isinstance(channel, WebhookChannel):
-            await self._post(channel, key, page)
+            await self._post(channel, key, page, buttons=config.chat.slack is not None)
         else:
             raise _Permanent(f"no channel named {name!r}")
 
@@ -227,7 +270,9 @@ class NotifyActivities:
             # A full disk or a lock held too long can pass; the retry tries again.
             raise _Transient(f"{type(e).__name__}: {e.strerror or 'cannot write'}") from None
 
-    async def _post(self, channel: WebhookChannel, key: str, page: Page) -> None:
+    async def _post(
+        self, channel: WebhookChannel, key: str, page: Page, buttons: bool = False
+    ) -> None:
         try:
             url = channel.resolved_url()
         except ValueError as e:
@@ -241,7 +286,7 @@ class NotifyActivities:
                 self._http.stream(
                     "POST",
                     url,
-                    json=page_payload(page, channel.format),
+                    json=page_payload(page, channel.format, buttons),
                     headers={"Idempotency-Key": f"{key}/{channel.name}"},
                     timeout=seconds,
                     follow_redirects=False,

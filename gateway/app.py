@@ -31,6 +31,7 @@ from stanch.gateway.identity import TokenRefused, looks_like_jwt
 from stanch.gateway.intake import AlertIntake, lasting_refusal
 from stanch.gateway.openapi_security import declare_security
 from stanch.gateway.secure_webhook import SecureWebhook
+from stanch.gateway.slack import slack_router
 from stanch.gateway.web_guard import RequestGuard
 from stanch.models.alert import CommonAlert
 from stanch.models.audit import AuditEntry
@@ -214,6 +215,7 @@ def create_app(
     app.include_router(dashboard_router(settings, oncall))
     app.include_router(controls_router(settings, oncall, audit, Problem))
     app.include_router(codec_router(settings, oncall, problem_answer))
+    app.include_router(slack_router(oncall))  # Slack's buttons (docs/chat.md)
     app.add_middleware(
         RequestGuard,
         authenticate=oncall.who_is,

@@ -35,6 +35,7 @@ from stanch.models.access import (
     guest_problems,
     role_problems,
 )
+from stanch.models.chat import SLACK_USER, Chat, chat_problems
 from stanch.models.duration import Duration
 from stanch.models.errors import describe_validation_error
 from stanch.models.policy_checks import duplicate_problems, secret_problems
@@ -74,6 +75,8 @@ class Person(_Strict):
     # The identity provider's immutable id for this person (Entra's `oid`, or
     # `sub`): what a sign-in is matched by. Names and emails can change hands.
     oidc_subject: str | None = Field(default=None, min_length=1)
+    # Their Slack user id (U0123…): who clicks a page's button (models/chat.py).
+    slack: str | None = Field(default=None, pattern=SLACK_USER)
 
     @property
     def display(self) -> str:
@@ -444,6 +447,7 @@ class StanchConfig(_Strict):
     detectors: list[Detector] = Field(default_factory=list)
     access: Access = Field(default_factory=Access)
     remediation: Remediation = Field(default_factory=Remediation)
+    chat: Chat = Field(default_factory=Chat)  # acting from chat (docs/chat.md)
 
     @field_validator("runbook_packages")
     @classmethod
@@ -620,6 +624,9 @@ def parse_config(data: Any, source: str = "stanch.yaml") -> StanchConfig:
         *secret_problems(config),
         *guest_problems(config.guests),
         *role_problems(config.access.emergency_roles),
+        *chat_problems(
+            config.chat, ((f"roster[{i}].slack", p.slack) for i, p in enumerate(config.roster))
+        ),
     ]
     if problems:
         raise ConfigError(source, problems)

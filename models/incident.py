@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from stanch.models.alert import AlertEvent
+from stanch.models.chat import GateAsk
 from stanch.models.config import EscalationPolicy, Schedule
 from stanch.models.decision import PersonRequest, SpentDecisions
 from stanch.models.free_text import NOTE_LIMIT, RemarkText
@@ -210,6 +211,7 @@ class Page(BaseModel):
     round: int
     channels: list[str] | None
     reason: str  # "opened", "escalated: tier 1 did not acknowledge within 15m", ...
+    approval: GateAsk | None = None  # an approval request's gate: chat pages get its buttons
 
 
 class PageResult(BaseModel):

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from stanch.activities.toggles import ToggleActivities
     from stanch.models.audit import AuditEntry
     from stanch.models.azure import ResourceRef
+    from stanch.models.chat import GateAsk
     from stanch.models.config import Remediation
     from stanch.models.decision import DecisionKeysRequest, SpentDecisions
     from stanch.models.errors import describe_validation_error
@@ -722,6 +723,10 @@ class Runbook:
             reason=(
                 f"approval needed: {step!r} ({risk} risk) in {self.spec.name}; "
                 f"stanch approve {inp.incident_id} '{step}' --as <you>"
+            ),
+            # The activity's input only (replay does not compare it): chat pages get buttons.
+            approval=GateAsk(
+                runbook=self.spec.name, run=workflow.info().workflow_id, step=step, risk=risk
             ),
         )
         try:
