@@ -51,7 +51,7 @@ def _storm(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
     windows = [float(w) for w in args.windows.split(",") if w.strip()]
     clients = [int(c) for c in args.clients.split(",") if c.strip()]
     batches = [int(b) for b in args.batches.split(",") if b.strip()]
-    sizes = storm.Sizes(args.alerts, args.fingerprints, clients, windows, batches)
+    sizes = storm.Sizes(args.alerts, args.fingerprints, clients, windows, batches, args.profile)
     return storm.run(lab, sizes)
 
 
@@ -81,6 +81,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("names", nargs="*", metavar="benchmark", help=", ".join(BENCHMARKS))
     parser.add_argument("--quick", action="store_true", help="small sizes: a couple of minutes")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument(
+        "--profile",
+        choices=["gateway", "worker", "server"],
+        help="storm: py-spy that process during every gateway pass (needs py-spy)",
+    )
     for knob, (full, _) in SIZES.items():
         flag = "--" + knob.replace("_", "-")
         parser.add_argument(flag, dest=knob, default=None, help=f"default {full}")

