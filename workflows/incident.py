@@ -18,6 +18,7 @@ CARRIED_BYTES, so no alert and no note can wedge an incident.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -82,6 +83,7 @@ with workflow.unsafe.imports_passed_through():
         SYSTEM_ACTOR,
         AlertRepeated,
         Broadcast,
+        Deadline,
         Effect,
         Exhausted,
         Measure,
@@ -109,6 +111,10 @@ BOUNDED_CARRY_PATCH = "bounded-carry"
 # incident: a flapping alert used to upsert the status at every fire and
 # resolve, thousands of commands in one workflow task.
 PUBLISH_PER_BATCH_PATCH = "publish-once-per-batch"
+# The run loop keeps its deadline's timer while the deadline stays where it
+# was: every alert batch of a storm used to cancel it and start another (two
+# commands, two events and the server's timer work per workflow task).
+STEADY_DEADLINE_TIMER_PATCH = "steady-deadline-timer"
 # The issue's promise is 512 KiB; aim a little under it for the payload's own
 # encoding and metadata.
 CARRIED_BYTES = 480 * 1024
@@ -162,6 +168,9 @@ class IncidentWorkflow:
                 "stanch_incidents_opened", "incidents opened"
             ).add(1, {"severity": str(self._state.severity)})
         self._wake = False
+        # The timer of the deadline the run loop waits for, and that deadline.
+        self._timer: asyncio.Task[None] | None = None
+        self._timer_at: datetime | None = None
         self._publish_held = False
         self._keys_wanted = False
         # Nonces of decisions already acted on (workflows/decisions.py).
@@ -252,6 +261,9 @@ class IncidentWorkflow:
 
     async def _wait_for_next_event(self) -> None:
         deadline = lifecycle.next_deadline(self._state, self._plan)
+        if workflow.patched(STEADY_DEADLINE_TIMER_PATCH):
+            await self._until_woken_or(deadline)
+            return
         try:
             await workflow.wait_condition(
                 lambda: self._wake or workflow.info().is_continue_as_new_suggested(),
@@ -260,6 +272,34 @@ class IncidentWorkflow:
             )
         except TimeoutError:
             pass
+        self._wake = False
+
+    async def _until_woken_or(self, deadline: Deadline | None) -> None:
+        """Until something happens or `deadline` comes, on one timer for as
+        long as the deadline does not move."""
+        at = deadline.at if deadline else None
+        if at != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer, self._timer_at = None, at
+            if deadline is not None and deadline.at > workflow.now():
+                self._timer = asyncio.create_task(
+                    workflow.sleep(deadline.at - workflow.now(), summary=deadline.summary)
+                )
+        if deadline is not None and self._timer is None:
+            self._timer_at = None  # due already: acted on at once
+            self._wake = False
+            return
+        timer = self._timer
+        await workflow.wait_condition(
+            lambda: (
+                self._wake
+                or workflow.info().is_continue_as_new_suggested()
+                or (timer is not None and timer.done())
+            )
+        )
+        if timer is not None and timer.done():
+            self._timer, self._timer_at = None, None
         self._wake = False
 
     async def _act_on_deadlines(self) -> None:
