@@ -116,6 +116,14 @@ def _mean(seconds: float | None) -> str:
     return "-" if seconds is None else span(timedelta(seconds=seconds))
 
 
+def _evidence_link(name: str, location: str) -> str:
+    """Evidence in Blob Storage opens from the page (the viewer's own access
+    to the container decides); a file on a worker's host is shown where it is."""
+    if location.startswith("https://"):
+        return f'<a href="{html.escape(location)}">{html.escape(name)}</a>'
+    return f"{html.escape(name)} (<code>{html.escape(location)}</code>)"
+
+
 def _running_or_stuck(view: RunbookView, stuck: StuckWorkflow | None) -> str:
     return "stuck" if stuck is not None and stuck.workflow_id == view.workflow_id else "running"
 
@@ -362,7 +370,9 @@ def dashboard_router(settings: Settings, oncall: OnCall) -> APIRouter:
             parts.append(
                 "<h2>Evidence</h2><ul>"
                 + "".join(
-                    f"<li>{html.escape(e.name)} sha256 <code>{html.escape(e.sha256)}</code></li>"
+                    # A Blob is a link; a file on the worker's host is named.
+                    f"<li>{_evidence_link(e.name, e.location)} "
+                    f"sha256 <code>{html.escape(e.sha256)}</code></li>"
                     for e in s.runbook_result.evidence
                 )
                 + "</ul>"
