@@ -222,10 +222,10 @@ def slack_router(oncall: OnCall) -> APIRouter:
             return
         step = click.value.step
         verb = "approved" if click.action is SlackAction.APPROVE else "rejected"
-        open_gate = view.pending is not None and view.pending.step == step
-        if open_gate and view.pending is not None:
-            more = view.pending.required - len(view.pending.approvals)
-            await settle(click, f"{person.display} {verb} {step}; {more} more needed", keep=True)
+        waiting = view.pending if view.pending and view.pending.step == step else None
+        more = waiting.required - len(waiting.approvals) if waiting else 0
+        if verb == "approved" and more > 0:  # N of M: the buttons stay for the others
+            await settle(click, f"{person.display} approved {step}; {more} more needed", keep=True)
         else:
             await settle(click, f"{person.display} {verb} {step} of {view.runbook}")
 
