@@ -66,6 +66,9 @@ class Targets(_Strict):
     acknowledge: Duration | None = None
     contain: Duration | None = None  # RTO: first alert to contained or mitigated
     evidence: Duration | None = None  # RPO: first alert to evidence captured
+    # First alert to the VM's forensic capture (disk snapshots, boot
+    # diagnostics) done: never met when a capture failed.
+    forensics: Duration | None = None
 
 
 class Scenario(_Strict):
@@ -346,10 +349,14 @@ def _milestones(scenario: Scenario, state: IncidentState | None, started: float)
     opened = state.opened_at
     contained = None
     evidence = None
+    forensics = None
     if state.runbook is not None:
         for step in state.runbook.steps:
             if step.name == "capture evidence" and step.ended_at:
                 evidence = step.ended_at - opened
+        captures = [s for s in state.runbook.steps if s.name.startswith("capture forensics")]
+        if captures and all(s.status == "succeeded" and s.ended_at for s in captures):
+            forensics = max(s.ended_at for s in captures if s.ended_at) - opened
         if state.runbook_result and state.runbook_result.outcome in ("contained", "mitigated"):
             ends = [s.ended_at for s in state.runbook.steps if s.ended_at]
             contained = max(ends) - opened if ends else None
@@ -362,4 +369,9 @@ def _milestones(scenario: Scenario, state: IncidentState | None, started: float)
         ),
         Milestone(name="contain (RTO)", actual=contained, target=t.contain),
         Milestone(name="evidence (RPO)", actual=evidence, target=t.evidence),
+        *(
+            [Milestone(name="forensics", actual=forensics, target=t.forensics)]
+            if t.forensics
+            else []
+        ),
     ]
