@@ -227,6 +227,8 @@ async def runbooks(env: WorkflowEnvironment, tmp: Path, wanted: set[str]) -> Non
                 result_type=RunbookView,
             )
             await child.result()
+            # A runbook under an incident reports to it (a standalone one does not).
+            await save(child, "runbook_quarantine_vm_under_incident")
             await decide(
                 incident, "resolve", Resolve(by="carol"), env=env, result_type=UpdateResult
             )

@@ -30,6 +30,16 @@ def test_histories_are_kept():
         "runbook_scale_out_vmss_pre_undo_from_read",
         "incident_bounded_storm",  # folds its timeline, continues as new carrying a bound
         "incident_bounded_storm_continued",
+        # Recorded before issue 15: reports awaited one by one, an approval
+        # answered after its audit record, the deadline timer restarted per wake.
+        "incident_with_quarantine_pre_unawaited_reports",
+        "incident_lifecycle_pre_steady_timer",
+        "incident_storm_dev_server_pre_steady_timer",
+        "incident_bounded_storm_continued_pre_steady_timer",
+        "runbook_restart_vm_pre_answer_before_audit",
+        "runbook_release_pre_answer_before_audit",
+        "runbook_scale_out_vmss_pre_answer_before_audit",
+        "runbook_quarantine_vm_under_incident",  # reports sent without waiting
     } <= names
 
 
