@@ -206,8 +206,12 @@ def slack_router(oncall: OnCall) -> APIRouter:
                     result = await update_incident(
                         await oncall.client(), incident, Acknowledge(by=person.id), sign=sign
                     )
-                    done = "acknowledged" if result.changed else "was already acknowledged"
-                    await settle(click, f"{person.display} {done} (status {result.status})")
+                    said = (
+                        f"{person.display} acknowledged"
+                        if result.changed
+                        else f"already acknowledged; {person.display}'s click changed nothing"
+                    )
+                    await settle(click, f"{said} (status {result.status})")
                     return
                 view = await decide(click, person, sign)
         except IncidentRequestError as e:

@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from stanch.activities.notify import page_payload
 from stanch.client.ids import workflow_id_for
 from stanch.gateway.slack import MAX_AGE, SeenRequests, SlackRefused, verify_request
+from stanch.harness.plans import response_plan
 from stanch.harness.waiting import eventually
-from stanch.models.chat import SlackAction
+from stanch.models.chat import GateAsk, SlackAction
+from stanch.models.config import ChannelFormat, ConfigError, parse_config
+from stanch.models.incident import Page
+from stanch.models.risk import Risk
+from stanch.models.severity import Severity
+from stanch.models.status import IncidentStatus
 from tests.support.incidents import settled
 from tests.support.oncall import open_vm_incident
 from tests.support.plans import API_TOKENS, auth
@@ -194,6 +202,60 @@ def test_seen_requests_forget_only_what_has_gone_stale_and_refuse_when_full():
         seen.first_time("v0=c", 1100, now=1100)
     assert full.value.status == 503, "full of fresh requests: refuse rather than forget one"
     assert seen.first_time("v0=c", 1100 + MAX_AGE, now=1000 + MAX_AGE + 2)  # a's time is over
+
+
+def test_the_policy_names_what_is_wrong_with_its_slack_settings(tmp_path: Path):
+    plan = response_plan(tmp_path / "pages.jsonl", [{"people": ["alice"]}])
+    plan["roster"][0]["slack"] = "U0SAME"
+    plan["roster"][1]["slack"] = "U0SAME"
+    plan["chat"] = {"slack": {"signing_secret": "${STANCH_TEST_SLACK_SECRET_UNSET}"}}
+    with pytest.raises(ConfigError) as refused:
+        parse_config(plan)
+    assert "chat.slack.signing_secret: ${STANCH_TEST_SLACK_SECRET_UNSET} is not set" in (
+        refused.value.problems
+    )
+    assert "roster[1].slack: Slack user 'U0SAME' is also roster[0].slack" in (
+        refused.value.problems
+    )
+
+
+def test_slack_pages_carry_buttons_only_where_stanch_answers_them():
+    page = Page(
+        incident_id="0606c4dda03d72c2f5d7",
+        workflow_id="incident-0606c4dda03d72c2f5d7",
+        title="vm-web-1 unavailable",
+        severity=Severity.SEV1,
+        status=IncidentStatus.TRIGGERED,
+        service=None,
+        resources=[],
+        recipients=[],
+        tier=1,
+        round=0,
+        channels=None,
+        reason="opened",
+    )
+    plain = page_payload(page, ChannelFormat.SLACK)
+    assert [b["type"] for b in plain["blocks"]] == ["section", "context"]
+    paged = page_payload(page, ChannelFormat.SLACK, buttons=True)
+    assert [e["action_id"] for e in _actions(paged)] == ["stanch.acknowledge"]
+    gate = GateAsk(runbook="restart_vm", run="rb-1", step="restart", risk=Risk.MEDIUM)
+    asked = page_payload(page.model_copy(update={"approval": gate}), ChannelFormat.SLACK, True)
+    approve, reject = _actions(asked)
+    assert (approve["action_id"], reject["action_id"]) == ("stanch.approve", "stanch.reject")
+    assert "confirm" not in approve, "only a high-risk approval asks twice"
+    assert json.loads(reject["value"]) == {
+        "incident": "0606c4dda03d72c2f5d7",
+        "runbook": "restart_vm",
+        "run": "rb-1",
+        "step": "restart",
+    }
+
+
+def _actions(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = [
+        e for b in payload["blocks"] if b["type"] == "actions" for e in b["elements"]
+    ]
+    return found
 
 
 async def _history_lengths(*handles: Any) -> list[int]:
