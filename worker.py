@@ -43,6 +43,7 @@ from stanch.activities.response_plan import ResponsePlanActivities
 from stanch.activities.run_command import RunCommandActivities
 from stanch.activities.scopes import ScopeActivities
 from stanch.activities.toggles import ToggleActivities
+from stanch.activities.traffic import TrafficActivities
 from stanch.client.connection import connect
 from stanch.client.runbooks import require_loaded_runbooks
 from stanch.client.schedules import sync_detectors
@@ -121,6 +122,7 @@ def azure_activities(azure: AzureClients, settings: Settings) -> list[Activity]:
     network_rules = NetworkRuleActivities(azure)
     run_command = RunCommandActivities(azure, evidence_store(settings))
     forensics = ForensicsActivities(azure, evidence_store(settings))
+    traffic = TrafficActivities(azure)
     return [
         resources.get_resource,
         resources.merge_tags,
@@ -144,6 +146,9 @@ def azure_activities(azure: AzureClients, settings: Settings) -> list[Activity]:
         compute.read_scale_set,
         compute.scale_scale_set,
         health.get_availability,
+        traffic.read_traffic_profile,
+        traffic.set_endpoints,
+        traffic.check_endpoint_serving,
         monitor.run_kql,
         monitor.read_metrics,
         evidence.capture_evidence,

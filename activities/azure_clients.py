@@ -21,6 +21,7 @@ from azure.mgmt.network.aio import NetworkManagementClient
 from azure.mgmt.resource.locks.aio import ManagementLockClient
 from azure.mgmt.resource.resources.aio import ResourceManagementClient
 from azure.mgmt.resourcehealth.aio import ResourceHealthMgmtClient
+from azure.mgmt.trafficmanager.aio import TrafficManagerManagementClient
 from azure.monitor.query.aio import LogsQueryClient
 from azure.monitor.querymetrics.aio import MetricsClient
 
@@ -99,6 +100,12 @@ class AzureClients:
     def authorization(self, subscription: str) -> AuthorizationManagementClient:
         client: AuthorizationManagementClient = self._management(
             AuthorizationManagementClient, subscription
+        )
+        return client
+
+    def traffic_manager(self, subscription: str) -> TrafficManagerManagementClient:
+        client: TrafficManagerManagementClient = self._management(
+            TrafficManagerManagementClient, subscription
         )
         return client
 

@@ -77,6 +77,13 @@ RESOURCE_HEALTH = (
     "2025-05-01", "2024-02-01", "2023-10-01-preview", "2022-10-01", "2020-05-01",
     "2018-08-01", "2018-07-01", "2017-07-01", "2015-01-01",
 )  # fmt: skip
+# Traffic Manager is Microsoft.Network's, released on its own dates
+# (azure-mgmt-trafficmanager 2.0 sends 2026-09-01); endpoints take the profile's.
+TRAFFIC_MANAGER = (
+    "2026-09-01", "2022-04-01", "2022-04-01-preview", "2018-08-01", "2018-04-01",
+    "2018-03-01", "2018-02-01", "2017-09-01-preview", "2017-05-01", "2017-03-01",
+    "2015-11-01", "2015-04-28-preview",
+)  # fmt: skip
 METRICS_BATCH = ("2024-02-01", "2023-10-01", "2023-05-01-preview")
 # Microsoft.Authorization's role-based access control (azure-mgmt-authorization 4
 # sends 2022-04-01 for both).
@@ -107,6 +114,10 @@ API_VERSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "virtualNetworks": NETWORK,
         "networkWatchers": NETWORK,
         "networkWatchers/packetCaptures": NETWORK,
+        "trafficManagerProfiles": TRAFFIC_MANAGER,
+        "trafficManagerProfiles/azureEndpoints": TRAFFIC_MANAGER,
+        "trafficManagerProfiles/externalEndpoints": TRAFFIC_MANAGER,
+        "trafficManagerProfiles/nestedEndpoints": TRAFFIC_MANAGER,
         "locations/operations": NETWORK,
     },
     "Microsoft.Resources": {

@@ -1,6 +1,7 @@
 """Azure Resource Manager routes: providers, resource groups, generic resources
 by id, tags, locks, NSGs and their rules, NICs, VM power actions with
-`Azure-AsyncOperation`, Resource Health."""
+`Azure-AsyncOperation`, Resource Health (forensics and Traffic Manager have
+modules of their own)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from stanch.azuresim import forensics, listing
+from stanch.azuresim import forensics, listing, traffic_manager
 from stanch.azuresim.api_versions import check_api_version
 from stanch.azuresim.run_command import final_result, start_run_command, status_properties
 from stanch.azuresim.state import ArmError, Resource, SimState, resource_type
@@ -102,6 +103,9 @@ def handle_arm(state: SimState, req: Request) -> Response:
     # Snapshots, boot diagnostics, packet captures: azuresim/forensics.py.
     if (forensic := forensics.route(state, req)) is not None:
         return Response(*forensic)
+    # Traffic Manager profiles and endpoints: azuresim/traffic_manager.py.
+    if (traffic := traffic_manager.route(state, req)) is not None:
+        return Response(*traffic)
     return _resource(state, req)
 
 
