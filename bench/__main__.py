@@ -25,7 +25,7 @@ from pathlib import Path
 from bench import containment, escalation, storm, waiting
 from bench.lab import Lab
 from bench.stack import GRACEFULLY, ROOT, bench_server
-from bench.stats import Table
+from bench.stats import Table, Target, targets_table
 
 Benchmark = Callable[[Lab, argparse.Namespace], Awaitable[list[Table]]]
 
@@ -35,7 +35,8 @@ SIZES: dict[str, tuple[str, str]] = {
     "alerts": ("10000", "1000"),
     "fingerprints": ("20", "20"),
     "clients": ("200,1000", "200"),
-    "windows": ("-1,0,2", "-1,0"),
+    "windows": ("-1,0", "-1,0"),
+    "lingers": ("0,20", "0,20"),
     "batches": ("1,10,50", "1,10"),
     "trials": ("10", "3"),
     "incidents": ("1000", "50"),
@@ -44,14 +45,17 @@ SIZES: dict[str, tuple[str, str]] = {
 }
 
 
-LISTS = {"windows", "clients", "batches"}  # comma-separated
+LISTS = {"windows", "lingers", "clients", "batches"}  # comma-separated
 
 
 def _storm(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
     windows = [float(w) for w in args.windows.split(",") if w.strip()]
+    lingers = [float(g) for g in args.lingers.split(",") if g.strip()]
     clients = [int(c) for c in args.clients.split(",") if c.strip()]
     batches = [int(b) for b in args.batches.split(",") if b.strip()]
-    sizes = storm.Sizes(args.alerts, args.fingerprints, clients, windows, batches, args.profile)
+    sizes = storm.Sizes(
+        args.alerts, args.fingerprints, clients, windows, lingers, batches, args.profile
+    )
     return storm.run(lab, sizes)
 
 
@@ -131,11 +135,15 @@ async def main(args: argparse.Namespace) -> None:
         await server.start()
         client = await server.connect()
         lab = Lab(server, client, workdir, args.repeats, args.quick)
+        targets: list[Target] = []
         for name in names:
             started = time.monotonic()
             for table in await BENCHMARKS[name](lab, args):
                 print(table.render(), flush=True)
+                targets += table.targets
             print(f"({name}: {time.monotonic() - started:.0f} s)\n", flush=True)
+        if targets:
+            print(targets_table(targets).render(), flush=True)
     finally:
         await server.stop(grace=15, sig=GRACEFULLY)
         if not args.keep:

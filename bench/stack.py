@@ -142,6 +142,7 @@ class Services:
         plan: dict[str, Any],
         sim: Sim | None = None,
         window_ms: float = 0.0,
+        linger_ms: float = 0.0,
     ) -> None:
         self.server = server
         self.client = client
@@ -149,6 +150,7 @@ class Services:
         self.plan = plan
         self.sim = sim
         self.window_ms = window_ms
+        self.linger_ms = linger_ms
         self.task_queue = f"bench-{uuid.uuid4().hex[:8]}"
         self.gateway_port = free_port()
         self.url = f"http://127.0.0.1:{self.gateway_port}"
@@ -170,6 +172,7 @@ class Services:
             # it; the bench's own approvals are signed with it too (SIGNER).
             "decision_key": DECISION_KEY,
             "coalesce_window_ms": self.window_ms,
+            "coalesce_linger_ms": self.linger_ms,
         }
         if self.sim is not None:
             settings.update(
@@ -193,10 +196,12 @@ class Services:
             self.worker, lambda pid: worker_polling(self.client, self.task_queue, pid)
         )
 
-    async def start_gateway(self, window_ms: float) -> None:
+    async def start_gateway(self, window_ms: float, linger_ms: float | None = None) -> None:
         if self.gateway is not None:
             await self.gateway.stop(grace=15, sig=GRACEFULLY)
         self.window_ms = window_ms
+        if linger_ms is not None:
+            self.linger_ms = linger_ms
         args = ["gateway", "--host", "127.0.0.1", "--port", str(self.gateway_port)]
         self.gateway = stanch_process("gateway", self.workdir, args, **self.settings())
         await self.gateway.start()

@@ -32,11 +32,57 @@ def ms(seconds: float) -> str:
 
 
 @dataclass
+class Target:
+    """One of issue 15's targets as a benchmark measured it: a ratio (or a
+    value) against its goal. `python -m bench` prints every table's targets
+    together at the end."""
+
+    name: str
+    measured: float
+    goal: float
+    at_most: bool = True  # the goal is a ceiling (≤), else a floor (≥)
+    unit: str = "x"
+
+    @property
+    def met(self) -> bool:
+        if self.measured != self.measured:  # NaN: not measured
+            return False
+        return self.measured <= self.goal if self.at_most else self.measured >= self.goal
+
+    def row(self) -> list[str]:
+        shown = "n/a" if self.measured != self.measured else f"{self.measured:.2f}{self.unit}"
+        return [
+            self.name,
+            f"{'≤' if self.at_most else '≥'} {self.goal:g}{self.unit}",
+            shown,
+            "yes" if self.met else "no",
+        ]
+
+
+def at_most(name: str, measured: float, goal: float, unit: str = "x") -> Target:
+    return Target(name, measured, goal, at_most=True, unit=unit)
+
+
+def at_least(name: str, measured: float, goal: float, unit: str = "x") -> Target:
+    return Target(name, measured, goal, at_most=False, unit=unit)
+
+
+def value_of(text: str) -> float:
+    """A ratio as a table shows it ("1.56x") back to a number; NaN for "n/a"."""
+    try:
+        return float(text.rstrip("x").replace(",", ""))
+    except ValueError:
+        return float("nan")
+
+
+@dataclass
 class Table:
     title: str
     columns: list[str]
     rows: list[list[str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # What this table shows of issue 15's targets (bench/__main__.py sums them up).
+    targets: list[Target] = field(default_factory=list)
 
     def add(self, *cells: object) -> None:
         self.rows.append([str(c) for c in cells])
@@ -56,3 +102,12 @@ class Table:
             out.append("")
             out += self.notes
         return "\n".join(out) + "\n"
+
+
+def targets_table(targets: Sequence[Target]) -> Table:
+    table = Table("Targets (issue 15)", ["target", "goal", "measured", "met?"])
+    for target in targets:
+        table.rows.append(target.row())
+    met = sum(t.met for t in targets)
+    table.notes.append(f"{met} of {len(targets)} met in this run.")
+    return table

@@ -17,8 +17,15 @@ from bench.lab import CpuMeter, Lab
 from bench.load import Run, post_alerts, signal_with_start_each, to_events
 from bench.profile import Profiler, render
 from bench.stack import Services, policy, running
-from bench.stats import Table, median, ms, percentile, ratio
+from bench.stats import Table, Target, at_least, at_most, median, ms, percentile, ratio
 from stanch.client.ids import workflow_id_for
+from stanch.models.settings import Settings
+
+# What a gateway does unless told otherwise: the path the targets are judged on.
+DEFAULT_MODE = (
+    Settings.model_fields["coalesce_window_ms"].default,
+    Settings.model_fields["coalesce_linger_ms"].default,
+)
 
 BASELINE = "SDK: one signal-with-start per alert (baseline)"
 OFF = -1.0  # STANCH_COALESCE_WINDOW_MS below zero: one signal per alert
@@ -29,13 +36,14 @@ class Sizes:
     alerts: int = 10_000
     fingerprints: int = 20
     clients: list[int] = field(default_factory=lambda: [200])
-    windows: list[float] = field(default_factory=lambda: [OFF, 0.0, 2.0])
+    windows: list[float] = field(default_factory=lambda: [OFF, 0.0])
+    lingers: list[float] = field(default_factory=lambda: [0.0, 20.0])  # with a window >= 0
     batches: list[int] = field(default_factory=lambda: [1, 10, 50])  # bench/batching.py
     profile: str | None = None  # a process to profile during gateway passes (bench/profile.py)
 
 
-# (coalescing window, or None for the SDK baseline; concurrent clients)
-Variant = tuple[float | None, int]
+# (coalescing window, or None for the SDK baseline; linger; concurrent clients)
+Variant = tuple[float | None, float, int]
 
 
 @dataclass
@@ -56,10 +64,23 @@ class Pass:
     profile: Path | None = None
 
 
-def variant_name(window: float) -> str:
+def variant_name(window: float | None, linger: float = 0.0) -> str:
+    if window is None:
+        return BASELINE
     if window < 0:
         return "gateway, coalescing off"
-    return f"gateway, coalescing, window {window:g} ms"
+    name = "gateway, coalescing"
+    if window > 0:
+        name += f", window {window:g} ms"
+    return name + (f", linger ≤ {linger:g} ms" if linger > 0 else ", no linger")
+
+
+def gateway_modes(sizes: Sizes) -> list[tuple[float | None, float]]:
+    """(window, linger) of every intake path measured, the SDK baseline first."""
+    modes: list[tuple[float | None, float]] = [(None, 0.0)]
+    for window in sizes.windows:
+        modes += [(window, 0.0)] if window < 0 else [(window, g) for g in sizes.lingers]
+    return modes
 
 
 async def run(lab: Lab, sizes: Sizes) -> list[Table]:
@@ -67,20 +88,17 @@ async def run(lab: Lab, sizes: Sizes) -> list[Table]:
     async with running(
         lab.server, lab.client, workdir, policy(workdir / "pages.jsonl")
     ) as services:
-        variants: list[Variant] = [
-            (window, clients) for clients in sizes.clients for window in [None, *sizes.windows]
-        ]
+        modes = gateway_modes(sizes)
+        variants: list[Variant] = [(w, g, c) for c in sizes.clients for w, g in modes]
         # Warm the worker, the gateway and the server's caches before measuring.
-        for window in [None, *sizes.windows]:
-            await one_pass(lab, services, window, Sizes(500, sizes.fingerprints), 50)
+        for window, linger in modes:
+            await one_pass(lab, services, (window, linger, 50), Sizes(500, sizes.fingerprints))
         passes: dict[Variant, list[Pass]] = {v: [] for v in variants}
         for repeat in range(lab.repeats):
             # Rotate the order so no variant always runs on a freshly idle machine.
             shift = repeat % len(variants)
-            for window, clients in variants[shift:] + variants[:shift]:
-                passes[(window, clients)].append(
-                    await one_pass(lab, services, window, sizes, clients)
-                )
+            for variant in variants[shift:] + variants[:shift]:
+                passes[variant].append(await one_pass(lab, services, variant, sizes))
         tables = [table(lab, sizes, passes)]
         if sizes.batches:
             tables.append(
@@ -89,19 +107,20 @@ async def run(lab: Lab, sizes: Sizes) -> list[Table]:
     return tables
 
 
-async def one_pass(
-    lab: Lab, services: Services, window: float | None, sizes: Sizes, clients: int
-) -> Pass:
+async def one_pass(lab: Lab, services: Services, variant: Variant, sizes: Sizes) -> Pass:
+    window, linger, clients = variant
     tag = uuid.uuid4().hex[:6]
     rules = [f"storm-{tag}-{i}" for i in range(sizes.fingerprints)]
     bodies = [metric_alert(rules[i % len(rules)]) for i in range(sizes.alerts)]
     events = to_events(bodies)
     incident_ids = sorted({incident_id for incident_id, _ in events})
-    if window is not None and window != services.window_ms:
-        await services.start_gateway(window)
+    if window is not None and (window, linger) != (services.window_ms, services.linger_ms):
+        await services.start_gateway(window, linger)
     profiler: Profiler | None = None
     if sizes.profile and window is not None:
-        out = services.workdir / f"profile-{sizes.profile}-{window:g}ms-{clients}-{tag}.txt"
+        out = (
+            services.workdir / f"profile-{sizes.profile}-{window:g}-{linger:g}-{clients}-{tag}.txt"
+        )
         profiler = Profiler(services.pids()[sizes.profile], out)
         await profiler.start()
     meter = CpuMeter(services.pids())
@@ -159,15 +178,15 @@ def table(lab: Lab, sizes: Sizes, passes: dict[Variant, list[Pass]]) -> Table:
             "machine busy (ours + others)",
         ],
     )
-    for (window, clients), runs in passes.items():
-        base_rate = median([p.rate for p in passes[(None, clients)]])
+    for (window, linger, clients), runs in passes.items():
+        base_rate = median([p.rate for p in passes[(None, 0.0, clients)]])
         rate = median([p.rate for p in runs])
         signals = median([p.signals for p in runs])
         cpu = {k: median([p.cpu_per_1k.get(k, 0.0) for p in runs]) for k in runs[0].cpu_per_1k}
         gateway_cpu = f"{cpu['gateway']:.2f}" if window is not None else "-"
         total_cpu = median([sum(p.cpu_per_1k.values()) for p in runs])
         result.add(
-            BASELINE if window is None else variant_name(window),
+            variant_name(window, linger),
             clients,
             f"{rate:,.0f}",
             ratio(rate, base_rate),
@@ -183,10 +202,11 @@ def table(lab: Lab, sizes: Sizes, passes: dict[Variant, list[Pass]]) -> Table:
             runs[len(runs) // 2].busiest,
             f"{median([p.machine for p in runs]):.0%} + {median([p.foreign for p in runs]):.0%}",
         )
+    result.targets += targets(passes)
     per_run = "; ".join(
-        f"{'baseline' if window is None else variant_name(window)} ({clients} clients): "
+        f"{'baseline' if window is None else variant_name(window, linger)} ({clients} clients): "
         + ", ".join(f"{p.rate:,.0f}" for p in runs)
-        for (window, clients), runs in passes.items()
+        for (window, linger, clients), runs in passes.items()
     )
     result.notes += [
         f"alerts/s in each run — {per_run}.",
@@ -201,12 +221,51 @@ def table(lab: Lab, sizes: Sizes, passes: dict[Variant, list[Pass]]) -> Table:
         "the gateway and the load generator (client), from /proc, summed; it depends little "
         "on what else the machine runs.",
     ]
-    for (window, clients), runs in passes.items():
+    for (window, linger, clients), runs in passes.items():
         profiles = [p.profile for p in runs if p.profile is not None]
         if profiles and window is not None:
             result.notes.append(
-                f"\nprofile of the {sizes.profile}, {variant_name(window)}, "
+                f"\nprofile of the {sizes.profile}, {variant_name(window, linger)}, "
                 f"{clients} clients ({len(profiles)} runs, py-spy, share of CPU samples):\n"
                 + "\n".join(f"    {line}" for line in render(profiles))
             )
     return result
+
+
+def targets(passes: dict[Variant, list[Pass]]) -> list[Target]:
+    """Issue 15, item 4, judged on the gateway as shipped (default window and
+    linger) where that was measured, else on the fastest gateway path."""
+    found: list[Target] = []
+    for clients in sorted({c for _, _, c in passes}):
+        base = median([p.rate for p in passes[(None, 0.0, clients)]])
+        gateways = {
+            (w, g): runs for (w, g, c), runs in passes.items() if c == clients and w is not None
+        }
+        if not gateways:
+            continue
+        mode = (
+            DEFAULT_MODE
+            if DEFAULT_MODE in gateways
+            else max(gateways, key=lambda m: median([p.rate for p in gateways[m]]))
+        )
+        runs = gateways[mode]
+        name = f"{variant_name(*mode)}, {clients} clients"
+        found.append(
+            at_most(
+                f"gateway CPU per accepted alert ({name})",
+                median([p.cpu_per_1k["gateway"] for p in runs]),
+                0.4,
+                unit=" ms",
+            )
+        )
+        goal = 3.0 if clients >= 1000 else 1.0
+        found.append(
+            at_least(
+                f"storm intake vs the SDK baseline ({name})",
+                median([p.rate for p in runs]) / base if base else float("nan"),
+                goal,
+            )
+        )
+    lost = sum(p.lost for runs in passes.values() for p in runs)
+    found.append(at_most("alerts lost in the storm (every path, every run)", lost, 0, unit=""))
+    return found

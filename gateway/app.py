@@ -84,7 +84,9 @@ def create_app(
                 state["client"] = await connect(settings)
         return state["client"]
 
-    intake = AlertIntake(client, settings.task_queue, settings.coalesce_window_ms)
+    intake = AlertIntake(
+        client, settings.task_queue, settings.coalesce_window_ms, settings.coalesce_linger_ms
+    )
     fleet = FleetMetrics(client, toggle_store(settings), settings.task_queue)
 
     @asynccontextmanager

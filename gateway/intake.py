@@ -32,13 +32,19 @@ class AlertIntake:
     as before coalescing existed."""
 
     def __init__(
-        self, client: Callable[[], Awaitable[Client]], task_queue: str, window_ms: float
+        self,
+        client: Callable[[], Awaitable[Client]],
+        task_queue: str,
+        window_ms: float,
+        linger_ms: float = 0.0,
     ) -> None:
         self._client = client
         self._task_queue = task_queue
         self._coalescer: Coalescer[AlertEvent, IntakeResult] | None = None
         if window_ms >= 0:
-            self._coalescer = Coalescer(self._send, window=window_ms / 1000)
+            self._coalescer = Coalescer(
+                self._send, window=window_ms / 1000, linger=max(0.0, linger_ms) / 1000
+            )
 
     async def record(self, alert: CommonAlert) -> IntakeResult:
         """Returns once the alert is durably in its incident's history."""

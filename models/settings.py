@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # Alerts for one incident arriving within this many ms (or while a call for it is
     # in flight) go to Temporal as one signal; negative: one signal per alert.
     coalesce_window_ms: float = 0.0
+    # Once an incident's calls carry several alerts, its next batch waits at most
+    # this long for company (gateway/coalesce.py); 0: never. Costs no latency at low load.
+    coalesce_linger_ms: float = 20.0
     azure_subscription_id: str | None = None
     azure_endpoint: str | None = None
     azure_ca_file: Path | None = None
