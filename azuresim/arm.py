@@ -14,6 +14,7 @@ from typing import Any
 
 from stanch.azuresim import forensics, listing, traffic_manager
 from stanch.azuresim.api_versions import check_api_version
+from stanch.azuresim.resource_body import checked_body
 from stanch.azuresim.run_command import final_result, start_run_command, status_properties
 from stanch.azuresim.state import ArmError, Resource, SimState, resource_type
 
@@ -166,7 +167,7 @@ def _resource(state: SimState, req: Request) -> Response:
     _check_api_version(req, rtype)
     resource_id = req.path.rstrip("/")
     if req.method == "GET":
-        return Response(200, state.get(resource_id).arm_json())
+        return Response(200, _read_resource(state.get(resource_id), req))
     if req.method == "DELETE":
         if not state.exists(resource_id):
             return Response(204)
@@ -176,7 +177,7 @@ def _resource(state: SimState, req: Request) -> Response:
         state.delete(resource_id)
         return Response(200)
     if req.method in ("PUT", "PATCH"):
-        body = req.body if isinstance(req.body, dict) else {}
+        body = checked_body(req.body, rtype)  # a 400 before anything is written
         exists = state.exists(resource_id)
         if exists:
             state.check_locks(resource_id, "write")
@@ -204,6 +205,16 @@ def _resource(state: SimState, req: Request) -> Response:
             resource.sku = {**(resource.sku or {}), **body["sku"]}
         return Response(201 if created else 200, resource.arm_json())
     raise ArmError(405, "MethodNotAllowed", f"{req.method} is not supported on {req.path}")
+
+
+def _read_resource(resource: Resource, req: Request) -> dict[str, Any]:
+    body = resource.arm_json()
+    # VirtualMachines_Get with `$expand=instanceView` carries the instance view
+    # in its properties, as VirtualMachines_InstanceView answers it.
+    expand = req.query.get("$expand", "").lower()
+    if resource.type.lower() == "microsoft.compute/virtualmachines" and expand == "instanceview":
+        body["properties"]["instanceView"] = _instance_view(resource)
+    return body
 
 
 def _check_nsg_unused(state: SimState, nsg_id: str) -> None:

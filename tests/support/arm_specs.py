@@ -32,6 +32,11 @@ WORKSPACES = (
 COMPUTE = SPECS / "compute/resource-manager/Microsoft.Compute/ComputeRP/stable/2024-11-01"
 RUN_COMMANDS = COMPUTE / "runCommand.json"
 COMPUTE_COMMON = COMPUTE / "computeRPCommon.json"
+VIRTUAL_MACHINES = COMPUTE / "virtualMachine.json"
+SCALE_SETS = COMPUTE / "virtualMachineScaleSet.json"
+# The compute documents with the routes stanch calls (computeRPCommon.json and
+# Microsoft.Compute/common-types/v1/common.json hold only the types they $ref).
+COMPUTE_SPECS = [VIRTUAL_MACHINES, SCALE_SETS, RUN_COMMANDS]
 RESOURCE_HEALTH = (
     SPECS / "resourcehealth/resource-manager/Microsoft.ResourceHealth/ResourceHealth/"
     "stable/2025-05-01/ResourceHealth.json"
