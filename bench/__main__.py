@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import containment, escalation, storm, waiting
+from bench import containment, escalation, scale, storm, waiting
 from bench.lab import Lab
 from bench.stack import GRACEFULLY, ROOT, bench_server
 from bench.stats import Table, Target, targets_table
@@ -42,10 +42,11 @@ SIZES: dict[str, tuple[str, str]] = {
     "incidents": ("1000", "50"),
     "escalations": ("50", "10"),
     "tier_seconds": ("3", "2"),
+    "steps": ("10,100,1000,10000", "10,100"),  # open incidents along the scale curve
 }
 
 
-LISTS = {"windows", "lingers", "clients", "batches"}  # comma-separated
+LISTS = {"windows", "lingers", "clients", "batches", "steps"}  # comma-separated
 
 
 def _storm(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
@@ -72,11 +73,24 @@ def _escalation(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
     return escalation.run(lab, args.escalations, args.tier_seconds, storm_clients)
 
 
+def _scale(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
+    sizes = scale.Sizes(
+        steps=[int(s) for s in args.steps.split(",") if s.strip()],
+        alerts=args.alerts,
+        clients=int(args.clients.split(",")[0]),
+        trials=args.trials,
+        escalations=args.escalations,
+        tier_seconds=args.tier_seconds,
+    )
+    return scale.run(lab, sizes)
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "storm": _storm,
     "containment": _containment,
     "waiting": _waiting,
     "escalation": _escalation,
+    "scale": _scale,
 }
 
 

@@ -35,6 +35,9 @@ TOKEN = "bench-intake-token"
 DECISION_KEY = new_private_key_text()
 SIGNER = DecisionSigner(parse_private_key(DECISION_KEY))
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# The gateway's coalescing as shipped (Settings' defaults), unless a benchmark varies it.
+SHIPPED_WINDOW_MS: float = Settings.model_fields["coalesce_window_ms"].default
+SHIPPED_LINGER_MS: float = Settings.model_fields["coalesce_linger_ms"].default
 # Services stop as on Ctrl-C: the worker drains, the gateway answers what it holds.
 GRACEFULLY = signal.SIGINT
 
@@ -141,8 +144,8 @@ class Services:
         workdir: Path,
         plan: dict[str, Any],
         sim: Sim | None = None,
-        window_ms: float = 0.0,
-        linger_ms: float = 0.0,
+        window_ms: float = SHIPPED_WINDOW_MS,
+        linger_ms: float = SHIPPED_LINGER_MS,
     ) -> None:
         self.server = server
         self.client = client
@@ -238,7 +241,7 @@ async def running(
     workdir: Path,
     plan: dict[str, Any],
     world: dict[str, Any] | None = None,
-    window_ms: float = 0.0,
+    window_ms: float = SHIPPED_WINDOW_MS,
 ) -> AsyncIterator[Services]:
     sim = Sim(workdir / "azuresim", world) if world is not None else None
     services = Services(server, client, workdir, plan, sim, window_ms)

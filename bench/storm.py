@@ -16,16 +16,12 @@ from bench.incidents import alert_counts, signals_received, terminate
 from bench.lab import CpuMeter, Lab
 from bench.load import Run, post_alerts, signal_with_start_each, to_events
 from bench.profile import Profiler, render
-from bench.stack import Services, policy, running
+from bench.stack import SHIPPED_LINGER_MS, SHIPPED_WINDOW_MS, Services, policy, running
 from bench.stats import Table, Target, at_least, at_most, median, ms, percentile, ratio
 from stanch.client.ids import workflow_id_for
-from stanch.models.settings import Settings
 
 # What a gateway does unless told otherwise: the path the targets are judged on.
-DEFAULT_MODE = (
-    Settings.model_fields["coalesce_window_ms"].default,
-    Settings.model_fields["coalesce_linger_ms"].default,
-)
+DEFAULT_MODE = (SHIPPED_WINDOW_MS, SHIPPED_LINGER_MS)
 
 BASELINE = "SDK: one signal-with-start per alert (baseline)"
 OFF = -1.0  # STANCH_COALESCE_WINDOW_MS below zero: one signal per alert
