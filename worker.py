@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Sequence
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from stanch.activities.access import AccessActivities, AccessPlanActivities
 from stanch.activities.audit import AuditActivities
 from stanch.activities.azure_clients import AzureClients
 from stanch.activities.compute import ComputeActivities
@@ -54,6 +55,7 @@ from stanch.runbooks.registry import catalog, runbook_workflows
 from stanch.stores.evidence import evidence_store
 from stanch.stores.policy import PolicySource, load_config
 from stanch.stores.select import audit_log, page_files, postmortems, toggle_store
+from stanch.workflows.access_grant import AccessGrantWorkflow
 from stanch.workflows.detector import DetectorWorkflow
 from stanch.workflows.incident import IncidentWorkflow
 
@@ -61,7 +63,7 @@ from stanch.workflows.incident import IncidentWorkflow
 def workflows_for(packages: Sequence[str] = ()) -> list[type]:
     """The incident, the detector and every runbook: stanch's, installed
     packages' and those of the modules in `packages` (runbook_packages)."""
-    return [IncidentWorkflow, DetectorWorkflow, *runbook_workflows(packages)]
+    return [IncidentWorkflow, DetectorWorkflow, AccessGrantWorkflow, *runbook_workflows(packages)]
 
 
 def __getattr__(name: str) -> list[type]:
@@ -101,6 +103,7 @@ def activities_for(
         audit.record_audit,
         toggles.check_remediation,
         ScopeActivities(policy).load_remediation_scopes,
+        AccessPlanActivities(policy, own_public_key(settings)).load_access_plan,
         drafts.draft_postmortem,
     ]
     if azure is None:
@@ -123,7 +126,11 @@ def azure_activities(azure: AzureClients, settings: Settings) -> list[Activity]:
     run_command = RunCommandActivities(azure, evidence_store(settings))
     forensics = ForensicsActivities(azure, evidence_store(settings))
     traffic = TrafficActivities(azure)
+    access = AccessActivities(azure)
     return [
+        access.grant_access,
+        access.revoke_access,
+        access.list_grants,
         resources.get_resource,
         resources.merge_tags,
         resources.remove_tags,

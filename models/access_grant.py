@@ -15,6 +15,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from stanch.models.access import Guest, SupportContract
+from stanch.models.config import ApprovalPolicy
 from stanch.models.decision import PersonRequest
 from stanch.models.duration import Duration
 from stanch.models.free_text import RemarkText
@@ -77,11 +78,16 @@ class RevokeAccess(PersonRequest):
     reason: RemarkText = None
 
 
-class AccessGrantInput(RunbookInput):
-    """What the grant workflow is started with. The kit's fields (incident,
-    approval plan) are filled from the policy by the workflow itself: whoever
-    starts it decides neither who approves nor what may be granted."""
+def no_approvers() -> ApprovalPlan:
+    return ApprovalPlan(policy=ApprovalPolicy(), approvers=[], on_call=[], roster=[])
 
+
+class AccessGrantInput(RunbookInput):
+    """What the grant workflow is started with. Who may approve, and what may
+    be granted, the workflow reads from the worker's policy itself: whoever
+    starts it decides neither (`approval` is replaced when it starts)."""
+
+    approval: ApprovalPlan = Field(default_factory=no_approvers)
     grant_id: str
     request: AccessRequest
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from stanch.models.access_grant import AccessGrantView
 from stanch.models.alert import AlertEvent
 from stanch.models.chat import GateAsk
 from stanch.models.config import EscalationPolicy, Schedule
@@ -109,17 +110,25 @@ class IncidentState(BaseModel):
     runbook: RunbookView | None = None  # the remediation in progress or last run
     runbook_result: RunbookResult | None = None
     release: RunbookView | None = None  # an approved undo of the remediation
+    # Emergency access grants for guests (workflows/access_grant.py), as each last reported.
+    access: list[AccessGrantView] = Field(default_factory=list)
 
     def runbook_awaiting(self, step: str) -> RunbookView | None:
         """The runbook a decision on `step` is for: the one waiting on that gate,
         else one still running (an early approval is kept until its gate)."""
+        # A grant's gate is named after it (`access-<grant>`): matched by name only.
+        granting = [g.view for g in self.access if g.view and g.status.is_open]
+        for view in granting:
+            if view.pending and view.pending.step == step:
+                return view
         views = [v for v in (self.release, self.runbook) if v is not None]
         waiting = next((v for v in views if v.pending and v.pending.step == step), None)
         return waiting or next((v for v in views if v.outcome is None), None)
 
     @property
     def pending_approvals(self) -> list[PendingApproval]:
-        return [v.pending for v in (self.runbook, self.release) if v and v.pending]
+        grants = [g.view for g in self.access if g.status.is_open]
+        return [v.pending for v in (self.runbook, self.release, *grants) if v and v.pending]
 
 
 class IncidentInput(BaseModel):

@@ -29,6 +29,7 @@ class IncidentSignal(StrEnum):
     RUNBOOK_EVENT = "runbook_event"  # a runbook telling its incident how it goes
     RUNBOOK_EVENTS = "runbook_events"  # several such reports, in order: what runbooks send now
     REFRESH_DECISION_KEYS = "refresh_decision_keys"
+    ACCESS_EVENT = "access_event"  # an emergency access grant telling its incident how it goes
 
 
 class IncidentQuery(StrEnum):

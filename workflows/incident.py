@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         INCIDENT_STATUS,
         searchable_resources,
     )
+    from stanch.models.access_grant import INCIDENT_CLOSED, AccessEvent
     from stanch.models.alert import AlertBatch, AlertEvent
     from stanch.models.audit import AuditEntry
     from stanch.models.config import ApiRole
@@ -77,6 +78,7 @@ with workflow.unsafe.imports_passed_through():
     from stanch.models.postmortem import PostmortemRequest
     from stanch.models.runbook import RunbookEvent, RunbookInput, RunbookView
     from stanch.workflows import lifecycle
+    from stanch.workflows.access_book import access_reported, grants_to_end
     from stanch.workflows.decisions import proof_refusal, spend
     from stanch.workflows.escalation import everyone_in_policy, names, tier_recipients
     from stanch.workflows.lifecycle import (
@@ -111,6 +113,9 @@ BOUNDED_CARRY_PATCH = "bounded-carry"
 # incident: a flapping alert used to upsert the status at every fire and
 # resolve, thousands of commands in one workflow task.
 PUBLISH_PER_BATCH_PATCH = "publish-once-per-batch"
+# Emergency access grants still open when the incident closes are told to
+# end (workflows/access_grant.py): no access outlives its incident.
+END_ACCESS_ON_CLOSE_PATCH = "end-access-on-close"
 # The run loop keeps its deadline's timer while the deadline stays where it
 # was: every alert batch of a storm used to cancel it and start another (two
 # commands, two events and the server's timer work per workflow task).
@@ -467,6 +472,11 @@ class IncidentWorkflow:
         for event in events:
             self._apply(lifecycle.runbook_reported(self._state, event))
 
+    @workflow.signal(name=IncidentSignal.ACCESS_EVENT)
+    def access_event(self, event: AccessEvent) -> None:
+        for note in access_reported(self._state, event):
+            self._note(note)
+
     @workflow.update(name=IncidentUpdate.REQUEST_RELEASE)
     async def request_release(self, request: RequestRelease) -> UpdateResult:
         async def release() -> list[Effect]:
@@ -664,6 +674,14 @@ class IncidentWorkflow:
             if view is not None and view.outcome is None:
                 # Nothing left to remediate: stop waiting for approvals.
                 await workflow.get_external_workflow_handle(view.workflow_id).cancel()
+        if grants_to_end(self._state) and workflow.patched(END_ACCESS_ON_CLOSE_PATCH):
+            for grant in grants_to_end(self._state):
+                try:
+                    await workflow.get_external_workflow_handle(grant.workflow_id).signal(
+                        INCIDENT_CLOSED
+                    )
+                except ApplicationError:
+                    pass  # it ended meanwhile: nothing left to revoke
         effects = lifecycle.closed(self._state, now)
         # Open incidents = opened - closed (both counters), by severity.
         workflow.metric_meter().create_counter("stanch_incidents_closed", "incidents closed").add(
