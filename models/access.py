@@ -23,8 +23,11 @@ AZURE_OBJECT_ID = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
 GUEST_ID = r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$"
 # How long before a guest entry expires `stanch config check` starts to say so.
 EXPIRY_WARNING = timedelta(days=14)
-# The shortest grant worth approving, and the longest any policy may allow.
-SHORTEST_GRANT = timedelta(minutes=5)
+# The shortest grant, and the longest any policy may allow. Only the longest
+# bounds access; the shortest catches a slip (`--for 4`, read as 4 seconds).
+# Seconds, not minutes: a drill or a test holds a grant for real time (Azure
+# itself may take minutes to apply an assignment, so real grants are longer).
+SHORTEST_GRANT = timedelta(seconds=10)
 LONGEST_GRANT = timedelta(days=7)
 
 
