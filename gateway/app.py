@@ -20,6 +20,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from stanch.client.alerts import IntakeResult
+from stanch.gateway.access import access_router
 from stanch.gateway.alert_path import GatewayApp
 from stanch.gateway.api import api_router
 from stanch.gateway.audit_trail import AlertAuditTrail
@@ -232,6 +233,7 @@ def create_app(
     app.include_router(controls_router(settings, oncall, audit, Problem))
     app.include_router(codec_router(settings, oncall, problem_answer))
     app.include_router(slack_router(oncall))  # Slack's buttons (docs/chat.md)
+    app.include_router(access_router(oncall, Problem))  # emergency access for guests
     app.add_middleware(
         RequestGuard,
         authenticate=oncall.who_is,
