@@ -58,6 +58,9 @@ class Responder(_Strict):
     who: str
     acknowledges: bool = False
     approves: str | None = None  # an approval step
+    # Asks to release what the runbook applied, once the runbook has finished
+    # (someone else must approve the `release` step: four eyes).
+    releases: bool = False
     after: Duration = timedelta(seconds=1)
     once_paged: bool = False  # the delay starts when this person is paged
 
@@ -69,6 +72,7 @@ class Targets(_Strict):
     # First alert to the VM's forensic capture (disk snapshots, boot
     # diagnostics) done: never met when a capture failed.
     forensics: Duration | None = None
+    restore: Duration | None = None  # first alert to the release done (traffic moved back)
 
 
 class Scenario(_Strict):
@@ -271,7 +275,7 @@ def _api_for(settings: Settings, who: str) -> OnCallApi:
 async def _play(
     scenario: Scenario, settings: Settings, work: Path, fetch: Any, client: Any, problems: list[str]
 ) -> tuple[str | None, IncidentState | None, float]:
-    from stanch.cli.approvals import decide_step
+    from stanch.cli.approvals import ask_release, decide_step
     from stanch.cli.incidents import ack_call, act
 
     token = settings.alert_token.get_secret_value() if settings.alert_token else ""
@@ -306,6 +310,14 @@ async def _play(
         with contextlib.suppress(UsageError):  # a refusal is part of what a drill shows
             if r.acknowledges:
                 await act(api, incident, ack_call(None))
+            if r.releases:
+                # The incident lives in Temporal: poll it, as a person would reload.
+                while (await fetch(client, incident)).view.state.runbook_result is None:  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)
+                await ask_release(api, incident, "drill")
+            if r.approves == "release":  # once someone asked for one
+                while (await fetch(client, incident)).view.state.release is None:  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)
             if r.approves:
                 for _ in range(200):  # until the runbook exists
                     try:
@@ -339,8 +351,14 @@ def _done(scenario: Scenario, state: IncidentState) -> bool:
         return False
     if scenario.expect_status and state.status.order < scenario.expect_status.order:
         return False
+    if _releasing(scenario) and (state.release is None or state.release.outcome is None):
+        return not state.status.is_open
     runbook = state.runbook
     return runbook is None or runbook.outcome is not None or not state.status.is_open
+
+
+def _releasing(scenario: Scenario) -> bool:
+    return scenario.targets.restore is not None or any(r.releases for r in scenario.responders)
 
 
 def _milestones(scenario: Scenario, state: IncidentState | None, started: float) -> list[Milestone]:
@@ -374,4 +392,18 @@ def _milestones(scenario: Scenario, state: IncidentState | None, started: float)
             if t.forensics
             else []
         ),
+        *(
+            [Milestone(name="restore", actual=_restored(state), target=t.restore)]
+            if _releasing(scenario)
+            else []
+        ),
     ]
+
+
+def _restored(state: IncidentState) -> timedelta | None:
+    """First alert to the release's last step, if it released."""
+    release = state.release
+    ends = [s.ended_at for s in release.steps if s.ended_at] if release else []
+    if release is None or release.outcome != "released" or not ends:
+        return None
+    return max(ends) - state.opened_at
