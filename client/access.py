@@ -111,6 +111,8 @@ async def revoke_access(
     if grant is None:
         known = ", ".join(g.grant_id for g in grants) or "none"
         raise NotFound(f"incident {incident_id} has no access grant {grant_id!r} (grants: {known})")
+    if not grant.status.is_open:  # its workflow is over: say why, not "not found"
+        raise Refused(f"access {grant.grant_id} is already {grant.status}")
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(grant.workflow_id)
     # The SDK types `@workflow.update(name=...)` methods as returning their coroutine.
     revoke = cast(Revoke, AccessGrantWorkflow.revoke)

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 from azure.core.exceptions import HttpResponseError
 from azure.monitor.query.aio import LogsQueryClient
 from temporalio.client import Client, WorkflowHandle
@@ -25,8 +26,10 @@ from stanch.models.config import ApiRole
 from stanch.models.decision import PersonRequest
 from stanch.models.runbook import RunbookResult
 from stanch.testing.decisions import SIGNER
+from tests.support.alerts import unique_alert
 from tests.support.estate import SUB
-from tests.support.plans import policy_file
+from tests.support.plans import REMEDIATION, auth, policy_file
+from tests.support.stack import Stack, running_stack
 
 Request = TypeVar("Request", bound=PersonRequest)
 VENDOR_PRINCIPAL = "7d1c0f3e-2b9a-4c5d-8e6f-0a1b2c3d4e5f"
@@ -161,3 +164,84 @@ async def grant_result(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any
             result = await handle.result()
     assert isinstance(result, RunbookResult)
     return result
+
+
+def access_stack_policy(tmp_path: Path, **overrides: Any) -> Path:
+    """The real stack's policy (API tokens for bob, alice, carol and dave) with
+    the vendor among its guests and the ops and web groups in scope."""
+    access = {**REMEDIATION["access"], **ACCESS_POLICY["access"]}
+    return policy_file(tmp_path, **{**REMEDIATION, **ACCESS_POLICY, "access": access, **overrides})
+
+
+@asynccontextmanager
+async def access_stack(
+    env: WorkflowEnvironment, tmp_path: Path, task_queue: str, azure: Any, sim: AzureSim
+) -> AsyncIterator[Stack]:
+    """A worker and the gateway on the dev server, with the access policy."""
+    config = access_stack_policy(tmp_path)
+    async with running_stack(env, tmp_path, task_queue, config, azure, sim) as stack:
+        yield stack
+
+
+async def open_stack_incident(stack: Stack, http: httpx.AsyncClient) -> str:
+    """An incident opened by an alert through the gateway, once it answers."""
+    answer = await stack.post_alert(http, unique_alert())
+    assert answer.status_code == 202, answer.text
+    incident: str = answer.json()["incident_id"]
+
+    async def answers() -> bool:
+        found = await http.get(f"{stack.url}/api/incidents/{incident}", headers=auth("viewer"))
+        return found.status_code == 200
+
+    await eventually(answers, 20, f"incident {incident} answering")
+    return incident
+
+
+def grant_body(**changes: Any) -> dict[str, Any]:
+    """POST /api/incidents/{id}/access: the vendor, logs of rg-ops, two hours."""
+    body = {
+        "guest": "contoso-support",
+        "role": "Log Analytics Reader",
+        "scope": OPS,
+        "duration": "2h",
+        "reason": "their database engine's logs",
+    }
+    body.update(changes)
+    return body
+
+
+async def grants_of(stack: Stack, http: httpx.AsyncClient, incident: str) -> list[dict[str, Any]]:
+    listing = await http.get(f"{stack.url}/api/incidents/{incident}/access", headers=auth("viewer"))
+    assert listing.status_code == 200, listing.text
+    grants: list[dict[str, Any]] = listing.json()["incidents"][0]["grants"]
+    return grants
+
+
+async def until_grant(
+    stack: Stack,
+    http: httpx.AsyncClient,
+    incident: str,
+    grant_id: str,
+    check: Any,
+    what: str,
+    timeout: float = 30,
+) -> dict[str, Any]:
+    """Until the incident lists grant `grant_id` and `check(grant)` holds."""
+
+    async def reached() -> dict[str, Any] | None:
+        for grant in await grants_of(stack, http, incident):
+            if grant["grant_id"] == grant_id and check(grant):
+                return grant
+        return None
+
+    found: dict[str, Any] = await eventually(reached, timeout, f"grant {grant_id} {what}")
+    return found
+
+
+def role_assignment_writes(sim: AzureSim) -> list[tuple[str, int | None]]:
+    """Every PUT and DELETE of a role assignment azuresim saw, with its status."""
+    return [
+        (c["method"], c["status"])
+        for c in sim.journal.calls(0)
+        if "/roleassignments/" in c["path"].lower() and c["method"] in ("PUT", "DELETE")
+    ]
