@@ -10,10 +10,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from stanch.cli import incidents
+from stanch.cli.access import add_access_parser, run_access
 from stanch.cli.errors import Unavailable, UsageError
 from stanch.client.errors import InvalidQuery, NotFound, Refused
 from stanch.client.errors import Unavailable as TemporalUnavailable
@@ -122,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("step")
         p.add_argument("--comment")
 
+    add_access_parser(sub, common, people)  # stanch access grant | list | revoke
     release = sub.add_parser(
         "release", parents=people, help="undo what automation applied (needs approval)"
     )
@@ -270,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
 
 CLIENT_COMMANDS = {"audit", "drill", "postmortem", "incidents", "show"}
 PEOPLE_COMMANDS = {"ack", "resolve", "role", "note", "approve", "reject", "release", "toggle"}
+PEOPLE_COMMANDS |= {"access"}  # emergency access for guests (cli/access.py)
 
 
 SERVICE_COMMANDS = {"dev", "worker", "gateway", "sim"}
@@ -505,6 +509,8 @@ async def _on_call(settings: Settings, args: argparse.Namespace) -> int:
         else:
             print(f"{args.step}: {'approved' if approve else 'rejected'}")
         return 0
+    if command == "access":
+        return await run_access(api, args)
     if command == "release":
         result = await ask_release(api, args.id, args.reason)
         print(
@@ -582,12 +588,19 @@ def check_config(path: Path) -> int:
     """Exit 2 naming every problem by path; warnings (allowed but risky) go to
     stderr and leave the exit code 0. Secrets are resolved from this process's
     environment: run it where the gateway and the worker run."""
+    from stanch.models.access import guest_warnings
     from stanch.models.policy_checks import policy_warnings
     from stanch.workflows.scope import scope_warnings
 
     _check_policy(path)  # the schema, then every binding against the runbooks loaded here
     config = load_config(path)
-    for warning in [*policy_warnings(config), *scope_warnings(config.remediation.scopes)]:
+    # Guests' entries expired or expiring within 14 days: nothing can be granted to them after.
+    expiring = guest_warnings(config.guests, datetime.now(UTC))
+    for warning in [
+        *policy_warnings(config),
+        *scope_warnings(config.remediation.scopes),
+        *expiring,
+    ]:
         print(f"{path}: warning: {warning}", file=sys.stderr)
     print(
         f"{path}: ok ({len(config.roster)} people, {len(config.escalation_policies)} "

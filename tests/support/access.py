@@ -169,7 +169,8 @@ async def grant_result(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any
 def access_stack_policy(tmp_path: Path, **overrides: Any) -> Path:
     """The real stack's policy (API tokens for bob, alice, carol and dave) with
     the vendor among its guests and the ops and web groups in scope."""
-    access = {**REMEDIATION["access"], **ACCESS_POLICY["access"]}
+    tokens: dict[str, Any] = dict(REMEDIATION["access"])  # type: ignore[arg-type]
+    access = {**tokens, **ACCESS_POLICY["access"]}
     return policy_file(tmp_path, **{**REMEDIATION, **ACCESS_POLICY, "access": access, **overrides})
 
 
