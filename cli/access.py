@@ -70,12 +70,10 @@ async def ask_for_access(
     reason: str | None,
 ) -> None:
     try:
-        # A bare number would be seconds: here a unit is required.
+        # Text, never a bare number (which the API reads as seconds): a unit is required.
         lasting = parse_duration(duration)
     except ValueError as e:
         raise UsageError(f"--for: {e}") from None
-    if not duration.strip() or duration.strip()[-1].isdigit():
-        raise UsageError(f"--for: {duration!r} needs a unit (e.g. 30m, 2h)")
     body = {
         "guest": guest,
         "role": role,
