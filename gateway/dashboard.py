@@ -31,6 +31,7 @@ from fastapi.responses import (
     StreamingResponse,
 )
 
+from stanch.gateway.access_page import access_section
 from stanch.gateway.api import OnCall
 from stanch.gateway.browser import from_our_pages, over_https
 from stanch.gateway.controls import kill_switch_banner
@@ -86,6 +87,16 @@ document.addEventListener('click', async (e) => {
     headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)});
   const answer = await r.json();
   document.getElementById('answer').textContent = r.ok ? 'done' : (answer.message || r.status);
+});
+document.addEventListener('submit', async (e) => {
+  const f = e.target.closest('form[data-post]');
+  if (!f) return;
+  e.preventDefault();
+  const r = await fetch(f.dataset.post, {method: 'POST', credentials: 'same-origin',
+    headers: {'Content-Type': 'application/json'},
+    body: JSON.stringify(Object.fromEntries(new FormData(f)))});
+  const answer = await r.json();
+  document.getElementById('answer').textContent = r.ok ? 'asked' : (answer.message || r.status);
 });
 """
 
@@ -377,6 +388,7 @@ def dashboard_router(settings: Settings, oncall: OnCall) -> APIRouter:
                 )
                 + "</ul>"
             )
+        parts.append(access_section(s, oncall.policy(), base, act))  # guests' access
         parts.append(
             "<h2>Timeline</h2><table>"
             + "".join(

@@ -21,13 +21,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from stanch.activities.azure_clients import AzureClients
 from stanch.azuresim import AzureSim
-from stanch.client.ids import workflow_id_for
 from tests.support.access import (
     EXPIRED,
     OPS,
     VENDOR,
     access_stack,
     assignments,
+    end_incident,
     grants_of,
     open_stack_incident,
     role_assignment_writes,
@@ -142,7 +142,7 @@ async def test_grant_approve_list_and_revoke_from_the_command_line(
             gateway=stack.url,
         )  # fmt: skip
         assert again.returncode == 2 and "already revoked" in again.stderr
-    await stack.client.get_workflow_handle(workflow_id_for(incident)).terminate("test done")
+    await end_incident(stack.client, incident)
 
 
 @pytest.mark.parametrize(
@@ -177,7 +177,7 @@ async def test_refusals_exit_2_naming_the_field_and_start_nothing(
         assert said in refused.stderr
         assert await grants_of(stack, http, incident) == []
         assert [c for c in sim.journal.calls(0) if c["mutation"]] == []
-    await stack.client.get_workflow_handle(workflow_id_for(incident)).terminate("test done")
+    await end_incident(stack.client, incident)
 
 
 async def test_config_check_warns_of_guests_expired_or_expiring_soon(tmp_path: Path) -> None:

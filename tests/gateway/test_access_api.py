@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from stanch.activities.azure_clients import AzureClients
 from stanch.azuresim import AzureSim
 from stanch.client.ids import workflow_id_for
+from stanch.harness.waiting import eventually
 from stanch.models.access_grant import grant_id_of, grant_workflow_id
 from stanch.testing.runbooks import audit_records
 from tests.support.access import (
@@ -25,6 +26,7 @@ from tests.support.access import (
     VENDOR_PRINCIPAL,
     access_stack,
     assignments,
+    end_incident,
     grant_body,
     grants_of,
     guest_logs,
@@ -33,7 +35,8 @@ from tests.support.access import (
     role_assignment_writes,
     until_grant,
 )
-from tests.support.plans import auth
+from tests.support.oncall import sign_in_with_form
+from tests.support.plans import API_TOKENS, auth
 from tests.support.stack import Stack
 
 
@@ -136,7 +139,7 @@ async def test_a_vendor_gets_logs_once_approved_and_loses_them_when_revoked(
     actions = {(r["action"], r["outcome"]) for r in audit_records(tmp_path)}
     assert (f"grant Log Analytics Reader to contoso-support on {OPS}", "succeeded") in actions
     assert (f"revoke Log Analytics Reader of contoso-support on {OPS}", "undone") in actions
-    await stack.client.get_workflow_handle(workflow_id_for(incident)).terminate("test done")
+    await end_incident(stack.client, incident)
 
 
 @pytest.mark.parametrize(
@@ -182,7 +185,7 @@ async def test_what_the_policy_refuses_is_a_422_naming_the_field_and_nothing_sta
         with pytest.raises(RPCError, match="not found"):
             await never.describe()
         assert [c for c in sim.journal.calls(0) if c["mutation"]] == []
-    await stack.client.get_workflow_handle(workflow_id_for(incident)).terminate("test done")
+    await end_incident(stack.client, incident)
 
 
 async def test_no_incident_no_grant_and_the_openapi_document_says_who_may(stack: Stack) -> None:
@@ -213,4 +216,49 @@ async def test_no_incident_no_grant_and_the_openapi_document_says_who_may(stack:
         ("post", "/api/incidents/{incident_id}/access/{grant_id}/revoke", "responder"),
     ]:
         assert f"Needs the API role `{role}`" in paths[path][method]["description"], path
-    await stack.client.get_workflow_handle(workflow_id_for(incident)).terminate("test done")
+    await end_incident(stack.client, incident)
+
+
+async def test_the_incident_page_shows_grants_contracts_and_a_request_form_to_responders(
+    stack: Stack,
+) -> None:
+    async with httpx.AsyncClient(timeout=30) as http:
+        incident = await open_stack_incident(stack, http)
+    async with (
+        httpx.AsyncClient(base_url=stack.url, timeout=30) as alice,
+        httpx.AsyncClient(base_url=stack.url, timeout=30) as bob,
+    ):
+        await sign_in_with_form(alice, API_TOKENS["responder"])
+        await sign_in_with_form(bob, API_TOKENS["viewer"])
+        page = (await alice.get(f"/incidents/{incident}")).text
+        assert "No access asked for." in page
+        assert (
+            "<b>Dana Vendor</b>, Contoso Databases Ltd · 24x7, answers within 1h "
+            "(contract CT-4471) · dana@contoso.example · entry until 2099-12-31"
+        ) in page
+        assert "old-vendor" not in page  # expired: not offered
+        assert f"<form id='access-request' data-post='/api/incidents/{incident}/access'>" in page
+        assert "<option value='Log Analytics Reader'>Log Analytics Reader (up to 4h)" in page
+
+        # What the form's script posts: its fields as JSON, with the cookie.
+        asked = await alice.post(
+            f"/api/incidents/{incident}/access",
+            json={"guest": "contoso-support", "role": "Monitoring Reader", "scope": OPS,
+                  "duration": "1h", "reason": ""},
+        )  # fmt: skip
+        assert asked.status_code == 202, asked.text
+        grant = asked.json()["grant_id"]
+
+        async def listed() -> str | None:
+            text = (await alice.get(f"/incidents/{incident}")).text
+            return text if f"access-{grant}" in text else None
+
+        shown = await eventually(listed, 20, "the grant's approval on the page")
+        row = shown.split("<table id='access'>")[1].split("</table>")[0]
+        assert "contoso-support" in row and "Contoso Databases Ltd" in row
+        assert "Monitoring Reader" in row and "requested" in row and "1h once granted" in row
+        assert f"data-post='/api/incidents/{incident}/access/{grant}/revoke'" in row
+        as_viewer = (await bob.get(f"/incidents/{incident}")).text
+        assert "Monitoring Reader" in as_viewer and "24x7" in as_viewer
+        assert "access-request" not in as_viewer and "/revoke'" not in as_viewer
+    await end_incident(stack.client, incident)

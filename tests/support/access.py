@@ -4,6 +4,7 @@ way the gateway asks (signed for the caller's credential)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -14,12 +15,14 @@ import httpx
 from azure.core.exceptions import HttpResponseError
 from azure.monitor.query.aio import LogsQueryClient
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from stanch.activities.azure_clients import LOGS_ENDPOINT, StaticTokenCredential
 from stanch.azuresim import AzureSim
 from stanch.azuresim.rbac import guest_token
-from stanch.client.access import request_access
+from stanch.client.access import incident_access, request_access
+from stanch.client.ids import workflow_id_for
 from stanch.harness.waiting import eventually
 from stanch.models.access_grant import AccessGrantView, AccessRequest, GrantStatus
 from stanch.models.config import ApiRole
@@ -246,3 +249,13 @@ def role_assignment_writes(sim: AzureSim) -> list[tuple[str, int | None]]:
         for c in sim.journal.calls(0)
         if "/roleassignments/" in c["path"].lower() and c["method"] in ("PUT", "DELETE")
     ]
+
+
+async def end_incident(client: Client, incident: str) -> None:
+    """A test's incident and its grants still open, terminated: the dev server
+    outlives the test, and a grant does not end with a terminated incident."""
+    for grant in await incident_access(client, incident):
+        if grant.status.is_open:
+            with contextlib.suppress(RPCError):
+                await client.get_workflow_handle(grant.workflow_id).terminate("test done")
+    await client.get_workflow_handle(workflow_id_for(incident)).terminate("test done")
