@@ -21,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from stanch.activities.azure_clients import AzureClients
 from stanch.azuresim import AzureSim
+from stanch.harness.waiting import eventually
 from tests.support.access import (
     EXPIRED,
     OPS,
@@ -85,7 +86,8 @@ async def test_grant_approve_list_and_revoke_from_the_command_line(
         )  # fmt: skip
 
         assert asked.returncode == 0, asked.stderr
-        [grant] = await grants_of(stack, http, incident)
+        # The grant tells its incident once it has read the policy.
+        [grant] = await eventually(lambda: grants_of(stack, http, incident), 20, "the grant")
         gate = f"access-{grant['grant_id']}"
         assert f"stanch approve {incident} {gate}" in asked.stdout
         await until_grant(
