@@ -28,6 +28,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from stanch.azuresim import AzureSim, load_world
 from stanch.azuresim.faults import Fault
 from stanch.cli.api_client import OnCallApi
+from stanch.cli.drill_access import (
+    DrillAccess,
+    GuestReads,
+    access_report,
+    access_times,
+    play_access,
+)
 from stanch.cli.errors import UsageError
 from stanch.gateway.signing import new_private_key_text
 from stanch.harness.binaries import NotInstalled
@@ -73,6 +80,10 @@ class Targets(_Strict):
     # diagnostics) done: never met when a capture failed.
     forensics: Duration | None = None
     restore: Duration | None = None  # first alert to the release done (traffic moved back)
+    # Emergency access (`access:` of the scenario): first alert to the role
+    # assignment made, and how late after the grant's expiry it was revoked.
+    access_granted: Duration | None = None
+    access_revoked: Duration | None = None
 
 
 class Scenario(_Strict):
@@ -86,6 +97,7 @@ class Scenario(_Strict):
     targets: Targets
     expect_status: IncidentStatus | None = None
     timeout: Duration = timedelta(minutes=3)
+    access: DrillAccess | None = None  # a guest let in during the incident
 
 
 class Milestone(BaseModel):
@@ -196,6 +208,7 @@ async def _drill(scenario: Scenario) -> DrillReport:
         sim.faults.add(fault)
     port = free_port()
     problems: list[str] = []
+    reads = GuestReads()  # the guest's own queries, when the scenario lets one in
     try:
         async with await local_environment() as env:
             gateway_url = f"http://127.0.0.1:{port}"
@@ -220,7 +233,7 @@ async def _drill(scenario: Scenario) -> DrillReport:
                 serving = asyncio.create_task(serve_gateway(settings, "127.0.0.1", port, stop))
                 try:
                     incident, state, started = await _play(
-                        scenario, settings, work, fetch_incident, client, problems
+                        scenario, settings, work, fetch_incident, client, problems, reads
                     )
                 finally:
                     stop.set()
@@ -238,6 +251,10 @@ async def _drill(scenario: Scenario) -> DrillReport:
             f"{s.name}: {s.status}" + (f" ({s.detail})" if s.detail else "")
             for s in state.runbook.steps
         ]
+    if state is not None and scenario.access is not None:
+        granted, read = access_report(state, reads)
+        steps += granted
+        problems += read
     faults = [
         f"{c['method']} {c['path'].rsplit('/', 1)[-1]} -> {c['status'] or 'dropped'}"
         for c in sim.journal.calls()
@@ -273,7 +290,13 @@ def _api_for(settings: Settings, who: str) -> OnCallApi:
 
 
 async def _play(
-    scenario: Scenario, settings: Settings, work: Path, fetch: Any, client: Any, problems: list[str]
+    scenario: Scenario,
+    settings: Settings,
+    work: Path,
+    fetch: Any,
+    client: Any,
+    problems: list[str],
+    reads: GuestReads,
 ) -> tuple[str | None, IncidentState | None, float]:
     from stanch.cli.approvals import ask_release, decide_step
     from stanch.cli.incidents import ack_call, act
@@ -330,11 +353,24 @@ async def _play(
                         await asyncio.sleep(0.1)
 
     responders = [asyncio.create_task(respond(r)) for r in scenario.responders]
+    if scenario.access is not None:
+        assert settings.azure_endpoint is not None and settings.azure_ca_file is not None
+        granting = play_access(
+            scenario.access,
+            incident,
+            lambda who: _api_for(settings, who),
+            settings.azure_endpoint,
+            settings.azure_ca_file,
+            settings.config,
+            reads,
+            problems,
+        )
+        responders.append(asyncio.create_task(granting))  # done once the grant has ended
     deadline = started + scenario.timeout.total_seconds()
     state: IncidentState | None = None
     while time.monotonic() < deadline:
         state = (await fetch(client, incident)).view.state
-        if _done(scenario, state):
+        if _done(scenario, state) and (scenario.access is None or responders[-1].done()):
             break
         await asyncio.sleep(0.2)
     else:
@@ -397,6 +433,16 @@ def _milestones(scenario: Scenario, state: IncidentState | None, started: float)
             if _releasing(scenario)
             else []
         ),
+        *(_access_milestones(state, t) if scenario.access else []),
+    ]
+
+
+def _access_milestones(state: IncidentState, t: Targets) -> list[Milestone]:
+    granted, revoked_late = access_times(state)
+    return [
+        Milestone(name="access granted", actual=granted, target=t.access_granted),
+        # From the grant's expiry: how long the guest held the role too long.
+        Milestone(name="access revoked (late)", actual=revoked_late, target=t.access_revoked),
     ]
 
 
