@@ -10,24 +10,32 @@ moment between the two, which the Message-ID and Idempotency-Key cover).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 from temporalio import activity
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from stanch.activities.email import EmailFailed, compose, send_email
 from stanch.activities.response_plan import decision_keys
-from stanch.models.communications import ChannelKind, Subscriber
+from stanch.models.communications import ChannelKind, CommsName, Subscriber
 from stanch.models.config import ConfigError, StanchConfig
 from stanch.models.incident import RosterEntry
+from stanch.models.status import IncidentStatus
 from stanch.models.status_updates import (
+    COMMUNICATIONS_WORKFLOW,
     Audience,
     AudienceRequest,
+    CommsInput,
     CommsPlan,
     CommsPlanRequest,
     Delivery,
     DeliveryResult,
+    comms_workflow_id,
 )
 from stanch.stores.policy import PolicySource
 from stanch.stores.subscriptions import DeliveryLog, SubscriptionBook
@@ -67,6 +75,23 @@ def update_payload(delivery: Delivery) -> dict[str, Any]:
     }
 
 
+@contextlib.asynccontextmanager
+async def _beating(every: float = 1.0) -> AsyncIterator[None]:
+    """Heartbeats while the body runs, so a worker that dies mid-send is
+    noticed at the heartbeat timeout rather than the activity's whole one."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
 class CommunicationsActivities:
     def __init__(
         self,
@@ -93,6 +118,31 @@ class CommunicationsActivities:
     async def load_comms_plan(self, request: CommsPlanRequest) -> CommsPlan:
         """Read-only: who leads, who may post and subscribe, the reminders."""
         return comms_plan(self._config(), self._trusted_keys)
+
+    @activity.defn
+    async def brief_communications(self, brief: CommsInput) -> None:
+        """Tells the incident's communications workflow where the incident
+        stands, starting it if it is not running. A closed incident never
+        starts one: a retry landing after the closing update was sent must
+        not announce the close again."""
+        client = activity.client()
+        wid = comms_workflow_id(brief.incident_workflow_id)
+        if brief.briefing.status is IncidentStatus.CLOSED:
+            try:
+                await client.get_workflow_handle(wid).signal(CommsName.BRIEF, brief.briefing)
+            except RPCError as e:
+                if e.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+            return
+        await client.start_workflow(
+            COMMUNICATIONS_WORKFLOW,
+            brief,
+            id=wid,
+            task_queue=activity.info().task_queue,
+            start_signal=CommsName.BRIEF,
+            start_signal_args=[brief.briefing],
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
 
     @activity.defn
     async def find_audience(self, request: AudienceRequest) -> Audience:
@@ -128,10 +178,11 @@ class CommunicationsActivities:
             raise ApplicationError(
                 f"delivery record unreadable: {e}", type="StoreUnavailable"
             ) from None
-        if delivery.subscriber.kind is ChannelKind.EMAIL:
-            await self._email(delivery)
-        else:
-            await self._webhook(delivery)
+        async with _beating():
+            if delivery.subscriber.kind is ChannelKind.EMAIL:
+                await self._email(delivery)
+            else:
+                await self._webhook(delivery)
         detail = {
             "incident_id": delivery.incident_id,
             "update": delivery.update.id,

@@ -19,6 +19,12 @@ from stanch.models.status import IncidentStatus
 
 COMMUNICATIONS_WORKFLOW = "CommunicationsWorkflow"
 UPDATE_LIMIT = 2000  # a stakeholder update is read on a phone: refused past this, not cut
+
+
+def comms_workflow_id(incident_workflow_id: str) -> str:
+    return f"{incident_workflow_id}/comms"
+
+
 UPDATES_KEPT = 200  # the newest updates a comms workflow keeps and shows
 SUBSCRIBERS_KEPT = 500  # per incident
 
@@ -167,6 +173,7 @@ class CommsView(BaseModel):
     subscribers: list[str]
     lead: str | None = None
     next_reminder_at: datetime | None = None
+    ready: bool = False  # its plan is loaded: it takes updates and subscriptions
 
 
 # ---- delivering ---------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """CommunicationsWorkflow: what stakeholders hear about one incident.
 
-One per incident (`incident-<id>/comms`), started by the incident and told
-where it stands (a `Briefing`) whenever its status, severity, title or
-communications lead changes (CommsLink, below, is all the incident holds).
+One per incident (`incident-<id>/comms`), started by the incident (through
+an activity: signal-with-start) and told where it stands (a `Briefing`)
+whenever its status, severity, title or communications lead changes
+(CommsLink, below, is all the incident holds).
 It keeps the incident's status updates and the people subscribed to it, and:
 
 - a person the policy allows (the incident's communications lead, a holder of
@@ -26,12 +27,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import (
-    ActivityError,
-    ApplicationError,
-    WorkflowAlreadyStartedError,
-)
-from temporalio.workflow import ParentClosePolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     import cryptography.exceptions  # noqa: F401  (see workflows/incident.py)
@@ -73,6 +69,7 @@ DELIVERY_RETRY = RetryPolicy(
 # How long one update keeps trying to reach one subscriber before it is
 # reported as failed on the timeline.
 DELIVERY_WINDOW = timedelta(minutes=30)
+DELIVERY_HEARTBEAT = timedelta(seconds=5)
 PAGE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30)
 )
@@ -84,10 +81,6 @@ STATUS_WORDS = {
     IncidentStatus.RESOLVED: "The incident is resolved",
     IncidentStatus.CLOSED: "The incident is closed",
 }
-
-
-def comms_workflow_id(incident_workflow_id: str) -> str:
-    return f"{incident_workflow_id}/comms"
 
 
 @workflow.defn(name=COMMUNICATIONS_WORKFLOW)
@@ -307,6 +300,9 @@ class CommunicationsWorkflow:
                     thread=self._thread,
                 ),
                 start_to_close_timeout=timedelta(seconds=45),
+                # It beats while it sends: a worker lost mid-send is noticed in
+                # seconds and the delivery retried elsewhere.
+                heartbeat_timeout=DELIVERY_HEARTBEAT,
                 schedule_to_close_timeout=DELIVERY_WINDOW,
                 retry_policy=DELIVERY_RETRY,
                 summary=f"update {update.number} to {subscriber.shown}",
@@ -435,6 +431,7 @@ class CommunicationsWorkflow:
             subscribers=[s.shown for s in self._subscribers],
             lead=self._briefing.lead,
             next_reminder_at=self.next_reminder_at(),
+            ready=self._plan is not None,
         )
 
 
@@ -449,13 +446,14 @@ def briefing_of(state: IncidentState) -> Briefing:
 
 
 class CommsLink:
-    """All an incident holds of its communications workflow: whether it
-    started it in this run, and the briefing it gave last. Not carried over a
-    continue-as-new: the next run starts (finding it running) and briefs it
-    again, which the communications workflow takes as no change."""
+    """All an incident holds of its communications workflow: the briefing it
+    gave last. Each new one goes by an activity that signals the
+    communications workflow, starting it first if need be (signal-with-start:
+    no child of the incident, so it outlives any of the incident's runs).
+    Not carried over a continue-as-new: the next run briefs it again, which
+    it takes as no change."""
 
     def __init__(self) -> None:
-        self._started = False
         self._told: Briefing | None = None
 
     def due(self, state: IncidentState, patched: bool) -> bool:
@@ -477,27 +475,21 @@ class CommsLink:
         briefing = briefing_of(state)
         if briefing == self._told:
             return
-        wid = comms_workflow_id(state.workflow_id)
-        if not self._started:
-            self._started = True
-            try:
-                await workflow.start_child_workflow(
-                    CommunicationsWorkflow.run,
-                    CommsInput(
-                        incident_id=state.incident_id,
-                        incident_workflow_id=state.workflow_id,
-                        briefing=briefing,
-                    ),
-                    id=wid,
-                    # It outlives this run (continue-as-new) and sends the closing update.
-                    parent_close_policy=ParentClosePolicy.ABANDON,
-                )
-                self._told = briefing
-                return
-            except WorkflowAlreadyStartedError:
-                pass  # started by an earlier run of this incident: brief it
         try:
-            await workflow.get_external_workflow_handle(wid).signal(CommsName.BRIEF, briefing)
-        except ApplicationError:
-            pass  # it has ended: nothing more to tell stakeholders
+            await workflow.execute_activity_method(
+                CommunicationsActivities.brief_communications,
+                CommsInput(
+                    incident_id=state.incident_id,
+                    incident_workflow_id=state.workflow_id,
+                    briefing=briefing,
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                # Bounded: the incident's run loop (paging) must not wait on it.
+                schedule_to_close_timeout=timedelta(minutes=2),
+                retry_policy=PLAN_RETRY,
+                summary="brief communications",
+            )
+        except ActivityError as e:
+            workflow.logger.warning("communications not briefed, will try again: %s", e.cause)
+            return
         self._told = briefing
