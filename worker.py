@@ -22,6 +22,7 @@ from temporalio.worker import Worker
 from stanch.activities.access import AccessActivities, AccessPlanActivities
 from stanch.activities.audit import AuditActivities
 from stanch.activities.azure_clients import AzureClients
+from stanch.activities.communications import CommunicationsActivities
 from stanch.activities.compute import ComputeActivities
 from stanch.activities.detectors import DetectorActivities
 from stanch.activities.evidence import EvidenceActivities
@@ -54,8 +55,9 @@ from stanch.models.settings import Settings, load_settings
 from stanch.runbooks.registry import catalog, runbook_workflows
 from stanch.stores.evidence import evidence_store
 from stanch.stores.policy import PolicySource, load_config
-from stanch.stores.select import audit_log, page_files, postmortems, toggle_store
+from stanch.stores.select import audit_log, page_files, postmortems, subscriptions, toggle_store
 from stanch.workflows.access_grant import AccessGrantWorkflow
+from stanch.workflows.communications import CommunicationsWorkflow
 from stanch.workflows.detector import DetectorWorkflow
 from stanch.workflows.incident import IncidentWorkflow
 
@@ -63,7 +65,13 @@ from stanch.workflows.incident import IncidentWorkflow
 def workflows_for(packages: Sequence[str] = ()) -> list[type]:
     """The incident, the detector and every runbook: stanch's, installed
     packages' and those of the modules in `packages` (runbook_packages)."""
-    return [IncidentWorkflow, DetectorWorkflow, AccessGrantWorkflow, *runbook_workflows(packages)]
+    return [
+        IncidentWorkflow,
+        CommunicationsWorkflow,
+        DetectorWorkflow,
+        AccessGrantWorkflow,
+        *runbook_workflows(packages),
+    ]
 
 
 def __getattr__(name: str) -> list[type]:
@@ -95,6 +103,8 @@ def activities_for(
     notify = NotifyActivities(policy, audit=log, page_files=page_files(settings))
     audit = AuditActivities(log)
     drafts = PostmortemActivities(postmortems(settings))
+    book = subscriptions(settings)
+    comms = CommunicationsActivities(policy, book, book, trusted_keys=own_public_key(settings))
     toggles = ToggleActivities(toggle_store(settings))
     found: list[Activity] = [
         plans.load_response_plan,
@@ -105,6 +115,10 @@ def activities_for(
         ScopeActivities(policy).load_remediation_scopes,
         AccessPlanActivities(policy, own_public_key(settings)).load_access_plan,
         drafts.draft_postmortem,
+        comms.load_comms_plan,
+        comms.brief_communications,
+        comms.find_audience,
+        comms.deliver_update,
     ]
     if azure is None:
         return registrable(found, [])

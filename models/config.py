@@ -36,6 +36,7 @@ from stanch.models.access import (
     role_problems,
 )
 from stanch.models.chat import SLACK_USER, Chat, chat_problems
+from stanch.models.communications import Communications, communications_problems
 from stanch.models.duration import Duration
 from stanch.models.errors import describe_validation_error
 from stanch.models.policy_checks import duplicate_problems, secret_problems
@@ -448,6 +449,8 @@ class StanchConfig(_Strict):
     access: Access = Field(default_factory=Access)
     remediation: Remediation = Field(default_factory=Remediation)
     chat: Chat = Field(default_factory=Chat)  # acting from chat (docs/chat.md)
+    # Status updates to stakeholders (models/communications.py).
+    communications: Communications = Field(default_factory=Communications)
 
     @field_validator("runbook_packages")
     @classmethod
@@ -626,6 +629,11 @@ def parse_config(data: Any, source: str = "stanch.yaml") -> StanchConfig:
         *role_problems(config.access.emergency_roles),
         *chat_problems(
             config.chat, ((f"roster[{i}].slack", p.slack) for i, p in enumerate(config.roster))
+        ),
+        *communications_problems(
+            config.communications,
+            ((p.id, p.roles) for p in config.roster),
+            {c.name for c in config.channels},
         ),
     ]
     if problems:

@@ -31,11 +31,13 @@ from stanch.stores.audit.tampering import Anchor, Finding
 from stanch.stores.audit.trail import read_rows, verify_trail
 from stanch.stores.page_file import PageFile
 from stanch.stores.postmortem import PostmortemFolder
+from stanch.stores.subscriptions import SqliteSubscriptions
 from stanch.stores.toggles import ToggleStore
 
 if TYPE_CHECKING:
     from stanch.stores.postgres.audit import PostgresAuditLog
     from stanch.stores.postgres.database import Database
+    from stanch.stores.postgres.subscriptions import PostgresSubscriptions
 
 # What the gateway and the worker append to, whichever store it is.
 AuditTrail: TypeAlias = "SqliteAuditLog | PostgresAuditLog"
@@ -127,6 +129,16 @@ def page_files(settings: Settings) -> Callable[[Path], PageFile]:
     from stanch.stores.postgres.pages import PostgresPageFile
 
     return lambda path: PostgresPageFile(db, path)
+
+
+def subscriptions(settings: Settings) -> SqliteSubscriptions | PostgresSubscriptions:
+    """Stakeholders' subscriptions and the record of updates delivered to them."""
+    db = database(settings)
+    if db is None:
+        return SqliteSubscriptions(settings.state_dir / "subscriptions.db")
+    from stanch.stores.postgres.subscriptions import PostgresSubscriptions
+
+    return PostgresSubscriptions(db)
 
 
 def postmortems(settings: Settings) -> PostmortemFolder:

@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from stanch.models.access_grant import INCIDENT_CLOSED, AccessEvent
     from stanch.models.alert import AlertBatch, AlertEvent
     from stanch.models.audit import AuditEntry
+    from stanch.models.communications import CommsName
     from stanch.models.config import ApiRole
     from stanch.models.decision import DecisionKeysRequest, PersonRequest, SpentDecisions
     from stanch.models.incident import (
@@ -77,8 +78,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from stanch.models.postmortem import PostmortemRequest
     from stanch.models.runbook import RunbookEvent, RunbookInput, RunbookView
+    from stanch.models.status_updates import CommsEvent
     from stanch.workflows import lifecycle
     from stanch.workflows.access_book import access_reported, grants_to_end
+    from stanch.workflows.communications import CommsLink
     from stanch.workflows.decisions import proof_refusal, spend
     from stanch.workflows.escalation import everyone_in_policy, names, tier_recipients
     from stanch.workflows.lifecycle import (
@@ -120,6 +123,9 @@ END_ACCESS_ON_CLOSE_PATCH = "end-access-on-close"
 # was: every alert batch of a storm used to cancel it and start another (two
 # commands, two events and the server's timer work per workflow task).
 STEADY_DEADLINE_TIMER_PATCH = "steady-deadline-timer"
+# Stakeholders hear through the incident's communications workflow
+# (workflows/communications.py): started and briefed on every status change.
+COMMUNICATIONS_PATCH = "communications"
 # The issue's promise is 512 KiB; aim a little under it for the payload's own
 # encoding and metadata.
 CARRIED_BYTES = 480 * 1024
@@ -180,6 +186,7 @@ class IncidentWorkflow:
         self._keys_wanted = False
         # Nonces of decisions already acted on (workflows/decisions.py).
         self._spent = inp.carried.spent if inp.carried else SpentDecisions()
+        self._comms = CommsLink()
 
     # ---- the run loop -----------------------------------------------------
 
@@ -197,6 +204,8 @@ class IncidentWorkflow:
             if self._keys_wanted:
                 await self._refresh_decision_keys()
             await self._act_on_deadlines()
+            await self._brief_comms()
+        await self._brief_comms()
         await self._audit_folded()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
@@ -306,6 +315,10 @@ class IncidentWorkflow:
         if timer is not None and timer.done():
             self._timer, self._timer_at = None, None
         self._wake = False
+
+    async def _brief_comms(self) -> None:
+        if workflow.patched(COMMUNICATIONS_PATCH):
+            await self._comms.brief(self._state, self._plan)
 
     async def _act_on_deadlines(self) -> None:
         now = workflow.now()
@@ -471,6 +484,10 @@ class IncidentWorkflow:
         (workflows/runbook/_kit.py): one workflow task for them all."""
         for event in events:
             self._apply(lifecycle.runbook_reported(self._state, event))
+
+    @workflow.signal(name=CommsName.TIMELINE)
+    def comms_event(self, event: CommsEvent) -> None:
+        self._note(Note(event.kind, event.summary, event.actor))
 
     @workflow.signal(name=IncidentSignal.ACCESS_EVENT)
     def access_event(self, event: AccessEvent) -> None:
@@ -729,6 +746,8 @@ class IncidentWorkflow:
                     workflow.metric_meter().create_histogram_timedelta(metric, description).record(
                         elapsed, {"severity": str(severity)}
                     )
+        if self._comms.due(self._state, workflow.patched(COMMUNICATIONS_PATCH)):
+            self._wake = True  # the run loop briefs the communications workflow
 
     def _note(self, note: Note) -> None:
         fold_due = self._book.add(entry(workflow.now(), note.kind, note.summary, note.actor))
