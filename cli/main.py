@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stanch.cli import incidents
+from stanch.cli import communications, incidents
 from stanch.cli.access import add_access_parser, run_access
 from stanch.cli.errors import Unavailable, UsageError
 from stanch.client.errors import InvalidQuery, NotFound, Refused
@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     note = sub.add_parser("note", parents=people, help="add a note to the timeline")
     note.add_argument("id")
     note.add_argument("text")
+
+    communications.add_parsers(sub, people)  # update, subscribe
 
     for name, text in (("approve", "approve a runbook step"), ("reject", "reject a runbook step")):
         p = sub.add_parser(name, parents=people, help=text)
@@ -274,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
 CLIENT_COMMANDS = {"audit", "drill", "postmortem", "incidents", "show"}
 PEOPLE_COMMANDS = {"ack", "resolve", "role", "note", "approve", "reject", "release", "toggle"}
 PEOPLE_COMMANDS |= {"access"}  # emergency access for guests (cli/access.py)
+PEOPLE_COMMANDS |= {"update", "subscribe"}  # status updates (cli/communications.py)
 
 
 SERVICE_COMMANDS = {"dev", "worker", "gateway", "sim"}
@@ -511,6 +514,8 @@ async def _on_call(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     if command == "access":
         return await run_access(api, args)
+    if command in ("update", "subscribe"):
+        return await communications.run_communications(api, args)
     if command == "release":
         result = await ask_release(api, args.id, args.reason)
         print(

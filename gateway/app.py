@@ -26,6 +26,7 @@ from stanch.gateway.api import api_router
 from stanch.gateway.audit_trail import AlertAuditTrail
 from stanch.gateway.auth import presented_token, token_matches
 from stanch.gateway.codec import CODEC_PATHS, codec_router
+from stanch.gateway.communications import communications_router
 from stanch.gateway.controls import controls_router
 from stanch.gateway.dashboard import dashboard_router
 from stanch.gateway.fleet_metrics import FleetMetrics
@@ -234,6 +235,7 @@ def create_app(
     app.include_router(codec_router(settings, oncall, problem_answer))
     app.include_router(slack_router(oncall))  # Slack's buttons (docs/chat.md)
     app.include_router(access_router(oncall, Problem))  # emergency access for guests
+    app.include_router(communications_router(oncall, Problem))  # status updates, subscriptions
     app.add_middleware(
         RequestGuard,
         authenticate=oncall.who_is,
