@@ -26,7 +26,9 @@ def mail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MailServer
         yield server
 
 
-def delivery(number: int, text: str = "We are looking into it", to: str = "cto@example.com") -> Delivery:
+def delivery(
+    number: int, text: str = "We are looking into it", to: str = "cto@example.com"
+) -> Delivery:
     return Delivery(
         incident_id="abc123",
         update=StatusUpdate(
@@ -39,14 +41,19 @@ def delivery(number: int, text: str = "We are looking into it", to: str = "cto@e
             by="carol",
         ),
         briefing=Briefing(
-            title="VM unavailable", severity=Severity.SEV1, status=IncidentStatus.ACKNOWLEDGED, service="web"
+            title="VM unavailable",
+            severity=Severity.SEV1,
+            status=IncidentStatus.ACKNOWLEDGED,
+            service="web",
         ),
         subscriber=Subscriber.parse(f"email:{to}"),
         thread="abc123.run1.1",
     )
 
 
-async def test_an_update_is_sent_over_starttls_with_a_login_as_text_and_html(mail: MailServer) -> None:
+async def test_an_update_is_sent_over_starttls_with_a_login_as_text_and_html(
+    mail: MailServer,
+) -> None:
     settings = mail.settings()
     await send_email(settings, compose(delivery(1, "Checkout is <slow> & failing"), settings))
 
@@ -64,7 +71,9 @@ async def test_an_update_is_sent_over_starttls_with_a_login_as_text_and_html(mai
     assert "Status: acknowledged" in plain.get_content()
 
 
-async def test_later_updates_reply_to_the_first_so_clients_thread_one_incident(mail: MailServer) -> None:
+async def test_later_updates_reply_to_the_first_so_clients_thread_one_incident(
+    mail: MailServer,
+) -> None:
     settings = mail.settings()
     for number in (1, 2, 3):
         await send_email(settings, compose(delivery(number), settings))
