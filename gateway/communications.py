@@ -18,7 +18,9 @@ takes only what the gateway signed.
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
+import urllib.parse
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -209,3 +211,40 @@ def communications_router(
         return ShownSubscription(scope=sub.scope, subscriber=found.shown, by=sub.by, at=sub.at)
 
     return router
+
+
+async def communications_section(oncall: OnCall, incident_id: str, role: ApiRole) -> str:
+    """The incident page's status updates, subscribers, the form the
+    communications lead posts with and the button anyone subscribes with.
+    Nothing when the incident has no communications (opened before them)."""
+    try:
+        view = await communications(await oncall.client(), incident_id)
+    except IncidentRequestError:
+        return ""
+    base = f"/api/incidents/{urllib.parse.quote(incident_id, safe='')}"
+    parts = ["<section class='comms'><h2>Status updates</h2>"]
+    if role.rank >= ApiRole.RESPONDER.rank and view.ready:
+        parts.append(
+            f"<form data-post='{base}/updates'>"
+            "<textarea name='text' required maxlength='2000' "
+            "placeholder='What stakeholders read'></textarea>"
+            "<input name='internal' placeholder='Internal note (timeline only)'>"
+            "<button>Post update</button></form>"
+        )
+    parts.append(
+        "<ol class='updates'>"
+        + "".join(
+            f"<li><b>{u.at:%H:%M:%S}</b> {html.escape(u.by)} ({html.escape(str(u.status))}): "
+            f"{html.escape(u.text)} · sent to {u.delivered}"
+            + (f" · failed: {html.escape('; '.join(u.failed))}" if u.failed else "")
+            + "</li>"
+            for u in view.updates
+        )
+        + "</ol>"
+    )
+    shown = ", ".join(view.subscribers) or "nobody yet (beyond the policy's groups)"
+    parts.append(
+        f"<p class='subscribers'>Subscribers: {html.escape(shown)} "
+        f"<button data-post='{base}/subscribers' data-ask='channel'>Subscribe</button></p>"
+    )
+    return "".join(parts) + "</section>"

@@ -156,6 +156,9 @@ async def test_the_comms_lead_reaches_every_subscriber_once_and_nobody_else_may_
             await eventually(delivered, 30, "the update to both subscribers")
             listed = (await http.get(f"{base}/updates", headers=auth("viewer"))).json()
             timeline = (await http.get(base, headers=auth("viewer"))).json()["timeline"]
+            page = await http.get(
+                f"{stack.url}/fragments/incidents/{incident}", headers=auth("viewer")
+            )
             await asyncio.sleep(1)  # a second delivery to either would show by now
 
     [email] = mail.to(CTO)
@@ -172,3 +175,8 @@ async def test_the_comms_lead_reaches_every_subscriber_once_and_nobody_else_may_
     ]
     # Refusals left nothing: one update, one email, one webhook.
     assert len(mail.received) == 1
+    # The dashboard's incident page shows the update and the subscribers, no internal note.
+    assert page.status_code == 200
+    assert "Web checkout is degraded" in page.text and "webhook:127.0.0.1/…" in page.text
+    assert SECRET not in page.text.split("<section class='comms'>")[1]
+    assert "data-post='/api/incidents/" in page.text and "Subscribe</button>" in page.text
