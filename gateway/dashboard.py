@@ -34,6 +34,7 @@ from fastapi.responses import (
 from stanch.gateway.access_page import access_section
 from stanch.gateway.api import OnCall
 from stanch.gateway.browser import from_our_pages, over_https
+from stanch.gateway.communications import communications_section
 from stanch.gateway.controls import kill_switch_banner
 from stanch.gateway.sso import sso_router
 from stanch.models.config import ApiRole
@@ -409,7 +410,8 @@ def dashboard_router(settings: Settings, oncall: OnCall) -> APIRouter:
         body = (
             kill_switch_banner(settings)
             + f"<div data-fragment='/fragments/incidents/{quoted(incident_id)}'>"
-            f"{incident_body(d, who.role)}</div>"
+            f"{incident_body(d, who.role)}"
+            f"{await communications_section(oncall, incident_id, who.role)}</div>"
         )
         return HTMLResponse(page(d.state.title, body, who.person))
 
@@ -426,7 +428,8 @@ def dashboard_router(settings: Settings, oncall: OnCall) -> APIRouter:
     @router.get("/fragments/incidents/{incident_id}")
     async def incident_fragment(incident_id: str, request: Request) -> HTMLResponse:
         who = await who_is(request)
-        return HTMLResponse(incident_body(await detail(incident_id), who.role))
+        comms = await communications_section(oncall, incident_id, who.role)
+        return HTMLResponse(incident_body(await detail(incident_id), who.role) + comms)
 
     @router.get("/api/events")
     async def events(request: Request) -> StreamingResponse:
