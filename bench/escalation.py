@@ -50,6 +50,10 @@ class Pass:
     segments: dict[str, list[float]] = field(default_factory=dict)
     storm_rate: float = 0.0
     missing: int = 0
+    # Workflow tasks of the storm's incidents, and the timers they started:
+    # server work that does not depend on how busy the machine is.
+    storm_tasks: int = 0
+    storm_timers: int = 0
 
 
 async def run(lab: Lab, incidents: int, tier_seconds: int, storm_concurrency: int) -> list[Table]:
@@ -128,6 +132,10 @@ async def one_pass(
             if len(steps) >= tier:
                 for name, seconds in _segments(steps[tier - 1], deadline, paged).items():
                     result.segments.setdefault(name, []).append(seconds)
+    for storm_id in storm_ids:
+        tasks, timers = await _timer_churn(lab.client, storm_id)
+        result.storm_tasks += tasks
+        result.storm_timers += timers
     await terminate(lab.client, [*workflow_ids, *storm_ids])
     return result
 
@@ -163,6 +171,15 @@ async def page_steps(client: Client, workflow_id: str) -> list[dict[str, float]]
             if started.scheduled_event_id in by_event:
                 by_event[started.scheduled_event_id]["activity_started"] = at
     return steps
+
+
+async def _timer_churn(client: Client, workflow_id: str) -> tuple[int, int]:
+    """Completed workflow tasks and timers started in the incident's current run."""
+    tasks = timers = 0
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        tasks += event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+        timers += event.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+    return tasks, timers
 
 
 def _segments(step: dict[str, float], deadline: float, paged: float) -> dict[str, float]:
@@ -247,6 +264,13 @@ def table(lab: Lab, incidents: int, tier_seconds: int, passes: dict[str, list[Pa
                 )
                 + "."
             )
+    storm = passes[STORM]
+    tasks = sum(p.storm_tasks for p in storm)
+    if tasks:
+        result.notes.append(
+            f"The storm's incidents: {sum(p.storm_timers for p in storm) / tasks:.2f} timers "
+            f"started per workflow task (over {tasks:,} tasks of their last runs)."
+        )
     result.notes.append(
         "Lateness: the page's arrival in the pager file minus its deadline (tier 1's "
         "deadline is when the incident loaded its plan; tier k is due (k-1) timeouts "
