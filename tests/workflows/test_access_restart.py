@@ -70,11 +70,20 @@ async def test_a_grant_that_expires_while_no_worker_runs_is_revoked_when_one_sta
             await approve(handle, f"access-{grant.grant_id}", "carol", env=dev_env)
             active = await until_status(handle, GrantStatus.ACTIVE)
             assert await guest_reads_logs(vendor)
+            # Holding: the expiry's timer is in the history (ACTIVE is answered
+            # a workflow task earlier, while it still tells the incident).
+            await eventually(
+                lambda: _expiry_timer(handle, EventType.EVENT_TYPE_TIMER_STARTED),
+                20,
+                "the expiry timer started",
+            )
         # The worker has stopped: nothing of stanch runs now.
         assert active.expires_at is not None and active.granted_at is not None
 
         await eventually(
-            lambda: _timer_fired(handle), HELD.total_seconds() + 30, "the expiry timer fired"
+            lambda: _expiry_timer(handle, EventType.EVENT_TYPE_TIMER_FIRED),
+            HELD.total_seconds() + 30,
+            "the expiry timer fired",
         )
         assert datetime.now(UTC) >= active.expires_at
         assert await guest_reads_logs(vendor), "no worker ran, so nothing was revoked yet"
@@ -96,15 +105,18 @@ async def test_a_grant_that_expires_while_no_worker_runs_is_revoked_when_one_sta
     print(f"revoked {took:.1f}s after the worker started again")
 
 
-async def _timer_fired(handle: Any) -> bool:
-    """The grant's expiry timer (the one started for the grant's 20 seconds) fired."""
-    started: dict[int, timedelta] = {}
+async def _expiry_timer(handle: Any, wanted: EventType.ValueType) -> bool:
+    """The grant's expiry timer (the one started for what is left of its 20
+    seconds) has an event of type `wanted` (started, or fired)."""
+    started: set[int] = set()
     async for event in handle.fetch_history_events():
         if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
             lasting = event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
-            started[event.event_id] = lasting
-        elif event.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
-            fired = event.timer_fired_event_attributes.started_event_id
-            if HELD - timedelta(seconds=5) < started.get(fired, timedelta(0)) <= HELD:
+            if HELD - timedelta(seconds=5) < lasting <= HELD:
+                started.add(event.event_id)
+                if wanted == EventType.EVENT_TYPE_TIMER_STARTED:
+                    return True
+        elif event.event_type == wanted == EventType.EVENT_TYPE_TIMER_FIRED:
+            if event.timer_fired_event_attributes.started_event_id in started:
                 return True
     return False
