@@ -100,9 +100,11 @@ async def record_runbook(
     params: dict[str, Any] | None = None,
     file: str | None = None,
     extra_workflows: Sequence[type] = (),
+    dimensions: dict[str, str] | None = None,
 ) -> tuple[Path, RunbookResult]:
     """Record runbook `name` into `to/<file or name>.json`. It runs on
-    `resource_id`, or the first resource of the world its spec matches."""
+    `resource_id`, or the first resource of the world its spec matches, with
+    the alert `dimensions` an incident would hand it (block_ip's address)."""
     stem = file or name
     workflows = registered_workflows(extra_workflows)
     specs = {w.spec.name: w.spec for w in workflows if hasattr(w, "spec")}
@@ -138,6 +140,7 @@ async def record_runbook(
                         params=params,
                         incident_id=_incident_id(stem),
                         workflow_id=stem,
+                        dimensions=dimensions,
                     )
                     result = await approve_every_gate(env, handle)
                     history = await handle.fetch_history()

@@ -58,10 +58,12 @@ async def start_runbook(
     requested_by: str = "stanch",
     incident_id: str | None = None,
     workflow_id: str | None = None,
+    dimensions: dict[str, str] | None = None,
 ) -> WorkflowHandle[Any, Any]:
     """Start runbook `name` on `resource_id` as incident `incident_id` (a fresh
     one unless given) would, with no incident workflow around it; `started`
-    terminates it when the test ends."""
+    terminates it when the test ends. `dimensions` are the alert's, as an
+    incident hands them on (block_ip reads the address there)."""
     incident = incident_id or f"inc{uuid.uuid4().hex[:8]}"
     handle = await client.start_workflow(
         name,
@@ -72,6 +74,7 @@ async def start_runbook(
             dry_run=dry_run,
             approval=plan or approval_plan(),
             params=params or {},
+            dimensions=dimensions or {},
             title="test incident",
         ),
         id=workflow_id or f"runbook-{incident}-{name}",
