@@ -41,6 +41,7 @@ def build_plan(
         approval=approval_plan(config, policy, trusted_keys),
         runbook=choice,
         warning=refusal,
+        maintenance=[w for w in config.maintenance if w.service == service_name],
     )
 
 

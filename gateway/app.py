@@ -30,6 +30,7 @@ from stanch.gateway.communications import communications_router
 from stanch.gateway.controls import controls_router
 from stanch.gateway.dashboard import dashboard_router
 from stanch.gateway.fleet_metrics import FleetMetrics
+from stanch.gateway.grouping import AlertGrouping
 from stanch.gateway.identity import TokenRefused, looks_like_jwt
 from stanch.gateway.intake import AlertIntake, lasting_refusal
 from stanch.gateway.openapi_security import declare_security
@@ -91,7 +92,11 @@ def create_app(
     # environment each time (about 10 % of the intake's samples under a storm).
     traced = tracing()
     intake = AlertIntake(
-        client, settings.task_queue, settings.coalesce_window_ms, settings.coalesce_linger_ms
+        client,
+        settings.task_queue,
+        settings.coalesce_window_ms,
+        settings.coalesce_linger_ms,
+        route=AlertGrouping(settings.config).incident_id_for,
     )
     fleet = FleetMetrics(client, toggle_store(settings), settings.task_queue)
 

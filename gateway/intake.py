@@ -37,8 +37,12 @@ class AlertIntake:
         task_queue: str,
         window_ms: float,
         linger_ms: float = 0.0,
+        route: Callable[[CommonAlert, AlertEvent], str] | None = None,
     ) -> None:
         self._client = client
+        # Which incident an alert joins (gateway/grouping.py): its fingerprint
+        # unless its service groups related alerts.
+        self._route = route or (lambda alert, _: alert.fingerprint())
         self._task_queue = task_queue
         self._coalescer: Coalescer[AlertEvent, IntakeResult] | None = None
         if window_ms >= 0:
@@ -49,11 +53,12 @@ class AlertIntake:
     async def record(self, alert: CommonAlert) -> IntakeResult:
         """Returns once the alert is durably in its incident's history."""
         event = alert.to_event()
+        incident_id = self._route(alert, event)
         if self._coalescer is None:
-            return only(await self._send(alert.fingerprint(), [event]))
+            return only(await self._send(incident_id, [event]))
         # Sized as it will travel, so a batch stays under Temporal's payload limit.
         size = len(event.model_dump_json())
-        return await self._coalescer.submit(alert.fingerprint(), event, size)
+        return await self._coalescer.submit(incident_id, event, size)
 
     async def _send(self, incident_id: str, events: list[AlertEvent]) -> Sequence[Recorded]:
         recorded = await record_alerts(await self._client(), self._task_queue, incident_id, events)

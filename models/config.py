@@ -37,8 +37,10 @@ from stanch.models.access import (
 )
 from stanch.models.chat import SLACK_USER, Chat, chat_problems
 from stanch.models.communications import Communications, communications_problems
+from stanch.models.correlation import Correlation
 from stanch.models.duration import Duration
 from stanch.models.errors import describe_validation_error
+from stanch.models.maintenance import MaintenanceWindow
 from stanch.models.policy_checks import duplicate_problems, secret_problems
 from stanch.models.risk import Risk
 from stanch.models.secret_reference import UnresolvedSecret, resolve_secret
@@ -192,6 +194,8 @@ class Service(_Strict):
     name: str = Field(pattern=_ID)
     escalation_policy: str
     match: AlertMatch = Field(default_factory=AlertMatch)
+    # Related alerts of this service grouped into one incident (models/correlation.py).
+    correlate: Correlation | None = None
 
 
 class ChannelFormat(StrEnum):
@@ -451,6 +455,8 @@ class StanchConfig(_Strict):
     chat: Chat = Field(default_factory=Chat)  # acting from chat (docs/chat.md)
     # Status updates to stakeholders (models/communications.py).
     communications: Communications = Field(default_factory=Communications)
+    # Quiet hours: alerts recorded without paging (models/maintenance.py).
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
 
     @field_validator("runbook_packages")
     @classmethod
@@ -553,6 +559,10 @@ class StanchConfig(_Strict):
                     f"services[{i}].escalation_policy: no policy named "
                     f"{service.escalation_policy!r}"
                 )
+        names = {s.name for s in self.services} | {self.incident.default_service}
+        for i, window in enumerate(self.maintenance):
+            if window.service not in names:
+                problems.append(f"maintenance[{i}].service: no service named {window.service!r}")
         default = self.incident.default_service
         if default not in {s.name for s in self.services} and "default" not in (
             self.escalation_policies

@@ -12,8 +12,10 @@ from stanch.models.access_grant import AccessGrantView
 from stanch.models.alert import AlertEvent
 from stanch.models.chat import GateAsk
 from stanch.models.config import EscalationPolicy, Schedule
+from stanch.models.correlation import AlertPart
 from stanch.models.decision import PersonRequest, SpentDecisions
 from stanch.models.free_text import NOTE_LIMIT, RemarkText
+from stanch.models.maintenance import MaintenanceWindow
 from stanch.models.runbook import ApprovalPlan, PendingApproval, RunbookResult, RunbookView
 from stanch.models.severity import Severity
 
@@ -59,6 +61,8 @@ class ResponsePlan(BaseModel):
     warning: str | None = None  # set when the policy file on disk is invalid
     approval: ApprovalPlan | None = None
     runbook: RunbookChoice | None = None  # what remediates this incident, if anything
+    # The service's quiet hours: a page due inside one waits for its end.
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
 
     def on_roster(self, person_id: str) -> bool:
         return any(p.id == person_id for p in self.roster)
@@ -112,6 +116,8 @@ class IncidentState(BaseModel):
     release: RunbookView | None = None  # an approved undo of the remediation
     # Emergency access grants for guests (workflows/access_grant.py), as each last reported.
     access: list[AccessGrantView] = Field(default_factory=list)
+    # A grouped incident's related alerts, one per fingerprint (models/correlation.py).
+    parts: list[AlertPart] = Field(default_factory=list)
 
     def runbook_awaiting(self, step: str) -> RunbookView | None:
         """The runbook a decision on `step` is for: the one waiting on that gate,

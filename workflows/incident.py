@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from stanch.models.audit import AuditEntry
     from stanch.models.communications import CommsName
     from stanch.models.config import ApiRole
+    from stanch.models.correlation import is_grouped
     from stanch.models.decision import DecisionKeysRequest, PersonRequest, SpentDecisions
     from stanch.models.incident import (
         Acknowledge,
@@ -79,7 +80,7 @@ with workflow.unsafe.imports_passed_through():
     from stanch.models.postmortem import PostmortemRequest
     from stanch.models.runbook import RunbookEvent, RunbookInput, RunbookView
     from stanch.models.status_updates import CommsEvent
-    from stanch.workflows import lifecycle
+    from stanch.workflows import grouping, lifecycle
     from stanch.workflows.access_book import access_reported, grants_to_end
     from stanch.workflows.communications import CommsLink
     from stanch.workflows.decisions import proof_refusal, spend
@@ -99,6 +100,7 @@ with workflow.unsafe.imports_passed_through():
         StartOver,
         Wake,
     )
+    from stanch.workflows.quiet_hours import held_for_maintenance
     from stanch.workflows.timeline import BoundedTimeline, audit_batches, entry
 
 RUNBOOKS_PATCH = "runbooks-v1"  # incidents opened before runbooks existed never start one
@@ -126,6 +128,12 @@ STEADY_DEADLINE_TIMER_PATCH = "steady-deadline-timer"
 # Stakeholders hear through the incident's communications workflow
 # (workflows/communications.py): started and briefed on every status change.
 COMMUNICATIONS_PATCH = "communications"
+# Issue 17: a grouped incident keeps its related alerts as parts (workflows/
+# grouping.py); a page due in a maintenance window waits for its end
+# (workflows/quiet_hours.py). Asked only of grouped incidents / plans with
+# windows, which no incident recorded before them had.
+GROUPED_PARTS_PATCH = "grouped-parts"
+QUIET_HOURS_PATCH = "quiet-hours"
 # The issue's promise is 512 KiB; aim a little under it for the payload's own
 # encoding and metadata.
 CARRIED_BYTES = 480 * 1024
@@ -327,8 +335,19 @@ class IncidentWorkflow:
             return
         if deadline.closes:
             await self._close(now)
-        else:
+        elif not self._held_for_maintenance(now):
+            # Held: the run loop's next deadline is the window's end.
             await self._escalate(now)
+
+    def _held_for_maintenance(self, now: datetime) -> bool:
+        if self._plan is None or not self._plan.maintenance:
+            return False
+        if not workflow.patched(QUIET_HOURS_PATCH):
+            return False
+        held = held_for_maintenance(self._state, self._plan, now)
+        if held is not None:
+            self._note(held)
+        return held is not None
 
     async def _load_plan(self) -> None:
         self._plan = await workflow.execute_activity_method(
@@ -422,6 +441,9 @@ class IncidentWorkflow:
 
     def _apply_alert(self, alert: AlertEvent) -> None:
         if self._seen.first_time(self._seen_key(alert)):
+            if is_grouped(self._state.incident_id) and workflow.patched(GROUPED_PARTS_PATCH):
+                self._apply(grouping.related_alert_arrived(self._state, alert, workflow.now()))
+                return
             self._apply(lifecycle.alert_arrived(self._state, alert, workflow.now()))
 
     def _seen_key(self, alert: AlertEvent) -> str:
