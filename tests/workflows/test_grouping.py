@@ -1,0 +1,146 @@
+"""Related alerts grouped (issue 17 item 5): a storm across one service's VMs
+is one incident with a part per VM, paged once, over the real gateway and the
+dev server; a Resolved alert resolves only its own part."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from stanch.harness.waiting import eventually
+from stanch.models.alert import AlertEvent, MonitorCondition
+from stanch.models.correlation import Correlation, group_id
+from stanch.models.incident import IncidentStatus
+from stanch.stores.page_file import read_pages
+from stanch.workflows.incident import IncidentWorkflow
+from tests.support.alerts import unique_alert
+from tests.support.incidents import alert_event, settled
+from tests.support.plans import policy_file
+from tests.support.stack import running_stack
+
+VMS = 50
+FIRED = "2026-12-01T09:00:30Z"
+SERVICE = {
+    "name": "app",
+    "escalation_policy": "default",
+    "match": {"resource_groups": ["rg-app"]},
+    "correlate": {"by": "service", "window": "15m"},
+}
+
+
+def _vm(n: int) -> str:
+    return (
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-app/"
+        f"providers/Microsoft.Compute/virtualMachines/vm-app-{n:02d}"
+    )
+
+
+def _alert(n: int, condition: str) -> dict[str, Any]:
+    return unique_alert(
+        rule="app-heartbeat-lost",
+        alert_id=f"storm-{n}",
+        alertTargetIDs=[_vm(n)],
+        configurationItems=[f"vm-app-{n:02d}"],
+        monitorCondition=condition,
+        firedDateTime=FIRED,
+    )
+
+
+async def test_a_storm_over_50_vms_is_one_incident_with_50_parts_and_one_page(
+    dev_env, tmp_path: Path, task_queue: str, azure, sim
+):
+    config = policy_file(tmp_path, services=[SERVICE])
+    async with (
+        running_stack(dev_env, tmp_path, task_queue, config, azure, sim) as stack,
+        httpx.AsyncClient(timeout=60) as http,
+    ):
+        sent = await asyncio.gather(
+            *(stack.post_alert(http, _alert(n, "Fired")) for n in range(VMS))
+        )
+        assert all(r.status_code == 202 for r in sent), [r.text for r in sent]
+        incidents = {r.json()["incident_id"] for r in sent}
+        assert len(incidents) == 1, incidents
+        (incident,) = incidents
+        assert incident.startswith("grp-")
+        handle = dev_env.client.get_workflow_handle(f"incident-{incident}")
+        try:
+
+            async def paged_with_all_parts() -> bool:
+                state = (await handle.query(IncidentWorkflow.state)).state
+                return len(state.parts) == VMS and state.escalation.pages_sent >= 1
+
+            await eventually(paged_with_all_parts, 60, "50 parts and the page")
+            await settled(handle)
+            state = (await handle.query(IncidentWorkflow.state)).state
+            timeline = await handle.query(IncidentWorkflow.timeline)
+            assert state.escalation.pages_sent == 1
+            assert len(read_pages(stack.pages)) == 1
+            assert {p.targets[0] for p in state.parts} == {_vm(n).lower() for n in range(VMS)}
+            related = [e for e in timeline if e.kind == "related_alert"]
+            assert len(related) == VMS - 1  # the first alert has the opening lines
+            assert all("vm-app-" in e.summary for e in related)
+
+            # 49 of the 50 VMs recover: the incident stays open for the last.
+            gone = await asyncio.gather(
+                *(stack.post_alert(http, _alert(n, "Resolved")) for n in range(VMS - 1))
+            )
+            assert all(r.status_code == 202 for r in gone), [r.text for r in gone]
+            assert {r.json()["incident_id"] for r in gone} == {incident}
+
+            async def parts_resolved() -> bool:
+                state = (await handle.query(IncidentWorkflow.state)).state
+                return sum(not p.firing for p in state.parts) == VMS - 1
+
+            await eventually(parts_resolved, 60, "49 parts resolved")
+            await settled(handle)
+            state = (await handle.query(IncidentWorkflow.state)).state
+            assert state.status is IncidentStatus.TRIGGERED
+            assert [p.targets[0] for p in state.parts if p.firing] == [_vm(VMS - 1).lower()]
+
+            last = await stack.post_alert(http, _alert(VMS - 1, "Resolved"))
+            assert last.status_code == 202, last.text
+
+            async def resolved() -> bool:
+                state = (await handle.query(IncidentWorkflow.state)).state
+                return state.status is IncidentStatus.RESOLVED
+
+            await eventually(resolved, 30, "the incident resolved by its last part")
+            assert len(read_pages(stack.pages)) == 1, "paged once for the whole storm"
+        finally:
+            await handle.terminate("test over")
+
+
+def test_alerts_of_one_window_share_an_id_and_the_next_window_does_not():
+    correlation = Correlation(by="service", window=timedelta(minutes=15))
+    fired = datetime(2026, 12, 1, 9, 0, 30, tzinfo=UTC)
+
+    def event(vm: str, at: datetime) -> AlertEvent:
+        e = alert_event(alert_id=vm, targets=[f"/subscriptions/s/resourcegroups/rg/x/{vm}"])
+        return e.model_copy(update={"fired_at": at})
+
+    first = group_id("app", correlation, event("vm1", fired), fired)
+    same = group_id("app", correlation, event("vm2", fired + timedelta(minutes=10)), fired)
+    later = group_id("app", correlation, event("vm3", fired + timedelta(minutes=15)), fired)
+    other = group_id("db", correlation, event("vm1", fired), fired)
+    assert first == same and first is not None and first.startswith("grp-")
+    assert later != first and other != first
+    # A Resolved alert hours later still finds its group by when it fired.
+    resolved = event("vm1", fired).model_copy(update={"condition": MonitorCondition.RESOLVED})
+    assert group_id("app", correlation, resolved, fired + timedelta(hours=3)) == first
+
+
+def test_grouping_by_resource_group_or_tag_needs_the_key():
+    by_group = Correlation(by="resource_group")
+    by_tag = Correlation(by="tag:cluster")
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    in_rg = alert_event(targets=["/subscriptions/s/resourceGroups/RG-A/providers/x/y/vm1"])
+    no_rg = alert_event(targets=["/subscriptions/s"])
+    assert by_group.key_value(in_rg) == "rg-a"
+    assert group_id("app", by_group, no_rg, now) is None
+    tagged = in_rg.model_copy(update={"dimensions": {"Cluster": "Blue"}})
+    assert by_tag.key_value(tagged) == "blue"
+    assert group_id("app", by_tag, in_rg, now) is None
