@@ -185,7 +185,7 @@ def _resource(state: SimState, req: Request) -> Response:
         elif req.method == "PATCH":
             state.get(resource_id)  # 404
         else:
-            _check_parent_exists(state, resource_id)
+            state.require_group_of(resource_id)
             state.check_locks(resource_id, "write")
         if req.method == "PATCH":
             assert current is not None
@@ -231,16 +231,6 @@ def _check_nsg_unused(state: SimState, nsg_id: str) -> None:
 
 def _check_api_version(req: Request, rtype: str) -> None:
     check_api_version(resource_type(req.path) or rtype, req.query["api-version"])
-
-
-def _check_parent_exists(state: SimState, resource_id: str) -> None:
-    group = "/".join(resource_id.split("/")[:5]).lower()
-    if not any(k.startswith(group + "/") for k in state.resources):
-        raise ArmError(
-            404,
-            "ResourceGroupNotFound",
-            f"Resource group '{resource_id.split('/')[4]}' could not be found.",
-        )
 
 
 def _validate_rules(rules: list[dict[str, Any]], nsg_id: str) -> None:

@@ -196,7 +196,7 @@ def _snapshot(state: SimState, req: Request) -> Answer | None:
             )
         existing.tags = dict(body.get("tags") or {})
         return 200, _snapshot_json(existing), {}
-    _check_group(state, snapshot_id)
+    state.require_group_of(snapshot_id)
     properties: dict[str, Any] = {
         "creationData": {
             "createOption": "Copy",
@@ -493,16 +493,6 @@ def _listing(state: SimState, req: Request, type_: str, render: Any) -> Answer:
         if k.startswith(prefix) and r.type.lower() == type_.lower()
     ]
     return 200, {"value": found}, {}
-
-
-def _check_group(state: SimState, resource_id: str) -> None:
-    group = "/".join(resource_id.split("/")[:5]).lower()
-    if not any(k.startswith(group + "/") for k in state.resources):
-        raise ArmError(
-            404,
-            "ResourceGroupNotFound",
-            f"Resource group '{resource_id.split('/')[4]}' could not be found.",
-        )
 
 
 def _public(body: dict[str, Any]) -> dict[str, Any]:

@@ -208,6 +208,16 @@ class SimState:
             )
         self.get(scope)
 
+    def require_group_of(self, resource_id: str) -> None:
+        """A new resource's group must exist (holds anything), as on Azure."""
+        group = "/".join(resource_id.split("/")[:5]).lower()
+        if not any(k.startswith(group + "/") for k in self.resources):
+            raise ArmError(
+                404,
+                "ResourceGroupNotFound",
+                f"Resource group '{resource_id.split('/')[4]}' could not be found.",
+            )
+
     def exists(self, resource_id: str) -> bool:
         return resource_id.rstrip("/").lower() in self.resources
 

@@ -78,7 +78,7 @@ def _profile_route(state: SimState, req: Request, profile_id: str) -> Answer:
     if req.method == "PUT":
         created = not state.exists(profile_id)
         if created:
-            _group_must_exist(state, profile_id)
+            state.require_group_of(profile_id)
         state.check_locks(profile_id, "write")
         _check_routing(props)
         for existing in _endpoints(state, profile_id) if endpoints is not None else []:
@@ -109,16 +109,6 @@ def _check_routing(props: dict[str, Any]) -> None:
             400,
             "BadRequest",
             f"The traffic routing method '{method}' is invalid. Valid values: {', '.join(known)}.",
-        )
-
-
-def _group_must_exist(state: SimState, resource_id: str) -> None:
-    group = "/".join(resource_id.split("/")[:5]).lower()
-    if not any(k.startswith(group + "/") for k in state.resources):
-        raise ArmError(
-            404,
-            "ResourceGroupNotFound",
-            f"Resource group '{resource_id.split('/')[4]}' could not be found.",
         )
 
 
