@@ -16,6 +16,8 @@ import asyncio
 import json
 import tempfile
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from stanch.azuresim import AzureSim
 from stanch.client import search_attributes
 from stanch.harness.binaries import installed
 from stanch.models.alert import MonitorCondition
@@ -49,7 +52,14 @@ RUNBOOK_HISTORIES = (
     "runbook_verify_recovery",
     "incident_with_quarantine",
 )
-DEFAULT = {"incident_lifecycle", *RUNBOOK_HISTORIES, "incident_storm_dev_server"}
+# Each recorded on an estate of its own (block_ip attaches an NSG to a NIC).
+ESTATE_HISTORIES = ("runbook_block_ip", "runbook_failover", "access_grant", "communications")
+DEFAULT = {
+    "incident_lifecycle",
+    *RUNBOOK_HISTORIES,
+    *ESTATE_HISTORIES,
+    "incident_storm_dev_server",
+}
 NAMES = {*DEFAULT, "runbooks", "bounded", "encrypted"}
 
 
@@ -250,6 +260,174 @@ async def runbooks(env: WorkflowEnvironment, tmp: Path, wanted: set[str]) -> Non
         sim.stop()
 
 
+@asynccontextmanager
+async def estate_worker(
+    env: WorkflowEnvironment, tmp: Path, config: Path
+) -> AsyncIterator[tuple[AzureSim, str]]:
+    """A worker with every workflow over a fresh azuresim of the tests' world,
+    under `config`; yields the simulator and the worker's task queue."""
+    from stanch.testing.simulator import azure_clients, load_test_world, running_sim
+    from tests.support.estate import WORLD
+
+    with running_sim(load_test_world(WORLD), tmp / "sim") as sim:
+        async with azure_clients(sim) as azure:
+            queue = f"record-{uuid.uuid4()}"
+            settings = Settings(config=config, state_dir=tmp)
+            async with Worker(
+                env.client,
+                task_queue=queue,
+                workflows=WORKFLOWS,
+                activities=activities_for(settings, azure),
+            ):
+                yield sim, queue
+
+
+async def block_ip(env: WorkflowEnvironment, tmp: Path) -> None:
+    """block_ip for the address a log alert's dimensions name: evidence, the
+    gate approved, the deny rule added to the NSG on the VM's NIC."""
+    from stanch.models.runbook import RunbookOutcome
+    from stanch.testing.record import approve_every_gate
+    from tests.support.estate import RG, VM2
+    from tests.support.nsg import attach_to_nic, team_nsg
+    from tests.support.runbooks import start_runbook
+
+    started = Started()
+    async with estate_worker(env, tmp, policy_file(tmp)) as (sim, queue):
+        nic = f"{RG}/providers/Microsoft.Network/networkInterfaces/vm-web-2-nic"
+        attach_to_nic(sim, nic, team_nsg(sim))
+        try:
+            handle = await start_runbook(
+                started,
+                env.client,
+                queue,
+                "block_ip",
+                VM2,
+                incident_id="histblock",
+                params={"port": 22},
+                dimensions={"ClientIP": "203.0.113.7", "_ResourceId": VM2.lower()},
+            )
+            result = await approve_every_gate(env, handle)
+            assert result.outcome is RunbookOutcome.CONTAINED, result.summary
+            await save(handle, "runbook_block_ip")
+        finally:
+            await started.terminate_all()
+
+
+async def failover(env: WorkflowEnvironment, tmp: Path) -> None:
+    """failover of tm-web (its primary not Online in the world): evidence, the
+    high-risk gate approved, traffic moved, the secondary seen serving."""
+    from stanch.models.runbook import RunbookOutcome
+    from stanch.testing.record import approve_every_gate
+    from tests.support.estate import RG
+    from tests.support.runbooks import start_runbook
+
+    profile = f"{RG}/providers/Microsoft.Network/trafficManagerProfiles/tm-web"
+    started = Started()
+    async with estate_worker(env, tmp, policy_file(tmp)) as (_, queue):
+        try:
+            handle = await start_runbook(
+                started, env.client, queue, "failover", profile, incident_id="histfailover"
+            )
+            result = await approve_every_gate(env, handle)
+            assert result.outcome is RunbookOutcome.MITIGATED, result.summary
+            await save(handle, "runbook_failover")
+        finally:
+            await started.terminate_all()
+
+
+async def access_grant(env: WorkflowEnvironment, tmp: Path) -> None:
+    """A vendor's emergency access on an open incident: asked for by alice,
+    approved by carol, granted, expired after its two hours and revoked."""
+    from stanch.models.access_grant import GrantStatus
+    from stanch.models.runbook import RunbookOutcome, RunbookResult
+    from stanch.testing.decisions import approve
+    from stanch.testing.worker import until_gate
+    from tests.support.access import (
+        access_policy_file,
+        ask_for_access,
+        grant_of,
+        grant_result,
+        until_status,
+    )
+
+    started = Started()
+    async with estate_worker(env, tmp, access_policy_file(tmp)) as (_, queue):
+        try:
+            await open_incident(started, env.client, queue, "accessgrant000000000")
+            grant = await ask_for_access(env, queue, "accessgrant000000000")
+            handle = started.add(
+                env.client.get_workflow_handle(grant.workflow_id, result_type=RunbookResult)
+            )
+            step = f"access-{grant.grant_id}"
+            await until_gate(handle, step)
+            await approve(handle, step, "carol", env=env)
+            await until_status(handle, GrantStatus.ACTIVE)
+            result = await grant_result(env, handle)  # skips the two hours
+            assert result.outcome is RunbookOutcome.RELEASED, result.summary
+            revoked = await grant_of(handle)
+            assert revoked.status is GrantStatus.REVOKED, revoked.status
+            await save(handle, "access_grant")
+        finally:
+            await started.terminate_all()
+
+
+async def communications(env: WorkflowEnvironment, tmp: Path) -> None:
+    """An incident's communications: carol (its comms lead) posts an update,
+    delivered to the execs' webhook with the automatic ones, until the
+    incident closes and the closing update is delivered."""
+    from stanch.harness.plans import ROSTER
+    from stanch.harness.waiting import eventually
+    from stanch.models.config import ApiRole
+    from stanch.models.status_updates import CommsView, PostUpdate, StatusUpdate, comms_workflow_id
+    from stanch.workflows.communications import CommunicationsWorkflow
+    from tests.support.webhooks import Receiver
+
+    receiver = Receiver()
+    roster = [dict(p) for p in ROSTER]
+    roster[2]["roles"] = ["approver", "comms"]  # carol
+    execs = {"name": "execs", "members": [f"webhook:{receiver.url}/execs"], "severities": ["Sev2"]}
+    config = policy_file(tmp, roster=roster, communications={"groups": [execs]})
+    started = Started()
+    try:
+        async with estate_worker(env, tmp, config) as (_, queue):
+            incident = await open_incident(started, env.client, queue, "comms000000000000000")
+            comms = env.client.get_workflow_handle(
+                comms_workflow_id(incident.id), result_type=CommsView
+            )
+
+            async def ready() -> bool:
+                try:
+                    return (await comms.query(CommunicationsWorkflow.view)).ready
+                except Exception:
+                    return False  # not started yet
+
+            await eventually(ready, what="the communications workflow")
+            post = PostUpdate(by="carol", text="Checkout is slow; a fix is rolling out")
+            await decide(
+                comms,
+                "post_update",
+                post,
+                env=env,
+                role=ApiRole.RESPONDER,
+                result_type=StatusUpdate,
+            )
+
+            async def delivered() -> bool:
+                updates = (await comms.query(CommunicationsWorkflow.view)).updates
+                return any(u.text == post.text and u.delivered == 1 for u in updates)
+
+            await eventually(delivered, what="carol's update delivered")
+            await decide(
+                incident, "resolve", Resolve(by="carol"), env=env, result_type=UpdateResult
+            )
+            await incident.result()  # skips time through the reopen window: it closes
+            await comms.result()  # ends once the closing update is delivered
+            await save(comms, "communications")
+    finally:
+        await started.terminate_all()
+        receiver.close()
+
+
 async def bounded_storm(client: Client, config: Path) -> None:
     """A flapping alert whose timeline folds, on the dev server with a low
     history limit: the run that continues as new carrying a bounded state, and
@@ -357,7 +535,7 @@ async def main(only: set[str]) -> None:
     if unknown:
         raise SystemExit(f"unknown: {', '.join(sorted(unknown))}; choose from {sorted(NAMES)}")
     if "runbooks" in only:
-        only = (only - {"runbooks"}) | set(RUNBOOK_HISTORIES)
+        only = (only - {"runbooks"}) | set(RUNBOOK_HISTORIES) | set(ESTATE_HISTORIES[:2])
     if "bounded" in only:
         with tempfile.TemporaryDirectory() as tmp:
             async with await WorkflowEnvironment.start_local(
@@ -384,6 +562,13 @@ async def main(only: set[str]) -> None:
                 await lifecycle(env.client, env, config)
             if wanted & set(RUNBOOK_HISTORIES):
                 await runbooks(env, Path(tmp), wanted)
+            for name, record in zip(
+                ESTATE_HISTORIES, (block_ip, failover, access_grant, communications), strict=True
+            ):
+                if name in wanted:
+                    estate = Path(tmp) / name
+                    estate.mkdir()
+                    await record(env, estate)
         if "incident_storm_dev_server" not in wanted:
             return
         async with await WorkflowEnvironment.start_local(

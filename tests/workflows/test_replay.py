@@ -6,11 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from temporalio import workflow
+from temporalio.workflow import NondeterminismError
 
+from stanch.activities.resources import ResourceActivities
+from stanch.models.azure import ResourceRef
+from stanch.models.runbook import RunbookInput, RunbookOutcome, RunbookResult
+from stanch.runbooks.block_ip import BlockIp
 from stanch.testing.replay import recorded_histories, replay_history
 from stanch.worker import WORKFLOWS
 
-HISTORIES = recorded_histories(Path(__file__).resolve().parents[1] / "histories")
+HERE = Path(__file__).resolve().parents[1] / "histories"
+HISTORIES = recorded_histories(HERE)
 
 
 def test_histories_are_kept():
@@ -40,9 +47,35 @@ def test_histories_are_kept():
         "runbook_release_pre_answer_before_audit",
         "runbook_scale_out_vmss_pre_answer_before_audit",
         "runbook_quarantine_vm_under_incident",  # reports sent without waiting
+        # Added in issue 13's round: each new workflow's representative path.
+        "runbook_block_ip",
+        "runbook_failover",
+        "access_grant",  # approved, granted, expired, revoked
+        "communications",  # an update posted and delivered
     } <= names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_history_replays(path: Path):
     await replay_history(path, WORKFLOWS)
+
+
+@workflow.defn(name="block_ip", sandboxed=False)
+class BlockIpReadingFirst(BlockIp):
+    """The naive change to block_ip: a new first step, not behind a patch."""
+
+    @workflow.run
+    async def run(self, inp: RunbookInput) -> RunbookResult:
+        return await super().run(inp)
+
+    async def procedure(self) -> RunbookOutcome | None:
+        await self.step(
+            "read", ResourceActivities.get_resource, ResourceRef(resource_id=self.resource_id)
+        )
+        return await super().procedure()
+
+
+async def test_an_unpatched_change_to_a_new_runbook_fails_its_replay():
+    # The recording is what keeps a change to block_ip honest: it must notice.
+    with pytest.raises(NondeterminismError):
+        await replay_history(HERE / "runbook_block_ip.json", [BlockIpReadingFirst])
