@@ -53,6 +53,16 @@ class MaintenanceWindow(BaseModel):
             raise ValueError(f"{value!r} is not a known IANA time zone") from None
         return value
 
+    @field_validator("from_", "to", mode="before")
+    @classmethod
+    def _yaml_clock(cls, value: object) -> object:
+        # YAML 1.1 reads an unquoted `22:00` as the base-60 number 1320.
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not 0 <= value < 24 * 60:
+                raise ValueError('must be a time of day like "22:00"')
+            return time(value // 60, value % 60)
+        return value
+
     @field_validator("start", "end")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
