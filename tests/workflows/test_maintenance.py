@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from stanch.harness.waiting import eventually
 from stanch.models.alert import MonitorCondition
 from stanch.models.config import ConfigError, parse_config
 from stanch.models.maintenance import MaintenanceWindow, Weekday, quiet_until
@@ -20,7 +21,7 @@ from stanch.models.settings import Settings
 from stanch.stores.page_file import read_pages
 from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows.incident import IncidentWorkflow
-from tests.support.incidents import alert_event, eventually, open_incident
+from tests.support.incidents import alert_event, open_incident
 from tests.support.plans import policy_file
 
 APP_VM = "/subscriptions/s/resourcegroups/rg-app/providers/microsoft.compute/virtualmachines/vm1"
