@@ -59,6 +59,7 @@ DEFAULT = {
     *RUNBOOK_HISTORIES,
     *ESTATE_HISTORIES,
     "incident_storm_dev_server",
+    "incident_grouped_quiet_hours",
 }
 NAMES = {*DEFAULT, "runbooks", "bounded", "encrypted"}
 
@@ -112,6 +113,42 @@ async def lifecycle(client: Client, env: WorkflowEnvironment, config: Path) -> N
         await env.sleep(timedelta(hours=1))
         await handle.result()
         await save(handle, "incident_lifecycle")
+
+
+async def grouped_quiet_hours(env: WorkflowEnvironment, tmp: Path) -> None:
+    """A grouped incident (three VMs of one service) opened inside its
+    service's maintenance window: the page held, one part resolved in the
+    window, the page at its end, the last parts resolved, closed."""
+    from stanch.models.alert import AlertBatch
+
+    vm = "/subscriptions/s/resourcegroups/rg-app/providers/microsoft.compute/virtualmachines/vm{}"
+    now = await env.get_current_time()
+    window = {
+        "service": "app",
+        "start": (now - timedelta(minutes=1)).isoformat(),
+        "end": (now + timedelta(hours=1)).isoformat(),
+    }
+    app = {"name": "app", "escalation_policy": "default", "match": {"resource_groups": ["rg-app"]}}
+    config = policy_file(tmp, services=[app], maintenance=[window])
+    queue = f"record-{uuid.uuid4()}"
+    started = Started()
+    parts = [alert_event(f"p{n}", targets=[vm.format(n)]) for n in (1, 2, 3)]
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=WORKFLOWS,
+        activities=activities_for(Settings(config=config, state_dir=tmp)),
+    ):
+        handle = await open_incident(started, env.client, queue, "grp-recorded0000000000", parts[0])
+        await handle.signal(IncidentWorkflow.add_alerts, AlertBatch(alerts=parts[1:]))
+        await env.sleep(timedelta(minutes=30))
+        resolved = [p.model_copy(update={"condition": MonitorCondition.RESOLVED}) for p in parts]
+        await handle.signal(IncidentWorkflow.add_alert, resolved[0])
+        await env.sleep(timedelta(minutes=45))  # past the window: paged
+        await handle.signal(IncidentWorkflow.add_alerts, AlertBatch(alerts=resolved[1:]))
+        await env.sleep(timedelta(hours=1))
+        await handle.result()
+        await save(handle, "incident_grouped_quiet_hours")
 
 
 async def storm_with_search_attributes(client: Client, config: Path) -> None:
@@ -569,6 +606,9 @@ async def main(only: set[str]) -> None:
                     estate = Path(tmp) / name
                     estate.mkdir()
                     await record(env, estate)
+            if "incident_grouped_quiet_hours" in wanted:
+                (Path(tmp) / "grouped").mkdir()
+                await grouped_quiet_hours(env, Path(tmp) / "grouped")
         if "incident_storm_dev_server" not in wanted:
             return
         async with await WorkflowEnvironment.start_local(
