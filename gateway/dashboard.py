@@ -36,6 +36,7 @@ from stanch.gateway.api import OnCall
 from stanch.gateway.browser import from_our_pages, over_https
 from stanch.gateway.communications import communications_section
 from stanch.gateway.controls import kill_switch_banner
+from stanch.gateway.related_alerts import related_alerts_section
 from stanch.gateway.sso import sso_router
 from stanch.models.config import ApiRole
 from stanch.models.duration import age, span
@@ -343,6 +344,7 @@ def dashboard_router(settings: Settings, oncall: OnCall) -> APIRouter:
             f"{'postmortem draft' if drafted else 'postmortem so far'}</a>"
         )
         parts.append("<p>" + " · ".join(links) + "</p>")
+        parts.append(related_alerts_section(s))
         if act and s.status.is_open:
             parts.append(
                 f"<button data-post='{base}/ack'>Acknowledge</button>"

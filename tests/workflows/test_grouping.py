@@ -19,7 +19,7 @@ from stanch.stores.page_file import read_pages
 from stanch.workflows.incident import IncidentWorkflow
 from tests.support.alerts import unique_alert
 from tests.support.incidents import alert_event, settled
-from tests.support.plans import policy_file
+from tests.support.plans import REMEDIATION, auth, policy_file
 from tests.support.stack import running_stack
 
 VMS = 50
@@ -53,7 +53,7 @@ def _alert(n: int, condition: str) -> dict[str, Any]:
 async def test_a_storm_over_50_vms_is_one_incident_with_50_parts_and_one_page(
     dev_env, tmp_path: Path, task_queue: str, azure, sim
 ):
-    config = policy_file(tmp_path, services=[SERVICE])
+    config = policy_file(tmp_path, **{**REMEDIATION, "services": [SERVICE]})
     async with (
         running_stack(dev_env, tmp_path, task_queue, config, azure, sim) as stack,
         httpx.AsyncClient(timeout=60) as http,
@@ -83,6 +83,10 @@ async def test_a_storm_over_50_vms_is_one_incident_with_50_parts_and_one_page(
             related = [e for e in timeline if e.kind == "related_alert"]
             assert len(related) == VMS - 1  # the first alert has the opening lines
             assert all("vm-app-" in e.summary for e in related)
+            page = await http.get(f"{stack.url}/incidents/{incident}", headers=auth("viewer"))
+            assert page.status_code == 200, page.text
+            assert "Related alerts (50, 50 firing)" in page.text
+            assert all(f"vm-app-{n:02d}" in page.text for n in range(VMS))
 
             # 49 of the 50 VMs recover: the incident stays open for the last.
             gone = await asyncio.gather(
@@ -109,6 +113,8 @@ async def test_a_storm_over_50_vms_is_one_incident_with_50_parts_and_one_page(
                 return state.status is IncidentStatus.RESOLVED
 
             await eventually(resolved, 30, "the incident resolved by its last part")
+            page = await http.get(f"{stack.url}/incidents/{incident}", headers=auth("viewer"))
+            assert "Related alerts (50, 0 firing)" in page.text
             assert len(read_pages(stack.pages)) == 1, "paged once for the whole storm"
         finally:
             await handle.terminate("test over")
