@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from stanch.harness.waiting import eventually
 from stanch.models.alert import AlertEvent, MonitorCondition
@@ -150,3 +151,59 @@ def test_grouping_by_resource_group_or_tag_needs_the_key():
     tagged = in_rg.model_copy(update={"dimensions": {"Cluster": "Blue"}})
     assert by_tag.key_value(tagged) == "blue"
     assert group_id("app", by_tag, in_rg, now) is None
+
+
+def _grouped_state(now: datetime):
+    from stanch.workflows import lifecycle
+
+    first = alert_event("vm1", targets=["/s/vm1"])
+    return lifecycle.opened("grp-x", "incident-grp-x", first, now), first
+
+
+def test_a_part_that_fires_again_after_the_incident_resolved_reopens_it():
+    from stanch.workflows.grouping import related_alert_arrived
+
+    now = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    state, first = _grouped_state(now)
+    second = alert_event("vm2", targets=["/s/vm2"])
+    related_alert_arrived(state, first, now)
+    kinds = [getattr(e, "kind", None) for e in related_alert_arrived(state, second, now)]
+    assert "related_alert" in kinds and state.alert_count == 2
+
+    def resolved(a: AlertEvent) -> AlertEvent:
+        return a.model_copy(update={"condition": MonitorCondition.RESOLVED})
+
+    related_alert_arrived(state, resolved(first), now)
+    assert state.status is IncidentStatus.TRIGGERED
+    related_alert_arrived(state, resolved(second), now)
+    assert state.status is IncidentStatus.RESOLVED
+    effects = related_alert_arrived(state, first, now + timedelta(minutes=5))
+    assert state.status is IncidentStatus.TRIGGERED
+    assert any(getattr(e, "kind", None) == "reopened" for e in effects)
+    assert [p.firing for p in state.parts] == [True, False]
+
+
+def test_a_resolved_alert_of_no_part_changes_nothing():
+    from stanch.workflows.grouping import related_alert_arrived
+
+    now = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    state, first = _grouped_state(now)
+    related_alert_arrived(state, first, now)
+    before = state.model_dump()
+    stranger = alert_event("vm9", MonitorCondition.RESOLVED, targets=["/s/vm9"])
+    related_alert_arrived(state, stranger, now)
+    assert state.model_dump() == before
+
+
+def test_a_bad_correlation_is_refused_naming_the_field(tmp_path):
+    import yaml
+
+    from stanch.models.config import ConfigError, parse_config
+
+    data = yaml.safe_load(policy_file(tmp_path).read_text())
+    data["services"] = [{**SERVICE, "correlate": {"by": "vm", "window": "15m"}}]
+    with pytest.raises(ConfigError, match=r"services\[0\]\.correlate\.by"):
+        parse_config(data)
+    data["services"] = [{**SERVICE, "correlate": {"window": "5s"}}]
+    with pytest.raises(ConfigError, match=r"services\[0\]\.correlate\.window"):
+        parse_config(data)
