@@ -37,10 +37,14 @@ class AlertGrouping:
     def _policy(self) -> StanchConfig | None:
         try:
             stamp = self._path.stat().st_mtime_ns
-            if stamp != self._stamp:
-                self._config, self._stamp = load_config(self._path), stamp
-        except (ConfigError, OSError) as e:
-            if self._stamp is not None or self._config is not None:
+        except OSError:
+            return self._config
+        if stamp != self._stamp:
+            # Remembered even when broken: a storm must not re-parse a bad
+            # file for every alert; the next edit is read again.
+            self._stamp = stamp
+            try:
+                self._config = load_config(self._path)
+            except (ConfigError, OSError) as e:
                 log.error("policy unusable for grouping, keeping the last valid one: %s", e)
-            self._stamp = None
         return self._config
