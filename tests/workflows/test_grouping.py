@@ -209,3 +209,19 @@ def test_a_bad_correlation_is_refused_naming_the_field(tmp_path):
     data["services"] = [{**SERVICE, "correlate": {"window": "5s"}}]
     with pytest.raises(ConfigError, match=r"services\[0\]\.correlate\.window"):
         parse_config(data)
+
+
+def test_the_gateway_groups_only_a_correlating_services_alerts(tmp_path):
+    from stanch.gateway.grouping import AlertGrouping
+    from stanch.models.alert import CommonAlert
+
+    web = {"name": "web", "escalation_policy": "default", "match": {"resource_groups": ["rg-w"]}}
+    grouping = AlertGrouping(policy_file(tmp_path, services=[SERVICE, web]))
+    app_alert = CommonAlert.model_validate(_alert(1, "Fired"))
+    web_alert = CommonAlert.model_validate(
+        unique_alert(alertTargetIDs=[_vm(2).replace("rg-app", "rg-w")])
+    )
+    assert grouping.incident_id_for(app_alert, app_alert.to_event()).startswith("grp-")
+    assert grouping.incident_id_for(web_alert, web_alert.to_event()) == web_alert.fingerprint()
+    nowhere = AlertGrouping(tmp_path / "missing.yaml")
+    assert nowhere.incident_id_for(app_alert, app_alert.to_event()) == app_alert.fingerprint()
