@@ -185,8 +185,12 @@ def azure_activities(azure: AzureClients, settings: Settings) -> list[Activity]:
 # replayed after eviction no longer executes its module first (issue 15, item
 # 3). They keep no module state. The restrictions on what workflow code may
 # call are still checked by the tests, whose workers use the default sandbox.
+# cryptography goes with them: its Rust core imports cryptography.exceptions
+# lazily when a signature fails, and inside a sandbox that holds stanch but
+# re-imports cryptography that import aborted the whole worker process (a
+# forged decision was enough: tests/workflows/test_signed_decisions.py).
 SHARED_MODULES = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules("stanch")
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("stanch", "cryptography")
 )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from bench import containment, escalation, storm
@@ -60,6 +61,7 @@ class Step:
     pages_missing: int = 0
     server_rss_mb: float = 0.0
     worker_rss_mb: float = 0.0
+    failed: str = ""  # what timed out, if the step could not be measured
 
 
 async def run(lab: Lab, sizes: Sizes) -> list[Table]:
@@ -98,35 +100,55 @@ async def run(lab: Lab, sizes: Sizes) -> list[Table]:
     steps: list[Step] = []
     background: list[str] = []
     async with running(lab.server, lab.client, workdir, plan, world(vms)) as services:
-        assert services.sim is not None and services.sim.admin is not None
-        admin = services.sim.admin
         spare_vms = iter(vms)
         await intake(lab, services, sizes, alerts=500)  # warms the gateway, worker and server
         for count in sizes.steps:
             step = Step(count)
-            step.opened_per_second = await open_background(services, background, count)
-            measured = await intake(lab, services, sizes)
-            step.intake_rate, step.lost = measured.rate, measured.lost
-            step.cpu_ms_per_alert = sum(measured.cpu_per_1k.values())
-            step.gateway_ms_per_alert = measured.cpu_per_1k.get("gateway", float("nan"))
-            step.machine = f"{measured.machine:.0%} + {measured.foreign:.0%}"
-            contained: list[str] = []
-            for _ in range(sizes.trials):
-                latency, workflow_id, _ = await containment.through_stanch(
-                    lab, services, admin, next(spare_vms)
-                )
-                step.containment.append(latency)
-                contained.append(workflow_id)
-            await terminate(lab.client, contained)
-            paged = await escalation.one_pass(
-                lab, services, sizes.escalations, sizes.tier_seconds, False, 0
-            )
-            step.lateness, step.pages_missing = paged.lateness, paged.missing
-            step.server_rss_mb, step.worker_rss_mb = memory(services)
             steps.append(step)
-            print(f"(scale: {count:,} open incidents measured)", flush=True)
+            try:
+                await measure(lab, services, sizes, step, background, spare_vms)
+            except TimeoutError as e:
+                # A step the machine cannot hold (the worker still busy opening
+                # incidents) ends the curve; the steps measured are still shown.
+                step.failed = str(e)
+                print(f"(scale: {count:,} open incidents: {e}; stopping here)", flush=True)
+                break
+            # Each step as it is measured: a long run that fails later keeps these.
+            print(table(sizes, steps[-1:]).render(), flush=True)
         await terminate(lab.client, background)
     return [table(sizes, steps)]
+
+
+async def measure(
+    lab: Lab,
+    services: Services,
+    sizes: Sizes,
+    step: Step,
+    background: list[str],
+    spare_vms: Iterator[str],
+) -> None:
+    assert services.sim is not None and services.sim.admin is not None
+    step.opened_per_second = await open_background(services, background, step.open_incidents)
+    measured = await intake(lab, services, sizes)
+    step.intake_rate, step.lost = measured.rate, measured.lost
+    step.cpu_ms_per_alert = sum(measured.cpu_per_1k.values())
+    step.gateway_ms_per_alert = measured.cpu_per_1k.get("gateway", float("nan"))
+    step.machine = f"{measured.machine:.0%} + {measured.foreign:.0%}"
+    contained: list[str] = []
+    try:
+        for _ in range(sizes.trials):
+            latency, workflow_id, _ = await containment.through_stanch(
+                lab, services, services.sim.admin, next(spare_vms)
+            )
+            step.containment.append(latency)
+            contained.append(workflow_id)
+    finally:
+        await terminate(lab.client, contained)
+    paged = await escalation.one_pass(
+        lab, services, sizes.escalations, sizes.tier_seconds, False, 0
+    )
+    step.lateness, step.pages_missing = paged.lateness, paged.missing
+    step.server_rss_mb, step.worker_rss_mb = memory(services)
 
 
 async def open_background(services: Services, opened: list[str], count: int) -> float:
@@ -191,6 +213,11 @@ def table(sizes: Sizes, steps: list[Step]) -> Table:
         ],
     )
     for step in steps:
+        if step.failed:
+            result.notes.append(
+                f"{step.open_incidents:,} open incidents: not measured ({step.failed})."
+            )
+            continue
         result.add(
             f"{step.open_incidents:,}",
             "-"

@@ -65,14 +65,14 @@ class __CLASS__(Runbook):
 # The in-tree test: stanch's own fixtures (tests/conftest.py) and helpers.
 IN_TREE_TEST = '''"""__TITLE__: tested on the time-skipping server against azuresim.
 The fixtures (ts_env, runbooks: a worker with every runbook, sim, started)
-are in tests/conftest.py; the helpers in tests/support/."""
+are in tests/conftest.py; the helpers in stanch.testing."""
 
 from __future__ import annotations
 
 from stanch.models.risk import Risk
 from stanch.models.runbook import RunbookOutcome
-from tests.support.estate import VM1, VM2
-from tests.support.runbooks import approval_plan, journal_mutations, result_of, start_runbook
+from stanch.testing.estate import VM1, VM2
+from stanch.testing.runbooks import approval_plan, journal_mutations, result_of, start_runbook
 
 
 async def test___NAME___applies_its_change_after_approval(ts_env, runbooks, sim, started):

@@ -22,12 +22,12 @@ from stanch.stores.select import close_databases
 
 # Sets STANCH_DECISION_KEY before any Settings() is built: every gateway the
 # tests start signs people's decisions with it, every worker trusts it.
-from tests.support import decisions  # noqa: F401
-from tests.support.estate import WORLD
+from stanch.testing import decisions  # noqa: F401
+from stanch.testing.estate import WORLD
+from stanch.testing.started import Started
 from tests.support.plans import REMEDIATION, policy_file
 from tests.support.postgres import new_database
 from tests.support.stack import CONTINUE_AS_NEW_AFTER, Stack, running_stack
-from tests.support.started import Started
 from tests.support.webhooks import Receiver, running_receiver
 
 

@@ -37,7 +37,7 @@ from stanch.models.azure import (
     TagRemoval,
     VmRef,
 )
-from tests.support.estate import NIC1, RG, SUB, VM1, VM2, WORKSPACE
+from stanch.testing.estate import NIC1, RG, SUB, VM1, VM2, WORKSPACE
 
 env = ActivityEnvironment
 
@@ -235,7 +235,7 @@ async def test_a_retry_waits_for_a_restart_azure_accepted_but_nobody_recorded(si
     it instead of restarting it a second time."""
     import dataclasses
 
-    from tests.support.estate import RG
+    from stanch.testing.estate import RG
 
     compute = ComputeActivities(azure)
     vm = VmRef(resource_id=VM1)
@@ -254,7 +254,7 @@ async def test_a_retried_scale_out_keeps_the_capacity_to_return_to(sim, azure):
     """The worker died after Azure applied the new capacity: the retry writes
     nothing and still reports the capacity the runbook read before, so the
     release scales back in."""
-    from tests.support.estate import VMSS
+    from stanch.testing.estate import VMSS
 
     compute = ComputeActivities(azure)
     before = (await env().run(compute.read_scale_set, ResourceRef(resource_id=VMSS))).capacity

@@ -14,9 +14,9 @@ from stanch.activities.azure_errors import AUTHORIZATION_FAILED
 from stanch.azuresim import AzureSim, load_world
 from stanch.azuresim.faults import Fault
 from stanch.models.settings import Settings
+from stanch.testing.estate import VM1, WORLD
 from stanch.worker import azure_activities
 from tests.support.azure_probe import AzureProbe, ProbeInput, ProbeResult
-from tests.support.estate import VM1, WORLD
 
 
 async def probe(dev_env, azure, activity: str, arg: dict[str, Any]) -> ProbeResult:

@@ -33,9 +33,9 @@ from stanch.harness.waiting import eventually
 from stanch.models.forensics import ForensicsRequest, PacketCaptureRequest
 from stanch.models.settings import Settings
 from stanch.stores.evidence import EvidenceStore
+from stanch.testing.estate import RG, VM1, VM2, VMSS
 from stanch.worker import azure_activities
 from tests.support.azure_probe import AzureProbe, ProbeInput, ProbeResult
-from tests.support.estate import RG, VM1, VM2, VMSS
 
 env = ActivityEnvironment
 DISKS = f"{RG}/providers/Microsoft.Compute/disks"

@@ -31,11 +31,11 @@ from stanch.harness.waiting import eventually
 from stanch.harness.workers import worker_polling
 from stanch.models.risk import Risk
 from stanch.models.runbook import RunbookView, StepStatus
+from stanch.testing.estate import VM2, WORLD
+from stanch.testing.runbooks import approval_plan, journal_mutations, start_runbook
 from stanch.workflows.runbook._kit import CHANGE_TIMEOUT, HEARTBEAT
 from tests.support.chaos import stanch_process
-from tests.support.estate import VM2, WORLD
 from tests.support.plans import policy_file
-from tests.support.runbooks import approval_plan, journal_mutations, start_runbook
 
 # Long enough that the killed worker's restart is still under way when the
 # other worker takes the activity over (the heartbeat timeout and a retry).

@@ -30,13 +30,13 @@ from stanch.harness.ports import free_port
 from stanch.models.risk import Risk
 from stanch.models.runbook import RunbookOutcome, RunbookResult, StepStatus
 from stanch.models.settings import Settings
+from stanch.testing.estate import VM1
+from stanch.testing.runbooks import approval_plan, audit_records, journal_mutations, start_runbook
+from stanch.testing.started import Started
 from tests.support.cli import run_stanch
-from tests.support.estate import VM1
 from tests.support.oncall import open_vm_incident
 from tests.support.plans import auth
-from tests.support.runbooks import approval_plan, audit_records, journal_mutations, start_runbook
 from tests.support.stack import Stack
-from tests.support.started import Started
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_ALERT = ROOT / "examples" / "demo" / "vm-web-1-unavailable.json"

@@ -31,9 +31,9 @@ from stanch.models.network_rules import (
     block_rule_name,
 )
 from stanch.models.settings import Settings
+from stanch.testing.estate import NIC1, RG, VM1, VM2
 from stanch.worker import azure_activities
 from tests.support.azure_probe import AzureProbe, ProbeInput, ProbeResult
-from tests.support.estate import NIC1, RG, VM1, VM2
 from tests.support.nsg import (
     NSG_WEB,
     attach_to_nic,

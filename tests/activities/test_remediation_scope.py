@@ -40,6 +40,9 @@ from stanch.models.runbook import (
     StepStatus,
 )
 from stanch.models.settings import Settings
+from stanch.testing.estate import RG, SUB, VM1, VM2, WORLD
+from stanch.testing.runbooks import approval_plan, audit_records, start_runbook
+from stanch.testing.started import Started
 from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows.runbook import Runbook
 from stanch.workflows.scope import (
@@ -50,11 +53,8 @@ from stanch.workflows.scope import (
     scope_warnings,
     tags_needed,
 )
-from tests.support.estate import RG, SUB, VM1, VM2, WORLD
 from tests.support.plans import policy_file
-from tests.support.runbooks import approval_plan, audit_records, start_runbook
 from tests.support.stack import Stack
-from tests.support.started import Started
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERT = ROOT / "examples" / "demo" / "vm-web-1-unavailable.json"

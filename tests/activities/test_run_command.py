@@ -24,9 +24,9 @@ from stanch.azuresim.faults import Fault
 from stanch.models.run_command import DIAGNOSTIC_SCRIPTS, DiagnosticRequest
 from stanch.models.settings import Settings
 from stanch.stores.evidence import EvidenceStore
+from stanch.testing.estate import VM1, VM2, VMSS
 from stanch.worker import azure_activities
 from tests.support.azure_probe import AzureProbe, ProbeInput, ProbeResult
-from tests.support.estate import VM1, VM2, VMSS
 
 env = ActivityEnvironment
 

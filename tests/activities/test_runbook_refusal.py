@@ -11,7 +11,7 @@ from stanch.activities.response_plan import build_plan, choose_runbook
 from stanch.models.incident import PlanRequest
 from stanch.runbooks.registry import catalog
 from stanch.stores.policy import load_config
-from tests.support.estate import VM1
+from stanch.testing.estate import VM1
 from tests.support.plans import policy_file
 from tests.support.team_package import disk_guard_policy
 

@@ -26,7 +26,7 @@ from stanch.models.traffic import (
     TrafficProfile,
     failover_settings,
 )
-from tests.support.estate import RG, SUB
+from stanch.testing.estate import RG, SUB
 from tests.support.probe_target import probe_target
 
 PROFILE = f"{RG}/providers/Microsoft.Network/trafficManagerProfiles/tm-web"

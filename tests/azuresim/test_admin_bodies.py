@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from stanch.azuresim.admin import SimAdmin, trusting
-from tests.support.estate import VM1
+from stanch.testing.estate import VM1
 
 BAD = [
     ("/_admin/faults", b"{not json", "not JSON"),

@@ -34,6 +34,7 @@ import pytest
 
 from stanch.azuresim.admin import SimAdmin
 from stanch.azuresim.api_versions import api_versions
+from stanch.testing.estate import NIC1, RG, SUB, VM1, VM2, VMSS, WORKSPACE
 from tests.support.arm_specs import (
     ARM_SPECS,
     LOCKS,
@@ -49,7 +50,6 @@ from tests.support.arm_specs import (
     client,
     served_routes,
 )
-from tests.support.estate import NIC1, RG, SUB, VM1, VM2, VMSS, WORKSPACE
 from tests.support.openapi import (
     Validation,
     document,

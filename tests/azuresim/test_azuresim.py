@@ -16,7 +16,7 @@ import pytest
 from stanch.azuresim.admin import SimAdmin, trusting
 from stanch.harness.ports import free_port
 from stanch.harness.waiting import wait_until
-from tests.support.estate import RG, SUB, VM1, WORLD
+from stanch.testing.estate import RG, SUB, VM1, WORLD
 
 AUTH = {"Authorization": "Bearer anything"}
 

@@ -42,6 +42,7 @@ import pytest
 from stanch.azuresim.admin import SimAdmin
 from stanch.azuresim.api_versions import api_versions
 from stanch.azuresim.world import SeedResource
+from stanch.testing.estate import RG, SUB, VM1, VM2, VMSS
 from stanch.testing.simulator import load_test_world, running_sim
 from tests.support.arm_specs import (
     COMPUTE_COMMON,
@@ -55,7 +56,6 @@ from tests.support.arm_specs import (
     client,
     served_routes,
 )
-from tests.support.estate import RG, SUB, VM1, VM2, VMSS
 from tests.support.openapi import Validation, document, operation, response_schema, route
 
 RUN_COMMAND = (

@@ -14,7 +14,7 @@ import pytest
 
 from stanch.azuresim import AzureSim, CorruptEstate, load_world
 from stanch.azuresim.admin import SimAdmin, trusting
-from tests.support.estate import RG, VM1, WORLD
+from stanch.testing.estate import RG, VM1, WORLD
 
 AUTH = {"Authorization": "Bearer anything"}
 

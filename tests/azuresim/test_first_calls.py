@@ -14,7 +14,7 @@ from azure.monitor.query import LogsQueryClient, LogsQueryResult
 
 from stanch.azuresim.admin import trusting
 from stanch.azuresim.api_versions import API_VERSIONS, COMPUTE, NETWORK, api_versions
-from tests.support.estate import RG, SUB, VM1, VM2, VMSS, WORKSPACE
+from stanch.testing.estate import RG, SUB, VM1, VM2, VMSS, WORKSPACE
 from tests.support.sync_sdk import StaticToken, arm_client
 
 WORKSPACE_RESOURCE = (

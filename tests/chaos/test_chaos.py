@@ -39,6 +39,8 @@ from stanch.harness.waiting import healthy
 from stanch.harness.workers import worker_polling
 from stanch.models.alert import CommonAlert
 from stanch.models.incident import IncidentStatus
+from stanch.testing.decisions import approve_waiting
+from stanch.testing.started import Started
 from tests.support.chaos import Scenario, Summary, chaos_trials, eventually, stanch_process
 from tests.support.chaos_estate import (
     AUTO_APPROVED,
@@ -56,9 +58,7 @@ from tests.support.chaos_estate import (
     runbook_finished,
     start_chaos_sim,
 )
-from tests.support.decisions import approve_waiting
 from tests.support.plans import policy_file
-from tests.support.started import Started
 
 pytestmark = pytest.mark.chaos
 

@@ -22,7 +22,7 @@ import pytest
 from stanch.harness.ports import free_port
 from stanch.harness.processes import die_with_parent
 from stanch.harness.waiting import wait_until
-from tests.support.estate import DEMO_ALERT, VM1
+from stanch.testing.estate import DEMO_ALERT, VM1
 from tests.support.packaging import clean_venv_with, pip_install, user_env
 
 BINDING = """runbooks:

@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from stanch.harness.ports import free_port
 from stanch.models.config import ConfigError
 from stanch.models.settings import Settings
-from tests.support.decisions import TEST_DECISION_KEY
+from stanch.testing.decisions import TEST_DECISION_KEY
 from tests.support.plans import policy_file
 from tests.support.team_package import disk_guard_policy, install_team_package, run_stanch_with
 

@@ -41,6 +41,7 @@ from stanch.client.payload_keys import PayloadKeysError, read_payload_keys
 from stanch.harness.ports import free_port
 from stanch.harness.waiting import eventually, wait_until
 from stanch.models.settings import Settings
+from stanch.testing.estate import DEMO_ALERT, VM1
 from stanch.worker import WORKFLOWS
 from tests.support.alerts import unique_alert
 from tests.support.encryption import (
@@ -52,7 +53,6 @@ from tests.support.encryption import (
     without_plain_by_design,
     write_payload_keys,
 )
-from tests.support.estate import DEMO_ALERT, VM1
 from tests.support.incidents import settled
 from tests.support.logs import json_logs
 from tests.support.plans import REMEDIATION, auth, policy_file

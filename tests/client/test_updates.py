@@ -33,9 +33,9 @@ from stanch.models.incident import (
 )
 from stanch.models.runbook import ApprovalDecision
 from stanch.models.settings import Settings
+from stanch.testing.decisions import SIGNER
 from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows.incident import IncidentWorkflow
-from tests.support.decisions import SIGNER
 from tests.support.incidents import exists, open_incident
 from tests.support.plans import policy_file
 

@@ -25,9 +25,11 @@ from stanch.harness.waiting import eventually
 from stanch.harness.workers import worker_polling
 from stanch.models.risk import Risk
 from stanch.models.runbook import RunbookOutcome, RunbookResult
+from stanch.testing.estate import VM2
+from stanch.testing.runbooks import approval_plan, start_runbook
+from stanch.testing.started import Started
 from tests.support.azurite import tagged
 from tests.support.chaos_estate import runbook_finished
-from tests.support.estate import VM2
 from tests.support.fleet import (
     ADMIN_TOKEN,
     GATEWAYS,
@@ -49,8 +51,6 @@ from tests.support.fleet import (
     storm,
     writes_to,
 )
-from tests.support.runbooks import approval_plan, start_runbook
-from tests.support.started import Started
 
 # ---- (a) an alert storm over both gateways ----------------------------------------
 

@@ -17,7 +17,7 @@ from stanch.azuresim import AzureSim
 from stanch.client.ids import workflow_id_for
 from stanch.harness.waiting import eventually
 from stanch.models.network_rules import block_rule_name
-from tests.support.estate import RG, SAMPLES
+from stanch.testing.estate import RG, SAMPLES
 from tests.support.nsg import attach_to_nic, rules_of, team_nsg, team_rules_intact
 from tests.support.plans import REMEDIATION, auth, policy_file
 from tests.support.stack import running_stack

@@ -18,7 +18,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from stanch.client.ids import workflow_id_for
-from tests.support.estate import DEMO_ALERT
+from stanch.testing.estate import DEMO_ALERT
 from tests.support.plans import API_TOKENS
 from tests.support.stack import Stack
 

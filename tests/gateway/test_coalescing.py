@@ -36,10 +36,10 @@ from stanch.models.audit import AuditEntry
 from stanch.models.incident import IncidentStatus
 from stanch.models.settings import Settings
 from stanch.stores.audit import SqliteAuditLog
+from stanch.testing.started import Started
 from tests.support.alerts import unique_alert
 from tests.support.incidents import exists, timeline, view
 from tests.support.stack import CONTINUE_AS_NEW_AFTER, Stack
-from tests.support.started import Started
 
 # ---- the group commit, in-process ------------------------------------------
 

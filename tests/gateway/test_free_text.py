@@ -18,10 +18,10 @@ from stanch.client.ids import workflow_id_for
 from stanch.harness.waiting import eventually
 from stanch.models.free_text import DESCRIPTION_LIMIT, NOTE_LIMIT, RULE_LIMIT, bounded
 from stanch.stores.page_file import read_pages
+from stanch.testing.started import Started
 from tests.support.alerts import unique_alert
 from tests.support.plans import API_TOKENS
 from tests.support.stack import Stack
-from tests.support.started import Started
 
 # The largest single history event an incident may hold here: far below the
 # 2 MiB Temporal refuses, and far below what the review sent.

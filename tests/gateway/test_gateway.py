@@ -21,8 +21,8 @@ from stanch.models.incident import (
     Resolve,
     UpdateResult,
 )
+from stanch.testing.decisions import decide
 from tests.support.alerts import sample, unique_alert
-from tests.support.decisions import decide
 from tests.support.incidents import exists, timeline, view
 from tests.support.stack import CONTINUE_AS_NEW_AFTER, Stack
 

@@ -27,10 +27,10 @@ from stanch.models.incident import Page
 from stanch.models.risk import Risk
 from stanch.models.severity import Severity
 from stanch.models.status import IncidentStatus
+from stanch.testing.runbooks import journal_mutations
 from tests.support.incidents import settled
 from tests.support.oncall import open_vm_incident
 from tests.support.plans import API_TOKENS, auth
-from tests.support.runbooks import journal_mutations
 from tests.support.slack import (
     SECRET_VARIABLE,
     SIGNING_SECRET,

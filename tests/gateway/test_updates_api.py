@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from stanch.harness.waiting import eventually
-from tests.support.estate import DEMO_ALERT
+from stanch.testing.estate import DEMO_ALERT
 from tests.support.plans import API_TOKENS, auth
 from tests.support.smtp import PASSWORD, PASSWORD_VARIABLE, running_mail_server
 from tests.support.stack import Stack

@@ -20,12 +20,12 @@ from stanch.client.ids import workflow_id_for
 from stanch.gateway.app import Problem
 from stanch.harness.waiting import eventually
 from stanch.models.alert import CommonAlert
+from stanch.testing.started import Started
 from stanch.workflows.incident import IncidentWorkflow
 from tests.support.alerts import unique_alert
 from tests.support.oncall import sign_in_with_form
 from tests.support.plans import API_TOKENS
 from tests.support.stack import Stack
-from tests.support.started import Started
 
 TWENTY_MB = 20 * 1024 * 1024
 

@@ -34,12 +34,12 @@ from stanch.models.incident import Acknowledge, AddNote, AssignRole, Resolve, Ro
 from stanch.models.postmortem import PostmortemRequest
 from stanch.models.settings import Settings
 from stanch.stores.postmortem import render_postmortem
+from stanch.testing.decisions import decide
+from stanch.testing.started import Started
 from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows.incident import IncidentWorkflow
-from tests.support.decisions import decide
 from tests.support.incidents import alert_event, open_incident
 from tests.support.plans import policy_file
-from tests.support.started import Started
 
 HERE = Path(__file__).parent
 OUT = HERE  # where histories are written (`--to DIR`)
@@ -185,10 +185,10 @@ async def runbooks(env: WorkflowEnvironment, tmp: Path, wanted: set[str]) -> Non
     from stanch.activities.azure_clients import AzureClients
     from stanch.azuresim import AzureSim, load_world
     from stanch.models.runbook import ApprovalDecision, RunbookView
+    from stanch.testing.estate import VM1, VM2, WORLD
     from stanch.testing.record import approve_every_gate
-    from tests.support.estate import VM1, VM2, WORLD
+    from stanch.testing.runbooks import start_runbook
     from tests.support.plans import REMEDIATION
-    from tests.support.runbooks import start_runbook
 
     world = load_world(WORLD)
     world.operation_seconds = 0.2
@@ -230,7 +230,7 @@ async def runbooks(env: WorkflowEnvironment, tmp: Path, wanted: set[str]) -> Non
                 await approve_every_gate(env, release)
                 await save(release, "runbook_release")
 
-            from tests.support.estate import VMSS
+            from stanch.testing.estate import VMSS
 
             for name, runbook, target, params in (
                 ("runbook_restart_vm", "restart_vm", VM2, {}),
@@ -303,8 +303,8 @@ async def estate_worker(
 ) -> AsyncIterator[tuple[AzureSim, str]]:
     """A worker with every workflow over a fresh azuresim of the tests' world,
     under `config`; yields the simulator and the worker's task queue."""
+    from stanch.testing.estate import WORLD
     from stanch.testing.simulator import azure_clients, load_test_world, running_sim
-    from tests.support.estate import WORLD
 
     with running_sim(load_test_world(WORLD), tmp / "sim") as sim:
         async with azure_clients(sim) as azure:
@@ -323,10 +323,10 @@ async def block_ip(env: WorkflowEnvironment, tmp: Path) -> None:
     """block_ip for the address a log alert's dimensions name: evidence, the
     gate approved, the deny rule added to the NSG on the VM's NIC."""
     from stanch.models.runbook import RunbookOutcome
+    from stanch.testing.estate import RG, VM2
     from stanch.testing.record import approve_every_gate
-    from tests.support.estate import RG, VM2
+    from stanch.testing.runbooks import start_runbook
     from tests.support.nsg import attach_to_nic, team_nsg
-    from tests.support.runbooks import start_runbook
 
     started = Started()
     async with estate_worker(env, tmp, policy_file(tmp)) as (sim, queue):
@@ -354,9 +354,9 @@ async def failover(env: WorkflowEnvironment, tmp: Path) -> None:
     """failover of tm-web (its primary not Online in the world): evidence, the
     high-risk gate approved, traffic moved, the secondary seen serving."""
     from stanch.models.runbook import RunbookOutcome
+    from stanch.testing.estate import RG
     from stanch.testing.record import approve_every_gate
-    from tests.support.estate import RG
-    from tests.support.runbooks import start_runbook
+    from stanch.testing.runbooks import start_runbook
 
     profile = f"{RG}/providers/Microsoft.Network/trafficManagerProfiles/tm-web"
     started = Started()

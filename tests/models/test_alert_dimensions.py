@@ -13,7 +13,7 @@ from stanch.models.alert import (
     CommonAlert,
     MonitorCondition,
 )
-from tests.support.estate import SAMPLES
+from stanch.testing.estate import SAMPLES
 
 
 def with_dimensions(*criteria: list[Any]) -> CommonAlert:

@@ -15,10 +15,10 @@ from stanch.models.alert import AlertEvent, CommonAlert, MonitorCondition, finge
 from stanch.models.free_text import DESCRIPTION_LIMIT, IDENTIFIER_LIMIT, RULE_LIMIT, bounded
 from stanch.models.severity import DEFAULT_SEVERITY, Severity
 from stanch.stores.page_file import read_pages
+from stanch.testing.started import Started
 from stanch.workflows.incident import IncidentWorkflow
 from tests.support.alerts import unique_alert
 from tests.support.stack import Stack
-from tests.support.started import Started
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "azure-alert-samples"

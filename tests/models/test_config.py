@@ -22,11 +22,11 @@ from stanch.models.config import ApiRole, ApiToken, ConfigError, parse_config
 from stanch.models.incident import PlanRequest
 from stanch.models.secret_reference import UnresolvedSecret, resolve_secret
 from stanch.stores.policy import load_config
+from stanch.testing.started import Started
 from stanch.workflows.escalation import tier_recipients
 from tests.support.alerts import unique_alert
 from tests.support.plans import API_TOKENS, policy_file
 from tests.support.stack import Stack
-from tests.support.started import Started
 
 ROOT = Path(__file__).resolve().parents[2]
 

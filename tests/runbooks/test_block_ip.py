@@ -20,10 +20,10 @@ from stanch.models.runbook import (
     RunbookView,
 )
 from stanch.stores.page_file import read_pages
-from tests.support.decisions import decide
-from tests.support.estate import RG, SUB, VM2
+from stanch.testing.decisions import decide
+from stanch.testing.estate import RG, SUB, VM2
+from stanch.testing.runbooks import approval_plan, audit_records, result_of
 from tests.support.nsg import NSG_WEB, attach_to_nic, rules_of, team_nsg, team_rules_intact
-from tests.support.runbooks import approval_plan, audit_records, result_of
 
 NIC2 = f"{RG}/providers/Microsoft.Network/networkInterfaces/vm-web-2-nic"
 WORKSPACE = (

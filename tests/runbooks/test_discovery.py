@@ -21,10 +21,10 @@ from stanch.models.risk import Risk
 from stanch.models.runbook import RunbookOutcome
 from stanch.models.settings import Settings
 from stanch.runbooks.registry import loaded_runbooks
-from tests.support.estate import VM1
+from stanch.testing.estate import VM1
+from stanch.testing.runbooks import approval_plan, journal_mutations, result_of, start_runbook
+from stanch.testing.started import Started
 from tests.support.plans import policy_file
-from tests.support.runbooks import approval_plan, journal_mutations, result_of, start_runbook
-from tests.support.started import Started
 from tests.support.team_package import (
     disk_guard_policy,
     install_team_package,

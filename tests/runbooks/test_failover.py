@@ -27,9 +27,9 @@ from stanch.models.runbook import (
     StepStatus,
 )
 from stanch.models.traffic import ServingCheck
-from tests.support.decisions import decide
-from tests.support.estate import RG, SUB, VM2
-from tests.support.runbooks import approval_plan, audit_records, result_of, start_runbook
+from stanch.testing.decisions import decide
+from stanch.testing.estate import RG, SUB, VM2
+from stanch.testing.runbooks import approval_plan, audit_records, result_of, start_runbook
 
 PROFILE = f"{RG}/providers/Microsoft.Network/trafficManagerProfiles/tm-web"
 WEST = f"{PROFILE}/externalEndpoints/web-westeurope"

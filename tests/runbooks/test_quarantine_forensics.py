@@ -15,9 +15,9 @@ from stanch.azuresim.faults import Fault
 from stanch.harness.waiting import eventually
 from stanch.models.risk import Risk
 from stanch.models.runbook import ApprovalDecision, RunbookOutcome, RunbookView, StepStatus
-from tests.support.decisions import decide
-from tests.support.estate import RG, VM1
-from tests.support.runbooks import (
+from stanch.testing.decisions import decide
+from stanch.testing.estate import RG, VM1
+from stanch.testing.runbooks import (
     approval_plan,
     audit_records,
     journal_mutations,

@@ -15,7 +15,7 @@ from stanch.client.ids import workflow_id_for
 from stanch.client.incidents import fetch_incident
 from stanch.models.incident import IncidentState, IncidentStatus
 from stanch.models.runbook import RunbookOutcome
-from tests.support.estate import NIC1
+from stanch.testing.estate import NIC1
 from tests.support.plans import auth
 from tests.support.stack import Stack
 

@@ -23,9 +23,9 @@ from stanch.models.runbook import (
 )
 from stanch.stores.page_file import read_pages
 from stanch.stores.toggles import ToggleStore
-from tests.support.decisions import decide, signed
-from tests.support.estate import NIC1, VM1, VM2
-from tests.support.runbooks import (
+from stanch.testing.decisions import decide, signed
+from stanch.testing.estate import NIC1, VM1, VM2
+from stanch.testing.runbooks import (
     approval_plan,
     audit_records,
     journal_mutations,
@@ -398,7 +398,7 @@ async def test_verify_recovery_gives_up_at_its_deadline(ts_env, runbooks, sim, s
 async def test_scale_out_vmss_adds_capacity_within_the_ceiling_and_release_scales_back(
     ts_env, runbooks, sim, started
 ):
-    from tests.support.estate import VMSS
+    from stanch.testing.estate import VMSS
 
     def capacity() -> int:
         vmss = next(r for r in sim.state.snapshot()["resources"] if r["id"] == VMSS)
@@ -436,7 +436,7 @@ async def test_scale_out_vmss_adds_capacity_within_the_ceiling_and_release_scale
 async def test_scale_out_vmss_at_its_ceiling_hands_over_without_changing_anything(
     ts_env, runbooks, sim, started
 ):
-    from tests.support.estate import VMSS
+    from stanch.testing.estate import VMSS
 
     result = await result_of(
         await start_runbook(

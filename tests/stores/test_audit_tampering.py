@@ -29,7 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 from stanch.harness.ports import free_port
 from stanch.harness.waiting import eventually
 from stanch.stores.audit.chain import canonical, keyed_hash, unkeyed_hash
-from tests.support.estate import WORLD
+from stanch.testing.estate import WORLD
 from tests.support.plans import API_TOKENS, REMEDIATION, policy_file
 from tests.support.stack import gateway_at, stack_settings
 

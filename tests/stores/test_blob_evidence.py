@@ -26,10 +26,10 @@ from stanch.stores.evidence import (
     bundle_bytes,
     evidence_store,
 )
+from stanch.testing.estate import VM1
+from stanch.testing.runbooks import audit_records, result_of, start_runbook
 from tests.support.azurite import blob_names, evidence_settings, fresh_container, tagged
-from tests.support.estate import VM1
 from tests.support.plans import policy_file
-from tests.support.runbooks import audit_records, result_of, start_runbook
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from stanch.models.config import ConfigError
 from stanch.models.incident import PlanRequest, ResponsePlan
 from stanch.models.settings import Settings
 from stanch.stores.policy import PolicySource
-from tests.support.estate import VM1
+from stanch.testing.estate import VM1
 from tests.support.plans import policy_file
 from tests.support.team_package import DISK_GUARD_FIRST, disk_guard_policy, rewrite_policy
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from stanch.harness.ports import free_port
 from stanch.harness.postgres import PostgresServer
 from stanch.stores.postgres.migrations import KNOWN, migrations
-from tests.support.decisions import TEST_DECISION_KEY
+from stanch.testing.decisions import TEST_DECISION_KEY
 from tests.support.plans import policy_file
 from tests.support.postgres import database_env, new_database, query, run_stanch
 

@@ -12,9 +12,9 @@ from stanch.models.incident import Resolve, UpdateResult
 from stanch.models.postmortem import PostmortemRequest
 from stanch.models.settings import Settings
 from stanch.stores.postmortem import action_items, render_postmortem
+from stanch.testing.decisions import decide
 from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows.incident import IncidentWorkflow
-from tests.support.decisions import decide
 from tests.support.incidents import open_incident
 from tests.support.plans import policy_file
 

@@ -29,8 +29,8 @@ from stanch.models.config import ApiRole
 from stanch.models.decision import PersonRequest
 from stanch.models.runbook import RunbookResult
 from stanch.testing.decisions import SIGNER
+from stanch.testing.estate import SUB
 from tests.support.alerts import unique_alert
-from tests.support.estate import SUB
 from tests.support.plans import REMEDIATION, auth, policy_file
 from tests.support.stack import Stack, running_stack
 

@@ -7,7 +7,7 @@ import json
 import uuid
 from typing import Any
 
-from tests.support.estate import SAMPLES
+from stanch.testing.estate import SAMPLES
 
 
 def sample(name: str = "test_action_metric_static_threshold.json") -> dict[str, Any]:

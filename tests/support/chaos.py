@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from stanch.harness import services
 from stanch.harness.processes import Process
 from stanch.harness.waiting import eventually as wait_for
-from tests.support.decisions import TEST_DECISION_KEY
+from stanch.testing.decisions import TEST_DECISION_KEY
 
 T = TypeVar("T")
 

@@ -23,8 +23,8 @@ from stanch.client.alerts import record_alert
 from stanch.client.ids import workflow_id_for
 from stanch.client.incidents import IncidentDetail, fetch_incident, list_incidents, listing_query
 from stanch.models.alert import CommonAlert
-from tests.support.estate import DEMO_ALERT, SUB, WORLD
-from tests.support.started import Started
+from stanch.testing.estate import DEMO_ALERT, SUB, WORLD
+from stanch.testing.started import Started
 
 CHAOS_RG = f"/subscriptions/{SUB}/resourceGroups/rg-chaos"
 # An incident no runbook is bound to.

@@ -52,6 +52,8 @@ from stanch.harness.processes import Process
 from stanch.harness.services import stanch_env, stanch_process
 from stanch.harness.waiting import eventually, healthy
 from stanch.harness.workers import worker_polling
+from stanch.testing.decisions import TEST_DECISION_KEY
+from stanch.testing.estate import WORLD
 from tests.support.azurite import fresh_container
 from tests.support.chaos_estate import (
     BINDING,
@@ -61,8 +63,6 @@ from tests.support.chaos_estate import (
     chaos_vm,
     health_alert,
 )
-from tests.support.decisions import TEST_DECISION_KEY
-from tests.support.estate import WORLD
 from tests.support.netns import TEST_RANGE, Host, Network, network, tcp_open
 from tests.support.plans import API_TOKENS, REMEDIATION, policy_file
 from tests.support.postgres import AUDIT_KEY

@@ -13,8 +13,8 @@ from stanch.harness.waiting import eventually
 from stanch.models.alert import AlertEvent, MonitorCondition
 from stanch.models.incident import IncidentView, TimelineEntry
 from stanch.models.severity import Severity
+from stanch.testing.started import Started
 from stanch.workflows.incident import IncidentWorkflow
-from tests.support.started import Started
 
 
 def alert_event(

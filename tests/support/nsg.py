@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from stanch.azuresim import AzureSim
-from tests.support.estate import RG
+from stanch.testing.estate import RG
 
 NSG_WEB = f"{RG}/providers/Microsoft.Network/networkSecurityGroups/nsg-web"
 VNET = f"{RG}/providers/Microsoft.Network/virtualNetworks/vnet-web"

@@ -10,7 +10,7 @@ import uuid
 import httpx
 
 from stanch.harness.waiting import eventually
-from tests.support.estate import DEMO_ALERT
+from stanch.testing.estate import DEMO_ALERT
 from tests.support.plans import auth
 from tests.support.stack import Stack
 

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from stanch.harness.plans import response_plan
-from tests.support.estate import SUB
+from stanch.testing.estate import SUB
 
 
 def policy_file(tmp_path: Path, **overrides: Any) -> Path:

@@ -37,6 +37,7 @@ from stanch.models.runbook import RunbookOutcome, RunbookResult
 from stanch.models.settings import Settings
 from stanch.testing.decisions import approve
 from stanch.testing.runbooks import audit_records
+from stanch.testing.started import Started
 from stanch.testing.worker import until_gate
 from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows.access_grant import AccessGrantWorkflow
@@ -54,7 +55,6 @@ from tests.support.access import (
     until_status,
 )
 from tests.support.incidents import open_incident, timeline, view
-from tests.support.started import Started
 
 
 @asynccontextmanager

@@ -23,6 +23,7 @@ from stanch.models.access_grant import GrantStatus
 from stanch.models.runbook import RunbookOutcome, RunbookResult
 from stanch.models.settings import Settings
 from stanch.testing.decisions import approve
+from stanch.testing.started import Started
 from stanch.testing.worker import until_gate
 from stanch.worker import build_worker
 from tests.support.access import (
@@ -36,7 +37,6 @@ from tests.support.access import (
     until_status,
 )
 from tests.support.incidents import open_incident
-from tests.support.started import Started
 
 HELD = timedelta(seconds=20)
 # A worker that starts after the expiry revokes within this: its first poll,

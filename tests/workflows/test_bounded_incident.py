@@ -38,12 +38,12 @@ from stanch.models.settings import Settings
 from stanch.models.severity import Severity
 from stanch.stores.audit import read_rows
 from stanch.stores.page_file import read_pages
+from stanch.testing.started import Started
 from stanch.workflows.incident import IncidentWorkflow
 from stanch.workflows.timeline import FOLDED, OPENING_KEPT, RECENT_KEPT
 from tests.support.alerts import unique_alert
 from tests.support.plans import API_TOKENS
 from tests.support.stack import Stack
-from tests.support.started import Started
 
 # What continue-as-new may carry (issue 11 item 6); Temporal refuses 2 MiB.
 CARRIED_LIMIT = 512 * 1024

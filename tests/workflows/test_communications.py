@@ -39,14 +39,14 @@ from stanch.models.status_updates import (
 from stanch.stores.page_file import read_pages
 from stanch.stores.policy import PolicySource
 from stanch.stores.subscriptions import SqliteSubscriptions
+from stanch.testing.decisions import decide
+from stanch.testing.started import Started
 from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows.communications import CommunicationsWorkflow
 from stanch.workflows.incident import IncidentWorkflow
-from tests.support.decisions import decide
 from tests.support.incidents import open_incident
 from tests.support.plans import policy_file
 from tests.support.smtp import PASSWORD, PASSWORD_VARIABLE, MailServer, running_mail_server
-from tests.support.started import Started
 from tests.support.webhooks import Answer, Receiver
 
 SECRET = "the database password is hunter2"

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from stanch.models.config import ApiRole
 from stanch.models.decision import DecisionProof, SpentDecisions
 from stanch.models.incident import Acknowledge
+from stanch.testing.decisions import SIGNER
 from stanch.workflows.decisions import NONCES_KEPT, proof_refusal, spend
-from tests.support.decisions import SIGNER
 
 KEYS = {SIGNER.key_id: SIGNER.public_key}
 NOW = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)

@@ -11,8 +11,8 @@ from stanch.client.ids import workflow_id_for
 from stanch.client.schedules import PREFIX, sync_detectors
 from stanch.models.alert import fingerprint
 from stanch.models.config import Detector, parse_config
+from stanch.testing.estate import VM1, VM2
 from stanch.workflows.incident import IncidentWorkflow
-from tests.support.estate import VM1, VM2
 from tests.support.stack import Stack
 
 

@@ -14,9 +14,9 @@ from temporalio.worker import Worker
 from stanch.models.incident import Acknowledge, IncidentStatus, UpdateResult
 from stanch.models.settings import Settings
 from stanch.stores.page_file import read_pages
+from stanch.testing.decisions import decide
 from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows.incident import IncidentWorkflow
-from tests.support.decisions import decide
 from tests.support.incidents import open_incident
 from tests.support.plans import policy_file
 

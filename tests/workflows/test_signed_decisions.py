@@ -32,14 +32,14 @@ from stanch.models.incident import (
     UpdateResult,
 )
 from stanch.models.runbook import ApprovalDecision, RunbookView
+from stanch.testing.decisions import SIGNER, decide, signed
+from stanch.testing.estate import DEMO_ALERT
+from stanch.testing.runbooks import audit_records, journal_mutations
+from stanch.testing.started import Started
 from stanch.workflows.incident import IncidentWorkflow
-from tests.support.decisions import SIGNER, decide, signed
-from tests.support.estate import DEMO_ALERT
 from tests.support.oncall import open_vm_incident
 from tests.support.plans import API_TOKENS, auth
-from tests.support.runbooks import audit_records, journal_mutations
 from tests.support.stack import Stack
-from tests.support.started import Started
 
 CAROL_AS_RESPONDER = "tok-carol-scoped-responder-7d1e9f3a2b"
 
@@ -224,11 +224,11 @@ async def test_incidents_opened_before_signing_load_their_keys_when_asked(
     deployed: its first signed decision makes it load the keys, and counts."""
     from stanch.harness.ports import free_port
     from stanch.models.settings import Settings
+    from stanch.testing.estate import VM1
+    from stanch.testing.runbooks import approval_plan, start_runbook
     from stanch.worker import build_worker
-    from tests.support.estate import VM1
     from tests.support.incidents import open_incident
     from tests.support.plans import REMEDIATION, policy_file
-    from tests.support.runbooks import approval_plan, start_runbook
     from tests.support.stack import gateway_at
 
     config = policy_file(tmp_path, **REMEDIATION)
