@@ -7,63 +7,25 @@ dashboard's Content-Security-Policy, which the browser must never report."""
 from __future__ import annotations
 
 import json
-import shutil
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from stanch.client.ids import workflow_id_for
 from stanch.testing.estate import DEMO_ALERT
-from tests.support.plans import API_TOKENS
+from tests.support.browser import ARTIFACTS, chromium, sign_in
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-# Chromium on a closed network: no background calls home, no sandbox as root.
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "Debian's chromium is needed: `make test` and .ci/run install it (apt)"
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=FLAGS
-        )
+    async with chromium() as launched:
         yield launched
-        await launched.close()
-
-
-async def sign_in(
-    browser: Browser, stack: Stack, role: str, violations: list[str], **context: Any
-) -> Page:
-    """A page signed in as `role`. What the browser says about the
-    Content-Security-Policy goes to `violations`: any refusal is a script or
-    style the dashboard needs that the policy blocks."""
-    page = await (await browser.new_context(**context)).new_page()
-    page.on(
-        "console",
-        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
-    )
-    await page.goto(f"{stack.url}/login")
-    await page.fill("input[name=token]", API_TOKENS[role])
-    await page.click("form button")
-    await page.wait_for_url(f"{stack.url}/")
-    return page
 
 
 async def test_new_incident_appears_live_and_is_approved_from_the_page(
