@@ -162,6 +162,9 @@ async def test_a_grouped_incident_page_lists_its_related_alerts(stack: Stack, br
             await expect(row).to_have_count(1)
             await expect(row).to_contain_text(rule)
             await expect(row).to_contain_text("firing")
+        # The timeline names the second VM's alert as related; the first opened the incident.
+        await expect(page.locator("td", has_text="Related: Alert fired")).to_contain_text("vm-a2")
+        await expect(page.locator("td", has_text="Paging tier 1")).to_have_count(1)
         await page.screenshot(path=ARTIFACTS / "dashboard-related-alerts.png", full_page=True)
     finally:
         await page.context.close()
