@@ -25,6 +25,7 @@ from stanch.harness.ports import free_port
 from stanch.harness.postgres import PostgresServer
 from stanch.harness.services import stanch_env
 from stanch.stores.page_file import read_pages
+from stanch.stores.postgres.migrations import KNOWN, NEEDS
 from tests.support.azurite import blob_names, fresh_container, tagged
 from tests.support.logs import logged
 from tests.support.postgres import AUDIT_KEY, new_database, query, run_stanch
@@ -163,7 +164,7 @@ def test_stanch_dev_refuses_a_database_it_cannot_run_on_before_making_anything(
     for url, says in [
         (
             never_upgraded,
-            "has no stanch schema; this stanch needs version 1 (it knows up to 1): "
+            f"has no stanch schema; this stanch needs version {NEEDS} (it knows up to {KNOWN}): "
             "run `stanch db upgrade`",
         ),
         (
