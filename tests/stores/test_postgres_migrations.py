@@ -21,6 +21,7 @@ TABLES = {
     "toggles_replaced",
     "page_records",
     "postmortem_drafts",
+    "subscriptions",  # 0002: status-update subscriptions (issue 17)
     "stanch_schema_version",
 }
 
