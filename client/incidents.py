@@ -23,6 +23,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from stanch.client.codec import PayloadDecryptionError
 from stanch.client.errors import UNANSWERED, InvalidQuery, NotFound, Unavailable
 from stanch.client.ids import incident_id_of, workflow_id_for
 from stanch.client.search_attributes import INCIDENT_SERVICE, INCIDENT_SEVERITY, INCIDENT_STATUS
@@ -173,7 +174,13 @@ async def _running_children(client: Client, workflow_id: str) -> list[str]:
 
 async def _summary(execution: WorkflowExecution) -> IncidentSummary:
     attrs = execution.typed_search_attributes
-    memo = await execution.memo()
+    try:
+        memo = await execution.memo()
+    except (PayloadDecryptionError, KeyError):
+        # Sealed with a payload key this process does not hold (KeyError: it
+        # holds none): list the incident by its plain search attributes
+        # rather than fail the whole listing.
+        memo = {"title": "(encrypted: this process has no key for it)"}
     return IncidentSummary(
         incident_id=incident_id_of(execution.id) or execution.id,
         workflow_id=execution.id,

@@ -37,6 +37,7 @@ from stanch.client.codec import (
 )
 from stanch.client.connection import data_converter, payload_keys
 from stanch.client.ids import workflow_id_for
+from stanch.client.incidents import list_incidents, listing_query
 from stanch.client.payload_keys import PayloadKeysError, read_payload_keys
 from stanch.harness.ports import free_port
 from stanch.harness.waiting import eventually, wait_until
@@ -396,3 +397,22 @@ def test_stanch_dev_without_a_key_works_plain_and_says_so(tmp_path: Path):
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.mark.devserver
+async def test_a_process_without_the_key_lists_sealed_incidents_by_their_plain_fields(
+    sealed: Stack, dev_env: WorkflowEnvironment
+):
+    """A gateway or CLI without the payload key (or with another) lists a sealed
+    incident by its search attributes instead of failing the whole listing with
+    a 500 (found by the OpenAPI fuzz test after this module had run on the
+    shared dev server)."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        incident = (await sealed.post_alert(http, json.loads(DEMO_ALERT.read_text()))).json()[
+            "incident_id"
+        ]
+    page = await list_incidents(dev_env.client, listing_query(running_only=True), page_size=500)
+    listed = {row.incident_id: row for row in page.incidents}
+    assert incident in listed
+    assert listed[incident].title == "(encrypted: this process has no key for it)"
+    assert listed[incident].severity is not None  # a plain search attribute
