@@ -49,8 +49,12 @@ def new_id() -> Callable[[], str]:
     return lambda: uuid.uuid4().hex[:20]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server per test module: a workflow one module leaves
+    behind can keep the server's time skipping locked, and on a server shared
+    by the session the next module's tests then waited in real time (the
+    full suite hung in random order; the access-grant tests showed it)."""
     async with await time_skipping_environment() as env:
         yield env
 

@@ -25,7 +25,6 @@ from stanch.activities.azure_clients import AzureClients
 from stanch.azuresim import AzureSim
 from stanch.azuresim.faults import Fault
 from stanch.client.updates import update_incident
-from stanch.harness.dev_server import time_skipping_environment
 from stanch.models.access_grant import (
     AccessGrantInput,
     AccessRequest,
@@ -56,17 +55,6 @@ from tests.support.access import (
     until_status,
 )
 from tests.support.incidents import open_incident, timeline, view
-
-
-@pytest.fixture(scope="module")
-async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server of this module's own. Grants are started by the
-    client room, not by the test, and a refused or revoked grant's workflow
-    can outlive its test: on the session's shared server they left time
-    skipping locked, and the next time-skipping test elsewhere waited in real
-    time (reproduced: this module, then test_verify_recovery_gives_up_at_its_deadline)."""
-    async with await time_skipping_environment() as env:
-        yield env
 
 
 @asynccontextmanager

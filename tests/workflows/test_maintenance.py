@@ -5,7 +5,6 @@ pages."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from pydantic import ValidationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from stanch.harness.dev_server import time_skipping_environment
 from stanch.harness.waiting import eventually
 from stanch.models.alert import MonitorCondition
 from stanch.models.config import ConfigError, parse_config
@@ -28,16 +26,6 @@ from tests.support.plans import policy_file
 
 APP_VM = "/subscriptions/s/resourcegroups/rg-app/providers/microsoft.compute/virtualmachines/vm1"
 SERVICE = {"name": "app", "escalation_policy": "default", "match": {"resource_groups": ["rg-app"]}}
-
-
-@pytest.fixture(scope="module")
-async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server of this module's own: two of these tests failed in
-    one full-suite run (random order) on the session's shared server and pass
-    alone; the cause is not found yet (another module's leftover workflows are
-    the suspect, as with test_access_grant). Isolated until it is."""
-    async with await time_skipping_environment() as env:
-        yield env
 
 
 def _worker(env: WorkflowEnvironment, task_queue: str, config: Path) -> Worker:
