@@ -17,7 +17,7 @@ from stanch.cli.api_client import OnCallApi, incident_path
 from stanch.cli.errors import UsageError
 from stanch.client import incidents as reading
 from stanch.client.incidents import IncidentDetail, IncidentSummary, listing_query
-from stanch.models.duration import age
+from stanch.models.duration import age, relative
 from stanch.models.incident import IncidentStatus, Role, TimelineEntry, UpdateResult
 from stanch.models.severity import Severity
 
@@ -177,4 +177,4 @@ def valid_severity(value: str | None) -> Severity | None:
 
 
 def _when(at: datetime) -> str:
-    return f"{at:%Y-%m-%d %H:%M:%S}Z ({age(at)} ago)"
+    return f"{at:%Y-%m-%d %H:%M:%S}Z ({relative(at)})"

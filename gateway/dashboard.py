@@ -39,7 +39,7 @@ from stanch.gateway.controls import kill_switch_banner
 from stanch.gateway.related_alerts import related_alerts_section
 from stanch.gateway.sso import sso_router
 from stanch.models.config import ApiRole
-from stanch.models.duration import age, span
+from stanch.models.duration import age, relative, span
 from stanch.models.incident import Role
 from stanch.models.response_times import ResponseTimes
 from stanch.models.runbook import RunbookView
@@ -319,7 +319,7 @@ def dashboard_router(settings: Settings, oncall: OnCall) -> APIRouter:
             f"{html.escape(str(s.severity))}</span> {html.escape(s.title)}</h1>",
             f"<p>Status <b>{html.escape(str(s.status))}</b> · "
             f"service {html.escape(s.service or '-')} · "
-            f"{s.alert_count} alert(s) · opened {age(s.opened_at)} ago</p>",
+            f"{s.alert_count} alert(s) · opened {relative(s.opened_at)}</p>",
         ]
         if d.stuck:
             # Instead of the "waiting" it last reported: nothing moves until the code is fixed.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 
-from stanch.models.duration import age
+from stanch.models.duration import relative
 from stanch.models.incident import IncidentState
 
 PARTS_SHOWN = 200  # a storm's page stays readable; the count says the rest
@@ -20,7 +20,7 @@ def related_alerts_section(state: IncidentState) -> str:
         f"<tr><td>{html.escape(p.rule)}</td>"
         f"<td>{html.escape(', '.join(t.rsplit('/', 1)[-1] for t in p.targets) or '-')}</td>"
         f"<td>{'firing' if p.firing else 'resolved'}</td>"
-        f"<td>{age(p.fired_at)} ago</td></tr>"
+        f"<td>{relative(p.fired_at)}</td></tr>"
         for p in state.parts[:PARTS_SHOWN]
     )
     more = len(state.parts) - PARTS_SHOWN

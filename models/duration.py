@@ -4,6 +4,7 @@ ISO 8601 (`PT15M`) or a number of seconds."""
 from __future__ import annotations
 
 import re
+from math import ceil
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -48,11 +49,24 @@ def age(at: datetime | None) -> str:
     """How long ago, as on-call reads it at a glance: 42s, 7m, 3h, 2d."""
     if at is None:
         return "-"
-    seconds = int((datetime.now(UTC) - at).total_seconds())
+    return _glance(max(int((datetime.now(UTC) - at).total_seconds()), 0))
+
+
+def relative(at: datetime | None, now: datetime | None = None) -> str:
+    """A moment as seen from now, either side of it: "7m ago", "in 12s".
+    Every relative time shown to people goes through here, so a page due
+    later never reads as one sent already."""
+    if at is None:
+        return "-"
+    seconds = ((now or datetime.now(UTC)) - at).total_seconds()
+    return f"{_glance(int(seconds))} ago" if seconds >= 0 else f"in {_glance(ceil(-seconds))}"
+
+
+def _glance(seconds: int) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit}"
-    return f"{max(seconds, 0)}s"
+    return f"{seconds}s"
 
 
 def span(value: timedelta) -> str:
