@@ -4,8 +4,8 @@ ISO 8601 (`PT15M`) or a number of seconds."""
 from __future__ import annotations
 
 import re
-from math import ceil
 from datetime import UTC, datetime, timedelta
+from math import ceil
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
