@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 GENESIS = "0" * 64
@@ -31,6 +32,14 @@ def unkeyed_hash(previous: str, record: dict[str, Any]) -> str:
 def keyed_hash(secret: bytes, previous: str, key: str, record: dict[str, Any]) -> str:
     message = previous + canonical({"key": key, "record": record})
     return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()
+
+
+def seal(secret: bytes, previous: str, key: str, record: dict[str, Any]) -> str:
+    """The hash of a record about to be appended after `previous`, by the
+    keyed rule. Its time, if it has none, is now: stamped into `record`
+    before hashing, since the hash covers it."""
+    record["at"] = record.get("at") or datetime.now(UTC).isoformat()
+    return keyed_hash(secret, previous, key, record)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ whoever can write this file.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import logging
@@ -22,15 +21,14 @@ import sqlite3
 import stat
 import threading
 import time
-import weakref
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from stanch.models.audit import AuditEntry, AuditReceipt
 from stanch.models.settings import Settings
-from stanch.stores.audit.chain import GENESIS, KEYED, UNKEYED, AuditRow, canonical, keyed_hash
+from stanch.stores.audit.anchoring import CheckpointTimer, anchor_on_exit
+from stanch.stores.audit.chain import GENESIS, KEYED, UNKEYED, AuditRow, canonical, seal
 from stanch.stores.audit.checkpoints import Checkpoint, CheckpointFile, DamagedLine
 from stanch.stores.audit.key import AuditKeyError, create_audit_key, key_id, load_audit_key
 from stanch.stores.audit.scrub import scrub
@@ -41,17 +39,6 @@ log = logging.getLogger("stanch.audit")
 
 class AuditLog(Protocol):
     def append(self, key: str, entry: AuditEntry) -> AuditReceipt: ...
-
-
-_OPEN: weakref.WeakSet[SqliteAuditLog] = weakref.WeakSet()
-
-
-@atexit.register
-def _anchor_on_exit() -> None:
-    """A process that stops between checkpoints anchors what it wrote on the way out."""
-    for trail in list(_OPEN):
-        with contextlib.suppress(Exception):
-            trail.checkpoint()
 
 
 class SqliteAuditLog:
@@ -114,8 +101,8 @@ class SqliteAuditLog:
         self._anchored_seq = last.seq if last else 0
         self._anchored_at = float("-inf")  # each process anchors its first append at once
         self._unanchored = False
-        self._timer: threading.Timer | None = None
-        _OPEN.add(self)
+        self._timer = CheckpointTimer(str(self._checkpoints.path))
+        anchor_on_exit(self)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SqliteAuditLog:
@@ -176,8 +163,7 @@ class SqliteAuditLog:
                     if existing:
                         receipts.append(AuditReceipt(seq=existing[0], hash=existing[1]))
                         continue
-                    record["at"] = record.get("at") or datetime.now(UTC).isoformat()
-                    digest = keyed_hash(self._secret, previous, key, record)
+                    digest = seal(self._secret, previous, key, record)
                     cursor = db.execute(
                         "INSERT INTO audit (key, record, prev_hash, hash, version)"
                         " VALUES (?, ?, ?, ?, ?)",
@@ -202,23 +188,12 @@ class SqliteAuditLog:
             self._anchor(seq, head)
             return
         self._unanchored = True
-        if self._timer is None:
-            self._timer = threading.Timer(wait, self._on_timer)
-            self._timer.daemon = True
-            self._timer.start()
+        self._timer.arm(wait, self.checkpoint)
 
     def _anchor(self, seq: int, head: str) -> None:
         self._checkpoints.write(seq, head, self.keyed_from)
         self._anchored_seq, self._anchored_at = seq, time.monotonic()
         self._unanchored = False
-
-    def _on_timer(self) -> None:
-        with self._lock:
-            self._timer = None
-        try:
-            self.checkpoint()
-        except Exception as e:  # must not end the process; the next append tries again
-            log.error("audit checkpoint to %s failed: %s", self._checkpoints.path, e)
 
     def checkpoint(self) -> None:
         """Anchor the head now, if this process appended since its last checkpoint."""

@@ -17,14 +17,10 @@ outside it.
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import hmac
 import json
 import logging
-import threading
 import time
-import weakref
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +29,8 @@ from typing import Any
 import psycopg
 
 from stanch.models.audit import AuditEntry, AuditReceipt
-from stanch.stores.audit.chain import GENESIS, KEYED, AuditRow, canonical, keyed_hash
+from stanch.stores.audit.anchoring import CheckpointTimer, anchor_on_exit
+from stanch.stores.audit.chain import GENESIS, KEYED, AuditRow, canonical, seal
 from stanch.stores.audit.checkpoints import Checkpoint, checkpoint_mac
 from stanch.stores.audit.key import AuditKeyError, create_audit_key, key_id, load_audit_key
 from stanch.stores.audit.scrub import scrub
@@ -44,15 +41,6 @@ from stanch.stores.postgres.database import Database
 log = logging.getLogger("stanch.audit")
 _CHAIN_LOCK = 0x5354414E4302  # "STANC" 2: the chain's one writer at a time
 CHECKPOINTS = "table audit_checkpoints"
-
-_OPEN: weakref.WeakSet[PostgresAuditLog] = weakref.WeakSet()
-
-
-@atexit.register
-def _anchor_on_exit() -> None:
-    for trail in list(_OPEN):
-        with contextlib.suppress(Exception):
-            trail.checkpoint()
 
 
 class PostgresAuditLog:
@@ -69,8 +57,7 @@ class PostgresAuditLog:
         self.key_file = key_file
         self._every = checkpoint_every
         self._seconds = checkpoint_seconds
-        self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
+        self._timer = CheckpointTimer(db.where)
         found = db.run(_checkpoints(db, None))
         keyed = db.run(_first_keyed(db))
         self._secret = secret or self._own_key(has_keyed=keyed is not None)
@@ -88,7 +75,7 @@ class PostgresAuditLog:
         if not found:
             db.run(self._first_anchor())
         self._unanchored = False
-        _OPEN.add(self)
+        anchor_on_exit(self)
 
     def _own_key(self, has_keyed: bool) -> bytes:
         key = load_audit_key(None, self.key_file)
@@ -138,8 +125,7 @@ class PostgresAuditLog:
                 if key in known:
                     receipts.append(known[key])
                     continue
-                record["at"] = record.get("at") or datetime.now(UTC).isoformat()
-                digest = keyed_hash(self._secret, previous, key, record)
+                digest = seal(self._secret, previous, key, record)
                 seq += 1
                 rows.append((seq, key, canonical(record), previous, digest, KEYED))
                 previous = digest
@@ -168,11 +154,7 @@ class PostgresAuditLog:
             self._unanchored = False
             return
         self._unanchored = True
-        with self._lock:
-            if self._timer is None:
-                self._timer = threading.Timer(self._seconds, self._on_timer)
-                self._timer.daemon = True
-                self._timer.start()
+        self._timer.arm(self._seconds, self.checkpoint)
 
     async def _insert_checkpoint(
         self, conn: psycopg.AsyncConnection[Any], seq: int, head: str
@@ -191,14 +173,6 @@ class PostgresAuditLog:
             ),
         )
         log.info("audit checkpoint: %d records, head %s", seq, head)
-
-    def _on_timer(self) -> None:
-        with self._lock:
-            self._timer = None
-        try:
-            self.checkpoint()
-        except Exception as e:  # must not end the process; the next append tries again
-            log.error("audit checkpoint in %s failed: %s", self.db.where, e)
 
     def checkpoint(self) -> None:
         """Anchor the head now, if this process appended since it last anchored."""
