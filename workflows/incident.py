@@ -101,6 +101,7 @@ with workflow.unsafe.imports_passed_through():
         Wake,
     )
     from stanch.workflows.quiet_hours import held_for_maintenance
+    from stanch.workflows.refusal import refused
     from stanch.workflows.timeline import BoundedTimeline, audit_batches, entry
 
 RUNBOOKS_PATCH = "runbooks-v1"  # incidents opened before runbooks existed never start one
@@ -587,7 +588,7 @@ class IncidentWorkflow:
     def _validate_assign_role(self, request: AssignRole) -> None:
         self._check_decision(IncidentUpdate.ASSIGN_ROLE, request)
         if self._plan is not None and not self._plan.on_roster(request.assignee):
-            raise ValueError(f"assignee {request.assignee!r} is not on the roster")
+            raise refused(f"assignee {request.assignee!r} is not on the roster")
 
     @workflow.update(name=IncidentUpdate.ADD_NOTE)
     async def add_note(self, request: AddNote) -> UpdateResult:
@@ -694,11 +695,11 @@ class IncidentWorkflow:
         # The roster arrives by activity just after the incident opens; until
         # then the handler re-checks once it is there.
         if self._plan is not None and not self._plan.on_roster(person):
-            raise ValueError(f"{person!r} is not on the roster")
+            raise refused(f"{person!r} is not on the roster")
         if self._state.status is IncidentStatus.CLOSED:
-            raise ValueError("incident is closed")
+            raise refused("incident is closed")
         if self._continue_as_new_starved():
-            raise ValueError("incident is moving to a new run: send it again in a moment")
+            raise refused("incident is moving to a new run: send it again in a moment")
 
     async def _require_on_roster(self, person: str) -> None:
         await workflow.wait_condition(lambda: self._plan is not None)
@@ -837,4 +838,4 @@ class IncidentWorkflow:
 def _refuse(reason: str | None) -> None:
     """A validator's refusal: the caller gets the reason, nothing enters history."""
     if reason:
-        raise ValueError(reason)
+        raise refused(reason)

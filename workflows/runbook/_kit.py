@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from stanch.models.toggles import RemediationCheck
     from stanch.workflows.approval import credential_needed, eligible_approvers
     from stanch.workflows.decisions import proof_refusal, spend
+    from stanch.workflows.refusal import refused
     from stanch.workflows.runbook._approval_gate import ApprovalBook
     from stanch.workflows.runbook._saga import (
         Saga,
@@ -517,7 +518,7 @@ class Runbook:
         update's failure."""
         reason = self._refusal(decision) or self._unproven(decision, verb)
         if reason:
-            raise ValueError(reason)
+            raise refused(reason)
 
     @workflow.signal(name=RunbookDecision.APPROVE)
     async def approve_signal(self, decision: ApprovalDecision) -> None:
