@@ -61,7 +61,7 @@ prometheus:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends prometheus; }
 
 test: $(STAMP) chromium azurite postgresql prometheus
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -m "not soak"
 
 # The same checks as .pre-commit-config.yaml, over the whole tree.
 lint: $(STAMP)
@@ -74,9 +74,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench
 
-# The chaos suite with many trials (`make test` runs a few of each).
-chaos: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" STANCH_CHAOS_TRIALS=100 $(BIN)/python -m pytest -q -s -m chaos
+# The chaos suite with many trials (`make test` runs a few of each), and the
+# soak tests (marker `soak`): the fleet's drills many times on one fleet (as root).
+chaos: $(STAMP) azurite postgresql
+	PATH="$(CURDIR)/$(BIN):$$PATH" STANCH_CHAOS_TRIALS=100 STANCH_FLEET_TRIALS=16 \
+	  $(BIN)/python -m pytest -q -s -m "chaos or soak"
 
 dev: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/stanch dev

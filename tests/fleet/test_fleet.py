@@ -13,43 +13,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from functools import partial
-
-from temporalio.api.workflow.v1 import PendingActivityInfo
-from temporalio.client import WorkflowHandle
 
 from stanch.harness.waiting import eventually
-from stanch.harness.workers import worker_polling
-from stanch.models.risk import Risk
-from stanch.models.runbook import RunbookOutcome, RunbookResult
-from stanch.testing.estate import VM2
-from stanch.testing.runbooks import approval_plan, start_runbook
 from stanch.testing.started import Started
 from tests.support.azurite import tagged
-from tests.support.chaos_estate import runbook_finished
 from tests.support.fleet import (
     ADMIN_TOKEN,
     GATEWAYS,
     HOSTS,
     OPERATION_SECONDS,
-    TASK_QUEUE,
-    WORKER_1,
-    WORKER_2,
     Fleet,
-    activities_running,
-    activity_attempts,
-    activity_workers,
     alert_bodies,
     alert_counts,
-    approve_isolation,
     missing_from_audit,
     open_quarantines,
-    steady_storm,
     storm,
-    writes_to,
+)
+from tests.support.fleet_drills import (
+    audit_verified,
+    cut_off_mid_restart,
+    kill_switch_drill,
+    postgres_restart_in_storm,
+    storm_findings,
 )
 
 # ---- (a) an alert storm over both gateways ----------------------------------------
@@ -114,208 +100,63 @@ async def test_audit_verify_passes_over_records_written_by_every_host(fleet: Fle
 
 # ---- (b) the kill switch, flipped from the gateway host -----------------------------
 
-WAITING, STARTED_WHILE_OFF = 4, 2
-HALT = "halted: remediation switched off by dave: fleet drill"
-
 
 async def test_the_kill_switch_flipped_on_the_gateway_host_stops_runbooks_on_both_worker_hosts(
     fleet: Fleet,
 ):
-    since = await fleet.last_seq()
-    halted_on: Counter[str] = Counter()
-    touched: list[str] = []
+    drill = await kill_switch_drill(fleet, fleet.fresh_vms, waiting=4, started_while_off=2)
 
-    async def halt(incidents: list[str]) -> None:
-        """Each gate opens (the runbook's next step is its first change); each
-        runbook halts, on whichever worker host asks the switch."""
-        for n, incident in enumerate(incidents):
-            await approve_isolation(fleet, incident, n % 2)
-        for incident in incidents:
-            finished = partial(runbook_finished, fleet.temporal, incident)
-            detail = await eventually(finished, 60, f"incident {incident}'s runbook", every=0.2)
-            result, runbook = detail.view.state.runbook_result, detail.view.state.runbook
-            assert result is not None and result.outcome is RunbookOutcome.HALTED, result
-            assert result.summary.startswith(HALT), result.summary
-            assert runbook is not None
-            halted_on.update(
-                await activity_workers(fleet, runbook.workflow_id, "check_remediation")
-            )
-
-    async def quarantines(count: int) -> list[str]:
-        vms = fleet.fresh_vms(count)
-        incidents = await open_quarantines(fleet, vms)
-        touched.extend([f"vm-chaos-{vm:04d}" for vm in vms] + [f"-{i}" for i in incidents])
-        return incidents
-
-    try:
-        waiting = await quarantines(WAITING)
-        switched = await fleet.stanch(
-            GATEWAYS,
-            "toggle", "remediation", "off", "--reason", "fleet drill",
-            api_token=ADMIN_TOKEN,
-        )  # fmt: skip
-        assert switched.returncode == 0, switched.stdout + switched.stderr
-        await halt(waiting + await quarantines(STARTED_WHILE_OFF))
-        # Temporal hands each task to whichever worker polls first: until both
-        # hosts have had one, a few more runbooks started while it is off.
-        for _ in range(3):
-            if len(halted_on) == 2:
-                break
-            await halt(await quarantines(2))
-
-        assert set(halted_on) == {"worker-1", "worker-2"}, halted_on
-        assert writes_to(await fleet.journal(since), touched) == {}, "Azure saw a write"
-    finally:
-        on = await fleet.stanch(GATEWAYS, "toggle", "remediation", "on", api_token=ADMIN_TOKEN)
-        assert on.returncode == 0, on.stdout + on.stderr
-    print(f"\nruns halted by the kill switch, by worker host: {dict(halted_on)}")
+    assert set(drill.halted_on) == {"worker-1", "worker-2"}, drill.halted_on
+    assert drill.writes == {}, "Azure saw a write"
+    print(f"\nruns halted by the kill switch, by worker host: {dict(drill.halted_on)}")
 
 
 # ---- (d) a worker host cut off in the middle of a runbook ----------------------------
 
 
-async def restart_in_flight(handle: WorkflowHandle) -> PendingActivityInfo | None:
-    for pending in (await handle.describe()).raw_description.pending_activities:
-        if pending.activity_type.name == "restart_vm":
-            return pending
-    return None
-
-
 async def test_a_worker_host_cut_off_mid_runbook_the_other_finishes_it_and_nothing_is_applied_twice(
     fleet: Fleet, started: Started
 ):
-    since = await fleet.last_seq()
-    handle = await start_runbook(
-        started,
-        fleet.temporal,
-        TASK_QUEUE,
-        "restart_vm",
-        VM2,
-        plan=approval_plan(auto_approve=[Risk.LOW, Risk.MEDIUM]),
-    )
+    cut = await cut_off_mid_restart(fleet, started)
 
-    # Azure accepted the restart (OPERATION_SECONDS long), and the operation's
-    # token reached the server as a heartbeat: the activity is mid-wait.
-    async def waiting_on_azure() -> PendingActivityInfo | None:
-        pending = await restart_in_flight(handle)
-        posted = writes_to(await fleet.journal(since), ["vm-web-2"])
-        return pending if pending and pending.heartbeat_details.payloads and posted else None
-
-    first = await eventually(waiting_on_azure, 60, "restart_vm heartbeating its token")
-    holder = fleet.worker_of(first.last_worker_identity)
-    assert holder is not None and first.attempt == 1, first
-    other = "worker-2" if holder == "worker-1" else "worker-1"
-    cut_off = WORKER_1 if holder == "worker-1" else WORKER_2
-
-    fleet.net.cut(cut_off)
-    cut_at = time.time()
-    attempts: dict[int, str | None] = {}  # as the server handed them out
-
-    async def watch() -> None:
-        while True:
-            pending = await restart_in_flight(handle)
-            if pending is not None and pending.last_worker_identity:
-                attempts[pending.attempt] = fleet.worker_of(pending.last_worker_identity)
-            await asyncio.sleep(0.5)
-
-    watching = asyncio.create_task(watch())
-    try:
-        result = await asyncio.wait_for(handle.result(), 240)
-        finished = time.time() - cut_at
-        assert isinstance(result, RunbookResult) and result.outcome is RunbookOutcome.MITIGATED
-        # The attempt that completed was the other host's.
-        (done,) = await activity_attempts(fleet, handle.id, "restart_vm")
-        assert done.worker == other and done.attempt >= 2, done
-        assert list(writes_to(await fleet.journal(since), ["vm-web-2"]).values()) == [1]
-    finally:
-        watching.cancel()
-        fleet.net.restore(cut_off)
-    restored_at = time.time()
-
-    # The host is back: its worker polls again, and the attempt it was cut off
-    # in has ended there (its next heartbeat learnt the activity is done).
-    back = fleet.processes[cut_off.name]
-    polling = partial(worker_polling, fleet.temporal, TASK_QUEUE, back.pid, restored_at)
-    await eventually(polling, 120, f"{cut_off.name} polling again", every=0.5)
-    idle = partial(activities_running, cut_off)
-    await eventually(lambda: _zero(idle), 120, f"{cut_off.name}'s stale attempt over", every=0.5)
-    rejoined = time.time() - restored_at
-
-    writes = writes_to(await fleet.journal(since), ["vm-web-2"])
-    assert [(method, path.rsplit("/", 1)[-1], n) for (method, path), n in writes.items()] == [
-        ("POST", "restart", 1)
-    ], writes
+    # The attempt that completed was the other host's (checked by the drill);
+    # whatever the stale attempt did once its host came back, one restart.
+    assert cut.writes == {("POST", "restart"): 1}, cut.writes
     print(
-        f"\n{cut_off.name} cut off mid-restart: {other} took restart_vm over at attempt "
-        f"{done.attempt}, {done.at - cut_at:.1f} s after the cut (the operation settles "
-        f"{OPERATION_SECONDS:g} s after its POST), and the runbook finished {finished:.1f} s "
-        f"after the cut; {cut_off.name} was back and idle {rejoined:.1f} s after its link "
-        f"returned; one POST in azuresim's journal; attempts seen: {attempts}"
+        f"\n{cut.host} cut off mid-restart: {cut.other} took restart_vm over at attempt "
+        f"{cut.attempt}, {cut.took_over:.1f} s after the cut (the operation settles "
+        f"{OPERATION_SECONDS:g} s after its POST), and the runbook finished {cut.finished:.1f} s "
+        f"after the cut; {cut.host} was back and idle {cut.rejoined:.1f} s after its link "
+        f"returned; one POST in azuresim's journal; attempts seen: {cut.attempts}"
     )
-
-
-async def _zero(reading: Callable[[], Awaitable[float | None]]) -> bool:
-    return await reading() == 0
 
 
 # ---- (e) PostgreSQL restarted during a storm -----------------------------------------
 
-OUTAGE_INCIDENTS, OUTAGE_SENDERS = 6, 12
-BEFORE, REFUSED_WHILE_DOWN, AFTER = 40, 6, 40  # alerts accepted / refused around the restart
+OUTAGE_INCIDENTS = 6
 
 
 async def test_postgresql_restarted_during_a_storm_loses_no_accepted_alert(fleet: Fleet):
-    assert fleet.postgres is not None
-    answers: Counter[int] = Counter()
-    stop = asyncio.Event()
-    down_for = 0.0
-
-    async def restart() -> None:
-        nonlocal down_for
-        assert fleet.postgres is not None
-        try:
-            await eventually(lambda: _at_least(answers, 202, BEFORE), 60, "alerts before")
-            await asyncio.to_thread(fleet.postgres.stop)
-            stopped = time.monotonic()
-            refused = answers[503] + REFUSED_WHILE_DOWN
-            await eventually(lambda: _at_least(answers, 503, refused), 60, "503s while down")
-            await asyncio.to_thread(fleet.postgres.start)
-            down_for = time.monotonic() - stopped
-            accepted = answers[202] + AFTER
-            await eventually(lambda: _at_least(answers, 202, accepted), 90, "alerts after")
-        finally:
-            stop.set()
-
-    storming = steady_storm(
-        fleet, "fleet-pg", OUTAGE_INCIDENTS, OUTAGE_SENDERS, stop, answers, retry_5xx_for=120
+    outage = await postgres_restart_in_storm(
+        fleet, fingerprints=OUTAGE_INCIDENTS, senders=12, before=40, refused=6, after=40
     )
-    trips, _ = await asyncio.gather(storming, restart())
 
     # Every answer was a 202 or a 503 (with Retry-After), and every alert,
-    # retried as Azure retries a 503, was accepted in the end.
-    assert set(answers) == {202, 503}, answers
-    retry_after = {
-        r for t in trips for a, r in zip(t.answers, t.retry_after, strict=True) if a == 503
-    }
-    assert None not in retry_after, retry_after
-    assert [t.alert_id for t in trips if not t.accepted] == []
-    opened = Counter(t.incident_id for t in trips if t.opened)
-    assert len(opened) == OUTAGE_INCIDENTS and set(opened.values()) == {1}, opened
-    for incident, (accepted, counted) in (await alert_counts(fleet, trips)).items():
-        assert counted == accepted, (incident, accepted, counted)
-    assert missing_from_audit(fleet, trips) == []
-    verified = await fleet.stanch(GATEWAYS, "audit", "verify")
-    assert verified.returncode == 0, verified.stdout + verified.stderr
+    # retried as Azure retries a 503, was accepted in the end, counted once
+    # by its incident and recorded once in the chain.
+    assert set(outage.answers) == {202, 503}, outage.answers
+    assert None not in outage.retry_after, outage.retry_after
+    findings = await storm_findings(fleet, outage.trips)
+    assert findings.problems(OUTAGE_INCIDENTS) == [], findings
+    verified, said = await audit_verified(fleet)
+    assert verified, said
     print(
-        f"\nPostgreSQL down {down_for:.1f} s during a storm of {len(trips)} alerts: "
-        f"{answers[503]} answers were 503 (Retry-After {sorted(map(str, retry_after))}), every alert "
-        f"accepted after {max(len(t.answers) for t in trips)} tries at most, each counted "
-        "once by its incident and recorded once in the chain"
+        f"\nPostgreSQL down {outage.down_for:.1f} s during a storm of {len(outage.trips)} "
+        f"alerts: {outage.refused} answers were 503 (Retry-After "
+        f"{sorted(map(str, outage.retry_after))}), every alert accepted after "
+        f"{max(len(t.answers) for t in outage.trips)} tries at most, each counted once by its "
+        "incident and recorded once in the chain"
     )
-
-
-async def _at_least(answers: Counter[int], status: int, count: int) -> bool:
-    return answers[status] >= count
 
 
 # ---- nothing shared on a host's own disk --------------------------------------------

@@ -67,14 +67,16 @@ class Summary:
         return self.results[name]
 
     def report(self) -> None:
-        """Printed (visible with -s), and written to $STANCH_CHAOS_REPORT when set."""
+        """Printed (visible with -s), and added to $STANCH_CHAOS_REPORT when set
+        (added: `make chaos` runs more than one module with a summary)."""
         if not self.results:
             return
         text = summary(self.results.values())
         print("\n" + text, end="", flush=True)
         path = os.environ.get("STANCH_CHAOS_REPORT")
         if path:
-            Path(path).write_text(text)
+            with Path(path).open("a") as report:
+                report.write(text)
 
 
 class Scenario:

@@ -492,10 +492,12 @@ async def steady_storm(
     answers: Counter[int],
     *,
     retry_5xx_for: float,
+    pause: float = 0.02,
 ) -> list[Delivery]:
     """Alerts over `fingerprints` incidents from `senders` senders, alternating
     gateways, until `stop` is set; each one retried on a 5xx as Azure would.
-    `answers` counts every answer as it comes."""
+    `answers` counts every answer as it comes; each sender pauses `pause` s
+    between alerts (a storm, not a benchmark: the machine is shared)."""
     rules = [f"{prefix}-{uuid.uuid4().hex[:6]}-{n}" for n in range(fingerprints)]
     trips: list[Delivery] = []
     count = 0
@@ -509,7 +511,7 @@ async def steady_storm(
                 http, fleet, body, n % 2, retry_5xx_for=retry_5xx_for, answers=answers
             )
             trips.append(trip)
-            await asyncio.sleep(0.02)  # a storm, not a benchmark: the machine is shared
+            await asyncio.sleep(pause)
 
     limits = httpx.Limits(max_connections=senders)
     async with httpx.AsyncClient(timeout=60, limits=limits) as http:
@@ -556,12 +558,14 @@ def missing_from_audit(fleet: Fleet, trips: list[Delivery]) -> list[str]:
 # ---- runbooks on the fleet ----------------------------------------------------------
 
 
-async def open_quarantines(fleet: Fleet, vms: list[int]) -> list[str]:
+async def open_quarantines(fleet: Fleet, vms: list[int], drill: str = "fleet-vm") -> list[str]:
     """An incident per failing VM, opened through the gateways in turn; each
-    one's quarantine_vm waits at its approval gate before its first change."""
+    one's quarantine_vm waits at its approval gate before its first change.
+    Each alert's rule is `drill` and the VM: a new drill about the same VMs
+    opens new incidents instead of joining the last drill's."""
     async with httpx.AsyncClient(timeout=60) as http:
         trips = [
-            await deliver(http, fleet, health_alert(chaos_vm(vm), f"fleet-vm-{vm:04d}"), vm % 2)
+            await deliver(http, fleet, health_alert(chaos_vm(vm), f"{drill}-{vm:04d}"), vm % 2)
             for vm in vms
         ]
     incidents = []
