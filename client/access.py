@@ -18,7 +18,7 @@ from temporalio.workflow import UpdateMethodMultiParam
 
 from stanch.client.errors import NotFound, Refused
 from stanch.client.incidents import DETAIL_WAIT, fetch_incident
-from stanch.client.updates import Sign, send_update
+from stanch.client.updates import Sign, send_update, signed
 from stanch.models.access_grant import (
     REQUEST_ACCESS,
     AccessGrantInput,
@@ -51,7 +51,6 @@ async def request_access(
         raise Refused(f"incident {incident_id} is {state.status}: no access is granted for it")
     grant_id = grant_id_of(state.incident_id, principal_id, request.role, request.scope)
     workflow_id = grant_workflow_id(state.workflow_id, grant_id)
-    signed = request if sign is None else sign(workflow_id, REQUEST_ACCESS, request)
     try:
         await client.start_workflow(
             AccessGrantWorkflow.run,
@@ -61,7 +60,7 @@ async def request_access(
                 resource_id=request.scope,
                 requested_by=request.by,
                 grant_id=grant_id,
-                request=signed,
+                request=signed(request, sign, workflow_id, REQUEST_ACCESS),
                 title=state.title,
                 severity=state.severity,
                 status=state.status,

@@ -18,7 +18,7 @@ from temporalio.workflow import UpdateMethodMultiParam
 from stanch.client.errors import UNANSWERED, NotFound, Unavailable
 from stanch.client.ids import workflow_id_for
 from stanch.client.incidents import DETAIL_WAIT
-from stanch.client.updates import Sign, send_update
+from stanch.client.updates import Answer, Request, Sign, send_update
 from stanch.models.status_updates import (
     CommsView,
     PostUpdate,
@@ -59,24 +59,30 @@ async def communications(
 async def post_status_update(
     client: Client, incident_id: str, request: PostUpdate, *, sign: Sign[Any] | None = None
 ) -> StatusUpdate:
-    update: StatusUpdate = await send_update(
-        comms_handle(client, incident_id),
-        cast(Posting, CommunicationsWorkflow.post_update),
-        request,
-        sign=sign,
-        refresh=CommunicationsWorkflow.refresh_plan,
-    )
-    return update
+    posting = cast(Posting, CommunicationsWorkflow.post_update)
+    return await _ask(client, incident_id, posting, request, sign)
 
 
 async def subscribe_to_incident(
     client: Client, incident_id: str, request: Subscribe, *, sign: Sign[Any] | None = None
 ) -> CommsView:
-    view: CommsView = await send_update(
+    subscribing = cast(Subscribing, CommunicationsWorkflow.subscribe)
+    return await _ask(client, incident_id, subscribing, request, sign)
+
+
+async def _ask(
+    client: Client,
+    incident_id: str,
+    update: UpdateMethodMultiParam[[Any, Request], Answer],
+    request: Request,
+    sign: Sign[Any] | None,
+) -> Answer:
+    """A person's request to the incident's communications workflow: one that
+    has no decision keys yet reloads its plan (which carries them) first."""
+    return await send_update(
         comms_handle(client, incident_id),
-        cast(Subscribing, CommunicationsWorkflow.subscribe),
+        update,
         request,
         sign=sign,
         refresh=CommunicationsWorkflow.refresh_plan,
     )
-    return view

@@ -152,7 +152,7 @@ async def send_update(
     `wait` bounds each attempt (no bound by default: an update may start work)."""
     name = update_name(update)
     for attempt in range(KEYLESS_RETRIES + 1):
-        sent = request if sign is None else sign(handle.id, name, request)
+        sent = signed(request, sign, handle.id, name)
         try:
             return await handle.execute_update(update, sent, rpc_timeout=wait)
         except WorkflowUpdateFailedError as e:
@@ -174,6 +174,12 @@ async def send_update(
                 raise Unavailable(f"{handle.id} did not answer: {e.message}") from None
             raise
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def signed(request: Request, sign: Sign[Request] | None, workflow_id: str, name: str) -> Request:
+    """`request` with its signer's proof that a person asked it, for the
+    action `name` on `workflow_id` only; as it is where nothing signs."""
+    return request if sign is None else sign(workflow_id, name, request)
 
 
 def update_name(update: UpdateMethodMultiParam[Any, Any]) -> str:
