@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from stanch.models.free_text import bounded
 from stanch.models.runbook import ApprovalDecision, PendingApproval, RunbookInput, RunbookSpec
 from stanch.models.status import RunbookOutcome
 from stanch.workflows.approval import refusal
@@ -18,6 +19,20 @@ class GateDecision(BaseModel):
     approvals: list[str] = []
     comments: list[str] = []
     rejected_by: str | None = None
+
+
+# A comment can be pages long (NOTE_LIMIT); the audit trail keeps it whole, the
+# timeline entry of the gate shows this much of each.
+COMMENT_SHOWN = 280
+
+
+def with_comments(outcome: str, decision: GateDecision) -> str:
+    """The gate's outcome as the timeline tells it, with what the deciders said:
+    `approved by carol — carol: disk full, evidence kept`."""
+    if not decision.comments:
+        return outcome
+    said = "; ".join(bounded(comment, COMMENT_SHOWN) for comment in decision.comments)
+    return f"{outcome} — {said}"
 
 
 class ApprovalBook:

@@ -20,7 +20,6 @@ with workflow.unsafe.imports_passed_through():
     import cryptography.exceptions  # noqa: F401
 
     from stanch.activities.audit import AuditActivities
-    from stanch.activities.notify import NotifyActivities
     from stanch.activities.resources import ResourceActivities
     from stanch.activities.response_plan import ResponsePlanActivities
     from stanch.activities.scopes import ScopeActivities
@@ -49,9 +48,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from stanch.models.toggles import RemediationCheck
     from stanch.workflows.approval import credential_needed, eligible_approvers
-    from stanch.workflows.decisions import proof_refusal, spend
+    from stanch.workflows.decisions import spend
+    from stanch.workflows.paging import page_on_call
     from stanch.workflows.refusal import refused
-    from stanch.workflows.runbook._approval_gate import ApprovalBook
+    from stanch.workflows.runbook._approval_gate import ApprovalBook, GateDecision, with_comments
     from stanch.workflows.runbook._saga import (
         Saga,
         activity_name,
@@ -61,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
         request_id_of,
     )
     from stanch.workflows.scope import named_resources, scope_refusal, tags_needed
+    from stanch.workflows.signed_requests import spend_once, unproven
 
 Arg = TypeVar("Arg", bound=BaseModel)
 Out = TypeVar("Out")
@@ -99,6 +100,9 @@ UNAWAITED_REPORTS_PATCH = "reports-not-awaited"
 # scheduled in the same workflow task (so it is as durable as the answer) and
 # written before the gate moves on.
 DECISION_ANSWERED_BEFORE_AUDIT_PATCH = "decision-answered-before-audit"
+# The gate's timeline entry carries the deciders' comments (cut short), not
+# only their names.
+APPROVAL_COMMENT_PATCH = "approval-comment"
 
 
 class ApprovalDenied(Exception):
@@ -344,14 +348,20 @@ class Runbook:
             "stanch_approval_wait", "time an approval waited for its answer"
         ).record(workflow.now() - now, {"risk": str(risk)})
         if decision.rejected_by is not None:
-            await self._finish(record, StepStatus.DENIED, f"rejected by {decision.rejected_by}")
+            said = self._with_comments(f"rejected by {decision.rejected_by}", decision)
+            await self._finish(record, StepStatus.DENIED, said)
             raise ApprovalDenied(f"{step}: rejected by {decision.rejected_by}")
         if len(decision.approvals) < required:
             await self._finish(record, StepStatus.DENIED, "no decision before the deadline")
             raise ApprovalDenied(f"{step}: not approved in time (denied by default)")
-        await self._finish(
-            record, StepStatus.APPROVED, f"approved by {', '.join(decision.approvals)}"
-        )
+        said = self._with_comments(f"approved by {', '.join(decision.approvals)}", decision)
+        await self._finish(record, StepStatus.APPROVED, said)
+
+    def _with_comments(self, outcome: str, decision: GateDecision) -> str:
+        # Gates that ended before comments were shown keep their plain words.
+        if not decision.comments or not workflow.patched(APPROVAL_COMMENT_PATCH):
+            return outcome
+        return with_comments(outcome, decision)
 
     async def _await_decision(
         self, decided: Callable[[], bool], timeout: timedelta, summary: str
@@ -489,7 +499,7 @@ class Runbook:
         self._refuse_if_not_allowed(decision, RunbookDecision.REJECT)
 
     async def _decided(self, decision: ApprovalDecision, approve: bool) -> RunbookView:
-        self._spend(decision)
+        spend_once(self._spent, decision)
         self._gate.record(decision, approve=approve)
         outcome = "approved" if approve else "rejected"
         if not workflow.patched(DECISION_ANSWERED_BEFORE_AUDIT_PATCH):
@@ -568,22 +578,13 @@ class Runbook:
         """Why this decision is not proven to come from a credential that may
         carry it (workflows/decisions.py), or None."""
         risk = self.spec.approvals[decision.step]
-        return proof_refusal(
-            decision.proof,
-            workflow_id=workflow.info().workflow_id,
+        return unproven(
+            decision,
             action=verb,
-            request=decision,
             keys=self._keys,
-            now=workflow.now(),
             spent=self._spent,
             minimum=credential_needed(self._inp.approval, risk, decision.by),
         )
-
-    def _spend(self, decision: ApprovalDecision) -> None:
-        # Two updates with one proof may both pass validation before either runs.
-        if decision.proof is not None and decision.proof.nonce in self._spent.nonces:
-            raise ApplicationError("decision already used", type="DecisionReplayed")
-        spend(self._spent, decision.proof, workflow.now())
 
     @workflow.query(name=RunbookQuery.STATUS)
     def status(self) -> RunbookView:
@@ -731,13 +732,7 @@ class Runbook:
             ),
         )
         try:
-            await workflow.execute_activity_method(
-                NotifyActivities.page_on_call,
-                page,
-                start_to_close_timeout=timedelta(seconds=30),
-                schedule_to_close_timeout=timedelta(minutes=2),
-                retry_policy=BOOKKEEPING,
-            )
+            await page_on_call(page, BOOKKEEPING)
         except ActivityError as e:
             await self._tell("page_failed", f"could not page approvers: {_reason(e)}")
 
