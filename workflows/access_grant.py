@@ -34,7 +34,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from stanch.activities.access import AccessActivities, AccessPlanActivities
-    from stanch.activities.notify import NotifyActivities
     from stanch.models.access_grant import (
         ACCESS_GRANT,
         GATE_PREFIX,
@@ -64,13 +63,15 @@ with workflow.unsafe.imports_passed_through():
         RunbookSpec,
         StepStatus,
     )
-    from stanch.workflows.decisions import proof_refusal, spend
+    from stanch.workflows.decisions import spend
+    from stanch.workflows.paging import page_on_call
     from stanch.workflows.runbook import (
         BOOKKEEPING,
         ApprovalDenied,
         RemediationRefused,
         Runbook,
     )
+    from stanch.workflows.signed_requests import unproven
 
 # One quick retry inside a round; the rounds themselves never stop.
 REVOKE_ROUND = RetryPolicy(
@@ -228,13 +229,10 @@ class AccessGrantWorkflow(Runbook):
         request = self._grant_input.request
         if request.by not in self._plan.approval.roster:
             return f"{request.by!r} is not on the roster"
-        reason = proof_refusal(
-            request.proof,
-            workflow_id=workflow.info().workflow_id,
+        reason = unproven(
+            request,
             action=REQUEST_ACCESS,
-            request=request,
             keys=self._keys,
-            now=workflow.now(),
             spent=self._spent,
             minimum=ApiRole.RESPONDER,
         )
@@ -344,13 +342,10 @@ class AccessGrantWorkflow(Runbook):
             )
         if self._plan is not None and request.by not in self._plan.approval.roster:
             raise ValueError(f"{request.by!r} is not on the roster")
-        reason = proof_refusal(
-            request.proof,
-            workflow_id=workflow.info().workflow_id,
+        reason = unproven(
+            request,
             action=REVOKE_ACCESS,
-            request=request,
             keys=self._keys,
-            now=workflow.now(),
             spent=self._spent,
             minimum=ApiRole.RESPONDER,
         )
@@ -408,8 +403,7 @@ class AccessGrantWorkflow(Runbook):
         assert self._plan is not None
         people = self._plan.approval.on_call or self._plan.approval.approvers
         try:
-            await workflow.execute_activity_method(
-                NotifyActivities.page_on_call,
+            await page_on_call(
                 Page(
                     incident_id=inp.incident_id,
                     workflow_id=inp.incident_workflow_id or workflow.info().workflow_id,
@@ -424,9 +418,7 @@ class AccessGrantWorkflow(Runbook):
                     channels=None,
                     reason=reason,
                 ),
-                start_to_close_timeout=timedelta(seconds=30),
-                schedule_to_close_timeout=timedelta(minutes=2),
-                retry_policy=BOOKKEEPING,
+                BOOKKEEPING,
             )
         except ActivityError as e:
             workflow.logger.warning("could not page about a revocation: %s", _reason(e))

@@ -33,7 +33,6 @@ with workflow.unsafe.imports_passed_through():
     import cryptography.exceptions  # noqa: F401  (see workflows/incident.py)
 
     from stanch.activities.communications import CommunicationsActivities
-    from stanch.activities.notify import NotifyActivities
     from stanch.models.communications import CommsName, Subscriber
     from stanch.models.config import ApiRole
     from stanch.models.decision import NO_KEYS_YET, PersonRequest, SpentDecisions
@@ -57,7 +56,8 @@ with workflow.unsafe.imports_passed_through():
         Subscribe,
         UpdateKind,
     )
-    from stanch.workflows.decisions import proof_refusal, spend
+    from stanch.workflows.paging import page_on_call
+    from stanch.workflows.signed_requests import spend_once, unproven
 
 SYSTEM = "stanch"
 PLAN_RETRY = RetryPolicy(
@@ -217,14 +217,7 @@ class CommunicationsWorkflow:
         )
         who = ", ".join(p.name for p in leads)
         try:
-            await workflow.execute_activity_method(
-                NotifyActivities.page_on_call,
-                page,
-                start_to_close_timeout=timedelta(seconds=30),
-                schedule_to_close_timeout=timedelta(minutes=2),
-                retry_policy=PAGE_RETRY,
-                summary="remind the communications lead",
-            )
+            await page_on_call(page, PAGE_RETRY, "remind the communications lead")
         except ActivityError as e:
             cause = e.cause.message if isinstance(e.cause, ApplicationError) else str(e.cause)
             self._event("comms_reminder", f"Reminder to {who} failed: {cause}")
@@ -345,7 +338,7 @@ class CommunicationsWorkflow:
 
     @workflow.update(name=CommsName.POST_UPDATE)
     async def post_update(self, request: PostUpdate) -> StatusUpdate:
-        self._spend(request)
+        spend_once(self._spent, request)
         update = self._add_update(UpdateKind.POSTED, request.text, request.by, request.internal)
         self._last_update_at = update.at
         internal = f" (internal: {request.internal})" if request.internal else ""
@@ -367,7 +360,7 @@ class CommunicationsWorkflow:
 
     @workflow.update(name=CommsName.SUBSCRIBE)
     async def subscribe(self, request: Subscribe) -> CommsView:
-        self._spend(request)
+        spend_once(self._spent, request)
         subscriber = Subscriber.parse(request.channel)
         if all(s.id != subscriber.id for s in self._subscribers):
             self._subscribers.append(subscriber)
@@ -391,23 +384,15 @@ class CommunicationsWorkflow:
             raise ValueError(f"{NO_KEYS_YET}: retry in a moment")
         if self._plan.person(request.by) is None:
             raise ValueError(f"{request.by!r} is not on the roster")
-        refusal = proof_refusal(
-            request.proof,
-            workflow_id=workflow.info().workflow_id,
+        refusal = unproven(
+            request,
             action=action,
-            request=request,
             keys=self._plan.decision_keys,
-            now=workflow.now(),
             spent=self._spent,
             minimum=minimum,
         )
         if refusal:
             raise ValueError(refusal)
-
-    def _spend(self, request: PersonRequest) -> None:
-        if request.proof is not None and request.proof.nonce in self._spent.nonces:
-            raise ApplicationError("decision already used", type="DecisionReplayed")
-        spend(self._spent, request.proof, workflow.now())
 
     @workflow.signal(name=CommsName.REFRESH_PLAN)
     def refresh_plan(self) -> None:
