@@ -83,7 +83,6 @@ with workflow.unsafe.imports_passed_through():
     from stanch.workflows import grouping, lifecycle
     from stanch.workflows.access_book import access_reported, grants_to_end
     from stanch.workflows.communications import CommsLink
-    from stanch.workflows.decisions import proof_refusal, spend
     from stanch.workflows.escalation import everyone_in_policy, names, tier_recipients
     from stanch.workflows.lifecycle import (
         SYSTEM_ACTOR,
@@ -102,6 +101,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from stanch.workflows.quiet_hours import held_for_maintenance
     from stanch.workflows.refusal import refused
+    from stanch.workflows.signed_requests import spend_once, unproven
     from stanch.workflows.timeline import BoundedTimeline, audit_batches, entry
 
 RUNBOOKS_PATCH = "runbooks-v1"  # incidents opened before runbooks existed never start one
@@ -632,7 +632,7 @@ class IncidentWorkflow:
         people it names are checked against the roster (once it is loaded),
         the change is made and, if anything changed, put on the audit trail;
         the answer says where the incident stands."""
-        self._spend(request)
+        spend_once(self._spent, request)
         await self._require_on_roster(request.by)
         if also_on_roster is not None:
             await self._require_on_roster(also_on_roster)
@@ -650,24 +650,10 @@ class IncidentWorkflow:
         self._check_actor(request.by)
         keys = self._plan.approval.decision_keys if self._plan and self._plan.approval else {}
         _refuse(
-            proof_refusal(
-                request.proof,
-                workflow_id=workflow.info().workflow_id,
-                action=action,
-                request=request,
-                keys=keys,
-                now=workflow.now(),
-                spent=self._spent,
-                minimum=ApiRole.RESPONDER,
+            unproven(
+                request, action=action, keys=keys, spent=self._spent, minimum=ApiRole.RESPONDER
             )
         )
-
-    def _spend(self, request: PersonRequest) -> None:
-        # Two updates carrying one proof can both pass their validators before
-        # either handler runs: the second is refused here.
-        if request.proof is not None and request.proof.nonce in self._spent.nonces:
-            raise ApplicationError("decision already used", type="DecisionReplayed")
-        spend(self._spent, request.proof, workflow.now())
 
     @workflow.signal(name=IncidentSignal.REFRESH_DECISION_KEYS)
     def refresh_decision_keys(self) -> None:
