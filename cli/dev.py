@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import secrets
+import shlex
 import signal
 import stat
 from dataclasses import dataclass
@@ -143,6 +144,14 @@ def env_file_lines(settings: Settings, state_dir: Path) -> list[str]:
     return [f"{key}={value}" for key, value in values.items()]
 
 
+def elsewhere_line(state_dir: Path) -> str:
+    """How `stanch` in another shell finds a stack whose state dir is not
+    `.stanch` here: one line to copy, instead of --state-dir on every call."""
+    if state_dir.resolve() == Path(".stanch").resolve():
+        return ""
+    return f"  other shells export STANCH_STATE_DIR={shlex.quote(str(state_dir.resolve()))}\n"
+
+
 def stores_line(settings: Settings) -> str:
     """Where this stack keeps what a fleet would share (files unless told otherwise)."""
     if settings.database_url is None:
@@ -251,6 +260,7 @@ async def run_dev(options: DevOptions) -> None:
             f"  credentials  {settings.dev_credentials} (one per roster person: "
             "stanch ack ID --as <person>)\n"
             f"  state        {options.state_dir.resolve()} (settings in {env_file})\n"
+            f"{elsewhere_line(options.state_dir)}"
             "Ctrl-C stops everything.",
             flush=True,
         )

@@ -30,8 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--state-dir",
         type=Path,
-        default=Path(".stanch"),
-        help="where a running `stanch dev` keeps its env file (default .stanch)",
+        # What `stanch dev --state-dir X` prints to export: set once per shell.
+        default=Path(os.environ.get("STANCH_STATE_DIR") or ".stanch"),
+        help="where a running `stanch dev` keeps its env file "
+        "(default $STANCH_STATE_DIR, else .stanch)",
     )
     # `--state-dir` is accepted before or after the command (`stanch dev --state-dir X`).
     common = argparse.ArgumentParser(add_help=False)

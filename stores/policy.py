@@ -2,7 +2,7 @@
 
 `load_config` reads the file once: YAML (a repeated key is refused with both
 lines, stores/policy_yaml.py), then the schema and its cross-references
-(models/config.py), then file sinks made relative to the file, not the process.
+(models/config.py), then file sinks made relative to the file (or the state dir), not the process.
 
 `PolicySource` is the file as activities see it: re-read on every use, so
 edits apply without a restart, but never lost to a bad edit. If someone saves
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Collection
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from stanch.stores.audit import AuditLog
 from stanch.stores.policy_yaml import read_policy_yaml
 
 log = logging.getLogger("stanch.policy")
+# The one variable a file channel's path may name (see file_sink).
+STATE_DIR = "${STANCH_STATE_DIR}"
 
 
 def load_config(path: str | Path) -> StanchConfig:
@@ -47,11 +50,24 @@ def load_config(path: str | Path) -> StanchConfig:
     if repeated:
         raise ConfigError(str(path), repeated)
     config = parse_config(data, str(path))
-    # Relative file sinks are relative to the policy file, not the process.
     for channel in config.channels:
-        if isinstance(channel, FileChannel) and not channel.path.is_absolute():
-            channel.path = (path.parent / channel.path).resolve()
+        if isinstance(channel, FileChannel):
+            channel.path = file_sink(path, channel.path)
     return config
+
+
+def file_sink(policy: Path, sink: Path) -> Path:
+    """Where a file channel writes. A relative path is relative to the policy
+    file, not the process; one that starts with `${STANCH_STATE_DIR}` is in the
+    state dir of the process reading the policy (`stanch dev --state-dir X`
+    sets it), so a dev stack's pages land in its own state dir. Unset, that is
+    `.stanch` beside the policy, where the shipped policy always put them."""
+    text = str(sink)
+    if text.startswith(STATE_DIR):
+        state = os.environ.get("STANCH_STATE_DIR")
+        base = Path(state).resolve() if state else policy.parent / ".stanch"
+        sink = base / text.removeprefix(STATE_DIR).lstrip("/")
+    return sink if sink.is_absolute() else (policy.parent / sink).resolve()
 
 
 class PolicySource:

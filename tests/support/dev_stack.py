@@ -49,15 +49,17 @@ class DevStack:
 
 
 @contextmanager
-def running_dev_stack(workdir: Path) -> Iterator[DevStack]:
+def running_dev_stack(workdir: Path, policy: Path | None = None) -> Iterator[DevStack]:
+    """With `policy` copied as it is, else the demo plan with dave as an admin."""
     config = workdir / "stanch.yaml"
-    shutil.copy(ROOT / "examples" / "demo.yaml", config)
+    shutil.copy(policy or ROOT / "examples" / "demo.yaml", config)
     carol = "  - {id: carol, name: Carol Chen, roles: [approver]}\n"
     text = config.read_text()
-    assert carol in text
-    # Dave holds the roster role admin: his development credential may flip toggles.
-    dave = "  - {id: dave, name: Dave Diaz, roles: [approver, admin]}\n"
-    config.write_text(text.replace(carol, carol + dave))
+    if policy is None:
+        assert carol in text
+        # Dave holds the roster role admin: his development credential may flip toggles.
+        dave = "  - {id: dave, name: Dave Diaz, roles: [approver, admin]}\n"
+        config.write_text(text.replace(carol, carol + dave))
     ports = {name: free_port() for name in PORTS}
     with (workdir / "dev.log").open("wb") as log:
         process = subprocess.Popen(
