@@ -78,11 +78,17 @@ class Drill(Scenario):
     """A scenario whose trials may fail one by one: a failure is a finding of
     that trial, and the soak goes on."""
 
+    def trial_note(self, text: str) -> None:
+        """A trial's line in the summary, printed as it ends too (-s): a long
+        run shows its progress."""
+        self.result.notes.append(text)
+        print(f"\n{self.result.scenario}: {text}", flush=True)
+
     def failed(self, trial: int, error: BaseException) -> None:
         self.result.stuck += 1
         last = traceback.format_exception_only(error)[-1].strip()
         self.problem(f"trial {trial}: {last[:400]}")
-        self.result.notes.append(f"trial {trial}: FAILED {last[:200]}")
+        self.trial_note(f"trial {trial}: FAILED {last[:200]}")
 
     async def audited(self, fleet: Fleet, trial: int) -> None:
         verified, said = await audit_verified(fleet)
@@ -118,7 +124,7 @@ async def cut_trial(fleet: Fleet, started: Started, trial: int, drill: Drill) ->
     if cut.writes != {("POST", "restart"): 1}:
         drill.problem(f"trial {trial}: azuresim applied {cut.writes} to {cut.host}'s VM")
     drill.problems += [f"trial {trial}: {p}" for p in findings.problems(CUT_FINGERPRINTS)]
-    r.notes.append(
+    drill.trial_note(
         f"trial {trial}: cut {cut.host} (meant {wanted}, runs landed elsewhere first: "
         f"{len(cut.landed)}), {cut.other} took over at attempt {cut.attempt} "
         f"{cut.took_over:.1f} s after the cut, done at {cut.finished:.1f} s, back and idle "
@@ -145,7 +151,7 @@ async def outage_trial(fleet: Fleet, trial: int, drill: Drill) -> dict[str, Any]
         drill.problem(f"trial {trial}: answers other than 202 and 503: {outage.answers}")
     if None in outage.retry_after:
         drill.problem(f"trial {trial}: a 503 without Retry-After")
-    drill.result.notes.append(
+    drill.trial_note(
         f"trial {trial}: PostgreSQL down {outage.down_for:.1f} s, {outage.refused} answers "
         f"503, storm {findings.alerts} sent, {findings.accepted} accepted, "
         f"{findings.incidents} incidents"
@@ -174,7 +180,7 @@ async def kill_switch_trial(fleet: Fleet, trial: int, drill: Drill) -> dict[str,
     if run.writes:
         drill.result.duplicated += sum(run.writes.values())
         drill.problem(f"trial {trial}: azuresim saw writes while off: {run.writes}")
-    drill.result.notes.append(
+    drill.trial_note(
         f"trial {trial}: {run.runbooks} runbooks halted, by host {dict(run.halted_on)}, "
         f"{sum(run.writes.values())} writes while off"
     )
