@@ -25,8 +25,10 @@ from stanch.stores.select import close_databases
 from stanch.testing import decisions  # noqa: F401
 from stanch.testing.estate import WORLD
 from stanch.testing.started import Started
+from tests.support.before_deploy import OpenIncident, open_before_deploy
 from tests.support.plans import REMEDIATION, policy_file
 from tests.support.postgres import new_database
+from tests.support.sealing import sealed_stack
 from tests.support.stack import CONTINUE_AS_NEW_AFTER, Stack, running_stack
 from tests.support.webhooks import Receiver, running_receiver
 
@@ -137,13 +139,44 @@ async def runbooks(
 
 
 @pytest.fixture
+def stack_policy(tmp_path: Path) -> Path:
+    """The policy `stack` runs with; a module overrides this fixture for another."""
+    return policy_file(tmp_path, **REMEDIATION)
+
+
+@pytest.fixture
+def stack_payload_keys() -> dict[str, bytes] | None:
+    """None: `stack` sends plain payloads. A module overrides this fixture with
+    {key id: key} to have it seal them (tests/support/sealing.py)."""
+    return None
+
+
+@pytest.fixture
 async def stack(
     dev_env: WorkflowEnvironment,
     tmp_path: Path,
     task_queue: str,
     azure: AzureClients,
     sim: AzureSim,
+    stack_policy: Path,
+    stack_payload_keys: dict[str, bytes] | None,
 ) -> AsyncIterator[Stack]:
-    config = policy_file(tmp_path, **REMEDIATION)
-    async with running_stack(dev_env, tmp_path, task_queue, config, azure, sim) as stack:
+    parts = (dev_env, tmp_path, task_queue, stack_policy, azure, sim)
+    keys = stack_payload_keys
+    running = running_stack(*parts) if keys is None else sealed_stack(*parts, keys)
+    async with running as stack:
         yield stack
+
+
+@pytest.fixture
+async def before_deploy(
+    dev_env: WorkflowEnvironment,
+    tmp_path: Path,
+    task_queue: str,
+    azure: AzureClients,
+    sim: AzureSim,
+) -> AsyncIterator[OpenIncident]:
+    """The gateway alone, and an incident a worker opened and left: the
+    stuck-on-a-code-change tests deploy changed code under it."""
+    async with open_before_deploy(dev_env, tmp_path, task_queue, azure, sim) as opened:
+        yield opened

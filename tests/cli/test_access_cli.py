@@ -11,22 +11,19 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from temporalio.testing import WorkflowEnvironment
 
-from stanch.activities.azure_clients import AzureClients
 from stanch.azuresim import AzureSim
 from stanch.harness.waiting import eventually
 from tests.support.access import (
     EXPIRED,
     OPS,
     VENDOR,
-    access_stack,
+    access_stack_policy,
     assignments,
     end_incident,
     grants_of,
@@ -39,15 +36,9 @@ from tests.support.stack import Stack
 
 
 @pytest.fixture
-async def stack(
-    dev_env: WorkflowEnvironment,
-    tmp_path: Path,
-    task_queue: str,
-    azure: AzureClients,
-    sim: AzureSim,
-) -> AsyncIterator[Stack]:
-    async with access_stack(dev_env, tmp_path, task_queue, azure, sim) as running:
-        yield running
+def stack_policy(tmp_path: Path) -> Path:
+    """The conftest's `stack`, with the vendor among the guests."""
+    return access_stack_policy(tmp_path)
 
 
 async def stanch(

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -73,17 +72,9 @@ PLAIN_SEARCH_ATTRIBUTES = {
 
 
 @pytest.fixture
-async def sealed(
-    dev_env: WorkflowEnvironment,
-    tmp_path: Path,
-    task_queue: str,
-    azure: AzureClients,
-    sim: AzureSim,
-) -> AsyncIterator[Stack]:
-    keys = write_payload_keys(tmp_path / "payload-keys.json", {"2026-06": new_key()})
-    config = policy_file(tmp_path, **REMEDIATION)
-    async with encrypted_stack(dev_env, tmp_path, task_queue, config, azure, sim, keys) as stack:
-        yield stack
+def stack_payload_keys() -> dict[str, bytes]:
+    """The conftest's `stack` seals with one key."""
+    return {"2026-06": new_key()}
 
 
 async def stored_history(plain: Client, workflow_id: str) -> History:
@@ -93,15 +84,15 @@ async def stored_history(plain: Client, workflow_id: str) -> History:
 
 
 @pytest.mark.devserver
-async def test_the_service_stores_only_ciphertext(sealed: Stack, dev_env: WorkflowEnvironment):
+async def test_the_service_stores_only_ciphertext(stack: Stack, dev_env: WorkflowEnvironment):
     marker = uuid.uuid4().hex[:8]
     title = f"Checkout latency {marker}"
     note = f"Zed Quinlan from payments called {marker}"
     body = json.loads(DEMO_ALERT.read_text())
     body["data"]["essentials"]["alertRule"] = title
     async with httpx.AsyncClient(timeout=30) as http:
-        incident = (await sealed.post_alert(http, body)).json()["incident_id"]
-        base = f"{sealed.url}/api/incidents/{incident}"
+        incident = (await stack.post_alert(http, body)).json()["incident_id"]
+        base = f"{stack.url}/api/incidents/{incident}"
 
         async def gated() -> dict | None:
             detail = await http.get(base, headers=auth("viewer"))
@@ -122,10 +113,10 @@ async def test_the_service_stores_only_ciphertext(sealed: Stack, dev_env: Workfl
         shown = (await http.get(base, headers=auth("viewer"))).json()
         assert note in json.dumps(shown["timeline"])
     runbook = detail["state"]["runbook"]["workflow_id"]
-    incident_handle = sealed.client.get_workflow_handle(workflow_id_for(incident))
+    incident_handle = stack.client.get_workflow_handle(workflow_id_for(incident))
     try:
         await settled(incident_handle)
-        codec = sealed.client.data_converter.payload_codec
+        codec = stack.client.data_converter.payload_codec
         assert isinstance(codec, PayloadEncryption)
         secrets = [title, note, "Zed Quinlan", VM1, VM1.lower(), "vm-web-1", "alice", "carol"]
         for workflow_id in (workflow_id_for(incident), runbook):
@@ -146,7 +137,7 @@ async def test_the_service_stores_only_ciphertext(sealed: Stack, dev_env: Workfl
     finally:
         for workflow_id in (runbook, workflow_id_for(incident)):
             try:
-                await sealed.client.get_workflow_handle(workflow_id).terminate("test done")
+                await stack.client.get_workflow_handle(workflow_id).terminate("test done")
             except Exception:
                 pass
 
@@ -401,14 +392,14 @@ def test_stanch_dev_without_a_key_works_plain_and_says_so(tmp_path: Path):
 
 @pytest.mark.devserver
 async def test_a_process_without_the_key_lists_sealed_incidents_by_their_plain_fields(
-    sealed: Stack, dev_env: WorkflowEnvironment
+    stack: Stack, dev_env: WorkflowEnvironment
 ):
     """A gateway or CLI without the payload key (or with another) lists a sealed
     incident by its search attributes instead of failing the whole listing with
     a 500 (found by the OpenAPI fuzz test after this module had run on the
     shared dev server)."""
     async with httpx.AsyncClient(timeout=30) as http:
-        incident = (await sealed.post_alert(http, json.loads(DEMO_ALERT.read_text()))).json()[
+        incident = (await stack.post_alert(http, json.loads(DEMO_ALERT.read_text()))).json()[
             "incident_id"
         ]
     page = await list_incidents(dev_env.client, listing_query(running_only=True), page_size=500)

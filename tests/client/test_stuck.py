@@ -10,68 +10,42 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from temporalio.client import WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
 
-from stanch.activities.azure_clients import AzureClients
-from stanch.azuresim import AzureSim
 from stanch.client.errors import Refused
-from stanch.client.ids import workflow_id_for
 from stanch.client.incidents import fetch_incident
 from stanch.client.stuck import stuck_workflow
 from stanch.client.updates import send_update
 from stanch.harness.waiting import eventually
 from stanch.models.runbook import ApprovalDecision
-from stanch.models.settings import Settings
 from stanch.workflows.runbook import Runbook
+from tests.support.before_deploy import OpenIncident
 from tests.support.changed_code.quarantine_new_step import QuarantineVmLooksForDiskErrors
 from tests.support.cli import run_stanch
-from tests.support.code_change import REPO, cli_state, deployed, gateway_only, history_events
-from tests.support.incidents import settled
-from tests.support.oncall import open_vm_incident
+from tests.support.code_change import REPO, cli_state, history_events
 from tests.support.plans import API_TOKENS, auth
-from tests.support.stack import Stack
 
 AT_ONCE = 5.0  # seconds: "refused at once", with room for a loaded machine
 
 
 async def test_a_runbook_stuck_on_a_code_change_says_so_and_refuses_decisions(
-    dev_env: WorkflowEnvironment,
-    tmp_path: Path,
-    task_queue: str,
-    azure: AzureClients,
-    sim: AzureSim,
+    before_deploy: OpenIncident,
 ):
-    from stanch.worker import build_worker
-
-    client = dev_env.client
-    async with gateway_only(dev_env, tmp_path, task_queue, sim) as (stack, settings):
-        async with httpx.AsyncClient(timeout=30) as http:
-            async with build_worker(client, settings, azure):
-                incident = await open_vm_incident(stack, http)
-                base = f"{stack.url}/api/incidents/{incident}"
-                detail = (await http.get(base, headers=auth("viewer"))).json()
-                runbook = client.get_workflow_handle(detail["state"]["runbook"]["workflow_id"])
-                await settled(runbook)
-            try:
-                async with deployed(dev_env, settings, azure, [QuarantineVmLooksForDiskErrors]):
-                    await stuck_before_it_is_woken(stack, http, incident, runbook)
-                    await stuck_after_its_task_failed(stack, http, settings, incident, runbook)
-            finally:
-                await client.get_workflow_handle(workflow_id_for(incident)).terminate("test done")
+    deploy = before_deploy.deploy([QuarantineVmLooksForDiskErrors])
+    async with httpx.AsyncClient(timeout=30) as http, deploy:
+        await stuck_before_it_is_woken(before_deploy, http)
+        await stuck_after_its_task_failed(before_deploy, http)
 
 
-async def stuck_before_it_is_woken(
-    stack: Stack, http: httpx.AsyncClient, incident: str, runbook: WorkflowHandle[Any, Any]
-) -> None:
+async def stuck_before_it_is_woken(opened: OpenIncident, http: httpx.AsyncClient) -> None:
     """Waiting at its gate, the runbook has no workflow task to fail yet: a
     replay (a query) finds it out, and a decision is refused without waking
     it (an update would hold for ~20 s and leave a failed task behind)."""
+    stack, incident, runbook = opened.stack, opened.incident, opened.runbook
     before = await history_events(runbook)
     detail = await fetch_incident(stack.client, incident)
     assert detail.stuck is not None, "shown as waiting, not stuck"
@@ -98,16 +72,11 @@ async def stuck_before_it_is_woken(
     assert await stuck_workflow(stack.client, runbook.id) is None, "it was not woken"
 
 
-async def stuck_after_its_task_failed(
-    stack: Stack,
-    http: httpx.AsyncClient,
-    settings: Settings,
-    incident: str,
-    runbook: WorkflowHandle[Any, Any],
-) -> None:
+async def stuck_after_its_task_failed(opened: OpenIncident, http: httpx.AsyncClient) -> None:
     """Woken (here by a harmless signal), it fails its workflow task on every
     attempt: describe and the history say so, every view shows it, and every
     way of deciding is refused at once."""
+    stack, incident, runbook = opened.stack, opened.incident, opened.runbook
     await runbook.signal(Runbook.refresh_decision_keys)
 
     async def failing() -> bool:
@@ -132,7 +101,7 @@ async def stuck_after_its_task_failed(
     assert page.status_code == 200
     assert "stuck: runbook quarantine_vm" in page.text and "Approve</button>" not in page.text
 
-    state = cli_state(settings.state_dir / "cli", settings, API_TOKENS["approver"])
+    state = cli_state(opened.settings.state_dir / "cli", opened.settings, API_TOKENS["approver"])
     # In a thread: this test's event loop runs the worker that must answer.
     show = await asyncio.to_thread(run_stanch, state, REPO, "show", incident)
     assert show.returncode == 0, show.stderr

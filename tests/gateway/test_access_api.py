@@ -6,16 +6,13 @@ What the policy refuses is a 422 naming the field, with nothing started."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
 
-from stanch.activities.azure_clients import AzureClients
 from stanch.azuresim import AzureSim
 from stanch.client.ids import workflow_id_for
 from stanch.harness.waiting import eventually
@@ -24,7 +21,7 @@ from stanch.testing.runbooks import audit_records
 from tests.support.access import (
     OPS,
     VENDOR_PRINCIPAL,
-    access_stack,
+    access_stack_policy,
     assignments,
     end_incident,
     grant_body,
@@ -41,15 +38,9 @@ from tests.support.stack import Stack
 
 
 @pytest.fixture
-async def stack(
-    dev_env: WorkflowEnvironment,
-    tmp_path: Path,
-    task_queue: str,
-    azure: AzureClients,
-    sim: AzureSim,
-) -> AsyncIterator[Stack]:
-    async with access_stack(dev_env, tmp_path, task_queue, azure, sim) as running:
-        yield running
+def stack_policy(tmp_path: Path) -> Path:
+    """The conftest's `stack`, with the vendor among the guests."""
+    return access_stack_policy(tmp_path)
 
 
 async def test_a_vendor_gets_logs_once_approved_and_loses_them_when_revoked(

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,42 +15,28 @@ from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.history.v1 import History
 from temporalio.testing import WorkflowEnvironment
 
-from stanch.activities.azure_clients import AzureClients
-from stanch.azuresim import AzureSim
 from stanch.client.codec import ENCODING, KEY_ID_FIELD
 from stanch.client.ids import workflow_id_for
 from stanch.harness.binaries import installed
 from stanch.harness.waiting import eventually
 from tests.support.alerts import unique_alert
 from tests.support.encryption import (
-    encrypted_stack,
     new_key,
     payloads_in,
     without_plain_by_design,
-    write_payload_keys,
 )
 from tests.support.incidents import settled
-from tests.support.plans import API_TOKENS, REMEDIATION, auth, policy_file
+from tests.support.plans import API_TOKENS, auth
+from tests.support.sealing import WEB_UI
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.devserver
-WEB_UI = "https://temporal-ui.example.net"
 
 
 @pytest.fixture
-async def sealed(
-    dev_env: WorkflowEnvironment,
-    tmp_path: Path,
-    task_queue: str,
-    azure: AzureClients,
-    sim: AzureSim,
-) -> AsyncIterator[Stack]:
-    keys = write_payload_keys(tmp_path / "payload-keys.json", {"2026-06": new_key()})
-    config = policy_file(tmp_path, **REMEDIATION)
-    async with encrypted_stack(
-        dev_env, tmp_path, task_queue, config, azure, sim, keys, codec_cors_origins=WEB_UI
-    ) as stack:
-        yield stack
+def stack_payload_keys() -> dict[str, bytes]:
+    """The conftest's `stack` seals with one key."""
+    return {"2026-06": new_key()}
 
 
 async def incident_with_title(stack: Stack, http: httpx.AsyncClient) -> tuple[str, str]:
@@ -85,10 +69,10 @@ def from_body(text: str) -> list[Payload]:
 
 
 async def test_the_history_decodes_with_a_credential_and_not_without(
-    sealed: Stack, dev_env: WorkflowEnvironment
+    stack: Stack, dev_env: WorkflowEnvironment
 ):
     async with httpx.AsyncClient(timeout=30) as http:
-        title, workflow_id = await incident_with_title(sealed, http)
+        title, workflow_id = await incident_with_title(stack, http)
         try:
             payloads = await stored_payloads(dev_env, workflow_id)
             assert {p.metadata["encoding"] for p in payloads} == {ENCODING}
@@ -104,18 +88,18 @@ async def test_the_history_decodes_with_a_credential_and_not_without(
                 {"Cookie": "stanch_token=nope"},
             ):
                 refused = await http.post(
-                    f"{sealed.url}/codec/decode", content=body, headers=headers
+                    f"{stack.url}/codec/decode", content=body, headers=headers
                 )
                 assert refused.status_code == 401, refused.text
                 assert refused.json()["error"] == "unauthorized"
                 assert title not in refused.text and "payloads" not in refused.text
             # Nothing of the request is judged before the credential: garbage is a 401 too.
-            garbage = await http.post(f"{sealed.url}/codec/decode", content=b"{not json")
+            garbage = await http.post(f"{stack.url}/codec/decode", content=b"{not json")
             assert garbage.status_code == 401
 
             for role in ("viewer", "admin"):
                 opened = await http.post(
-                    f"{sealed.url}/codec/decode",
+                    f"{stack.url}/codec/decode",
                     content=body,
                     headers={
                         **auth(role),
@@ -131,14 +115,14 @@ async def test_the_history_decodes_with_a_credential_and_not_without(
 
             # Bad input: a clear 400, naming the problem; the history unchanged.
             malformed = await http.post(
-                f"{sealed.url}/codec/decode", content=b'{"payload": []}', headers=auth("viewer")
+                f"{stack.url}/codec/decode", content=b'{"payload": []}', headers=auth("viewer")
             )
             assert malformed.status_code == 400 and "payloads" in malformed.json()["message"]
             relabelled = Payload()
             relabelled.CopyFrom(payloads[0])
             relabelled.metadata[KEY_ID_FIELD] = b"2019-01"
             unknown = await http.post(
-                f"{sealed.url}/codec/decode", content=as_body([relabelled]), headers=auth("viewer")
+                f"{stack.url}/codec/decode", content=as_body([relabelled]), headers=auth("viewer")
             )
             assert unknown.status_code == 400 and "'2019-01'" in unknown.json()["message"]
             after = len(
@@ -146,32 +130,32 @@ async def test_the_history_decodes_with_a_credential_and_not_without(
             )
             assert after == events_before
         finally:
-            await sealed.client.get_workflow_handle(workflow_id).terminate("test done")
+            await stack.client.get_workflow_handle(workflow_id).terminate("test done")
 
 
-async def test_encode_then_decode_round_trips(sealed: Stack):
+async def test_encode_then_decode_round_trips(stack: Stack):
     original = Payload(metadata={"encoding": b"json/plain"}, data=b'{"note": "Zed Quinlan called"}')
     async with httpx.AsyncClient(timeout=30) as http:
         encoded = await http.post(
-            f"{sealed.url}/codec/encode", content=as_body([original]), headers=auth("viewer")
+            f"{stack.url}/codec/encode", content=as_body([original]), headers=auth("viewer")
         )
         assert encoded.status_code == 200, encoded.text
         (sealed_payload,) = from_body(encoded.text)
         assert sealed_payload.metadata["encoding"] == ENCODING and b"Zed" not in sealed_payload.data
         decoded = await http.post(
-            f"{sealed.url}/codec/decode", content=encoded.text, headers=auth("viewer")
+            f"{stack.url}/codec/decode", content=encoded.text, headers=auth("viewer")
         )
         assert from_body(decoded.text) == [original]
-        refused = await http.post(f"{sealed.url}/codec/encode", content=as_body([original]))
+        refused = await http.post(f"{stack.url}/codec/encode", content=as_body([original]))
         assert refused.status_code == 401 and "Zed" not in refused.text
 
 
 async def test_the_temporal_cli_shows_plaintext_through_the_codec_endpoint(
-    sealed: Stack, dev_env: WorkflowEnvironment
+    stack: Stack, dev_env: WorkflowEnvironment
 ):
     address = dev_env.client.service_client.config.target_host
     async with httpx.AsyncClient(timeout=30) as http:
-        title, workflow_id = await incident_with_title(sealed, http)
+        title, workflow_id = await incident_with_title(stack, http)
     try:
 
         async def show(*codec: str) -> str:
@@ -192,59 +176,57 @@ async def test_the_temporal_cli_shows_plaintext_through_the_codec_endpoint(
             assert process.returncode == 0 or codec, err.decode()
             return out.decode() + err.decode()
 
-        endpoint = ["--codec-endpoint", f"{sealed.url}/codec"]
+        endpoint = ["--codec-endpoint", f"{stack.url}/codec"]
         assert title not in await show(), "without the codec the CLI sees ciphertext"
         shown = await show(*endpoint, "--codec-auth", f"Bearer {API_TOKENS['viewer']}")
         assert title in shown
         refused = await show(*endpoint, "--codec-auth", "Bearer wrong-token")
         assert title not in refused
     finally:
-        await sealed.client.get_workflow_handle(workflow_id).terminate("test done")
+        await stack.client.get_workflow_handle(workflow_id).terminate("test done")
 
 
-async def test_the_web_ui_origin_alone_gets_cors(sealed: Stack):
+async def test_the_web_ui_origin_alone_gets_cors(stack: Stack):
     ask = {
         "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "authorization,content-type,x-namespace",
     }
     async with httpx.AsyncClient(timeout=30) as http:
-        allowed = await http.options(
-            f"{sealed.url}/codec/decode", headers={"Origin": WEB_UI, **ask}
-        )
+        allowed = await http.options(f"{stack.url}/codec/decode", headers={"Origin": WEB_UI, **ask})
         assert allowed.status_code == 204
         assert allowed.headers["access-control-allow-origin"] == WEB_UI
         assert allowed.headers["access-control-allow-credentials"] == "true"
         assert "authorization" in allowed.headers["access-control-allow-headers"]
 
         other = await http.options(
-            f"{sealed.url}/codec/decode", headers={"Origin": "https://evil.example", **ask}
+            f"{stack.url}/codec/decode", headers={"Origin": "https://evil.example", **ask}
         )
         assert other.status_code == 403
         assert "access-control-allow-origin" not in other.headers
 
         body = as_body([Payload(metadata={"encoding": b"json/plain"}, data=b"1")])
         from_ui = await http.post(
-            f"{sealed.url}/codec/decode", content=body, headers={"Origin": WEB_UI, **auth("viewer")}
+            f"{stack.url}/codec/decode", content=body, headers={"Origin": WEB_UI, **auth("viewer")}
         )
         assert (
             from_ui.status_code == 200 and from_ui.headers["access-control-allow-origin"] == WEB_UI
         )
         # The UI sees the refusal as a 401, not as a network error.
         unsigned = await http.post(
-            f"{sealed.url}/codec/decode", content=body, headers={"Origin": WEB_UI}
+            f"{stack.url}/codec/decode", content=body, headers={"Origin": WEB_UI}
         )
         assert (
             unsigned.status_code == 401
             and unsigned.headers["access-control-allow-origin"] == WEB_UI
         )
         elsewhere = await http.post(
-            f"{sealed.url}/codec/decode",
+            f"{stack.url}/codec/decode",
             content=body,
             headers={"Origin": "https://evil.example", **auth("viewer")},
         )
         assert "access-control-allow-origin" not in elsewhere.headers
         # The rest of the API grants the UI's origin nothing.
         api = await http.get(
-            f"{sealed.url}/api/incidents", headers={"Origin": WEB_UI, **auth("viewer")}
+            f"{stack.url}/api/incidents", headers={"Origin": WEB_UI, **auth("viewer")}
         )
         assert "access-control-allow-origin" not in api.headers

@@ -11,74 +11,51 @@ import time
 from pathlib import Path
 
 import httpx
-from temporalio.testing import WorkflowEnvironment
 
-from stanch.activities.azure_clients import AzureClients
-from stanch.azuresim import AzureSim
-from stanch.client.ids import workflow_id_for
+from tests.support.before_deploy import OpenIncident
 from tests.support.changed_code.incident_waits_first import IncidentWorkflowWaitsFirst
 from tests.support.cli import run_stanch
-from tests.support.code_change import REPO, cli_state, deployed, gateway_only, history_events
-from tests.support.incidents import settled
-from tests.support.oncall import open_vm_incident
+from tests.support.code_change import REPO, cli_state, history_events
 from tests.support.plans import API_TOKENS, auth
 
 AT_ONCE = 5.0  # seconds, with room for a loaded machine
 
 
 async def test_a_stuck_incident_is_shown_from_its_start_and_refuses_requests(
-    dev_env: WorkflowEnvironment,
-    tmp_path: Path,
-    task_queue: str,
-    azure: AzureClients,
-    sim: AzureSim,
+    before_deploy: OpenIncident, tmp_path: Path
 ):
-    from stanch.worker import build_worker
+    incident, handle, base = before_deploy.incident, before_deploy.handle, before_deploy.base
+    deploy = before_deploy.deploy([IncidentWorkflowWaitsFirst])
+    async with httpx.AsyncClient(timeout=30) as http, deploy:
+        before = await history_events(handle)
 
-    client = dev_env.client
-    async with gateway_only(dev_env, tmp_path, task_queue, sim) as (stack, settings):
-        async with httpx.AsyncClient(timeout=30) as http:
-            async with build_worker(client, settings, azure):
-                incident = await open_vm_incident(stack, http)
-                handle = client.get_workflow_handle(workflow_id_for(incident))
-                base = f"{stack.url}/api/incidents/{incident}"
-                runbook = (await http.get(base, headers=auth("viewer"))).json()["state"]["runbook"]
-                # Nothing in flight that the new code would be woken by.
-                await settled(client.get_workflow_handle(runbook["workflow_id"]))
-                await settled(handle)
-            try:
-                async with deployed(dev_env, settings, azure, [IncidentWorkflowWaitsFirst]):
-                    before = await history_events(handle)
+        began = time.monotonic()
+        ack = await http.post(f"{base}/ack", json={}, headers=auth("responder"))
+        assert ack.status_code == 409, ack.text
+        assert time.monotonic() - began < AT_ONCE
+        message = ack.json()["message"]
+        assert message.startswith(f"stuck: incident ({handle.id})")
+        assert "[TMPRL1100]" in message and "stanch runbook check" in message
 
-                    began = time.monotonic()
-                    ack = await http.post(f"{base}/ack", json={}, headers=auth("responder"))
-                    assert ack.status_code == 409, ack.text
-                    assert time.monotonic() - began < AT_ONCE
-                    message = ack.json()["message"]
-                    assert message.startswith(f"stuck: incident ({handle.id})")
-                    assert "[TMPRL1100]" in message and "stanch runbook check" in message
+        shown = await http.get(base, headers=auth("viewer"))
+        assert shown.status_code == 200, shown.text
+        body = shown.json()
+        assert body["stuck"]["workflow_type"] == "IncidentWorkflow"
+        assert body["state"]["incident_id"] == incident
+        assert body["state"]["resources"], "what it was opened for is still shown"
+        assert body["pending_approvals"] == []
 
-                    shown = await http.get(base, headers=auth("viewer"))
-                    assert shown.status_code == 200, shown.text
-                    body = shown.json()
-                    assert body["stuck"]["workflow_type"] == "IncidentWorkflow"
-                    assert body["state"]["incident_id"] == incident
-                    assert body["state"]["resources"], "what it was opened for is still shown"
-                    assert body["pending_approvals"] == []
+        approve = await http.post(
+            f"{base}/approvals/isolate/approve", json={}, headers=auth("approver")
+        )
+        assert approve.status_code == 409 and "stuck: incident" in approve.text
 
-                    approve = await http.post(
-                        f"{base}/approvals/isolate/approve", json={}, headers=auth("approver")
-                    )
-                    assert approve.status_code == 409 and "stuck: incident" in approve.text
+        state = cli_state(tmp_path / "cli", before_deploy.settings, API_TOKENS["responder"])
+        show = await asyncio.to_thread(run_stanch, state, REPO, "show", incident)
+        assert show.returncode == 0, show.stderr
+        assert f"stuck: incident ({handle.id})" in show.stdout
+        acked = await asyncio.to_thread(run_stanch, state, REPO, "ack", incident)
+        assert acked.returncode == 2, acked.stdout + acked.stderr
+        assert "stuck: incident" in acked.stderr and "Traceback" not in acked.stderr
 
-                    state = cli_state(tmp_path / "cli", settings, API_TOKENS["responder"])
-                    show = await asyncio.to_thread(run_stanch, state, REPO, "show", incident)
-                    assert show.returncode == 0, show.stderr
-                    assert f"stuck: incident ({handle.id})" in show.stdout
-                    acked = await asyncio.to_thread(run_stanch, state, REPO, "ack", incident)
-                    assert acked.returncode == 2, acked.stdout + acked.stderr
-                    assert "stuck: incident" in acked.stderr and "Traceback" not in acked.stderr
-
-                    assert await history_events(handle) == before, "the refusals changed nothing"
-            finally:
-                await handle.terminate("test done")
+        assert await history_events(handle) == before, "the refusals changed nothing"

@@ -32,7 +32,7 @@ from stanch.testing.decisions import SIGNER
 from stanch.testing.estate import SUB
 from tests.support.alerts import unique_alert
 from tests.support.plans import REMEDIATION, auth, policy_file
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import Stack
 
 Request = TypeVar("Request", bound=PersonRequest)
 VENDOR_PRINCIPAL = "7d1c0f3e-2b9a-4c5d-8e6f-0a1b2c3d4e5f"
@@ -180,16 +180,6 @@ def access_stack_policy(tmp_path: Path, **overrides: Any) -> Path:
     tokens: dict[str, Any] = dict(REMEDIATION["access"])  # type: ignore[arg-type]
     access = {**tokens, **ACCESS_POLICY["access"]}
     return policy_file(tmp_path, **{**REMEDIATION, **ACCESS_POLICY, "access": access, **overrides})
-
-
-@asynccontextmanager
-async def access_stack(
-    env: WorkflowEnvironment, tmp_path: Path, task_queue: str, azure: Any, sim: AzureSim
-) -> AsyncIterator[Stack]:
-    """A worker and the gateway on the dev server, with the access policy."""
-    config = access_stack_policy(tmp_path)
-    async with running_stack(env, tmp_path, task_queue, config, azure, sim) as stack:
-        yield stack
 
 
 async def open_stack_incident(stack: Stack, http: httpx.AsyncClient) -> str:
