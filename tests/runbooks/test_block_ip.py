@@ -5,24 +5,20 @@ that rule."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+import pytest
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 
-from stanch.harness.waiting import eventually
 from stanch.models.network_rules import block_rule_name
-from stanch.models.runbook import (
-    ApprovalDecision,
-    RunbookInput,
-    RunbookOutcome,
-    RunbookResult,
-    RunbookView,
-)
+from stanch.models.runbook import RunbookOutcome
+from stanch.models.settings import Settings
 from stanch.stores.page_file import read_pages
-from stanch.testing.decisions import decide
 from stanch.testing.estate import RG, SUB, VM2
-from stanch.testing.runbooks import approval_plan, audit_records, result_of
+from stanch.testing.runbooks import audit_records, result_of
+from stanch.testing.started import Started
+from stanch.testing.worker import RunbookWorker, until_gate
 from tests.support.nsg import NSG_WEB, attach_to_nic, rules_of, team_nsg, team_rules_intact
 
 NIC2 = f"{RG}/providers/Microsoft.Network/networkInterfaces/vm-web-2-nic"
@@ -33,43 +29,18 @@ WORKSPACE = (
 ATTACKER = {"ClientIP": "203.0.113.7", "_ResourceId": VM2.lower()}
 
 
-async def start_block_ip(
-    started: Any,
-    client: Client,
-    task_queue: str,
-    dimensions: dict[str, str],
-    *,
-    resource_id: str = VM2,
-    params: dict[str, Any] | None = None,
-    dry_run: bool = False,
+@pytest.fixture
+def worker(ts_env: WorkflowEnvironment, runbooks: Settings, started: Started) -> RunbookWorker:
+    """The `runbooks` worker, driven as stanch.testing drives one: runbooks
+    started as an incident would, gates decided as people would."""
+    return RunbookWorker(ts_env, runbooks, started)
+
+
+async def block_ip(
+    worker: RunbookWorker, dimensions: dict[str, str], resource_id: str = VM2, **options: Any
 ) -> WorkflowHandle[Any, Any]:
     """As an incident starts it: the alert's dimensions in the runbook's input."""
-    incident = f"inc{uuid.uuid4().hex[:8]}"
-    handle = await client.start_workflow(
-        "block_ip",
-        RunbookInput(
-            incident_id=incident,
-            resource_id=resource_id,
-            approval=approval_plan(),
-            params=params or {},
-            dimensions=dimensions,
-            dry_run=dry_run,
-            title="ssh brute force",
-        ),
-        id=f"runbook-{incident}-block_ip",
-        task_queue=task_queue,
-        result_type=RunbookResult,
-    )
-    return started.add(handle)
-
-
-async def at_gate(handle: WorkflowHandle[Any, Any]) -> RunbookView:
-    async def waiting() -> RunbookView | None:
-        view: RunbookView = await handle.query("status", result_type=RunbookView)
-        return view if view.pending is not None else None
-
-    view: RunbookView = await eventually(waiting, 20, "block_ip at its approval gate", every=0.05)
-    return view
+    return await worker.start("block_ip", resource_id, dimensions=dimensions, **options)
 
 
 def rule_writes(sim: Any) -> list[tuple[str, str]]:
@@ -80,28 +51,14 @@ def rule_writes(sim: Any) -> list[tuple[str, str]]:
     ]
 
 
-async def test_approved_block_adds_the_rule_and_release_removes_exactly_it(
-    ts_env, runbooks, sim, started
-):
+async def test_approved_block_adds_the_rule_and_release_removes_exactly_it(worker, runbooks, sim):
     attach_to_nic(sim, NIC2, team_nsg(sim))
-    handle = await start_block_ip(
-        started,
-        ts_env.client,
-        runbooks.task_queue,
-        ATTACKER,
-        params={"port": 22, "diagnostics": ["linux-connections"]},
-    )
-    view = await at_gate(handle)
-    assert view.pending is not None and view.pending.step == "block"
-    assert view.pending.risk == "medium"
+    params = {"port": 22, "diagnostics": ["linux-connections"]}
+    handle = await block_ip(worker, ATTACKER, params=params)
+    pending = await until_gate(handle)
+    assert (pending.step, pending.risk) == ("block", "medium")
     assert rule_writes(sim) == [], "nothing blocked before the approval"
-    await decide(
-        handle,
-        "approve",
-        ApprovalDecision(step="block", by="carol"),
-        env=ts_env,
-        result_type=RunbookView,
-    )
+    await worker.approve(handle, "block", "carol")
     result = await result_of(handle)
     assert result.outcome is RunbookOutcome.CONTAINED, result.summary
 
@@ -129,55 +86,32 @@ async def test_approved_block_adds_the_rule_and_release_removes_exactly_it(
         assert record["details"]["sha256"] == evidence.sha256
     assert [u.activity for u in result.applied] == ["unblock_traffic"]
 
-    release = await ts_env.client.start_workflow(
+    applied = [u.model_dump(mode="json") for u in result.applied]
+    release = await worker.start(
         "release",
-        RunbookInput(
-            incident_id=incident,
-            resource_id=VM2,
-            requested_by="carol",
-            approval=approval_plan(),
-            params={
-                "runbook": "block_ip",
-                "applied": [u.model_dump(mode="json") for u in result.applied],
-            },
-        ),
-        id=f"runbook-{incident}-release",
-        task_queue=runbooks.task_queue,
-        result_type=RunbookResult,
+        VM2,
+        requested_by="carol",
+        incident_id=incident,
+        params={"runbook": "block_ip", "applied": applied},
     )
-    started.add(release)
-    await at_gate(release)
-    await decide(
-        release,
-        "approve",
-        ApprovalDecision(step="release", by="dave"),
-        env=ts_env,
-        result_type=RunbookView,
-    )
+    await worker.approve(release, "release", "dave")
     released = await result_of(release)
     assert released.outcome is RunbookOutcome.RELEASED, released.summary
     assert name not in rules_of(sim) and team_rules_intact(sim) and len(rules_of(sim)) == 3
     assert rule_writes(sim) == [("PUT", name), ("DELETE", name)]
 
 
-async def test_rejected_block_changes_nothing(ts_env, runbooks, sim, started):
+async def test_rejected_block_changes_nothing(worker, sim):
     attach_to_nic(sim, NIC2, team_nsg(sim))
-    handle = await start_block_ip(started, ts_env.client, runbooks.task_queue, ATTACKER)
-    await at_gate(handle)
-    await decide(
-        handle,
-        "reject",
-        ApprovalDecision(step="block", by="carol"),
-        env=ts_env,
-        result_type=RunbookView,
-    )
+    handle = await block_ip(worker, ATTACKER)
+    await worker.reject(handle, "block", "carol")
     result = await result_of(handle)
     assert result.outcome is RunbookOutcome.DENIED
     assert rule_writes(sim) == [] and len(rules_of(sim)) == 3
 
 
 async def test_an_alert_without_the_address_or_with_a_forbidden_one_fails_before_anyone_is_asked(
-    ts_env, runbooks, sim, started
+    worker, runbooks, sim
 ):
     attach_to_nic(sim, NIC2, team_nsg(sim))
     cases = {
@@ -187,7 +121,7 @@ async def test_an_alert_without_the_address_or_with_a_forbidden_one_fails_before
         "not an IP address or CIDR": {"SourceIP": "203.0.113.7' or 1=1"},
     }
     for why, dimensions in cases.items():
-        handle = await start_block_ip(started, ts_env.client, runbooks.task_queue, dimensions)
+        handle = await block_ip(worker, dimensions)
         result = await result_of(handle)
         assert result.outcome is RunbookOutcome.FAILED and why in result.summary, result.summary
         assert result.steps == [], "no step, no gate: nobody was asked"
@@ -196,61 +130,27 @@ async def test_an_alert_without_the_address_or_with_a_forbidden_one_fails_before
     assert not pages.exists() or not list(read_pages(pages))
 
 
-async def test_a_named_nsg_for_a_workspace_alert_and_a_dry_run(ts_env, runbooks, sim, started):
+async def test_a_named_nsg_for_a_workspace_alert_and_a_dry_run(worker, sim):
     team_nsg(sim)
+    caller = {"CallerIpAddress": "198.51.100.23"}
     params = {"nsg_id": NSG_WEB, "address_dimensions": ["CallerIpAddress"], "port": 443}
-    dry = await start_block_ip(
-        started,
-        ts_env.client,
-        runbooks.task_queue,
-        {"CallerIpAddress": "198.51.100.23"},
-        resource_id=WORKSPACE,
-        params=params,
-        dry_run=True,
-    )
+    dry = await block_ip(worker, caller, WORKSPACE, params=params, dry_run=True)
     planned = await result_of(dry)
     assert planned.outcome is RunbookOutcome.PLANNED and rule_writes(sim) == []
 
-    handle = await start_block_ip(
-        started,
-        ts_env.client,
-        runbooks.task_queue,
-        {"CallerIpAddress": "198.51.100.23"},
-        resource_id=WORKSPACE,
-        params=params,
-    )
-    await at_gate(handle)
-    await decide(
-        handle,
-        "approve",
-        ApprovalDecision(step="block", by="alice"),
-        env=ts_env,
-        result_type=RunbookView,
-    )
+    handle = await block_ip(worker, caller, WORKSPACE, params=params)
+    await worker.approve(handle, "block", "alice")
     result = await result_of(handle)
     assert result.outcome is RunbookOutcome.CONTAINED, result.summary
     (put,) = rule_writes(sim)
     assert rules_of(sim)[put[1]]["sourceAddressPrefix"] == "198.51.100.23/32"
 
 
-async def test_an_nsg_outside_the_remediation_scopes_is_refused(ts_env, runbooks, sim, started):
+async def test_an_nsg_outside_the_remediation_scopes_is_refused(worker, sim):
     outside = f"/subscriptions/{SUB}/resourceGroups/rg-ops/providers/Microsoft.Network/networkSecurityGroups/nsg-ops"
     team_nsg(sim, nsg_id=outside)
-    handle = await start_block_ip(
-        started,
-        ts_env.client,
-        runbooks.task_queue,
-        ATTACKER,
-        params={"nsg_id": outside},
-    )
-    await at_gate(handle)
-    await decide(
-        handle,
-        "approve",
-        ApprovalDecision(step="block", by="carol"),
-        env=ts_env,
-        result_type=RunbookView,
-    )
+    handle = await block_ip(worker, ATTACKER, params={"nsg_id": outside})
+    await worker.approve(handle, "block", "carol")
     result = await result_of(handle)
     assert result.outcome is RunbookOutcome.REFUSED, result.summary
     assert "outside remediation.scopes" in result.summary
