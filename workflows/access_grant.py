@@ -65,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from stanch.workflows.decisions import spend
     from stanch.workflows.paging import page_on_call
+    from stanch.workflows.refusal import refused
     from stanch.workflows.runbook import (
         BOOKKEEPING,
         ApprovalDenied,
@@ -337,11 +338,11 @@ class AccessGrantWorkflow(Runbook):
     def _validate_revoke(self, request: RevokeAccess) -> None:
         if not self._grant.status.is_open or self._end_reason is not None:
             ending = f" ({self._end_reason})" if self._end_reason else ""
-            raise ValueError(
+            raise refused(
                 f"access {self._grant_input.grant_id} is already {self._grant.status}{ending}"
             )
         if self._plan is not None and request.by not in self._plan.approval.roster:
-            raise ValueError(f"{request.by!r} is not on the roster")
+            raise refused(f"{request.by!r} is not on the roster")
         reason = unproven(
             request,
             action=REVOKE_ACCESS,
@@ -350,7 +351,7 @@ class AccessGrantWorkflow(Runbook):
             minimum=ApiRole.RESPONDER,
         )
         if reason:
-            raise ValueError(reason)
+            raise refused(reason)
 
     def _end(self, reason: str, by: str) -> None:
         if self._end_reason is not None or not self._grant.status.is_open:

@@ -57,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         UpdateKind,
     )
     from stanch.workflows.paging import page_on_call
+    from stanch.workflows.refusal import refused
     from stanch.workflows.signed_requests import spend_once, unproven
 
 SYSTEM = "stanch"
@@ -352,7 +353,7 @@ class CommunicationsWorkflow:
         self._check(CommsName.POST_UPDATE, request, ApiRole.RESPONDER)
         assert self._plan is not None
         if not self._plan.may_post(request.by, self._briefing.lead):
-            raise ValueError(
+            raise refused(
                 f"{request.by} may not post status updates: the communications lead, "
                 f"holders of {', '.join(self._plan.lead_roles) or 'a lead role'} and "
                 "communications.posters may"
@@ -373,17 +374,17 @@ class CommunicationsWorkflow:
         self._check(CommsName.SUBSCRIBE, request, ApiRole.VIEWER)
         assert self._plan is not None
         if not self._plan.may_add_subscriber(request.by):
-            raise ValueError(f"{request.by} may not add subscribers (communications.may_subscribe)")
+            raise refused(f"{request.by} may not add subscribers (communications.may_subscribe)")
         if len(self._subscribers) >= SUBSCRIBERS_KEPT:
-            raise ValueError(f"this incident has {SUBSCRIBERS_KEPT} subscribers already")
+            raise refused(f"this incident has {SUBSCRIBERS_KEPT} subscribers already")
 
     def _check(self, action: CommsName, request: PersonRequest, minimum: ApiRole) -> None:
         if self._briefing.status is IncidentStatus.CLOSED:
-            raise ValueError("incident is closed")
+            raise refused("incident is closed")
         if self._plan is None:
-            raise ValueError(f"{NO_KEYS_YET}: retry in a moment")
+            raise refused(f"{NO_KEYS_YET}: retry in a moment")
         if self._plan.person(request.by) is None:
-            raise ValueError(f"{request.by!r} is not on the roster")
+            raise refused(f"{request.by!r} is not on the roster")
         refusal = unproven(
             request,
             action=action,
@@ -392,7 +393,7 @@ class CommunicationsWorkflow:
             minimum=minimum,
         )
         if refusal:
-            raise ValueError(refusal)
+            raise refused(refusal)
 
     @workflow.signal(name=CommsName.REFRESH_PLAN)
     def refresh_plan(self) -> None:

@@ -685,7 +685,9 @@ class IncidentWorkflow:
         if self._state.status is IncidentStatus.CLOSED:
             raise refused("incident is closed")
         if self._continue_as_new_starved():
-            raise refused("incident is moving to a new run: send it again in a moment")
+            raise refused(
+                "incident is moving to a new run: send it again in a moment", for_now=True
+            )
 
     async def _require_on_roster(self, person: str) -> None:
         await workflow.wait_condition(lambda: self._plan is not None)

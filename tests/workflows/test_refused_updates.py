@@ -62,3 +62,16 @@ async def test_a_refused_update_is_final_and_says_why(stack: Stack):
         detail = await http.get(f"{stack.url}/api/incidents/{incident}", headers=auth("viewer"))
     assert detail.json()["pending_approvals"][0]["step"] == "isolate"
     await handle.terminate("test done")
+
+
+def test_a_refusal_that_passes_by_itself_stays_retryable():
+    from stanch.models.decision import NO_KEYS_YET
+    from stanch.workflows.refusal import UPDATE_NOT_YET, refused
+
+    for error in (
+        refused(f"{NO_KEYS_YET}: retry in a moment"),
+        refused("incident is moving to a new run: send it again in a moment", for_now=True),
+    ):
+        assert (error.type, error.non_retryable) == (UPDATE_NOT_YET, False)
+    final = refused("'alice' may not approve high-risk steps: reserved for approvers")
+    assert (final.type, final.non_retryable) == (UPDATE_REFUSED, True)
