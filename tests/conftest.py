@@ -26,9 +26,9 @@ from stanch.testing import decisions  # noqa: F401
 from stanch.testing.estate import WORLD
 from stanch.testing.started import Started
 from tests.support.before_deploy import OpenIncident, open_before_deploy
+from tests.support.encryption import WEB_UI, encrypted_stack, write_payload_keys
 from tests.support.plans import REMEDIATION, policy_file
 from tests.support.postgres import new_database
-from tests.support.sealing import sealed_stack
 from tests.support.stack import CONTINUE_AS_NEW_AFTER, Stack, running_stack
 from tests.support.webhooks import Receiver, running_receiver
 
@@ -147,7 +147,7 @@ def stack_policy(tmp_path: Path) -> Path:
 @pytest.fixture
 def stack_payload_keys() -> dict[str, bytes] | None:
     """None: `stack` sends plain payloads. A module overrides this fixture with
-    {key id: key} to have it seal them (tests/support/sealing.py)."""
+    {key id: key} to have it seal them (tests/support/encryption.py)."""
     return None
 
 
@@ -162,8 +162,11 @@ async def stack(
     stack_payload_keys: dict[str, bytes] | None,
 ) -> AsyncIterator[Stack]:
     parts = (dev_env, tmp_path, task_queue, stack_policy, azure, sim)
-    keys = stack_payload_keys
-    running = running_stack(*parts) if keys is None else sealed_stack(*parts, keys)
+    if stack_payload_keys is None:
+        running = running_stack(*parts)
+    else:
+        keys = write_payload_keys(tmp_path / "payload-keys.json", stack_payload_keys)
+        running = encrypted_stack(*parts, keys, codec_cors_origins=WEB_UI)
     async with running as stack:
         yield stack
 

@@ -20,14 +20,9 @@ from stanch.client.ids import workflow_id_for
 from stanch.harness.binaries import installed
 from stanch.harness.waiting import eventually
 from tests.support.alerts import unique_alert
-from tests.support.encryption import (
-    new_key,
-    payloads_in,
-    without_plain_by_design,
-)
+from tests.support.encryption import WEB_UI, new_key, payloads_in, without_plain_by_design
 from tests.support.incidents import settled
 from tests.support.plans import API_TOKENS, auth
-from tests.support.sealing import WEB_UI
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.devserver

@@ -32,6 +32,8 @@ PATCH_MARKER = "core_patch"
 # The key tests/histories/encrypted/ was recorded with: public, for tests only.
 RECORDED_KEY_ID = "test-2026-06"
 RECORDED_KEY = base64.b64decode("3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+# The Web UI origin a sealed `stack` (the conftest's) lets call its codec endpoint.
+WEB_UI = "https://temporal-ui.example.net"
 
 
 def new_key() -> bytes:
