@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
+    Priority,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -90,7 +91,7 @@ async def open_incident(
     server that has none registered (the time-skipping test server); such an
     incident is never listed, and never updates what it would be listed by."""
     first = events[0]
-    severity = str(first.severity or DEFAULT_SEVERITY)
+    severity = first.severity or DEFAULT_SEVERITY
     # A lone alert keeps the original signal: at low load histories look as
     # they always did, and workers that predate `add_alerts` still count it.
     signal, payload = (
@@ -101,7 +102,7 @@ async def open_incident(
     listing = TypedSearchAttributes(
         [
             SearchAttributePair(INCIDENT_STATUS, str(IncidentStatus.TRIGGERED)),
-            SearchAttributePair(INCIDENT_SEVERITY, severity),
+            SearchAttributePair(INCIDENT_SEVERITY, str(severity)),
             SearchAttributePair(INCIDENT_RESOURCES, searchable_resources(first.targets)),
         ]
     )
@@ -116,6 +117,9 @@ async def open_incident(
         search_attributes=listing if listed else None,
         memo={"title": first.rule},
         static_summary=f"{severity} {first.rule}",
+        # Set once, at start, from the alert that opened the incident: an
+        # incident whose severity rises later keeps its first priority.
+        priority=Priority(priority_key=severity.task_priority),
     )
 
 

@@ -21,6 +21,14 @@ class Severity(StrEnum):
     def is_more_severe_than(self, other: Severity) -> bool:
         return self.rank < other.rank
 
+    @property
+    def task_priority(self) -> int:
+        """Temporal's priority key for the incident's tasks (1 runs first, 3 is
+        Temporal's default): during a storm of Sev3/Sev4 alerts, a Sev0 or
+        Sev1 incident's timers and pages are handed to the worker ahead of the
+        storm's work. Sev0 and Sev1 share the top key; Sev4 goes last."""
+        return {0: 1, 1: 1, 2: 2, 3: 3, 4: 4}[self.rank]
+
     @classmethod
     def parse(cls, value: Any) -> Severity:
         """Accept `Sev2`, `sev2`, `2`; refuse anything else by name."""
