@@ -25,6 +25,7 @@ from tests.support.access import (
     VENDOR,
     access_stack_policy,
     assignments,
+    awaiting_approval,
     end_incident,
     grants_of,
     open_stack_incident,
@@ -34,11 +35,8 @@ from tests.support.access import (
 from tests.support.plans import API_TOKENS, policy_file
 from tests.support.stack import Stack
 
-
-@pytest.fixture
-def stack_policy(tmp_path: Path) -> Path:
-    """The conftest's `stack`, with the vendor among the guests."""
-    return access_stack_policy(tmp_path)
+# The conftest's `stack`, with the vendor among the guests.
+stack_policy = pytest.fixture(access_stack_policy, name="stack_policy")
 
 
 async def stanch(
@@ -82,12 +80,7 @@ async def test_grant_approve_list_and_revoke_from_the_command_line(
         gate = f"access-{grant['grant_id']}"
         assert f"stanch approve {incident} {gate}" in asked.stdout
         await until_grant(
-            stack,
-            http,
-            incident,
-            grant["grant_id"],
-            lambda g: g["view"] and g["view"]["pending"],
-            "waiting for approval",
+            stack, http, incident, grant["grant_id"], awaiting_approval, "waiting for approval"
         )
 
         approved = await stanch(

@@ -23,6 +23,7 @@ from tests.support.access import (
     VENDOR_PRINCIPAL,
     access_stack_policy,
     assignments,
+    awaiting_approval,
     end_incident,
     grant_body,
     grants_of,
@@ -36,11 +37,8 @@ from tests.support.oncall import sign_in_with_form
 from tests.support.plans import API_TOKENS, auth
 from tests.support.stack import Stack
 
-
-@pytest.fixture
-def stack_policy(tmp_path: Path) -> Path:
-    """The conftest's `stack`, with the vendor among the guests."""
-    return access_stack_policy(tmp_path)
+# The conftest's `stack`, with the vendor among the guests.
+stack_policy = pytest.fixture(access_stack_policy, name="stack_policy")
 
 
 async def test_a_vendor_gets_logs_once_approved_and_loses_them_when_revoked(
@@ -66,12 +64,7 @@ async def test_a_vendor_gets_logs_once_approved_and_loses_them_when_revoked(
         assert again.status_code == 409 and "already requested" in again.json()["message"]
 
         waiting = await until_grant(
-            stack,
-            http,
-            incident,
-            grant["grant_id"],
-            lambda g: g["view"] and g["view"]["pending"],
-            "waiting for approval",
+            stack, http, incident, grant["grant_id"], awaiting_approval, "waiting for approval"
         )
         assert waiting["organisation"] == "Contoso Databases Ltd"
         assert waiting["support"]["hours"] == "24x7"

@@ -237,6 +237,11 @@ async def until_grant(
     return found
 
 
+def awaiting_approval(grant: dict[str, Any]) -> bool:
+    """For until_grant: the grant's gate waits for someone's approval."""
+    return bool(grant["view"] and grant["view"]["pending"])
+
+
 def role_assignment_writes(sim: AzureSim) -> list[tuple[str, int | None]]:
     """Every PUT and DELETE of a role assignment azuresim saw, with its status."""
     return [
