@@ -5,7 +5,9 @@ N incidents open at once under a three-tier policy with short timeouts (tier
 is when the pager file received it minus its deadline, which the incident
 computes from the moment its response plan loaded (its timeline says when).
 Measured on a quiet stack (the baseline) and with an alert storm hitting the
-gateway throughout.
+gateway throughout. The storm is of Sev4 alerts (Azure's metric sample); the
+paged incidents are Sev1, as the incidents that page people are, and once more
+Sev4 like the storm, which shows what the severity's task priority is worth.
 """
 
 from __future__ import annotations
@@ -25,14 +27,16 @@ from bench.incidents import terminate
 from bench.lab import Lab
 from bench.load import post_alerts
 from bench.stack import Services, policy, running
-from bench.stats import Table, median, ms, percentile, ratio
+from bench.stats import Table, at_most, median, ms, percentile, ratio
 from stanch.client.ids import workflow_id_for
 from stanch.models.alert import CommonAlert
 from stanch.stores.page_file import read_pages
 from stanch.workflows.incident import IncidentWorkflow
 
-QUIET = "quiet stack (baseline)"
-STORM = "during an alert storm"
+QUIET = "quiet stack (baseline), Sev1 incidents"
+STORM = "during a Sev4 alert storm, Sev1 incidents"
+SAME = "during a Sev4 alert storm, Sev4 incidents"
+PAGED = {QUIET: "Sev1", STORM: "Sev1", SAME: "Sev4"}
 STORM_FINGERPRINTS = 20
 # Where a page's lateness goes, read from its incident's history.
 SEGMENTS = {
@@ -72,13 +76,19 @@ async def run(lab: Lab, incidents: int, tier_seconds: int, storm_concurrency: in
         },
         services=[{"name": "storm", "escalation_policy": "storm", "match": {"rules": ["storm-*"]}}],
     )
-    passes: dict[str, list[Pass]] = {QUIET: [], STORM: []}
+    passes: dict[str, list[Pass]] = {QUIET: [], STORM: [], SAME: []}
     async with running(lab.server, lab.client, workdir, plan) as services:
         for _ in range(lab.repeats):
-            for name in (QUIET, STORM):
+            for name in passes:
                 passes[name].append(
                     await one_pass(
-                        lab, services, incidents, tier_seconds, name == STORM, storm_concurrency
+                        lab,
+                        services,
+                        incidents,
+                        tier_seconds,
+                        name != QUIET,
+                        storm_concurrency,
+                        PAGED[name],
                     )
                 )
     return [table(lab, incidents, tier_seconds, passes)]
@@ -91,9 +101,12 @@ async def one_pass(
     tier_seconds: int,
     storm: bool,
     storm_concurrency: int,
+    severity: str,
 ) -> Pass:
     tag = uuid.uuid4().hex[:6]
     bodies = [metric_alert(f"esc-{tag}-{i}") for i in range(incidents)]
+    for body in bodies:
+        body["data"]["essentials"]["severity"] = severity
     workflow_ids = [workflow_id_for(CommonAlert.model_validate(b).fingerprint()) for b in bodies]
     result = Pass()
     stop = asyncio.Event()
@@ -264,7 +277,7 @@ def table(lab: Lab, incidents: int, tier_seconds: int, passes: dict[str, list[Pa
                 )
                 + "."
             )
-    storm = passes[STORM]
+    storm = passes[STORM] + passes[SAME]
     tasks = sum(p.storm_tasks for p in storm)
     if tasks:
         result.notes.append(
@@ -276,4 +289,12 @@ def table(lab: Lab, incidents: int, tier_seconds: int, passes: dict[str, list[Pa
         "deadline is when the incident loaded its plan; tier k is due (k-1) timeouts "
         "later). It includes the timer firing, the workflow task, and the notify activity."
     )
+    quiet = median([percentile(p.lateness, 99) for p in passes[QUIET]])
+    for name in (STORM, SAME):
+        p99 = median([percentile(p.lateness, 99) for p in passes[name]])
+        result.targets.append(
+            at_most(f"escalation p99 vs quiet, {name.removeprefix('during a ')}", p99 / quiet, 2)
+        )
+    missing = sum(p.missing for runs in passes.values() for p in runs)
+    result.targets.append(at_most("pages missing (every pass)", missing, 0, unit=""))
     return result
