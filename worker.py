@@ -209,6 +209,7 @@ def build_worker(
         workflows=workflows_for(packages),
         activities=activities_for(settings, azure, packages),
         workflow_runner=SHARED_MODULES,
+        max_cached_workflows=settings.worker_cached_workflows,
     )
 
 

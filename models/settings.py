@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     azure_region: str = "westeurope"  # default regional metrics endpoint
     azure_poll_seconds: float = 5.0  # LRO polling when Azure sends no Retry-After
     web_ui_url: str | None = None
+    # Workflows a worker keeps in memory (the SDK's sticky cache). One evicted
+    # is replayed from history when it next wakes: an approval to a runbook
+    # waiting past the cache costs a replay. ≈ 0.2 MB each (docs/benchmarks.md).
+    worker_cached_workflows: int = Field(default=1000, ge=1)
     # host:port where the worker serves Prometheus metrics (SDK runtime + stanch's own)
     metrics_address: str | None = None
     # Where local stores live unless each is given its own place.
