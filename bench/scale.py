@@ -145,7 +145,7 @@ async def measure(
     finally:
         await terminate(lab.client, contained)
     paged = await escalation.one_pass(
-        lab, services, sizes.escalations, sizes.tier_seconds, False, 0
+        lab, services, sizes.escalations, sizes.tier_seconds, False, 0, "Sev1"
     )
     step.lateness, step.pages_missing = paged.lateness, paged.missing
     step.server_rss_mb, step.worker_rss_mb = memory(services)
