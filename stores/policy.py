@@ -37,10 +37,26 @@ STATE_DIR = "${STANCH_STATE_DIR}"
 def load_config(path: str | Path) -> StanchConfig:
     """The policy in `path`; ConfigError naming every problem by its path."""
     path = Path(path)
+    return config_from_text(path, _text(path, _read(path)))
+
+
+def _read(path: Path) -> bytes:
     try:
-        text = path.read_text()
+        return path.read_bytes()
     except OSError as e:
         raise ConfigError(str(path), [f"cannot read: {e.strerror}"]) from None
+
+
+def _text(path: Path, raw: bytes) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(path), [f"not UTF-8 text: {e.reason} at byte {e.start}"]) from None
+
+
+def config_from_text(path: Path, text: str) -> StanchConfig:
+    """The policy `text`, read from `path` (which names it in errors and
+    anchors its relative file sinks)."""
     try:
         data, repeated = read_policy_yaml(text)
     except yaml.YAMLError as e:
@@ -85,27 +101,36 @@ class PolicySource:
         self._runbooks = runbooks
 
     def current(self) -> tuple[StanchConfig, str | None]:
-        """The config to act on, and a warning when it is not the file on disk."""
+        """The config to act on, and a warning when it is not the file on disk.
+
+        The file is read every time; it is parsed again only when it changed.
+        Every incident loads its plan through here, and parsing the YAML and
+        its schema was most of that activity's time (docs/benchmarks.md)."""
         try:
-            config = load_config(self.path)
+            raw = _read(self.path)
+            version = hashlib.sha256(raw).hexdigest()
+            if version == self._seen_version and self._last_good is not None:
+                # A copy: callers may adjust what they are given.
+                return self._last_good.model_copy(deep=True), None
+            config = config_from_text(self.path, _text(self.path, raw))
             if self._runbooks is not None and (problems := config.runbook_problems(self._runbooks)):
                 raise ConfigError(str(self.path), problems)
             self._last_good = config
-            self._record_version()
-            return self._last_good, None
+            self._record_version(version)
+            return config.model_copy(deep=True), None
         except ConfigError as e:
             if self._last_good is None:
                 raise
             warning = f"{e}; using the last valid version of {self.path.name}"
             log.error("%s", warning)
-            return self._last_good, warning
+            return self._last_good.model_copy(deep=True), warning
 
-    def _record_version(self) -> None:
+    def _record_version(self, version: str) -> None:
         """Each distinct policy version in use is on the audit trail once."""
-        if self._audit is None:
+        if version == self._seen_version:
             return
-        version = hashlib.sha256(self.path.read_bytes()).hexdigest()
-        if version != self._seen_version:
+        if self._audit is not None:
+            # Remembered only once recorded: a failed append is tried again.
             self._audit.append(
                 f"config/{version}",
                 AuditEntry(
@@ -117,4 +142,4 @@ class PolicySource:
                     details={"sha256": version},
                 ),
             )
-            self._seen_version = version
+        self._seen_version = version

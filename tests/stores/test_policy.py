@@ -59,6 +59,28 @@ def test_each_policy_version_in_use_is_on_the_audit_trail_once(tmp_path: Path):
     assert trail.verify() == []
 
 
+def test_an_unchanged_file_is_not_parsed_again_and_each_caller_gets_its_own_copy(
+    tmp_path: Path,
+):
+    path = policy_file(tmp_path)
+    source = PolicySource(path)
+    first, _ = source.current()
+    first.roster.clear()  # a caller adjusting what it was given
+    second, _ = source.current()
+    assert second.roster, "one caller's change reached the next"
+    assert second is not first
+
+    # Parsed again as soon as the bytes differ, even within the same second
+    # and at the same size (the cache is keyed by the content, not the clock).
+    stat = path.stat()
+    text = path.read_text()
+    path.write_text(text.replace("15m", "20m", 1))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size
+    edited, warning = source.current()
+    assert warning is None and edited != second
+
+
 def test_yaml_that_does_not_parse_is_named_by_line_and_column(tmp_path: Path):
     path = tmp_path / "stanch.yaml"
     path.write_text("roster:\n  - id: alice\n    name: [Alice\n")
