@@ -9,11 +9,15 @@ static token, so tests, drills and `stanch dev` run the same production code.
 
 from __future__ import annotations
 
+import ssl
 import time
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 from azure.core.credentials import AccessToken, AccessTokenInfo
 from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.identity.aio import DefaultAzureCredential
 from azure.mgmt.authorization.aio import AuthorizationManagementClient
 from azure.mgmt.compute.aio import ComputeManagementClient
@@ -64,8 +68,9 @@ class AzureClients:
         )
         # Temporal owns retries (see azure_errors): azure-core must not stack its own.
         self._options: dict[str, Any] = {"retry_total": 0}
-        if settings.azure_ca_file:
-            self._options["connection_verify"] = str(settings.azure_ca_file)
+        self._trusting: _TrustingSession | None = (
+            _TrustingSession(settings.azure_ca_file) if settings.azure_ca_file else None
+        )
         self._mgmt: dict[tuple[type[Any], str], Any] = {}
         self._logs: LogsQueryClient | None = None
         self._metrics: dict[str, MetricsClient] = {}
@@ -74,7 +79,7 @@ class AzureClients:
         key = (kind, subscription.lower())
         if key not in self._mgmt:
             extra = {"base_url": self.endpoint} if self.endpoint else {}
-            self._mgmt[key] = kind(self.credential, subscription, **extra, **self._options)
+            self._mgmt[key] = kind(self.credential, subscription, **extra, **self._connection())
         return self._mgmt[key]
 
     def resources(self, subscription: str) -> ResourceManagementClient:
@@ -113,7 +118,7 @@ class AzureClients:
         if self._logs is None:
             endpoint = self.endpoint or LOGS_ENDPOINT
             self._logs = LogsQueryClient(
-                self.credential, endpoint=endpoint, audience=LOGS_ENDPOINT, **self._options
+                self.credential, endpoint=endpoint, audience=LOGS_ENDPOINT, **self._connection()
             )
         return self._logs
 
@@ -122,12 +127,51 @@ class AzureClients:
         region = (region or self.default_region).replace(" ", "").lower()
         if region not in self._metrics:
             endpoint = self.endpoint or f"https://{region}.metrics.monitor.azure.com"
-            self._metrics[region] = MetricsClient(endpoint, self.credential, **self._options)
+            self._metrics[region] = MetricsClient(endpoint, self.credential, **self._connection())
         return self._metrics[region]
+
+    def _connection(self) -> dict[str, Any]:
+        """A new client's options: with a CA of our own (azuresim), a transport
+        on the one session that trusts it."""
+        if self._trusting is None:
+            return dict(self._options)
+        return {**self._options, "transport": self._trusting.transport()}
 
     async def close(self) -> None:
         for client in [*self._mgmt.values(), *self._metrics.values()]:
             await client.close()
         if self._logs is not None:
             await self._logs.close()
+        if self._trusting is not None:
+            await self._trusting.close()
         await self.credential.close()
+
+
+class _TrustingSession:
+    """One HTTP session, with one TLS context that trusts our CA, for every
+    client. Given the CA as `connection_verify`, azure-core builds a new TLS
+    context for each request (reading the CA file again), and aiohttp, whose
+    pool is keyed by that context, opens a new connection with a full
+    handshake for every call: under a storm that was a tenth of the worker's
+    CPU (docs/benchmarks.md). Real Azure needs none of this."""
+
+    def __init__(self, ca_file: Path) -> None:
+        self._context = ssl.create_default_context(cafile=str(ca_file))
+        self._session: aiohttp.ClientSession | None = None
+
+    def transport(self) -> AioHttpTransport:
+        # Made on first use, inside the worker's event loop, as aiohttp wants.
+        if self._session is None or self._session.closed:
+            # As azure-core makes its own: no cookies, the proxy from the
+            # environment, and bodies decompressed by azure-core, not aiohttp.
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self._context),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=True,
+                auto_decompress=False,
+            )
+        return AioHttpTransport(session=self._session, session_owner=False)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
