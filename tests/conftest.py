@@ -73,10 +73,11 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture(scope="session")
 def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """stanch's wheel, built once from this checkout (without build isolation)
-    for every test that installs it somewhere clean."""
-    from tests.support.packaging import build_wheel
+    for every test that installs it somewhere clean, whichever xdist worker
+    runs it."""
+    from tests.support.packaging import shared_wheel
 
-    return build_wheel(tmp_path_factory.mktemp("dist"), isolated=False)
+    return shared_wheel(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture

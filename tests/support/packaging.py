@@ -4,6 +4,7 @@ borrowed from this environment as a plain path, so nothing is downloaded."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -11,6 +12,21 @@ import sysconfig
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def shared_wheel(base: Path) -> Path:
+    """The wheel, built once for the whole run. Under pytest-xdist every
+    worker process has a session of its own: the first to get here builds it
+    under a lock in the folder they share (`base`'s parent), the others wait
+    and take it."""
+    folder = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    with (folder / "stanch-wheel.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        built = sorted((folder / "stanch-dist").glob("stanch-*.whl"))
+        if built:
+            return built[0]
+        (folder / "stanch-dist").mkdir(exist_ok=True)
+        return build_wheel(folder / "stanch-dist", isolated=False)
 
 
 def build_wheel(out: Path, isolated: bool) -> Path:
