@@ -26,7 +26,12 @@ from stanch.testing import decisions  # noqa: F401
 from stanch.testing.estate import WORLD
 from stanch.testing.started import Started
 from tests.support.before_deploy import OpenIncident, open_before_deploy
-from tests.support.encryption import WEB_UI, encrypted_stack, write_payload_keys
+from tests.support.encryption import (
+    WEB_UI,
+    encrypted_stack,
+    terminate_sealed,
+    write_payload_keys,
+)
 from tests.support.plans import REMEDIATION, policy_file
 from tests.support.postgres import new_database
 from tests.support.stack import CONTINUE_AS_NEW_AFTER, Stack, running_stack
@@ -168,8 +173,12 @@ async def stack(
     else:
         keys = write_payload_keys(tmp_path / "payload-keys.json", stack_payload_keys)
         running = encrypted_stack(*parts, keys, codec_cors_origins=WEB_UI)
-    async with running as stack:
-        yield stack
+    try:
+        async with running as stack:
+            yield stack
+    finally:
+        if stack_payload_keys is not None:
+            await terminate_sealed(dev_env.client, task_queue)
 
 
 @pytest.fixture
