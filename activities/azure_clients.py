@@ -61,8 +61,6 @@ class AzureClients:
         self.endpoint = settings.azure_endpoint.rstrip("/") if settings.azure_endpoint else None
         self.poll_seconds = settings.azure_poll_seconds
         self.default_region = settings.azure_region
-        # Also trusted for the SAS URIs Azure hands out (boot diagnostics' blobs).
-        self.ca_file = settings.azure_ca_file
         self.credential: AsyncTokenCredential = (
             StaticTokenCredential() if self.endpoint else DefaultAzureCredential()
         )
@@ -130,6 +128,12 @@ class AzureClients:
             self._metrics[region] = MetricsClient(endpoint, self.credential, **self._connection())
         return self._metrics[region]
 
+    @property
+    def tls(self) -> ssl.SSLContext | bool:
+        """What to trust over https beyond the SDK clients (the SAS URIs Azure
+        hands out): azuresim's CA when one is set, else the system's."""
+        return self._trusting.context if self._trusting is not None else True
+
     def _connection(self) -> dict[str, Any]:
         """A new client's options: with a CA of our own (azuresim), a transport
         on the one session that trusts it."""
@@ -156,7 +160,7 @@ class _TrustingSession:
     CPU (docs/benchmarks.md). Real Azure needs none of this."""
 
     def __init__(self, ca_file: Path) -> None:
-        self._context = ssl.create_default_context(cafile=str(ca_file))
+        self.context = ssl.create_default_context(cafile=str(ca_file))
         self._session: aiohttp.ClientSession | None = None
 
     def transport(self) -> AioHttpTransport:
@@ -165,7 +169,7 @@ class _TrustingSession:
             # As azure-core makes its own: no cookies, the proxy from the
             # environment, and bodies decompressed by azure-core, not aiohttp.
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=self._context),
+                connector=aiohttp.TCPConnector(ssl=self.context),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 trust_env=True,
                 auto_decompress=False,

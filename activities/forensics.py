@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import ssl
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -60,9 +59,7 @@ class ForensicsActivities:
         self._store = store
         # The SAS URIs of boot diagnostics point at Blob Storage: trusted as
         # the Azure clients trust Azure (azuresim's CA in tests and drills).
-        self._tls: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=str(azure.ca_file)) if azure.ca_file else True
-        )
+        self._tls = azure.tls
 
     # ---- disk snapshots -------------------------------------------------------------
 
