@@ -45,7 +45,14 @@ async def test_three_tiers_page_the_right_people_in_order(
     paged_at = [e.at for e in timeline if e.kind in ("paged", "escalated")]
     gaps = [b - a for a, b in itertools.pairwise(paged_at)]
     assert len(gaps) == 2
-    assert all(abs(gap - timedelta(minutes=15)) < timedelta(seconds=1) for gap in gaps), gaps
+    # A timeline line is stamped when the workflow task after the timer runs;
+    # on this server time passes in real time while a task or a page activity
+    # runs, so a loaded machine moves a line by a second or so (CI saw 901 s and
+    # 899 s). The schedule itself does not drift: the third page is 30 minutes
+    # after the first, within the same slack.
+    slack = timedelta(seconds=5)
+    assert all(abs(gap - timedelta(minutes=15)) < slack for gap in gaps), gaps
+    assert abs(paged_at[2] - paged_at[0] - timedelta(minutes=30)) < slack, paged_at
     assert any(e.kind == "escalation_exhausted" for e in timeline)
     assert state.status is IncidentStatus.TRIGGERED
     assert not state.escalation.active

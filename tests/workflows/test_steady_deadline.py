@@ -62,4 +62,6 @@ async def test_repeated_alerts_keep_the_timer_and_the_page_is_on_time(
     assert [p["recipients"] for p in read_pages(tmp_path / "pages.jsonl")] == [["alice"], ["bob"]]
     paged_at = [e.at for e in timeline if e.kind in ("paged", "escalated")]
     (gap,) = [b - a for a, b in itertools.pairwise(paged_at)]
-    assert abs(gap - timedelta(minutes=15)) < timedelta(seconds=1), gap
+    # Within a loaded machine's slack (see test_escalation): the timer count
+    # above is what shows no alert restarted the deadline.
+    assert abs(gap - timedelta(minutes=15)) < timedelta(seconds=5), gap
