@@ -34,12 +34,18 @@ def keyed_hash(secret: bytes, previous: str, key: str, record: dict[str, Any]) -
     return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()
 
 
-def seal(secret: bytes, previous: str, key: str, record: dict[str, Any]) -> str:
+def seal(secret: bytes, previous: str, key: str, record: dict[str, Any]) -> tuple[str, str]:
     """The hash of a record about to be appended after `previous`, by the
-    keyed rule. Its time, if it has none, is now: stamped into `record`
-    before hashing, since the hash covers it."""
+    keyed rule, and the record's canonical text to store. Its time, if it has
+    none, is now: stamped into `record` before hashing, since the hash covers it.
+
+    The message is keyed_hash's, built around the record's canonical text
+    (canonical sorts keys, and "key" < "record") so that text is encoded once
+    per append, not once to hash and again to store."""
     record["at"] = record.get("at") or datetime.now(UTC).isoformat()
-    return keyed_hash(secret, previous, key, record)
+    text = canonical(record)
+    message = f'{previous}{{"key":{json.dumps(key)},"record":{text}}}'
+    return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest(), text
 
 
 @dataclass(frozen=True)

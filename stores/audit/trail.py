@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from stanch.models.audit import AuditEntry, AuditReceipt
 from stanch.models.settings import Settings
 from stanch.stores.audit.anchoring import CheckpointTimer, anchor_on_exit
-from stanch.stores.audit.chain import GENESIS, KEYED, UNKEYED, AuditRow, canonical, seal
+from stanch.stores.audit.chain import GENESIS, KEYED, UNKEYED, AuditRow, seal
 from stanch.stores.audit.checkpoints import Checkpoint, CheckpointFile, DamagedLine
 from stanch.stores.audit.key import AuditKeyError, create_audit_key, key_id, load_audit_key
 from stanch.stores.audit.scrub import scrub
@@ -163,11 +163,11 @@ class SqliteAuditLog:
                     if existing:
                         receipts.append(AuditReceipt(seq=existing[0], hash=existing[1]))
                         continue
-                    digest = seal(self._secret, previous, key, record)
+                    digest, text = seal(self._secret, previous, key, record)
                     cursor = db.execute(
                         "INSERT INTO audit (key, record, prev_hash, hash, version)"
                         " VALUES (?, ?, ?, ?, ?)",
-                        (key, canonical(record), previous, digest, KEYED),
+                        (key, text, previous, digest, KEYED),
                     )
                     seq, previous = int(cursor.lastrowid or 0), digest
                     receipts.append(AuditReceipt(seq=seq, hash=digest))

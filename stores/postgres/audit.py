@@ -30,7 +30,7 @@ import psycopg
 
 from stanch.models.audit import AuditEntry, AuditReceipt
 from stanch.stores.audit.anchoring import CheckpointTimer, anchor_on_exit
-from stanch.stores.audit.chain import GENESIS, KEYED, AuditRow, canonical, seal
+from stanch.stores.audit.chain import GENESIS, KEYED, AuditRow, seal
 from stanch.stores.audit.checkpoints import Checkpoint, checkpoint_mac
 from stanch.stores.audit.key import AuditKeyError, create_audit_key, key_id, load_audit_key
 from stanch.stores.audit.scrub import scrub
@@ -125,9 +125,9 @@ class PostgresAuditLog:
                 if key in known:
                     receipts.append(known[key])
                     continue
-                digest = seal(self._secret, previous, key, record)
+                digest, text = seal(self._secret, previous, key, record)
                 seq += 1
-                rows.append((seq, key, canonical(record), previous, digest, KEYED))
+                rows.append((seq, key, text, previous, digest, KEYED))
                 previous = digest
                 known[key] = AuditReceipt(seq=seq, hash=digest)
                 receipts.append(known[key])
