@@ -107,6 +107,15 @@ def handle_arm(state: SimState, req: Request) -> Response:
     # Traffic Manager profiles and endpoints: azuresim/traffic_manager.py.
     if (traffic := traffic_manager.route(state, req)) is not None:
         return Response(*traffic)
+    # A provider's list of one type: in a group, or in the whole subscription.
+    in_group = len(low) == 7 and low[2] == "resourcegroups" and low[4] == "providers"
+    if in_group or (len(low) == 5 and low[2] == "providers"):
+        type_ = f"{segs[-2]}/{segs[-1]}"
+        check_api_version(type_, version)
+        group = segs[3] if in_group else None
+        if group is not None:
+            _group(state, segs[1], group)  # 404 for a group that is not there
+        return _read(req, lambda: listing.of_type(state, req, segs[1], type_, group))
     return _resource(state, req)
 
 

@@ -1,6 +1,7 @@
 """What an author's first calls list: subscriptions, resource providers with
-their types and api-versions, resource groups, and resources (with `$filter`,
-`$top` and `nextLink` paging, as ARM pages them)."""
+their types and api-versions, resource groups, resources (with `$filter`,
+`$top` and `nextLink` paging, as ARM pages them), and one provider's type
+(`virtual_machines.list(rg)`, `list_all()`)."""
 
 from __future__ import annotations
 
@@ -130,6 +131,23 @@ def resources(
             if chosen.by_tag:
                 del item["tags"]
             items.append(item)
+    return page(items, req)
+
+
+def of_type(
+    state: SimState, req: Request, subscription_id: str, type_: str, group: str | None = None
+) -> dict[str, Any]:
+    """A provider's own list of one type (VirtualMachines_List in a group,
+    VirtualMachines_ListAll in the subscription): each resource whole, as a
+    GET of it answers (without the instance view), paged."""
+    scope = f"/subscriptions/{subscription_id}/resourcegroups/".lower()
+    if group is not None:
+        scope += f"{group.lower()}/"
+    items = [
+        r.arm_json()
+        for r in state.resources.values()
+        if r.id.lower().startswith(scope) and r.type.lower() == type_.lower()
+    ]
     return page(items, req)
 
 
