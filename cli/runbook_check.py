@@ -3,7 +3,15 @@ closed workflows against the code about to be deployed (this install, the
 policy's runbook_packages, and `--runbook-module` for code not installed
 yet) and name every instance it would break. Exit 1 if any would, 0 with
 the count otherwise, 2 on bad input. It reads Temporal directly
-(STANCH_TEMPORAL_*): run it in CI or the deploy job."""
+(STANCH_TEMPORAL_*, and STANCH_PAYLOAD_KEYS_FILE for sealed histories): run
+it in CI or the deploy job.
+
+An instance it cannot read (sealed under a payload key this process does not
+hold) is named as such, with the key id, and is no break of the code; but
+nothing says the code carries it either, so the check still fails, with exit
+1: the code "cannot check" already has (Temporal unreachable), since in both
+the operator lacks the proof that the deploy is safe. Exit 2 stays for what
+is wrong in the command itself."""
 
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ from stanch.client.compatibility import (
     workflows_in,
 )
 from stanch.client.connection import connect
+from stanch.client.payload_keys import SETTING
 from stanch.models.config import ConfigError
 from stanch.models.duration import Duration
 from stanch.models.settings import Settings
@@ -78,7 +87,7 @@ async def run_check(
         ) from None
     report = await check_compatibility(client, workflows, closed_since=window, per_type=cap)
     print_report(report, as_json)
-    return 1 if report.broken else 0
+    return 1 if report.broken or report.unreadable else 0
 
 
 def print_report(report: CompatibilityReport, as_json: bool) -> None:
@@ -99,13 +108,24 @@ def print_report(report: CompatibilityReport, as_json: bool) -> None:
         state = "running" if b.running else "closed"
         print(f"BREAKS {b.workflow_id} ({b.workflow_type}, {state}, run {b.run_id})")
         print(f"  {b.message}")
+    for u in report.unreadable:
+        state = "running" if u.running else "closed"
+        print(f"CANNOT READ {u.workflow_id} ({u.workflow_type}, {state}, run {u.run_id})")
+        print(f"  {u.reason}")
     since = f"{report.closed_since:%Y-%m-%d %H:%M}Z"
+    window = f"(running, or closed since {since})"
     if report.broken:
         print(
-            f"{len(report.broken)} of {report.checked} executions (running, or closed since "
-            f"{since}) would break on this code: guard the change with workflow.patched"
+            f"{len(report.broken)} of {report.checked} executions {window} "
+            "would break on this code: guard the change with workflow.patched"
         )
-    else:
+    if report.unreadable:
+        print(
+            f"{len(report.unreadable)} of {report.checked} executions {window} could not be "
+            "read here, so were not checked: not known to replay on this code (run the "
+            f"check with the payload keys they were sealed with, {SETTING})"
+        )
+    if not report.broken and not report.unreadable:
         print(
             f"ok: {report.checked} executions (running, or closed since {since}) "
             f"of {len(report.types)} workflow types replay on this code"

@@ -3,7 +3,10 @@ Each running (and recently closed: `stanch show` replays those too) execution
 of every workflow type the worker registers is replayed from its history
 against the new code, as the worker would, before it is deployed. An
 instance that would break is named with the worker's own words, so the fix
-(`workflow.patched`) comes before the incident gets stuck, not after."""
+(`workflow.patched`) comes before the incident gets stuck, not after. An
+execution this process cannot read (sealed under a payload key it does not
+hold) is named apart, with the key id: it was not checked, so it is not a
+verdict on the code, and neither is it a pass."""
 
 from __future__ import annotations
 
@@ -16,11 +19,13 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio import worker as temporal_worker
 from temporalio.client import Client, WorkflowExecution, WorkflowHistory
+from temporalio.converter import PayloadCodec
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from stanch.client.errors import InvalidQuery, Unavailable
+from stanch.client.sealed_histories import unreadable_because
 from stanch.runbooks.registry import runbook_workflows
 from stanch.workflows.detector import DetectorWorkflow
 from stanch.workflows.incident import IncidentWorkflow
@@ -39,6 +44,17 @@ class Breakage(BaseModel):
     message: str  # e.g. "[TMPRL1100] Nondeterminism error: ..."
 
 
+class Unreadable(BaseModel):
+    """One execution whose history this process cannot open: not replayed,
+    so nothing is known of how the new code would carry it."""
+
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    running: bool
+    reason: str  # the codec's words: the key id, and which ids this process holds
+
+
 class TypeChecked(BaseModel):
     workflow_type: str
     checked: int
@@ -53,6 +69,7 @@ class CompatibilityReport(BaseModel):
     closed_since: datetime
     types: list[TypeChecked]
     broken: list[Breakage]
+    unreadable: list[Unreadable] = []
 
     @property
     def checked(self) -> int:
@@ -132,17 +149,27 @@ async def check_compatibility(
         plugins=plugins,
         runtime=_quiet_runtime(),
     )
+    codec = client.data_converter.payload_codec
     types: list[TypeChecked] = []
     broken: list[Breakage] = []
+    unreadable: list[Unreadable] = []
     for cls in workflows:
         name = workflow_name(cls)
         executions, matching = await _executions(client, name, since, per_type)
         running = {e.run_id: e.close_time is None for e in executions}
-        async with replayer.workflow_replay_iterator(_histories(client, executions)) as results:
+        unread: list[tuple[WorkflowHistory, str]] = []
+        readable = _readable(_histories(client, executions), codec, unread)
+        async with replayer.workflow_replay_iterator(readable) as results:
             async for result in results:
                 if result.replay_failure is None:
                     continue
                 history = result.history
+                # A payload that does not open (altered, or another key under
+                # the same id) fails the replay too: that is no break either.
+                reason = await unreadable_because(history, codec, every_payload=True)
+                if reason is not None:
+                    unread.append((history, reason))
+                    continue
                 broken.append(
                     Breakage(
                         workflow_id=history.workflow_id,
@@ -152,8 +179,20 @@ async def check_compatibility(
                         message=str(result.replay_failure),
                     )
                 )
+        unreadable += [
+            Unreadable(
+                workflow_id=history.workflow_id,
+                run_id=history.run_id,
+                workflow_type=name,
+                running=running.get(history.run_id, False),
+                reason=reason,
+            )
+            for history, reason in unread
+        ]
         types.append(TypeChecked(workflow_type=name, checked=len(executions), matching=matching))
-    return CompatibilityReport(closed_since=since, types=types, broken=broken)
+    return CompatibilityReport(
+        closed_since=since, types=types, broken=broken, unreadable=unreadable
+    )
 
 
 _RUNTIME: list[Runtime] = []
@@ -185,6 +224,21 @@ async def _executions(
     except RPCError as e:
         raise Unavailable(f"Temporal did not list {name} executions: {e.message}") from None
     return found, matching
+
+
+async def _readable(
+    histories: AsyncIterator[WorkflowHistory],
+    codec: PayloadCodec | None,
+    unread: list[tuple[WorkflowHistory, str]],
+) -> AsyncIterator[WorkflowHistory]:
+    """The histories this process can open; the others go to `unread`, with
+    why, without a replay (it would fail, and log a traceback saying less)."""
+    async for history in histories:
+        reason = await unreadable_because(history, codec)
+        if reason is None:
+            yield history
+        else:
+            unread.append((history, reason))
 
 
 async def _histories(
