@@ -210,6 +210,7 @@ def build_worker(
         activities=activities_for(settings, azure, packages),
         workflow_runner=SHARED_MODULES,
         max_cached_workflows=settings.worker_cached_workflows,
+        max_concurrent_workflow_tasks=settings.worker_workflow_task_slots,
     )
 
 

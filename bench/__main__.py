@@ -43,10 +43,11 @@ SIZES: dict[str, tuple[str, str]] = {
     "escalations": ("50", "10"),
     "tier_seconds": ("3", "2"),
     "steps": ("10,100,1000,10000", "10,100"),  # open incidents along the scale curve
+    "approvals": ("raw,gateway,trivial", "raw,gateway,trivial"),  # bench waiting's ways
 }
 
 
-LISTS = {"windows", "lingers", "clients", "batches", "steps"}  # comma-separated
+LISTS = {"windows", "lingers", "clients", "batches", "steps", "approvals"}  # comma-separated
 
 
 def _storm(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
@@ -65,7 +66,8 @@ def _containment(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
 
 
 def _waiting(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
-    return waiting.run(lab, args.incidents)
+    ways = [w.strip() for w in args.approvals.split(",") if w.strip()]
+    return waiting.run(lab, args.incidents, ways)
 
 
 def _escalation(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:

@@ -177,6 +177,11 @@ class Services:
             "coalesce_window_ms": self.window_ms,
             "coalesce_linger_ms": self.linger_ms,
         }
+        # The worker's workflow task slots (STANCH_WORKER_WORKFLOW_TASK_SLOTS):
+        # unset, the SDK's default. docs/benchmarks.md, section 4.
+        slots = os.environ.get("STANCH_BENCH_WORKFLOW_SLOTS")
+        if slots:
+            settings["worker_workflow_task_slots"] = int(slots)
         if self.sim is not None:
             settings.update(
                 azure_endpoint=self.sim.url, azure_ca_file=self.sim.ca_file, azure_poll_seconds=0.2

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     # is replayed from history when it next wakes: an approval to a runbook
     # waiting past the cache costs a replay. ≈ 0.2 MB each (docs/benchmarks.md).
     worker_cached_workflows: int = Field(default=1000, ge=1)
+    # Workflow tasks a worker runs at once (None: the SDK's default, 100). A
+    # task the worker has taken waits in its process behind the others; one
+    # not yet taken waits in Temporal's queue, which serves a Sev1 incident's
+    # task before a Sev4 storm's (task priority).
+    worker_workflow_task_slots: int | None = Field(default=None, ge=1)
     # host:port where the worker serves Prometheus metrics (SDK runtime + stanch's own)
     metrics_address: str | None = None
     # Where local stores live unless each is given its own place.

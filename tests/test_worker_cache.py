@@ -32,3 +32,21 @@ async def test_the_worker_caches_as_many_workflows_as_the_setting_says(
     assert worker.config()["max_cached_workflows"] == 2500
     default = build_worker(ts_env.client, Settings(config=policy, state_dir=tmp_path))
     assert default.config()["max_cached_workflows"] == 1000
+
+
+async def test_the_workflow_task_slots_come_from_the_setting(
+    ts_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Fewer slots leave waiting tasks in Temporal's queue, where a Sev1
+    incident's task goes before a Sev4 storm's; unset, the SDK's default."""
+    monkeypatch.setenv("STANCH_WORKER_WORKFLOW_TASK_SLOTS", "0")
+    with pytest.raises(ValidationError, match="worker_workflow_task_slots"):
+        Settings()
+    monkeypatch.setenv("STANCH_WORKER_WORKFLOW_TASK_SLOTS", "4")
+    policy = policy_file(tmp_path)
+    capped = Settings(config=policy, state_dir=tmp_path)
+    worker = build_worker(ts_env.client, capped.model_copy(update={"task_queue": "tq-slots"}))
+    assert worker.config()["max_concurrent_workflow_tasks"] == 4
+    monkeypatch.delenv("STANCH_WORKER_WORKFLOW_TASK_SLOTS")
+    plain = Settings(config=policy, state_dir=tmp_path, task_queue="tq-default-slots")
+    assert build_worker(ts_env.client, plain).config()["max_concurrent_workflow_tasks"] is None
