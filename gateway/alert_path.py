@@ -22,10 +22,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from stanch.gateway.web_guard import with_security_headers
+from stanch.gateway.web_guard import security_headers, with_security_headers
 
 PATH = "/alerts"
-Answer = Callable[[Request], Awaitable[Response]]
+
+
+class Accepted(bytes):
+    """The 202's JSON body. Every accepted alert of a storm gets one, so it is
+    sent as two ASGI messages with headers made once, not through a Response
+    object and the security-header wrapper (the same bytes on the wire)."""
+
+
+_ACCEPTED_HEADERS = [
+    (b"content-type", b"application/json"),
+    *((name.lower().encode(), value.encode()) for name, value in security_headers(PATH).items()),
+]
+Answer = Callable[[Request], Awaitable[Response | Accepted]]
 Crashed = Callable[[Request, Exception], Awaitable[Response]]
 
 
@@ -50,12 +62,17 @@ class GatewayApp(FastAPI):
             return
         answer, crashed = self._alerts
         request = Request(scope, receive)
-        send = with_security_headers(send, PATH)
         try:
             response = await answer(request)
         except Exception as e:
             # As Starlette's ServerErrorMiddleware: answer 500, then re-raise
             # so the server logs the traceback.
-            await (await crashed(request, e))(scope, receive, send)
+            await (await crashed(request, e))(scope, receive, with_security_headers(send, PATH))
             raise
-        await response(scope, receive, send)
+        if isinstance(response, Accepted):
+            length = (b"content-length", str(len(response)).encode())
+            headers = [length, *_ACCEPTED_HEADERS]
+            await send({"type": "http.response.start", "status": 202, "headers": headers})
+            await send({"type": "http.response.body", "body": bytes(response)})
+            return
+        await response(scope, receive, with_security_headers(send, PATH))

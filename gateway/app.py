@@ -21,7 +21,7 @@ from temporalio.service import RPCError
 
 from stanch.client.alerts import IntakeResult
 from stanch.gateway.access import access_router
-from stanch.gateway.alert_path import GatewayApp
+from stanch.gateway.alert_path import Accepted, GatewayApp
 from stanch.gateway.api import api_router
 from stanch.gateway.audit_trail import AlertAuditTrail
 from stanch.gateway.auth import presented_token, token_matches
@@ -173,7 +173,7 @@ def create_app(
         # /alerts in the OpenAPI document and answers the same way.
         return await accept_alert(request)
 
-    async def answer_alert(request: Request) -> Response:
+    async def answer_alert(request: Request) -> Response | Accepted:
         """POST /alerts without FastAPI's request handling: the 202 body is the
         IntakeResult as the route's response model wrote it."""
         try:
@@ -182,7 +182,7 @@ def create_app(
             return await _problem(request, e)
         except DatabaseUnavailable as e:
             return await _store_down(request, e)
-        return Response(result.model_dump_json(), 202, media_type="application/json")
+        return Accepted(result.model_dump_json().encode())
 
     app.answer_alerts(answer_alert, _crashed)
 

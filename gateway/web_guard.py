@@ -115,19 +115,27 @@ class BoundedBody:
         await self._send(message)
 
 
+def security_headers(path: str) -> dict[str, str]:
+    """What every response carries unless it set its own."""
+    docs = path in DOCS or path.startswith("/docs/")
+    return {
+        "Content-Security-Policy": DOCS_POLICY if docs else POLICY,
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        # Nothing to other sites; not no-referrer, under which a browser
+        # sends `Origin: null` even on our own forms' posts.
+        "Referrer-Policy": "same-origin",
+        # Incident pages and API answers are for the signed-in viewer only.
+        "Cache-Control": "no-store",
+    }
+
+
 def with_security_headers(send: Send, path: str) -> Send:
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = MutableHeaders(scope=message)
-            docs = path in DOCS or path.startswith("/docs/")
-            headers.setdefault("Content-Security-Policy", DOCS_POLICY if docs else POLICY)
-            headers.setdefault("X-Frame-Options", "DENY")
-            headers.setdefault("X-Content-Type-Options", "nosniff")
-            # Nothing to other sites; not no-referrer, under which a browser
-            # sends `Origin: null` even on our own forms' posts.
-            headers.setdefault("Referrer-Policy", "same-origin")
-            # Incident pages and API answers are for the signed-in viewer only.
-            headers.setdefault("Cache-Control", "no-store")
+            for name, value in security_headers(path).items():
+                headers.setdefault(name, value)
         await send(message)
 
     return sending
