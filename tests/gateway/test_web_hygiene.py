@@ -23,6 +23,7 @@ from stanch.models.alert import CommonAlert
 from stanch.testing.started import Started
 from stanch.workflows.incident import IncidentWorkflow
 from tests.support.alerts import unique_alert
+from tests.support.incidents import settled
 from tests.support.oncall import sign_in_with_form
 from tests.support.plans import API_TOKENS
 from tests.support.stack import Stack
@@ -42,6 +43,9 @@ async def open_incident(started: Started, stack: Stack, http: httpx.AsyncClient)
         return (await handle.query(IncidentWorkflow.state)).plan_loaded
 
     await eventually(plan_loaded)
+    # Still paging tier 1 after its plan loaded: the tests count history
+    # events around their attacks, so they start once nothing is in flight.
+    await settled(handle)
     return opened["incident_id"], handle
 
 
