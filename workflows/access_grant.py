@@ -321,7 +321,9 @@ class AccessGrantWorkflow(Runbook):
     @workflow.update(name=REVOKE_ACCESS)
     async def revoke(self, request: RevokeAccess) -> AccessGrantView:
         if request.proof is not None and request.proof.nonce in self._spent.nonces:
-            raise ApplicationError("decision already used", type="DecisionReplayed")
+            raise ApplicationError(
+                "decision already used", type="DecisionReplayed", non_retryable=True
+            )
         spend(self._spent, request.proof, workflow.now())
         said = f": {request.reason}" if request.reason else ""
         self._end(f"revoked by {request.by}{said}", request.by)

@@ -39,5 +39,5 @@ def spend_once(spent: SpentDecisions, request: PersonRequest) -> None:
     """Remembers the request's proof as used. Two updates carrying one proof
     may both pass their validators before either runs: the second fails here."""
     if request.proof is not None and request.proof.nonce in spent.nonces:
-        raise ApplicationError("decision already used", type="DecisionReplayed")
+        raise ApplicationError("decision already used", type="DecisionReplayed", non_retryable=True)
     spend(spent, request.proof, workflow.now())
