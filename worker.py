@@ -41,6 +41,7 @@ from stanch.activities.network import NetworkActivities
 from stanch.activities.network_rules import NetworkRuleActivities
 from stanch.activities.notify import NotifyActivities
 from stanch.activities.postmortem import PostmortemActivities
+from stanch.activities.priority import raise_incident_priority
 from stanch.activities.resources import ResourceActivities
 from stanch.activities.response_plan import ResponsePlanActivities
 from stanch.activities.run_command import RunCommandActivities
@@ -120,6 +121,7 @@ def activities_for(
         comms.brief_communications,
         comms.find_audience,
         comms.deliver_update,
+        raise_incident_priority,
     ]
     if azure is None:
         return registrable(found, [])

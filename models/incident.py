@@ -236,3 +236,12 @@ class PageResult(BaseModel):
 
 
 IncidentInput.model_rebuild()
+
+
+class PriorityChange(BaseModel):
+    """An incident's task priority raised to its severity's (a more severe
+    alert joined it): Temporal serves its timers and pages ahead of less
+    severe incidents' work from then on."""
+
+    workflow_id: str
+    priority_key: int = Field(ge=1, le=5)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+# Temporal's key for a workflow started without one (Sev3's).
+DEFAULT_PRIORITY_KEY = 3
+
 
 class Severity(StrEnum):
     SEV0 = "Sev0"

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from stanch.activities.audit import AuditActivities
     from stanch.activities.notify import NotifyActivities
     from stanch.activities.postmortem import PostmortemActivities
+    from stanch.activities.priority import raise_incident_priority
     from stanch.activities.response_plan import ResponsePlanActivities
     from stanch.client.search_attributes import (
         INCIDENT_RESOURCES,
@@ -64,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
         IncidentView,
         Page,
         PlanRequest,
+        PriorityChange,
         RequestRelease,
         Resolve,
         ResponsePlan,
@@ -79,6 +81,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from stanch.models.postmortem import PostmortemRequest
     from stanch.models.runbook import RunbookEvent, RunbookInput, RunbookView
+    from stanch.models.severity import DEFAULT_PRIORITY_KEY
     from stanch.models.status_updates import CommsEvent
     from stanch.workflows import grouping, lifecycle
     from stanch.workflows.access_book import access_reported, grants_to_end
@@ -135,6 +138,9 @@ COMMUNICATIONS_PATCH = "communications"
 # windows, which no incident recorded before them had.
 GROUPED_PARTS_PATCH = "grouped-parts"
 QUIET_HOURS_PATCH = "quiet-hours"
+# An incident's task priority follows its severity up (activities/priority.py).
+# Asked only when a more severe alert joined a listed incident.
+PRIORITY_FOLLOWS_SEVERITY_PATCH = "priority-follows-severity"
 # The issue's promise is 512 KiB; aim a little under it for the payload's own
 # encoding and metadata.
 CARRIED_BYTES = 480 * 1024
@@ -196,6 +202,9 @@ class IncidentWorkflow:
         # Nonces of decisions already acted on (workflows/decisions.py).
         self._spent = inp.carried.spent if inp.carried else SpentDecisions()
         self._comms = CommsLink()
+        # Temporal's priority key this run's tasks carry (unset: its default, 3).
+        self._priority_key = workflow.info().priority.priority_key or DEFAULT_PRIORITY_KEY
+        self._raising: asyncio.Task[None] | None = None
 
     # ---- the run loop -----------------------------------------------------
 
@@ -210,6 +219,7 @@ class IncidentWorkflow:
             if workflow.info().is_continue_as_new_suggested():
                 await self._continue_as_new(inp)
             await self._wait_for_next_event()
+            self._follow_severity()
             if self._keys_wanted:
                 await self._refresh_decision_keys()
             await self._act_on_deadlines()
@@ -218,6 +228,40 @@ class IncidentWorkflow:
         await self._audit_folded()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
+
+    def _follow_severity(self) -> None:
+        """A more severe alert joined: from now on the incident's timers and
+        pages go ahead of less severe incidents' work, as if it had opened at
+        this severity. Not awaited: paging never waits for it."""
+        wanted = self._state.severity.task_priority
+        if wanted >= self._priority_key or not self._listed():
+            return
+        if not workflow.patched(PRIORITY_FOLLOWS_SEVERITY_PATCH):
+            return
+        self._priority_key = wanted
+        change = PriorityChange(workflow_id=self._state.workflow_id, priority_key=wanted)
+        self._raising = asyncio.create_task(self._raise_priority(change))
+
+    async def _raise_priority(self, change: PriorityChange) -> None:
+        try:
+            await workflow.execute_activity(
+                raise_incident_priority,
+                change,
+                start_to_close_timeout=timedelta(seconds=10),
+                schedule_to_close_timeout=timedelta(minutes=2),
+            )
+        except ActivityError as e:
+            workflow.logger.warning(
+                "incident %s keeps task priority %d: %s",
+                self._state.incident_id,
+                workflow.info().priority.priority_key or DEFAULT_PRIORITY_KEY,
+                e.cause or e,
+            )
+
+    def _listed(self) -> bool:
+        """Started with stanch's search attributes: a server set up for stanch
+        (the time-skipping test server has neither them nor priorities)."""
+        return workflow.info().typed_search_attributes.get(INCIDENT_STATUS) is not None
 
     async def _continue_as_new(self, inp: IncidentInput) -> None:
         bounded = False
@@ -808,9 +852,9 @@ class IncidentWorkflow:
         operator has not run the setup yet) would fail every workflow task."""
         if self._publish_held:
             return  # the batch publishes once, when it is all applied
-        current = workflow.info().typed_search_attributes
-        if current.get(INCIDENT_STATUS) is None:
+        if not self._listed():
             return
+        current = workflow.info().typed_search_attributes
         wanted: list[SearchAttributeUpdate[Any]] = [
             INCIDENT_STATUS.value_set(str(wanted_state.status)),
             INCIDENT_SEVERITY.value_set(str(wanted_state.severity)),

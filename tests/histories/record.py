@@ -155,6 +155,7 @@ async def storm_with_search_attributes(client: Client, config: Path) -> None:
     """Repeated alerts and a severity rise on the dev server, with search attributes."""
     from stanch.client.alerts import record_alert  # the real intake path
     from stanch.models.alert import CommonAlert
+    from stanch.models.severity import Severity
 
     queue = f"record-{uuid.uuid4()}"
     sample = HERE.parents[1] / "examples/alerts/test_action_metric_static_threshold.json"
@@ -170,7 +171,7 @@ async def storm_with_search_attributes(client: Client, config: Path) -> None:
         for i in range(12):
             repeat = alert.model_copy(deep=True)
             repeat.data.essentials.alert_id = f"instance-{i}"
-            repeat.data.essentials.severity = "Sev1" if i == 6 else "Sev4"  # type: ignore[assignment]
+            repeat.data.essentials.severity = Severity.SEV1 if i == 6 else Severity.SEV4
             await record_alert(client, queue, repeat)
         handle = client.get_workflow_handle(first.workflow_id)
         await asyncio.sleep(2)
