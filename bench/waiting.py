@@ -183,9 +183,16 @@ async def _gates_paged(
     incident's workflow id (page keys are `<workflow id>/<activity id>/<channel>`)."""
     deadline = time.monotonic() + timeout
     waiting: dict[str, str] = {}
+    read = 0  # bytes of whole lines read: with 10,000 incidents, rereading
+    # the whole file every half second took a fifth of a core from the stack.
     while time.monotonic() < deadline:
         if services.pages.exists():
-            for line in services.pages.read_text().splitlines():
+            with services.pages.open("rb") as f:
+                f.seek(read)
+                data = f.read()
+            whole = data[: data.rfind(b"\n") + 1]
+            read += len(whole)
+            for line in whole.splitlines():
                 page = json.loads(line)
                 if page["workflow_id"] in incidents and page["reason"].startswith("approval"):
                     waiting[page["key"].rsplit("/", 2)[0]] = page["workflow_id"]
