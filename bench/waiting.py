@@ -310,7 +310,7 @@ def table(lab: Lab, count: int, passes: dict[str, list[Pass]]) -> Table:
                 )
             )
     reads: dict[str, list[float]] = {}
-    for p in passes[BY_UPDATE] + passes[AS_A_PERSON]:
+    for p in passes.get(BY_UPDATE, []) + passes.get(AS_A_PERSON, []):
         for name, values in p.reads.items():
             reads.setdefault(name, []).extend(values)
     result.notes += [
