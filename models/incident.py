@@ -241,7 +241,8 @@ IncidentInput.model_rebuild()
 class PriorityChange(BaseModel):
     """An incident's task priority raised to its severity's (a more severe
     alert joined it): Temporal serves its timers and pages ahead of less
-    severe incidents' work from then on."""
+    severe incidents' work from then on, and its running runbooks' steps."""
 
     workflow_id: str
     priority_key: int = Field(ge=1, le=5)
+    runbooks: list[str] = []  # running when it was raised: they follow

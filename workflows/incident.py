@@ -239,7 +239,14 @@ class IncidentWorkflow:
         if not workflow.patched(PRIORITY_FOLLOWS_SEVERITY_PATCH):
             return
         self._priority_key = wanted
-        change = PriorityChange(workflow_id=self._state.workflow_id, priority_key=wanted)
+        running = [
+            view.workflow_id
+            for view in (self._state.runbook, self._state.release)
+            if view is not None and view.outcome is None
+        ]
+        change = PriorityChange(
+            workflow_id=self._state.workflow_id, priority_key=wanted, runbooks=running
+        )
         self._raising = asyncio.create_task(self._raise_priority(change))
 
     async def _raise_priority(self, change: PriorityChange) -> None:

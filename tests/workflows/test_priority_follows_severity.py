@@ -1,26 +1,31 @@
 """An incident's Temporal task priority follows its severity up (issue 15,
 item 1): a Sev4 incident that a Sev1 alert joins is served ahead of a Sev4
-storm from then on, as if it had opened at Sev1. On the dev server, with the
-worker every deployment runs."""
+storm from then on, as if it had opened at Sev1, and so is the runbook waiting
+at its gate. On the dev server, with the worker every deployment runs."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
+import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from stanch.client.alerts import open_incident
+from stanch.client.ids import workflow_id_for
 from stanch.harness.waiting import eventually
 from stanch.models.settings import Settings
 from stanch.models.severity import Severity
+from stanch.testing.estate import DEMO_ALERT
 from stanch.testing.started import Started
 from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows.incident import IncidentWorkflow
 from tests.support.incidents import alert_event, settled
-from tests.support.plans import policy_file
+from tests.support.plans import auth, policy_file
+from tests.support.stack import Stack
 
 
 async def _priority(handle: WorkflowHandle) -> int:
@@ -81,3 +86,34 @@ async def test_a_sev4_incident_joined_by_a_sev1_alert_runs_at_sev1_priority(
 
 async def _counted(handle: WorkflowHandle, alerts: int) -> bool:
     return (await handle.query(IncidentWorkflow.state)).state.alert_count == alerts
+
+
+async def test_the_incidents_waiting_runbook_follows_it(stack: Stack):
+    """Containment that waits at its gate for a Sev4 incident is hurried too
+    once a Sev1 alert joins: the running runbook's priority rises with it."""
+    body = json.loads(DEMO_ALERT.read_text())
+    essentials = body["data"]["essentials"]
+    essentials["alertRule"] = f"rising-{uuid.uuid4().hex[:6]}"
+    essentials["severity"] = "Sev4"
+    async with httpx.AsyncClient(timeout=30) as http:
+        incident = (await stack.post_alert(http, body)).json()["incident_id"]
+        base = f"{stack.url}/api/incidents/{incident}"
+
+        async def gated() -> str | None:
+            detail = (await http.get(base, headers=auth("viewer"))).json()
+            return (
+                detail["state"]["runbook"]["workflow_id"] if detail["pending_approvals"] else None
+            )
+
+        runbook = stack.client.get_workflow_handle(await eventually(gated, 30, "the gate"))
+        handle = stack.client.get_workflow_handle(workflow_id_for(incident))
+        assert await _priority(handle) == 4 and await _priority(runbook) == 4
+
+        essentials["severity"] = "Sev1"
+        essentials["alertId"] = f"{essentials['alertId']}-again"
+        assert (await stack.post_alert(http, body)).status_code == 202
+
+        async def raised() -> bool:
+            return await _priority(handle) == 1 and await _priority(runbook) == 1
+
+        await eventually(raised, 30, "the incident and its runbook at Sev1's priority")
