@@ -66,6 +66,17 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
 
 
+@pytest.fixture
+async def own_ts_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server for one test, for modules whose tests move its
+    clock by hours (env.sleep): on a module's shared server that sometimes
+    waited in real time until the call timed out, as if an earlier test had
+    left time skipping locked (test_access_grant, then test_maintenance in
+    CI-like runs). About a second per test."""
+    async with await time_skipping_environment() as env:
+        yield env
+
+
 @pytest.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real dev server, where visibility and search attributes exist. A low

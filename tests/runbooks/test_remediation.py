@@ -82,7 +82,14 @@ async def test_alert_to_contained_to_released(stack: Stack):
         state = await state_when(
             stack,
             incident,
-            lambda s: bool(s.release and s.release.outcome is RunbookOutcome.RELEASED),
+            # The release's view and its result are separate reports: wait for
+            # the one that empties what automation applied, not only the first.
+            lambda s: bool(
+                s.release
+                and s.release.outcome is RunbookOutcome.RELEASED
+                and s.runbook_result
+                and s.runbook_result.applied == []
+            ),
         )
         assert state.runbook_result and state.runbook_result.applied == []
         nic = next(

@@ -25,7 +25,6 @@ from stanch.activities.azure_clients import AzureClients
 from stanch.azuresim import AzureSim
 from stanch.azuresim.faults import Fault
 from stanch.client.updates import update_incident
-from stanch.harness.dev_server import time_skipping_environment
 from stanch.models.access_grant import (
     AccessGrantInput,
     AccessRequest,
@@ -59,14 +58,10 @@ from tests.support.incidents import open_incident, timeline, view
 
 
 @pytest.fixture
-async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server for each test here, not one for the module: in
-    random order, moving a shared server's clock (env.sleep in grant_result)
-    sometimes waited in real time until the call timed out, as if an earlier
-    test had left its time skipping locked (1 to 3 of 8 failed, also on the
-    code before this change); a server of its own costs each test ~1 s."""
-    async with await time_skipping_environment() as env:
-        yield env
+def ts_env(own_ts_env: WorkflowEnvironment) -> WorkflowEnvironment:
+    """A server per test (conftest's own_ts_env): in random order 1 to 3 of 8
+    tests here waited in real time in env.sleep on the module's shared one."""
+    return own_ts_env
 
 
 @asynccontextmanager

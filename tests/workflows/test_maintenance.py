@@ -48,6 +48,13 @@ async def _window_policy(env: WorkflowEnvironment, tmp_path: Path) -> tuple[Path
     return policy_file(tmp_path, services=[SERVICE], maintenance=[window]), end
 
 
+@pytest.fixture
+def ts_env(own_ts_env: WorkflowEnvironment) -> WorkflowEnvironment:
+    """A server per test (conftest's own_ts_env): two of these tests' env.sleep
+    timed out on the module's shared server in a full two-process run."""
+    return own_ts_env
+
+
 async def test_a_window_holds_the_page_and_releases_it_when_it_ends(
     ts_env, task_queue, tmp_path, new_id, started
 ):
