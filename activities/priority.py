@@ -20,6 +20,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from stanch.models.incident import PriorityChange
 
+# How Temporal answers for a runbook that ended before its priority changed.
+_ENDED = (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION)
+
 
 @activity.defn
 async def raise_incident_priority(change: PriorityChange) -> None:
@@ -40,6 +43,3 @@ async def raise_incident_priority(change: PriorityChange) -> None:
             # A runbook that finished meanwhile has nothing left to hurry.
             if workflow_id == change.workflow_id or e.status not in _ENDED:
                 raise
-
-
-_ENDED = (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION)

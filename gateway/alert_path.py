@@ -73,6 +73,6 @@ class GatewayApp(FastAPI):
             length = (b"content-length", str(len(response)).encode())
             headers = [length, *_ACCEPTED_HEADERS]
             await send({"type": "http.response.start", "status": 202, "headers": headers})
-            await send({"type": "http.response.body", "body": bytes(response)})
+            await send({"type": "http.response.body", "body": response})
             return
         await response(scope, receive, with_security_headers(send, PATH))
