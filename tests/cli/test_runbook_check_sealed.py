@@ -75,7 +75,10 @@ async def test_a_sealed_incident_without_its_key_is_unread_not_broken(
     keyless = deploy_job(tmp_path / "keyless", address)
     code, out, err = await check(keyless)
     assert code == 1, out + err
-    assert "Traceback" not in err, err
+    # Not replayed, so no traceback of theirs; an execution other tests leave
+    # running on the shared server may fail its replay and log one of its own.
+    for workflow_id in sealed:
+        assert workflow_id not in err, err
     for workflow_id, kind in sealed.items():
         assert f"CANNOT READ {workflow_id} ({kind}, running, run " in out, out
         assert f"BREAKS {workflow_id}" not in out, out
