@@ -44,10 +44,14 @@ SIZES: dict[str, tuple[str, str]] = {
     "tier_seconds": ("3", "2"),
     "steps": ("10,100,1000,10000", "10,100"),  # open incidents along the scale curve
     "approvals": ("raw,gateway,trivial", "raw,gateway,trivial"),  # bench waiting's ways
+    # The gateway's bound on Temporal calls in flight (STANCH_INTAKE_CALLS_IN_FLIGHT)
+    # in escalation's storms; 0: unbounded.
+    "calls": ("0,4", "0,4"),
 }
 
 
-LISTS = {"windows", "lingers", "clients", "batches", "steps", "approvals"}  # comma-separated
+# comma-separated
+LISTS = {"windows", "lingers", "clients", "batches", "steps", "approvals", "calls"}
 
 
 def _storm(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
@@ -72,7 +76,8 @@ def _waiting(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
 
 def _escalation(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
     storm_clients = int(args.clients.split(",")[0])
-    return escalation.run(lab, args.escalations, args.tier_seconds, storm_clients)
+    calls = [int(c) or None for c in args.calls.split(",") if c.strip()]
+    return escalation.run(lab, args.escalations, args.tier_seconds, storm_clients, calls)
 
 
 def _scale(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:

@@ -154,6 +154,8 @@ class Services:
         self.sim = sim
         self.window_ms = window_ms
         self.linger_ms = linger_ms
+        # The gateway's bound on Temporal calls in flight (None: unbounded).
+        self.calls_in_flight: int | None = None
         self.task_queue = f"bench-{uuid.uuid4().hex[:8]}"
         self.gateway_port = free_port()
         self.url = f"http://127.0.0.1:{self.gateway_port}"
@@ -177,6 +179,8 @@ class Services:
             "coalesce_window_ms": self.window_ms,
             "coalesce_linger_ms": self.linger_ms,
         }
+        if self.calls_in_flight is not None:
+            settings["intake_calls_in_flight"] = self.calls_in_flight
         # The worker's workflow task slots (STANCH_WORKER_WORKFLOW_TASK_SLOTS):
         # unset, the SDK's default. docs/benchmarks.md, section 4.
         slots = os.environ.get("STANCH_BENCH_WORKFLOW_SLOTS")
@@ -203,6 +207,13 @@ class Services:
         await self._until_up(
             self.worker, lambda pid: worker_polling(self.client, self.task_queue, pid)
         )
+
+    async def bound_intake(self, calls_in_flight: int | None) -> None:
+        """The gateway, restarted if need be, with at most this many Temporal
+        calls in flight (None: unbounded)."""
+        if calls_in_flight != self.calls_in_flight:
+            self.calls_in_flight = calls_in_flight
+            await self.start_gateway(self.window_ms)
 
     async def start_gateway(self, window_ms: float, linger_ms: float | None = None) -> None:
         if self.gateway is not None:

@@ -21,7 +21,7 @@ from stanch.client.errors import InvalidQuery, NotFound, Refused
 from stanch.client.errors import Unavailable as TemporalUnavailable
 from stanch.client.payload_keys import PayloadKeysError
 from stanch.models.config import ConfigError
-from stanch.models.settings import Settings, load_settings
+from stanch.models.settings import Settings, SettingsError, load_settings
 from stanch.stores.policy import load_config
 
 
@@ -296,7 +296,7 @@ def _main(args: argparse.Namespace) -> int:
     )
     try:
         return run(args)
-    except (UsageError, Refused, NotFound, InvalidQuery, PayloadKeysError) as e:
+    except (UsageError, Refused, NotFound, InvalidQuery, PayloadKeysError, SettingsError) as e:
         print(f"stanch: {e}", file=sys.stderr)
         return 2
     except ConfigError as e:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     # Once an incident's calls carry several alerts, its next batch waits at most
     # this long for company (gateway/coalesce.py); 0: never. Costs no latency at low load.
     coalesce_linger_ms: float = 20.0
+    # Temporal calls the gateway's intake has in flight at once (None: no bound).
+    # The alerts that wait meanwhile join their incident's next batch: during a
+    # storm the service keeps room for timers and pages (gateway/call_limit.py).
+    intake_calls_in_flight: int | None = Field(default=None, ge=1)
     azure_subscription_id: str | None = None
     azure_endpoint: str | None = None
     azure_ca_file: Path | None = None
@@ -113,9 +117,26 @@ class Settings(BaseSettings):
         return self.evidence_dir or self.state_dir / "evidence"
 
 
+class SettingsError(ValueError):
+    """A STANCH_* setting the process cannot run with (the CLI exits 2)."""
+
+
 def load_settings(state_dir: Path | str = ".stanch") -> Settings:
     """Environment first, then `<state-dir>/env` of a running `stanch dev`."""
     env_file = Path(state_dir) / "env"
-    if env_file.is_file():
-        return Settings(_env_file=env_file)
-    return Settings()
+    try:
+        if env_file.is_file():
+            return Settings(_env_file=env_file)
+        return Settings()
+    except ValidationError as e:
+        raise SettingsError(_named_problems(e)) from None
+
+
+def _named_problems(error: ValidationError) -> str:
+    """Each bad setting by the variable that holds it. Never its value: it
+    may be a secret (a database URL, a token)."""
+    problems = [
+        f"STANCH_{'_'.join(str(part) for part in problem['loc']).upper()}: {problem['msg']}"
+        for problem in error.errors(include_url=False)
+    ]
+    return "invalid settings: " + "; ".join(problems)
