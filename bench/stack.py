@@ -38,6 +38,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # The gateway's coalescing as shipped (Settings' defaults), unless a benchmark varies it.
 SHIPPED_WINDOW_MS: float = Settings.model_fields["coalesce_window_ms"].default
 SHIPPED_LINGER_MS: float = Settings.model_fields["coalesce_linger_ms"].default
+SHIPPED_CALLS_IN_FLIGHT: int | None = Settings.model_fields["intake_calls_in_flight"].default
 # Services stop as on Ctrl-C: the worker drains, the gateway answers what it holds.
 GRACEFULLY = signal.SIGINT
 
@@ -155,7 +156,7 @@ class Services:
         self.window_ms = window_ms
         self.linger_ms = linger_ms
         # The gateway's bound on Temporal calls in flight (None: unbounded).
-        self.calls_in_flight: int | None = None
+        self.calls_in_flight = SHIPPED_CALLS_IN_FLIGHT
         self.task_queue = f"bench-{uuid.uuid4().hex[:8]}"
         self.gateway_port = free_port()
         self.url = f"http://127.0.0.1:{self.gateway_port}"
