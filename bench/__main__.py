@@ -44,14 +44,10 @@ SIZES: dict[str, tuple[str, str]] = {
     "tier_seconds": ("3", "2"),
     "steps": ("10,100,1000,10000", "10,100"),  # open incidents along the scale curve
     "approvals": ("raw,gateway,trivial", "raw,gateway,trivial"),  # bench waiting's ways
-    # The gateway's bounds on Temporal calls in flight (STANCH_INTAKE_CALLS_IN_FLIGHT)
-    # for storm's coalescing paths and escalation's storms; 0: unbounded.
-    "calls": ("0,4", "0,4"),
 }
 
 
-# comma-separated
-LISTS = {"windows", "lingers", "clients", "batches", "steps", "approvals", "calls"}
+LISTS = {"windows", "lingers", "clients", "batches", "steps", "approvals"}  # comma-separated
 
 
 def _storm(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
@@ -59,9 +55,8 @@ def _storm(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
     lingers = [float(g) for g in args.lingers.split(",") if g.strip()]
     clients = [int(c) for c in args.clients.split(",") if c.strip()]
     batches = [int(b) for b in args.batches.split(",") if b.strip()]
-    calls = [int(c) or None for c in args.calls.split(",") if c.strip()]
     sizes = storm.Sizes(
-        args.alerts, args.fingerprints, clients, windows, lingers, batches, calls, args.profile
+        args.alerts, args.fingerprints, clients, windows, lingers, batches, args.profile
     )
     return storm.run(lab, sizes)
 
@@ -77,8 +72,7 @@ def _waiting(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
 
 def _escalation(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
     storm_clients = int(args.clients.split(",")[0])
-    calls = [int(c) or None for c in args.calls.split(",") if c.strip()]
-    return escalation.run(lab, args.escalations, args.tier_seconds, storm_clients, calls)
+    return escalation.run(lab, args.escalations, args.tier_seconds, storm_clients)
 
 
 def _scale(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:

@@ -60,15 +60,7 @@ class Pass:
     storm_timers: int = 0
 
 
-async def run(
-    lab: Lab,
-    incidents: int,
-    tier_seconds: int,
-    storm_concurrency: int,
-    calls: list[int | None] | None = None,
-) -> list[Table]:
-    """`calls`: the gateway's bounds on Temporal calls in flight to storm with
-    (None: unbounded); each repeat storms with each in turn."""
+async def run(lab: Lab, incidents: int, tier_seconds: int, storm_concurrency: int) -> list[Table]:
     workdir = lab.scratch("escalation")
     timeout = f"{tier_seconds}s"
     plan = policy(
@@ -84,32 +76,22 @@ async def run(
         },
         services=[{"name": "storm", "escalation_policy": "storm", "match": {"rules": ["storm-*"]}}],
     )
-    bounds = calls or [None]
-    # (load, the gateway's bound on calls in flight) -> its passes
-    passes: dict[tuple[str, int | None], list[Pass]] = {(QUIET, None): []}
-    passes.update({(load, bound): [] for bound in bounds for load in (STORM, SAME)})
+    passes: dict[str, list[Pass]] = {QUIET: [], STORM: [], SAME: []}
     async with running(lab.server, lab.client, workdir, plan) as services:
         for _ in range(lab.repeats):
-            for (load, bound), runs in passes.items():
-                await services.bound_intake(bound)
-                runs.append(
+            for name in passes:
+                passes[name].append(
                     await one_pass(
                         lab,
                         services,
                         incidents,
                         tier_seconds,
-                        load != QUIET,
+                        name != QUIET,
                         storm_concurrency,
-                        PAGED[load],
+                        PAGED[name],
                     )
                 )
     return [table(lab, incidents, tier_seconds, passes)]
-
-
-def _named(load: str, bound: int | None) -> str:
-    if load == QUIET:
-        return load
-    return f"{load}, gateway calls in flight ≤ {bound}" if bound else f"{load}, calls unbounded"
 
 
 async def one_pass(
@@ -261,20 +243,14 @@ async def _storm(
     result.storm_rate = sent / (time.perf_counter() - started)
 
 
-def table(
-    lab: Lab,
-    incidents: int,
-    tier_seconds: int,
-    passes: dict[tuple[str, int | None], list[Pass]],
-) -> Table:
+def table(lab: Lab, incidents: int, tier_seconds: int, passes: dict[str, list[Pass]]) -> Table:
     result = Table(
         f"Escalation accuracy: {incidents} incidents, tiers every {tier_seconds} s, lateness "
         f"of the tier 2 and 3 pages (median of {lab.repeats} runs)",
         ["load", "p50 late", "p99 late", "worst", "vs baseline (p99)", "pages missing", "storm"],
     )
-    base = median([percentile(p.lateness, 99) for p in passes[(QUIET, None)]])
-    for (load, bound), runs in passes.items():
-        name = _named(load, bound)
+    base = median([percentile(p.lateness, 99) for p in passes[QUIET]])
+    for name, runs in passes.items():
         p99 = median([percentile(p.lateness, 99) for p in runs])
         rate = median([p.storm_rate for p in runs])
         result.add(
@@ -286,8 +262,7 @@ def table(
             sum(p.missing for p in runs),
             f"{rate:,.0f} alerts/s" if rate else "-",
         )
-    for (load, bound), runs in passes.items():
-        name = _named(load, bound)
+    for name, runs in passes.items():
         merged: dict[str, list[float]] = {}
         for p in runs:
             for segment, values in p.segments.items():
@@ -302,7 +277,7 @@ def table(
                 )
                 + "."
             )
-    storm = [p for (load, _), runs in passes.items() if load != QUIET for p in runs]
+    storm = passes[STORM] + passes[SAME]
     tasks = sum(p.storm_tasks for p in storm)
     if tasks:
         result.notes.append(
@@ -314,12 +289,11 @@ def table(
         "deadline is when the incident loaded its plan; tier k is due (k-1) timeouts "
         "later). It includes the timer firing, the workflow task, and the notify activity."
     )
-    for (load, bound), runs in passes.items():
-        if load == QUIET:
-            continue
-        p99 = median([percentile(p.lateness, 99) for p in runs])
-        name = _named(load, bound).removeprefix("during a ")
-        result.targets.append(at_most(f"escalation p99 vs quiet, {name}", p99 / base, 2))
+    for name in (STORM, SAME):
+        p99 = median([percentile(p.lateness, 99) for p in passes[name]])
+        result.targets.append(
+            at_most(f"escalation p99 vs quiet, {name.removeprefix('during a ')}", p99 / base, 2)
+        )
     missing = sum(p.missing for runs in passes.values() for p in runs)
     result.targets.append(at_most("pages missing (every pass)", missing, 0, unit=""))
     return result

@@ -182,9 +182,9 @@ async def paged_once(services: Services, incidents: set[str], timeout: float) ->
 
 async def intake(lab: Lab, services: Services, sizes: Sizes, alerts: int = 0) -> storm.Pass:
     """One storm through the gateway as shipped."""
-    window, linger, calls = storm.DEFAULT_MODE
+    window, linger = storm.DEFAULT_MODE
     storm_sizes = storm.Sizes(alerts or sizes.alerts, 20, [sizes.clients], [window], [linger], [])
-    return await storm.one_pass(lab, services, (window, linger, calls, sizes.clients), storm_sizes)
+    return await storm.one_pass(lab, services, (window, linger, sizes.clients), storm_sizes)
 
 
 def memory(services: Services) -> tuple[float, float]:

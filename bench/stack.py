@@ -38,7 +38,6 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # The gateway's coalescing as shipped (Settings' defaults), unless a benchmark varies it.
 SHIPPED_WINDOW_MS: float = Settings.model_fields["coalesce_window_ms"].default
 SHIPPED_LINGER_MS: float = Settings.model_fields["coalesce_linger_ms"].default
-SHIPPED_CALLS_IN_FLIGHT: int | None = Settings.model_fields["intake_calls_in_flight"].default
 # Services stop as on Ctrl-C: the worker drains, the gateway answers what it holds.
 GRACEFULLY = signal.SIGINT
 
@@ -155,8 +154,6 @@ class Services:
         self.sim = sim
         self.window_ms = window_ms
         self.linger_ms = linger_ms
-        # The gateway's bound on Temporal calls in flight (None: unbounded).
-        self.calls_in_flight = SHIPPED_CALLS_IN_FLIGHT
         self.task_queue = f"bench-{uuid.uuid4().hex[:8]}"
         self.gateway_port = free_port()
         self.url = f"http://127.0.0.1:{self.gateway_port}"
@@ -180,13 +177,15 @@ class Services:
             "coalesce_window_ms": self.window_ms,
             "coalesce_linger_ms": self.linger_ms,
         }
-        if self.calls_in_flight is not None:
-            settings["intake_calls_in_flight"] = self.calls_in_flight
         # The worker's workflow task slots (STANCH_WORKER_WORKFLOW_TASK_SLOTS):
         # unset, the SDK's default. docs/benchmarks.md, section 4.
         slots = os.environ.get("STANCH_BENCH_WORKFLOW_SLOTS")
         if slots:
             settings["worker_workflow_task_slots"] = int(slots)
+        # The worker's cache (STANCH_WORKER_CACHED_WORKFLOWS): unset, stanch's default.
+        cached = os.environ.get("STANCH_BENCH_CACHED_WORKFLOWS")
+        if cached:
+            settings["worker_cached_workflows"] = int(cached)
         if self.sim is not None:
             settings.update(
                 azure_endpoint=self.sim.url, azure_ca_file=self.sim.ca_file, azure_poll_seconds=0.2
@@ -208,13 +207,6 @@ class Services:
         await self._until_up(
             self.worker, lambda pid: worker_polling(self.client, self.task_queue, pid)
         )
-
-    async def bound_intake(self, calls_in_flight: int | None) -> None:
-        """The gateway, restarted if need be, with at most this many Temporal
-        calls in flight (None: unbounded)."""
-        if calls_in_flight != self.calls_in_flight:
-            self.calls_in_flight = calls_in_flight
-            await self.start_gateway(self.window_ms)
 
     async def start_gateway(self, window_ms: float, linger_ms: float | None = None) -> None:
         if self.gateway is not None:

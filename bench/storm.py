@@ -16,19 +16,12 @@ from bench.incidents import alert_counts, signals_received, terminate
 from bench.lab import CpuMeter, Lab
 from bench.load import Run, post_alerts, signal_with_start_each, to_events
 from bench.profile import Profiler, render
-from bench.stack import (
-    SHIPPED_CALLS_IN_FLIGHT,
-    SHIPPED_LINGER_MS,
-    SHIPPED_WINDOW_MS,
-    Services,
-    policy,
-    running,
-)
+from bench.stack import SHIPPED_LINGER_MS, SHIPPED_WINDOW_MS, Services, policy, running
 from bench.stats import Table, Target, at_least, at_most, median, ms, percentile, ratio
 from stanch.client.ids import workflow_id_for
 
 # What a gateway does unless told otherwise: the path the targets are judged on.
-DEFAULT_MODE = (SHIPPED_WINDOW_MS, SHIPPED_LINGER_MS, SHIPPED_CALLS_IN_FLIGHT)
+DEFAULT_MODE = (SHIPPED_WINDOW_MS, SHIPPED_LINGER_MS)
 
 BASELINE = "SDK: one signal-with-start per alert (baseline)"
 OFF = -1.0  # STANCH_COALESCE_WINDOW_MS below zero: one signal per alert
@@ -42,15 +35,11 @@ class Sizes:
     windows: list[float] = field(default_factory=lambda: [OFF, 0.0])
     lingers: list[float] = field(default_factory=lambda: [0.0, 20.0])  # with a window >= 0
     batches: list[int] = field(default_factory=lambda: [1, 10, 50])  # bench/batching.py
-    # The gateway's bounds on Temporal calls in flight, with a window >= 0 (None: unbounded).
-    calls: list[int | None] = field(default_factory=lambda: [SHIPPED_CALLS_IN_FLIGHT])
     profile: str | None = None  # a process to profile during gateway passes (bench/profile.py)
 
 
-# (coalescing window, or None for the SDK baseline; linger; the gateway's bound
-# on calls in flight; concurrent clients)
-Variant = tuple[float | None, float, int | None, int]
-Mode = tuple[float | None, float, int | None]
+# (coalescing window, or None for the SDK baseline; linger; concurrent clients)
+Variant = tuple[float | None, float, int]
 
 
 @dataclass
@@ -71,7 +60,7 @@ class Pass:
     profile: Path | None = None
 
 
-def variant_name(window: float | None, linger: float = 0.0, calls: int | None = None) -> str:
+def variant_name(window: float | None, linger: float = 0.0) -> str:
     if window is None:
         return BASELINE
     if window < 0:
@@ -79,18 +68,14 @@ def variant_name(window: float | None, linger: float = 0.0, calls: int | None = 
     name = "gateway, coalescing"
     if window > 0:
         name += f", window {window:g} ms"
-    name += f", linger ≤ {linger:g} ms" if linger > 0 else ", no linger"
-    return name + (f", calls in flight ≤ {calls}" if calls else "")
+    return name + (f", linger ≤ {linger:g} ms" if linger > 0 else ", no linger")
 
 
-def gateway_modes(sizes: Sizes) -> list[Mode]:
-    """(window, linger, calls) of every intake path measured, the SDK baseline first."""
-    modes: list[Mode] = [(None, 0.0, None)]
+def gateway_modes(sizes: Sizes) -> list[tuple[float | None, float]]:
+    """(window, linger) of every intake path measured, the SDK baseline first."""
+    modes: list[tuple[float | None, float]] = [(None, 0.0)]
     for window in sizes.windows:
-        if window < 0:
-            modes.append((window, 0.0, None))
-        else:
-            modes += [(window, g, k) for g in sizes.lingers for k in sizes.calls or [None]]
+        modes += [(window, 0.0)] if window < 0 else [(window, g) for g in sizes.lingers]
     return modes
 
 
@@ -100,11 +85,10 @@ async def run(lab: Lab, sizes: Sizes) -> list[Table]:
         lab.server, lab.client, workdir, policy(workdir / "pages.jsonl")
     ) as services:
         modes = gateway_modes(sizes)
-        variants: list[Variant] = [(w, g, k, c) for c in sizes.clients for w, g, k in modes]
+        variants: list[Variant] = [(w, g, c) for c in sizes.clients for w, g in modes]
         # Warm the worker, the gateway and the server's caches before measuring.
-        for window, linger, calls in modes:
-            warm = Sizes(500, sizes.fingerprints)
-            await one_pass(lab, services, (window, linger, calls, 50), warm)
+        for window, linger in modes:
+            await one_pass(lab, services, (window, linger, 50), Sizes(500, sizes.fingerprints))
         passes: dict[Variant, list[Pass]] = {v: [] for v in variants}
         for repeat in range(lab.repeats):
             # Rotate the order so no variant always runs on a freshly idle machine.
@@ -120,15 +104,13 @@ async def run(lab: Lab, sizes: Sizes) -> list[Table]:
 
 
 async def one_pass(lab: Lab, services: Services, variant: Variant, sizes: Sizes) -> Pass:
-    window, linger, calls, clients = variant
+    window, linger, clients = variant
     tag = uuid.uuid4().hex[:6]
     rules = [f"storm-{tag}-{i}" for i in range(sizes.fingerprints)]
     bodies = [metric_alert(rules[i % len(rules)]) for i in range(sizes.alerts)]
     events = to_events(bodies)
     incident_ids = sorted({incident_id for incident_id, _ in events})
-    now = (services.window_ms, services.linger_ms, services.calls_in_flight)
-    if window is not None and (window, linger, calls) != now:
-        services.calls_in_flight = calls
+    if window is not None and (window, linger) != (services.window_ms, services.linger_ms):
         await services.start_gateway(window, linger)
     profiler: Profiler | None = None
     if sizes.profile and window is not None:
@@ -192,15 +174,15 @@ def table(lab: Lab, sizes: Sizes, passes: dict[Variant, list[Pass]]) -> Table:
             "machine busy (ours + others)",
         ],
     )
-    for (window, linger, calls, clients), runs in passes.items():
-        base_rate = median([p.rate for p in passes[(None, 0.0, None, clients)]])
+    for (window, linger, clients), runs in passes.items():
+        base_rate = median([p.rate for p in passes[(None, 0.0, clients)]])
         rate = median([p.rate for p in runs])
         signals = median([p.signals for p in runs])
         cpu = {k: median([p.cpu_per_1k.get(k, 0.0) for p in runs]) for k in runs[0].cpu_per_1k}
         gateway_cpu = f"{cpu['gateway']:.2f}" if window is not None else "-"
         total_cpu = median([sum(p.cpu_per_1k.values()) for p in runs])
         result.add(
-            variant_name(window, linger, calls),
+            variant_name(window, linger),
             clients,
             f"{rate:,.0f}",
             ratio(rate, base_rate),
@@ -218,9 +200,9 @@ def table(lab: Lab, sizes: Sizes, passes: dict[Variant, list[Pass]]) -> Table:
         )
     result.targets += targets(passes)
     per_run = "; ".join(
-        f"{'baseline' if window is None else variant_name(window, linger, calls)} "
-        f"({clients} clients): " + ", ".join(f"{p.rate:,.0f}" for p in runs)
-        for (window, linger, calls, clients), runs in passes.items()
+        f"{'baseline' if window is None else variant_name(window, linger)} ({clients} clients): "
+        + ", ".join(f"{p.rate:,.0f}" for p in runs)
+        for (window, linger, clients), runs in passes.items()
     )
     result.notes += [
         f"alerts/s in each run — {per_run}.",
@@ -235,11 +217,11 @@ def table(lab: Lab, sizes: Sizes, passes: dict[Variant, list[Pass]]) -> Table:
         "the gateway and the load generator (client), from /proc, summed; it depends little "
         "on what else the machine runs.",
     ]
-    for (window, linger, calls, clients), runs in passes.items():
+    for (window, linger, clients), runs in passes.items():
         profiles = [p.profile for p in runs if p.profile is not None]
         if profiles and window is not None:
             result.notes.append(
-                f"\nprofile of the {sizes.profile}, {variant_name(window, linger, calls)}, "
+                f"\nprofile of the {sizes.profile}, {variant_name(window, linger)}, "
                 f"{clients} clients ({len(profiles)} runs, py-spy, share of CPU samples):\n"
                 + "\n".join(f"    {line}" for line in render(profiles))
             )
@@ -250,12 +232,10 @@ def targets(passes: dict[Variant, list[Pass]]) -> list[Target]:
     """Issue 15, item 4, judged on the gateway as shipped (default window and
     linger) where that was measured, else on the fastest gateway path."""
     found: list[Target] = []
-    for clients in sorted({c for *_, c in passes}):
-        base = median([p.rate for p in passes[(None, 0.0, None, clients)]])
-        gateways: dict[Mode, list[Pass]] = {
-            (w, g, k): runs
-            for (w, g, k, c), runs in passes.items()
-            if c == clients and w is not None
+    for clients in sorted({c for _, _, c in passes}):
+        base = median([p.rate for p in passes[(None, 0.0, clients)]])
+        gateways = {
+            (w, g): runs for (w, g, c), runs in passes.items() if c == clients and w is not None
         }
         if not gateways:
             continue

@@ -97,7 +97,6 @@ def create_app(
         settings.coalesce_window_ms,
         settings.coalesce_linger_ms,
         route=AlertGrouping(settings.config).incident_id_for,
-        calls_in_flight=settings.intake_calls_in_flight,
     )
     fleet = FleetMetrics(client, toggle_store(settings), settings.task_queue)
 

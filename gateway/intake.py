@@ -7,15 +7,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from prometheus_client import Counter
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from stanch.client.alerts import IntakeResult, Recorded, only, record_alerts
-from stanch.gateway.call_limit import CallLimit
 from stanch.gateway.coalesce import Coalescer
 from stanch.models.alert import AlertEvent, CommonAlert
-from stanch.models.severity import DEFAULT_SEVERITY, Severity
 
 # Refusals that come back the same however often the sender retries.
 _FOREVER = {
@@ -27,10 +24,6 @@ _TOO_LARGE = ("size", "too large", "larger than max")
 CAUSE_CHARS = 300
 
 log = logging.getLogger("stanch.gateway")
-CALLS_WAITED = Counter(
-    "stanch_intake_calls_waited",
-    "alert batches that waited for a free Temporal call (STANCH_INTAKE_CALLS_IN_FLIGHT)",
-)
 
 
 class AlertIntake:
@@ -45,16 +38,12 @@ class AlertIntake:
         window_ms: float,
         linger_ms: float = 0.0,
         route: Callable[[CommonAlert, AlertEvent], str] | None = None,
-        calls_in_flight: int | None = None,
     ) -> None:
         self._client = client
         # Which incident an alert joins (gateway/grouping.py): its fingerprint
         # unless its service groups related alerts.
         self._route = route or (lambda alert, _: alert.fingerprint())
         self._task_queue = task_queue
-        # Bounds the storm's hold on Temporal (gateway/call_limit.py); the
-        # alerts that wait meanwhile leave together in their incident's batch.
-        self._calls = CallLimit(calls_in_flight)
         self._coalescer: Coalescer[AlertEvent, IntakeResult] | None = None
         if window_ms >= 0:
             self._coalescer = Coalescer(
@@ -72,12 +61,7 @@ class AlertIntake:
         return await self._coalescer.submit(incident_id, event, size)
 
     async def _send(self, incident_id: str, events: list[AlertEvent]) -> Sequence[Recorded]:
-        async with self._calls.turn(_most_severe(events).task_priority) as waited:
-            if waited:
-                CALLS_WAITED.inc()
-            recorded = await record_alerts(
-                await self._client(), self._task_queue, incident_id, events
-            )
+        recorded = await record_alerts(await self._client(), self._task_queue, incident_id, events)
         # One line per call, not per alert: under a storm a line per alert cost
         # the gateway as much CPU as validating it. Each alert's id and incident
         # are on the audit trail ("alert received"); here at debug level.
@@ -94,10 +78,6 @@ class AlertIntake:
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("alerts -> %s: %s", done[0][1].workflow_id, _named(done))
         return recorded
-
-
-def _most_severe(events: list[AlertEvent]) -> Severity:
-    return min((e.severity or DEFAULT_SEVERITY for e in events), key=lambda s: s.rank)
 
 
 def _named(done: list[tuple[AlertEvent, IntakeResult]]) -> str:

@@ -44,10 +44,6 @@ class Settings(BaseSettings):
     # Once an incident's calls carry several alerts, its next batch waits at most
     # this long for company (gateway/coalesce.py); 0: never. Costs no latency at low load.
     coalesce_linger_ms: float = 20.0
-    # Temporal calls the gateway's intake has in flight at once (None: no bound).
-    # The alerts that wait meanwhile join their incident's next batch: during a
-    # storm the service keeps room for timers and pages (gateway/call_limit.py).
-    intake_calls_in_flight: int | None = Field(default=None, ge=1)
     azure_subscription_id: str | None = None
     azure_endpoint: str | None = None
     azure_ca_file: Path | None = None

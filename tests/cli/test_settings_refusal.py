@@ -15,7 +15,7 @@ import pytest
 @pytest.mark.parametrize(
     ("command", "variable", "value", "problem"),
     [
-        (["gateway"], "STANCH_INTAKE_CALLS_IN_FLIGHT", "-77", "greater than or equal to 1"),
+        (["gateway"], "STANCH_WORKER_WORKFLOW_TASK_SLOTS", "-77", "greater than or equal to 1"),
         (["worker"], "STANCH_WORKER_CACHED_WORKFLOWS", "lots-77", "valid integer"),
         (["incidents"], "STANCH_AZURE_POLL_SECONDS", "soon-77", "valid number"),
     ],
