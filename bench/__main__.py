@@ -72,7 +72,9 @@ def _waiting(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
 
 def _escalation(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
     storm_clients = int(args.clients.split(",")[0])
-    return escalation.run(lab, args.escalations, args.tier_seconds, storm_clients)
+    return escalation.run(
+        lab, args.escalations, args.tier_seconds, storm_clients, args.own_paging_worker
+    )
 
 
 def _scale(lab: Lab, args: argparse.Namespace) -> Awaitable[list[Table]]:
@@ -101,6 +103,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("names", nargs="*", metavar="benchmark", help=", ".join(BENCHMARKS))
     parser.add_argument("--quick", action="store_true", help="small sizes: a couple of minutes")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument(
+        "--own-paging-worker",
+        action="store_true",
+        help="escalation: also page Sev1 incidents on a worker process and task queue of their own",
+    )
     parser.add_argument(
         "--profile",
         choices=["gateway", "worker", "server"],

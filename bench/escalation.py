@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
@@ -36,7 +38,10 @@ from stanch.workflows.incident import IncidentWorkflow
 QUIET = "quiet stack (baseline), Sev1 incidents"
 STORM = "during a Sev4 alert storm, Sev1 incidents"
 SAME = "during a Sev4 alert storm, Sev4 incidents"
-PAGED = {QUIET: "Sev1", STORM: "Sev1", SAME: "Sev4"}
+# Sev1 incidents whose alerts reach a gateway and worker of their own (a task
+# queue of their own), as if the intake routed Sev0/Sev1 incidents there.
+OWN = "during a Sev4 alert storm, Sev1 incidents on a worker process of their own"
+PAGED = {QUIET: "Sev1", STORM: "Sev1", SAME: "Sev4", OWN: "Sev1"}
 STORM_FINGERPRINTS = 20
 # Where a page's lateness goes, read from its incident's history.
 SEGMENTS = {
@@ -60,24 +65,25 @@ class Pass:
     storm_timers: int = 0
 
 
-async def run(lab: Lab, incidents: int, tier_seconds: int, storm_concurrency: int) -> list[Table]:
+async def run(
+    lab: Lab, incidents: int, tier_seconds: int, storm_concurrency: int, own_worker: bool = False
+) -> list[Table]:
+    """`own_worker`: also page Sev1 incidents served by a second worker process
+    on a task queue of its own, while the storm keeps the first one busy."""
     workdir = lab.scratch("escalation")
-    timeout = f"{tier_seconds}s"
-    plan = policy(
-        workdir / "pages.jsonl",
-        escalation_policies={
-            "default": {
-                "tiers": [{"people": [p], "timeout": timeout} for p in ("alice", "bob", "carol")],
-                "after_last_tier": "stop",
-            },
-            # The storm's own incidents page once and then wait: their pages
-            # are not what is measured.
-            "storm": {"tiers": [{"people": ["dave"], "timeout": "1h"}], "after_last_tier": "stop"},
-        },
-        services=[{"name": "storm", "escalation_policy": "storm", "match": {"rules": ["storm-*"]}}],
-    )
+    plan = _plan(workdir / "pages.jsonl", tier_seconds)
     passes: dict[str, list[Pass]] = {QUIET: [], STORM: [], SAME: []}
-    async with running(lab.server, lab.client, workdir, plan) as services:
+    if own_worker:
+        passes[OWN] = []
+    async with AsyncExitStack() as stack:
+        services = await stack.enter_async_context(running(lab.server, lab.client, workdir, plan))
+        own = None
+        if own_worker:
+            own_dir = lab.scratch("escalation-own-worker")
+            own_plan = _plan(own_dir / "pages.jsonl", tier_seconds)
+            own = await stack.enter_async_context(
+                running(lab.server, lab.client, own_dir, own_plan)
+            )
         for _ in range(lab.repeats):
             for name in passes:
                 passes[name].append(
@@ -89,9 +95,27 @@ async def run(lab: Lab, incidents: int, tier_seconds: int, storm_concurrency: in
                         name != QUIET,
                         storm_concurrency,
                         PAGED[name],
+                        paging=own if name == OWN else None,
                     )
                 )
     return [table(lab, incidents, tier_seconds, passes)]
+
+
+def _plan(pages: Path, tier_seconds: int) -> dict[str, Any]:
+    timeout = f"{tier_seconds}s"
+    return policy(
+        pages,
+        escalation_policies={
+            "default": {
+                "tiers": [{"people": [p], "timeout": timeout} for p in ("alice", "bob", "carol")],
+                "after_last_tier": "stop",
+            },
+            # The storm's own incidents page once and then wait: their pages
+            # are not what is measured.
+            "storm": {"tiers": [{"people": ["dave"], "timeout": "1h"}], "after_last_tier": "stop"},
+        },
+        services=[{"name": "storm", "escalation_policy": "storm", "match": {"rules": ["storm-*"]}}],
+    )
 
 
 async def one_pass(
@@ -102,7 +126,11 @@ async def one_pass(
     storm: bool,
     storm_concurrency: int,
     severity: str,
+    paging: Services | None = None,
 ) -> Pass:
+    """`paging`: where the measured incidents' alerts go and are served (by
+    default `services`, which also takes the storm)."""
+    paging = paging or services
     tag = uuid.uuid4().hex[:6]
     bodies = [metric_alert(f"esc-{tag}-{i}") for i in range(incidents)]
     for body in bodies:
@@ -117,14 +145,14 @@ async def one_pass(
             _storm(services, tag, storm_concurrency, stop, result, storm_ids)
         )
         await asyncio.sleep(2)  # the storm is in full swing before the incidents open
-    opened = await post_alerts(services.url, bodies, 50)
+    opened = await post_alerts(paging.url, bodies, 50)
     if opened.errors:
         raise RuntimeError(f"intake refused alerts: {opened.errors}")
     # Tier 3 is due 2 timeouts after the plan loads; allow generous slack.
     due = time.monotonic() + 2 * tier_seconds + 60
     wanted = {(w, tier) for w in workflow_ids for tier in (2, 3)}
     while True:
-        pages = _pages(services.pages, set(workflow_ids))
+        pages = _pages(paging.pages, set(workflow_ids))
         if wanted <= set(pages) or time.monotonic() > due:
             break
         await asyncio.sleep(0.5)
@@ -277,7 +305,7 @@ def table(lab: Lab, incidents: int, tier_seconds: int, passes: dict[str, list[Pa
                 )
                 + "."
             )
-    storm = passes[STORM] + passes[SAME]
+    storm = [p for name, runs in passes.items() if name != QUIET for p in runs]
     tasks = sum(p.storm_tasks for p in storm)
     if tasks:
         result.notes.append(
@@ -289,7 +317,7 @@ def table(lab: Lab, incidents: int, tier_seconds: int, passes: dict[str, list[Pa
         "deadline is when the incident loaded its plan; tier k is due (k-1) timeouts "
         "later). It includes the timer firing, the workflow task, and the notify activity."
     )
-    for name in (STORM, SAME):
+    for name in [n for n in passes if n != QUIET]:
         p99 = median([percentile(p.lateness, 99) for p in passes[name]])
         result.targets.append(
             at_most(f"escalation p99 vs quiet, {name.removeprefix('during a ')}", p99 / base, 2)

@@ -52,7 +52,8 @@ class Settings(BaseSettings):
     web_ui_url: str | None = None
     # Workflows a worker keeps in memory (the SDK's sticky cache). One evicted
     # is replayed from history when it next wakes: an approval to a runbook
-    # waiting past the cache costs a replay. ≈ 0.2 MB each (docs/benchmarks.md).
+    # waiting past the cache costs a replay. ≈ 0.15 MB each, three per incident
+    # waiting at a gate (incident, runbook, communications; docs/benchmarks.md).
     worker_cached_workflows: int = Field(default=1000, ge=1)
     # Workflow tasks a worker runs at once (None: the SDK's default, 100). A
     # task the worker has taken waits in its process behind the others; one
