@@ -4,12 +4,11 @@ value (a setting may hold a secret), before anything starts."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.cli import run_stanch
 
 
 @pytest.mark.parametrize(
@@ -23,20 +22,12 @@ import pytest
 def test_a_bad_setting_exits_2_naming_it_and_not_its_value(
     tmp_path: Path, command: list[str], variable: str, value: str, problem: str
 ):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STANCH_")}
-    env |= {
-        variable: value,
-        "STANCH_STATE_DIR": str(tmp_path / "state"),
-        # Nothing listens here: the refusal must come before any connection.
-        "STANCH_TEMPORAL_ADDRESS": "127.0.0.1:9",
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "stanch.cli.main", *command],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
+    result = run_stanch(
+        tmp_path / "state",
+        tmp_path,
+        *command,
+        # Nothing listens there: the refusal must come before any connection.
+        settings={variable: value, "STANCH_TEMPORAL_ADDRESS": "127.0.0.1:9"},
     )
     assert result.returncode == 2, result.stderr
     assert variable in result.stderr and problem in result.stderr

@@ -9,8 +9,12 @@ import sys
 from pathlib import Path
 
 
-def run_stanch(state: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_stanch(
+    state: Path, workdir: Path, *args: str, settings: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`settings`: STANCH_* variables the user has set in that terminal."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STANCH_")}
+    env |= settings or {}
     return subprocess.run(
         [sys.executable, "-m", "stanch.cli.main", "--state-dir", str(state), *args],
         capture_output=True,
