@@ -25,7 +25,7 @@ from bench.alerts import vm_down_alert, vm_id, world
 from bench.incidents import state, terminate
 from bench.lab import Lab
 from bench.stack import TOKEN, Services, policy, running
-from bench.stats import Table, median, ms, percentile, ratio
+from bench.stats import Table, at_most, median, ms, percentile, ratio
 from stanch.azuresim.admin import SimAdmin
 from stanch.client.ids import as_incident_id
 from stanch.models.config import ApprovalPolicy
@@ -210,6 +210,14 @@ def table(lab: Lab, trials: int, results: Trials) -> Table:
         f"{label} +{ms(median(results.segments[kind]))}"
         for kind, label in SEGMENTS.items()
         if kind in results.segments
+    )
+    through = median([percentile(run, 50) for run in results.latencies[THROUGH_STANCH]])
+    result.targets.append(
+        at_most(
+            "alert → first containment write p50 vs the runbook started directly",
+            through / base,
+            1.25,
+        )
     )
     result.notes.append(f"Through stanch, median step by step: {breakdown}.")
     result.notes.append(
