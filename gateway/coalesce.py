@@ -44,13 +44,18 @@ class _Waiting(Generic[Item, Result]):
     answer: asyncio.Future[Result]
 
 
+# The most alerts one call carries: applying a batch is one workflow task,
+# which must stay well inside the SDK's 2 s deadlock limit on a loaded worker.
+MAX_BATCH_ITEMS = 100
+
+
 class Coalescer(Generic[Item, Result]):
     def __init__(
         self,
         send: Send[Item, Result],
         *,
         window: float = 0.0,
-        max_items: int = 100,
+        max_items: int = MAX_BATCH_ITEMS,
         max_bytes: int = 256 * 1024,
         linger: float = 0.0,
     ) -> None:

@@ -24,6 +24,7 @@ import yaml
 from temporalio.client import Client
 
 from stanch.client.ids import workflow_id_for
+from stanch.gateway.coalesce import MAX_BATCH_ITEMS as INTAKE_BATCH_ITEMS
 from stanch.harness.waiting import eventually
 from stanch.models.alert import AlertBatch, AlertEvent, MonitorCondition
 from stanch.models.free_text import NOTE_LIMIT
@@ -194,11 +195,14 @@ async def test_an_alert_that_flaps_ten_thousand_times_leaves_a_working_incident(
             for i in range(cycles)
             for condition in (MonitorCondition.FIRED, MonitorCondition.RESOLVED)
         ]
-        # As the coalescing intake sends them, but a thousand a signal. Every
+        # As the coalescing intake sends them: at most its largest batch a
+        # signal (gateway/coalesce.py). A thousand a signal took a loaded
+        # worker past the SDK's 2 s deadlock limit in one activation. Every
         # batch but the last ends on a Fired alert, so no reopen window runs
         # out between two signals however slow the machine is.
         began = time.monotonic()
-        cuts = [0, *range(1001, len(storm), 1000), len(storm)]
+        largest = INTAKE_BATCH_ITEMS
+        cuts = [0, *range(largest + 1, len(storm), largest), len(storm)]
         for a, b in itertools.pairwise(cuts):
             await handle.signal(IncidentWorkflow.add_alerts, AlertBatch(alerts=storm[a:b]))
 
