@@ -18,7 +18,7 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, timedelta) or value is None:
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
+        return _seconds(value, value)
     if not isinstance(value, str):
         return value
     text = value.strip().lower().replace(" ", "")
@@ -26,7 +26,16 @@ def parse_duration(value: Any) -> Any:
         return value  # ISO 8601: pydantic's own timedelta parser handles it
     if not text or _PART.sub("", text):
         raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 15m, 1h30m, 2d or PT15M)")
-    return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(text)))
+    return _seconds(sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(text)), value)
+
+
+def _seconds(seconds: float, written: Any) -> timedelta:
+    """A refusal pydantic reports as bad input (a 4xx), not an OverflowError
+    that escapes validation (a 500): Python's timedelta stops at 999,999,999 days."""
+    try:
+        return timedelta(seconds=seconds)
+    except (OverflowError, ValueError):
+        raise ValueError(f"not a usable duration: {written!r} (too long, or no number)") from None
 
 
 def format_duration(value: timedelta) -> str:

@@ -135,6 +135,9 @@ async def test_a_vendor_gets_logs_once_approved_and_loses_them_when_revoked(
         ({"duration": "5h"}, "duration: 5h is longer than the 4h"),
         ({"duration": 4}, "duration: at least 10s"),  # a number is seconds
         ({"duration": "forever"}, "body.duration: Value error, not a duration"),
+        # Found by the OpenAPI fuzz: past Python's timedelta it was a 500.
+        ({"duration": 86400000000000.0}, "body.duration: Value error, not a usable duration"),
+        ({"duration": "99999999999w"}, "body.duration: Value error, not a usable duration"),
         (
             {"scope": "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg-hr"},
             "scope: /subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg-hr "
