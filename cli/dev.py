@@ -34,7 +34,7 @@ from stanch.models.config import ConfigError
 from stanch.models.dev_credentials import FILE_NAME as DEV_CREDENTIALS
 from stanch.models.dev_credentials import provision, write_dev_credentials
 from stanch.models.private_file import write_private
-from stanch.models.settings import Settings
+from stanch.models.settings import Settings, settings_with
 from stanch.stores.policy import load_config
 from stanch.stores.select import database, log_level_follow_seconds, toggle_store
 from stanch.telemetry import follow_log_level, register_secrets
@@ -196,14 +196,15 @@ async def run_dev(options: DevOptions) -> None:
 
     # STANCH_DATABASE_URL / STANCH_EVIDENCE_URL from the environment: refused
     # (exit 2, or 1 when unreachable) before anything is made, as a worker is.
-    _check_database(Settings())
-    _check_evidence(Settings())
+    environment = settings_with()  # a bad STANCH_* variable: exit 2, naming it
+    _check_database(environment)
+    _check_evidence(environment)
     private_state_dir(options.state_dir)
     config = resolve_config(options.config, options.state_dir)
     sim = start_sim(
         options.sim_port, options.world, options.state_dir, options.host, options.reset_sim
     )
-    settings = Settings(
+    settings = settings_with(
         temporal_address=f"{options.host}:{options.temporal_port}",
         config=config,
         alert_token=SecretStr(alert_token(options.state_dir)),

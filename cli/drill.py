@@ -46,7 +46,7 @@ from stanch.models.dev_credentials import provision, read_dev_credentials, write
 from stanch.models.duration import Duration, format_duration
 from stanch.models.errors import describe_validation_error
 from stanch.models.incident import IncidentState, IncidentStatus
-from stanch.models.settings import Settings
+from stanch.models.settings import Settings, settings_with
 from stanch.stores.page_file import read_pages
 from stanch.stores.policy import load_config
 
@@ -131,6 +131,7 @@ def load_scenario(path: Path) -> Scenario:
 
 def run_drill(path: Path, as_json: bool = False) -> int:
     scenario = load_scenario(path)
+    settings_with()  # a bad STANCH_* variable is refused before a server starts
     try:
         report = asyncio.run(_drill(scenario))
     except NotInstalled as e:
@@ -212,7 +213,7 @@ async def _drill(scenario: Scenario) -> DrillReport:
     try:
         async with await local_environment() as env:
             gateway_url = f"http://127.0.0.1:{port}"
-            settings = Settings(
+            settings = settings_with(
                 temporal_address=env.client.service_client.config.target_host,
                 task_queue=f"drill-{scenario.name}",
                 config=work / "stanch.yaml",

@@ -5,6 +5,7 @@ The response plan itself lives in `stanch.yaml`, see models/config.py."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -121,10 +122,17 @@ class SettingsError(ValueError):
 def load_settings(state_dir: Path | str = ".stanch") -> Settings:
     """Environment first, then `<state-dir>/env` of a running `stanch dev`."""
     env_file = Path(state_dir) / "env"
+    if env_file.is_file():
+        return settings_with(_env_file=env_file)
+    return settings_with()
+
+
+def settings_with(**given: Any) -> Settings:
+    """The environment's settings with `given` over them; SettingsError names
+    what is wrong. For commands that set some themselves (`stanch dev`, drills):
+    a bad STANCH_* variable still refuses them."""
     try:
-        if env_file.is_file():
-            return Settings(_env_file=env_file)
-        return Settings()
+        return Settings(**given)
     except ValidationError as e:
         raise SettingsError(_named_problems(e)) from None
 

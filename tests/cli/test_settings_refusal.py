@@ -10,6 +10,8 @@ import pytest
 
 from tests.support.cli import run_stanch
 
+DRILL = Path(__file__).parents[2] / "examples" / "drills" / "vm-down-quarantine.yaml"
+
 
 @pytest.mark.parametrize(
     ("command", "variable", "value", "problem"),
@@ -17,6 +19,9 @@ from tests.support.cli import run_stanch
         (["gateway"], "STANCH_WORKER_WORKFLOW_TASK_SLOTS", "-77", "greater than or equal to 1"),
         (["worker"], "STANCH_WORKER_CACHED_WORKFLOWS", "lots-77", "valid integer"),
         (["incidents"], "STANCH_AZURE_POLL_SECONDS", "soon-77", "valid number"),
+        # These two set some settings themselves; the environment's still count.
+        (["dev"], "STANCH_WORKER_WORKFLOW_TASK_SLOTS", "-77", "greater than or equal to 1"),
+        (["drill", str(DRILL)], "STANCH_AZURE_POLL_SECONDS", "soon-77", "valid number"),
     ],
 )
 def test_a_bad_setting_exits_2_naming_it_and_not_its_value(
