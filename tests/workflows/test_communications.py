@@ -217,9 +217,11 @@ async def _true(value: bool) -> bool:
 
 async def skip(env: WorkflowEnvironment, incident: WorkflowHandle[Any, Any], by: timedelta) -> None:
     """Moves the clock once the incident and its communications have nothing in
-    flight (test_the_reminder_pages_the_comms_lead_when_no_update_was_posted_in_time)."""
-    await settled(incident)
-    await settled(comms(env, incident))
+    flight (test_the_reminder_pages_the_comms_lead_when_no_update_was_posted_in_time).
+    A delivery that is slow on a loaded machine holds the clock where it is,
+    so waiting for it long is safe: no reminder comes early meanwhile."""
+    await settled(incident, timeout=90)
+    await settled(comms(env, incident), timeout=90)
     await env.sleep(by)
 
 
@@ -355,7 +357,7 @@ async def test_a_subscriber_of_one_incident_hears_its_updates(
         await view(ts_env, incident)
         # The opening update has found its audience (nobody) before anyone
         # subscribes: an update goes to whoever is subscribed when it is sent.
-        await settled(comms(ts_env, incident))
+        await settled(comms(ts_env, incident), timeout=90)
         subscribed = await decide(
             comms(ts_env, incident),
             "subscribe",
@@ -376,7 +378,7 @@ async def test_a_subscriber_of_one_incident_hears_its_updates(
             incident, "acknowledge", Acknowledge(by="bob"), env=ts_env, result_type=UpdateResult
         )
         await eventually(lambda: _true(len(mail.to("Support@example.com")) >= 1), what="the update")
-        await settled(comms(ts_env, incident))
+        await settled(comms(ts_env, incident), timeout=90)
         acknowledged = (await comms(ts_env, incident).query(CommunicationsWorkflow.view)).updates[0]
     assert subscribed.subscribers == again.subscribers == ["email:Support@example.com"]
     # Only the acknowledged update, and not the opening one sent before anyone
