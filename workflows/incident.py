@@ -141,6 +141,15 @@ QUIET_HOURS_PATCH = "quiet-hours"
 # An incident's task priority follows its severity up (activities/priority.py).
 # Asked only when a more severe alert joined a listed incident.
 PRIORITY_FOLLOWS_SEVERITY_PATCH = "priority-follows-severity"
+# At most ALERTS_PER_TASK alerts are applied in one workflow task; the rest
+# wait in the run loop for the next. Every signal that piled up while no worker
+# ran (a restart during a storm) comes in one activation: 30,000 alerts took a
+# loaded worker past the SDK's 2 s deadlock limit, the task failed again at each
+# retry and the incident answered nothing for as long as the load lasted. (The
+# first task still decodes the whole pile; only applying it is paced.)
+PACED_ALERTS_PATCH = "paced-alert-batches"
+ALERTS_PER_TASK = 1_000  # ~0.1 s of a quiet worker's time
+PACE = timedelta(milliseconds=1)  # a timer only to end the workflow task
 # The issue's promise is 512 KiB; aim a little under it for the payload's own
 # encoding and metadata.
 CARRIED_BYTES = 480 * 1024
@@ -198,6 +207,10 @@ class IncidentWorkflow:
         self._timer: asyncio.Task[None] | None = None
         self._timer_at: datetime | None = None
         self._publish_held = False
+        # Alerts not applied yet, and how many this workflow task applied
+        # (PACED_ALERTS_PATCH).
+        self._arrivals: list[AlertEvent] = []
+        self._paced_task, self._paced_count = 0, 0
         self._keys_wanted = False
         # Nonces of decisions already acted on (workflows/decisions.py).
         self._spent = inp.carried.spent if inp.carried else SpentDecisions()
@@ -219,6 +232,7 @@ class IncidentWorkflow:
             if workflow.info().is_continue_as_new_suggested():
                 await self._continue_as_new(inp)
             await self._wait_for_next_event()
+            await self._take_arrivals()
             self._follow_severity()
             if self._keys_wanted:
                 await self._refresh_decision_keys()
@@ -227,6 +241,9 @@ class IncidentWorkflow:
         await self._brief_comms()
         await self._audit_folded()
         await workflow.wait_condition(workflow.all_handlers_finished)
+        while self._arrivals:  # a pile's last alerts count, as they did unpaced
+            await self._take_arrivals()
+            await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
 
     def _follow_severity(self) -> None:
@@ -274,6 +291,9 @@ class IncidentWorkflow:
         bounded = False
         while True:
             await workflow.wait_condition(workflow.all_handlers_finished)
+            if self._arrivals:  # applied before anything is carried
+                await self._take_arrivals()
+                continue
             bounded = workflow.patched(BOUNDED_CARRY_PATCH)
             if not bounded:
                 break
@@ -474,22 +494,62 @@ class IncidentWorkflow:
     @workflow.signal(name=IncidentSignal.ADD_ALERT)
     def add_alert(self, alert: AlertEvent) -> None:
         # One alert per signal: older gateways, and incidents already running.
-        self._apply_alert(alert)
+        self._arrive([alert])
 
     @workflow.signal(name=IncidentSignal.ADD_ALERTS)
     def add_alerts(self, batch: AlertBatch) -> None:
+        self._arrive(batch.alerts)
+
+    def _arrive(self, alerts: list[AlertEvent]) -> None:
+        if workflow.patched(PACED_ALERTS_PATCH) and not self._room_for(len(alerts)):
+            self._arrivals += alerts  # for the run loop (_take_arrivals)
+            self._wake = True
+            return
+        self._apply_batch(alerts)
+
+    def _apply_batch(self, alerts: list[AlertEvent]) -> None:
         # The gateway coalesces a fingerprint's alerts under load; applying
         # them in order through the same path keeps dedup, counts, severity and
         # reopening exactly as if they had arrived one signal each.
-        hold = len(batch.alerts) > 1 and workflow.patched(PUBLISH_PER_BATCH_PATCH)
+        hold = len(alerts) > 1 and workflow.patched(PUBLISH_PER_BATCH_PATCH)
         self._publish_held = hold
         try:
-            for alert in batch.alerts:
+            for alert in alerts:
                 self._apply_alert(alert)
         finally:
             self._publish_held = False
         if hold:
             self._publish(Publish.of(self._state))
+
+    def _room_for(self, alerts: int) -> bool:
+        """Whether `alerts` more fit in this workflow task (PACED_ALERTS_PATCH),
+        counting them if so. Later alerts never overtake earlier ones."""
+        if self._arrivals or self._paced_so_far() + alerts > ALERTS_PER_TASK:
+            return False
+        self._paced_count += alerts
+        return True
+
+    def _paced_so_far(self) -> int:
+        """Alerts applied in this workflow task; a task is known by the length
+        its history had when it began, the same for all of its jobs."""
+        task = workflow.info().get_current_history_length()
+        if task != self._paced_task:
+            self._paced_task, self._paced_count = task, 0
+        return self._paced_count
+
+    async def _take_arrivals(self) -> None:
+        """Applies what this workflow task has room for of the alerts held
+        back, in arrival order; the rest after a timer that ends the task."""
+        if not self._arrivals:
+            return
+        taken = self._arrivals[: max(ALERTS_PER_TASK - self._paced_so_far(), 0)]
+        if taken:
+            del self._arrivals[: len(taken)]
+            self._paced_count += len(taken)
+            self._apply_batch(taken)
+        if self._arrivals:
+            await workflow.sleep(PACE, summary="the next alerts of a pile")
+            self._wake = True
 
     def _apply_alert(self, alert: AlertEvent) -> None:
         if self._seen.first_time(self._seen_key(alert)):

@@ -60,6 +60,7 @@ DEFAULT = {
     *ESTATE_HISTORIES,
     "incident_storm_dev_server",
     "incident_grouped_quiet_hours",
+    "incident_paced_pile",
 }
 NAMES = {*DEFAULT, "runbooks", "bounded", "encrypted"}
 
@@ -178,6 +179,31 @@ async def storm_with_search_attributes(client: Client, config: Path) -> None:
         await decide(handle, "acknowledge", Acknowledge(by="alice"), result_type=UpdateResult)
         await handle.terminate("recorded")
         await save(handle, "incident_storm_dev_server")
+
+
+async def paced_pile(client: Client, config: Path) -> None:
+    """Alerts that piled up while no worker ran, applied a workflow task's
+    worth at a time (tests/workflows/test_paced_alerts.py)."""
+    from stanch.harness.waiting import eventually
+    from stanch.models.alert import AlertBatch
+    from stanch.workflows.incident import ALERTS_PER_TASK
+
+    queue = f"record-{uuid.uuid4()}"
+    activities = activities_for(Settings(config=config, state_dir=config.parent))
+    async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=activities):
+        handle = await open_incident(Started(), client, queue, f"record-{uuid.uuid4().hex[:8]}")
+        await asyncio.sleep(2)
+    pile = [alert_event(alert_id=f"piled-{i}") for i in range(2 * ALERTS_PER_TASK + 500)]
+    for at in range(0, len(pile), 100):
+        await handle.signal(IncidentWorkflow.add_alerts, AlertBatch(alerts=pile[at : at + 100]))
+    async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=activities):
+
+        async def applied() -> bool:
+            return (await handle.query(IncidentWorkflow.state)).state.alert_count > len(pile)
+
+        await eventually(applied, timeout=60, what="the pile applied")
+        await handle.terminate("recorded")
+    await save(handle, "incident_paced_pile")
 
 
 async def runbooks(env: WorkflowEnvironment, tmp: Path, wanted: set[str]) -> None:
@@ -610,14 +636,17 @@ async def main(only: set[str]) -> None:
             if "incident_grouped_quiet_hours" in wanted:
                 (Path(tmp) / "grouped").mkdir()
                 await grouped_quiet_hours(env, Path(tmp) / "grouped")
-        if "incident_storm_dev_server" not in wanted:
+        if not wanted & {"incident_storm_dev_server", "incident_paced_pile"}:
             return
         async with await WorkflowEnvironment.start_local(
             dev_server_existing_path=installed("temporal"),
             data_converter=pydantic_data_converter,
             search_attributes=search_attributes.ALL,
         ) as env:
-            await storm_with_search_attributes(env.client, config)
+            if "incident_storm_dev_server" in wanted:
+                await storm_with_search_attributes(env.client, config)
+            if "incident_paced_pile" in wanted:
+                await paced_pile(env.client, config)
 
 
 if __name__ == "__main__":

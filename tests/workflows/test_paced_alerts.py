@@ -1,0 +1,95 @@
+"""Alerts that piled up while no worker ran are applied a workflow task's worth
+at a time (workflows/incident.py, PACED_ALERTS_PATCH), in arrival order, none
+lost. Before, every piled signal came in one activation: 30,000 alerts took a
+loaded worker past the SDK's 2 s deadlock limit, the task failed on every
+retry and the incident answered nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from stanch.harness.waiting import eventually
+from stanch.models.alert import AlertBatch, MonitorCondition
+from stanch.models.incident import IncidentState, IncidentStatus
+from stanch.models.settings import Settings
+from stanch.testing.started import Started
+from stanch.worker import WORKFLOWS, activities_for
+from stanch.workflows.incident import ALERTS_PER_TASK, IncidentWorkflow
+from tests.support.incidents import alert_event, open_incident
+from tests.support.plans import policy_file
+
+PILED = 2 * ALERTS_PER_TASK + 500  # three workflow tasks' worth, the gateway's batches of 100
+
+
+def worker(env: WorkflowEnvironment, task_queue: str, config: Path) -> Worker:
+    return Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=activities_for(Settings(config=config, state_dir=config.parent)),
+    )
+
+
+async def test_a_pile_of_alerts_is_applied_in_paced_tasks_in_order_and_none_is_lost(
+    dev_env, task_queue, tmp_path, new_id, started: Started
+):
+    config = policy_file(tmp_path)
+    async with worker(dev_env, task_queue, config):
+        incident = await open_incident(started, dev_env.client, task_queue, new_id())
+        await eventually(lambda: _opened(incident), what="the incident")
+    # No worker now: the storm's signals pile up in the history. The last one
+    # resolves the first alert: applied out of order, a later Fired alert
+    # would reopen the incident.
+    pile = [alert_event(alert_id=f"piled-{i}") for i in range(PILED - 1)]
+    pile.append(alert_event(alert_id="a1", condition=MonitorCondition.RESOLVED))
+    for at in range(0, len(pile), 100):
+        await incident.signal(IncidentWorkflow.add_alerts, AlertBatch(alerts=pile[at : at + 100]))
+
+    async with worker(dev_env, task_queue, config):
+        state = await eventually(lambda: _counted(incident, PILED), timeout=60, what="the pile")
+    assert state.status is IncidentStatus.RESOLVED  # the resolution came last, and counts last
+    paces = [s async for s in _pace_timers(dev_env, incident)]
+    assert len(paces) >= 2, "the pile was applied in one workflow task"
+    assert not [e async for e in _failed_tasks(dev_env, incident)]
+
+
+async def _opened(incident: WorkflowHandle[Any, Any]) -> bool:
+    return (await incident.query(IncidentWorkflow.state)).state.alert_count == 1
+
+
+async def _counted(incident: WorkflowHandle[Any, Any], piled: int) -> IncidentState | None:
+    state = (await incident.query(IncidentWorkflow.state)).state
+    # The first alert, then every piled Fired alert; the resolution is not a firing.
+    return state if state.alert_count == piled and not state.status.is_open else None
+
+
+async def _runs(
+    env: WorkflowEnvironment, incident: WorkflowHandle[Any, Any]
+) -> AsyncIterator[HistoryEvent]:
+    async for run in env.client.list_workflows(f'WorkflowId="{incident.id}"'):
+        handle = env.client.get_workflow_handle(incident.id, run_id=run.run_id)
+        async for event in handle.fetch_history_events():
+            yield event
+
+
+async def _pace_timers(
+    env: WorkflowEnvironment, incident: WorkflowHandle[Any, Any]
+) -> AsyncIterator[HistoryEvent]:
+    async for event in _runs(env, incident):
+        if event.HasField("timer_started_event_attributes") and "pile" in str(event.user_metadata):
+            yield event
+
+
+async def _failed_tasks(
+    env: WorkflowEnvironment, incident: WorkflowHandle[Any, Any]
+) -> AsyncIterator[HistoryEvent]:
+    async for event in _runs(env, incident):
+        if event.HasField("workflow_task_failed_event_attributes"):
+            yield event
