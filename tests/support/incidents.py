@@ -3,18 +3,34 @@ room's signal-with-start), and read the way the on-call API reads them."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from stanch.client.alerts import open_incident as signal_with_start
 from stanch.harness.waiting import eventually
 from stanch.models.alert import AlertEvent, MonitorCondition
 from stanch.models.incident import IncidentView, TimelineEntry
+from stanch.models.settings import Settings
 from stanch.models.severity import Severity
 from stanch.testing.started import Started
+from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows.incident import IncidentWorkflow
+
+
+def incident_worker(env: WorkflowEnvironment, task_queue: str, config: Path) -> Worker:
+    """stanch's workflows and activities in the test's process, with the
+    policy `config` and its folder for state."""
+    return Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=activities_for(Settings(config=config, state_dir=config.parent)),
+    )
 
 
 def alert_event(

@@ -15,14 +15,12 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
-from temporalio.worker import Worker
 
 from stanch.activities.communications import CommunicationsActivities
 from stanch.harness.waiting import eventually
 from stanch.models.communications import Subscriber
 from stanch.models.config import ApiRole
 from stanch.models.incident import Acknowledge, Resolve, UpdateResult
-from stanch.models.settings import Settings
 from stanch.models.severity import Severity
 from stanch.models.status import IncidentStatus
 from stanch.models.status_updates import (
@@ -40,10 +38,9 @@ from stanch.stores.policy import PolicySource
 from stanch.stores.subscriptions import SqliteSubscriptions
 from stanch.testing.decisions import decide
 from stanch.testing.started import Started
-from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows.communications import CommunicationsWorkflow
 from stanch.workflows.incident import IncidentWorkflow
-from tests.support.incidents import open_incident, settled
+from tests.support.incidents import incident_worker, open_incident, settled
 from tests.support.plans import policy_file
 from tests.support.smtp import PASSWORD, PASSWORD_VARIABLE, MailServer, running_mail_server
 from tests.support.webhooks import Answer, Receiver
@@ -78,15 +75,6 @@ def comms_policy(tmp_path: Path, mail: MailServer, receiver: Receiver, **comms: 
         **comms,
     }
     return policy_file(tmp_path, roster=roster, communications=section)
-
-
-def worker(env: WorkflowEnvironment, task_queue: str, config: Path) -> Worker:
-    return Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=WORKFLOWS,
-        activities=activities_for(Settings(config=config, state_dir=config.parent)),
-    )
 
 
 def comms(env: WorkflowEnvironment, incident: WorkflowHandle[Any, Any]) -> WorkflowHandle[Any, Any]:
@@ -130,7 +118,7 @@ async def test_status_changes_and_a_posted_update_reach_both_subscribers_and_int
     ts_env, task_queue, tmp_path, new_id, started: Started, mail, receiver
 ):
     config = comms_policy(tmp_path, mail, receiver)
-    async with worker(ts_env, task_queue, config):
+    async with incident_worker(ts_env, task_queue, config):
         incident = await open_incident(started, ts_env.client, task_queue, new_id())
         await eventually(lambda: _count(mail, 1), what="the opening update by email")
         await decide(
@@ -184,7 +172,7 @@ async def test_an_update_reaches_email_and_webhook_once_across_a_worker_restart_
     # The webhook takes the request and never finishes answering: the worker
     # is stopped while that delivery is in flight.
     receiver.script = [Answer(endless=True, drip=0.5)]
-    first = worker(ts_env, task_queue, config)
+    first = incident_worker(ts_env, task_queue, config)
     await first.__aenter__()
     try:
         incident = await open_incident(started, ts_env.client, task_queue, new_id())
@@ -200,7 +188,7 @@ async def test_an_update_reaches_email_and_webhook_once_across_a_worker_restart_
         )
     finally:
         await first.__aexit__(None, None, None)  # the worker goes, mid-send
-    async with worker(ts_env, task_queue, config):  # a new worker, same stores
+    async with incident_worker(ts_env, task_queue, config):  # a new worker, same stores
         done = await eventually(lambda: _delivered(ts_env, incident), timeout=60)
     assert done.updates[0].delivered == 2 and done.updates[0].failed == []
     assert [r.message["Message-ID"] for r in mail.to(CTO)] == [f"<{update.id}@stanch>"]
@@ -282,7 +270,7 @@ async def test_the_reminder_pages_the_comms_lead_when_no_update_was_posted_in_ti
     def reminders() -> list[dict[str, Any]]:
         return [p for p in read_pages(pages) if p["reason"].startswith("no status update")]
 
-    async with worker(ts_env, task_queue, config):
+    async with incident_worker(ts_env, task_queue, config):
         incident = await open_incident(started, ts_env.client, task_queue, new_id())
         opened = await view(ts_env, incident)
         due = opened.next_reminder_at
@@ -312,7 +300,7 @@ async def test_only_people_the_policy_allows_post_updates_and_a_refusal_changes_
     ts_env, task_queue, tmp_path, new_id, started: Started, mail, receiver
 ):
     config = comms_policy(tmp_path, mail, receiver, automatic_updates=False)
-    async with worker(ts_env, task_queue, config):
+    async with incident_worker(ts_env, task_queue, config):
         incident = await open_incident(started, ts_env.client, task_queue, new_id())
         before = await view(ts_env, incident)
         with pytest.raises(WorkflowUpdateFailedError) as refused:
@@ -352,7 +340,7 @@ async def test_a_subscriber_of_one_incident_hears_its_updates(
     ts_env, task_queue, tmp_path, new_id, started: Started, mail, receiver
 ):
     config = comms_policy(tmp_path, mail, receiver, groups=[])
-    async with worker(ts_env, task_queue, config):
+    async with incident_worker(ts_env, task_queue, config):
         incident = await open_incident(started, ts_env.client, task_queue, new_id())
         await view(ts_env, incident)
         # The opening update has found its audience (nobody) before anyone

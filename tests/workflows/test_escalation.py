@@ -8,33 +8,20 @@ from datetime import timedelta
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from stanch.models.incident import Acknowledge, IncidentStatus, UpdateResult
-from stanch.models.settings import Settings
 from stanch.stores.page_file import read_pages
 from stanch.testing.decisions import decide
-from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows.incident import IncidentWorkflow
-from tests.support.incidents import open_incident
+from tests.support.incidents import incident_worker, open_incident
 from tests.support.plans import policy_file
-
-
-def _worker(env: WorkflowEnvironment, task_queue: str, config) -> Worker:
-    return Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=WORKFLOWS,
-        activities=activities_for(Settings(config=config, state_dir=config.parent)),
-    )
 
 
 async def test_three_tiers_page_the_right_people_in_order(
     ts_env, task_queue, tmp_path, new_id, started
 ):
     config = policy_file(tmp_path)
-    async with _worker(ts_env, task_queue, config):
+    async with incident_worker(ts_env, task_queue, config):
         handle = await open_incident(started, ts_env.client, task_queue, new_id())
         await ts_env.sleep(timedelta(hours=3))
         timeline = await handle.query(IncidentWorkflow.timeline)
@@ -60,7 +47,7 @@ async def test_three_tiers_page_the_right_people_in_order(
 
 async def test_ack_between_tiers_stops_paging(ts_env, task_queue, tmp_path, new_id, started):
     config = policy_file(tmp_path)
-    async with _worker(ts_env, task_queue, config):
+    async with incident_worker(ts_env, task_queue, config):
         handle = await open_incident(started, ts_env.client, task_queue, new_id())
         await ts_env.sleep(timedelta(minutes=20))  # tier 1 and tier 2 have been paged
         result = await decide(
@@ -91,7 +78,7 @@ async def test_repeat_policy_pages_again_from_tier_one(
             }
         },
     )
-    async with _worker(ts_env, task_queue, config):
+    async with incident_worker(ts_env, task_queue, config):
         await open_incident(started, ts_env.client, task_queue, new_id())
         await ts_env.sleep(timedelta(hours=2))
     assert [p["recipients"] for p in read_pages(tmp_path / "pages.jsonl")] == [
@@ -115,7 +102,7 @@ async def test_broadcast_after_last_tier(ts_env, task_queue, tmp_path, new_id, s
             }
         },
     )
-    async with _worker(ts_env, task_queue, config):
+    async with incident_worker(ts_env, task_queue, config):
         await open_incident(started, ts_env.client, task_queue, new_id())
         await ts_env.sleep(timedelta(hours=1))
     sent = read_pages(tmp_path / "pages.jsonl")
@@ -131,7 +118,7 @@ async def test_ack_by_someone_off_the_roster_is_refused(
     ts_env, task_queue, tmp_path, new_id, started
 ):
     config = policy_file(tmp_path)
-    async with _worker(ts_env, task_queue, config):
+    async with incident_worker(ts_env, task_queue, config):
         handle = await open_incident(started, ts_env.client, task_queue, new_id())
         await ts_env.sleep(timedelta(minutes=1))
         before = len([e async for e in handle.fetch_history_events()])

@@ -11,30 +11,18 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from stanch.harness.waiting import eventually
 from stanch.models.alert import MonitorCondition
 from stanch.models.config import ConfigError, parse_config
 from stanch.models.maintenance import MaintenanceWindow, Weekday, quiet_until
-from stanch.models.settings import Settings
 from stanch.stores.page_file import read_pages
-from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows.incident import IncidentWorkflow
-from tests.support.incidents import alert_event, open_incident
+from tests.support.incidents import alert_event, incident_worker, open_incident
 from tests.support.plans import policy_file
 
 APP_VM = "/subscriptions/s/resourcegroups/rg-app/providers/microsoft.compute/virtualmachines/vm1"
 SERVICE = {"name": "app", "escalation_policy": "default", "match": {"resource_groups": ["rg-app"]}}
-
-
-def _worker(env: WorkflowEnvironment, task_queue: str, config: Path) -> Worker:
-    return Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=WORKFLOWS,
-        activities=activities_for(Settings(config=config, state_dir=config.parent)),
-    )
 
 
 async def _window_policy(env: WorkflowEnvironment, tmp_path: Path) -> tuple[Path, datetime]:
@@ -60,7 +48,7 @@ async def test_a_window_holds_the_page_and_releases_it_when_it_ends(
 ):
     config, end = await _window_policy(ts_env, tmp_path)
     pages = tmp_path / "pages.jsonl"
-    async with _worker(ts_env, task_queue, config):
+    async with incident_worker(ts_env, task_queue, config):
         handle = await open_incident(
             started, ts_env.client, task_queue, new_id(), alert_event(targets=[APP_VM])
         )
@@ -91,7 +79,7 @@ async def test_an_alert_resolved_inside_the_window_never_pages(
 ):
     config, _ = await _window_policy(ts_env, tmp_path)
     pages = tmp_path / "pages.jsonl"
-    async with _worker(ts_env, task_queue, config):
+    async with incident_worker(ts_env, task_queue, config):
         handle = await open_incident(
             started, ts_env.client, task_queue, new_id(), alert_event(targets=[APP_VM])
         )
@@ -111,7 +99,7 @@ async def test_an_alert_resolved_inside_the_window_never_pages(
 
 async def test_another_services_alert_pages_at_once(ts_env, task_queue, tmp_path, new_id, started):
     config, _ = await _window_policy(ts_env, tmp_path)
-    async with _worker(ts_env, task_queue, config):
+    async with incident_worker(ts_env, task_queue, config):
         handle = await open_incident(started, ts_env.client, task_queue, new_id())
 
         async def paged() -> bool:

@@ -7,41 +7,28 @@ retry and the incident answered nothing."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from stanch.harness.waiting import eventually
 from stanch.models.alert import AlertBatch, MonitorCondition
 from stanch.models.incident import IncidentState, IncidentStatus
-from stanch.models.settings import Settings
 from stanch.testing.started import Started
-from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows.incident import ALERTS_PER_TASK, IncidentWorkflow
-from tests.support.incidents import alert_event, open_incident
+from tests.support.incidents import alert_event, incident_worker, open_incident
 from tests.support.plans import policy_file
 
 PILED = 2 * ALERTS_PER_TASK + 500  # three workflow tasks' worth, the gateway's batches of 100
-
-
-def worker(env: WorkflowEnvironment, task_queue: str, config: Path) -> Worker:
-    return Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=WORKFLOWS,
-        activities=activities_for(Settings(config=config, state_dir=config.parent)),
-    )
 
 
 async def test_a_pile_of_alerts_is_applied_in_paced_tasks_in_order_and_none_is_lost(
     dev_env, task_queue, tmp_path, new_id, started: Started
 ):
     config = policy_file(tmp_path)
-    async with worker(dev_env, task_queue, config):
+    async with incident_worker(dev_env, task_queue, config):
         incident = await open_incident(started, dev_env.client, task_queue, new_id())
         await eventually(lambda: _opened(incident), what="the incident")
     # No worker now: the storm's signals pile up in the history. The last one
@@ -52,7 +39,7 @@ async def test_a_pile_of_alerts_is_applied_in_paced_tasks_in_order_and_none_is_l
     for at in range(0, len(pile), 100):
         await incident.signal(IncidentWorkflow.add_alerts, AlertBatch(alerts=pile[at : at + 100]))
 
-    async with worker(dev_env, task_queue, config):
+    async with incident_worker(dev_env, task_queue, config):
         state = await eventually(lambda: _counted(incident, PILED), timeout=60, what="the pile")
     assert state.status is IncidentStatus.RESOLVED  # the resolution came last, and counts last
     paces = [s async for s in _pace_timers(dev_env, incident)]
