@@ -147,6 +147,9 @@ PRIORITY_FOLLOWS_SEVERITY_PATCH = "priority-follows-severity"
 # loaded worker past the SDK's 2 s deadlock limit, the task failed again at each
 # retry and the incident answered nothing for as long as the load lasted. (The
 # first task still decodes the whole pile; only applying it is paced.)
+# Held alerts are stamped when applied, seconds late at most; deadlines and
+# people's requests wait for them. A run that replays an alert from before
+# this patch stays unpaced until it continues as new.
 PACED_ALERTS_PATCH = "paced-alert-batches"
 ALERTS_PER_TASK = 1_000  # ~0.1 s of a quiet worker's time
 PACE = timedelta(milliseconds=1)  # a timer only to end the workflow task
@@ -207,9 +210,10 @@ class IncidentWorkflow:
         self._timer: asyncio.Task[None] | None = None
         self._timer_at: datetime | None = None
         self._publish_held = False
-        # Alerts not applied yet, and how many this workflow task applied
-        # (PACED_ALERTS_PATCH).
-        self._arrivals: list[AlertEvent] = []
+        # Alerts held back, how many ever were and were applied, and how many
+        # this workflow task applied (PACED_ALERTS_PATCH).
+        self._held: list[AlertEvent] = []
+        self._held_total = self._held_applied = 0
         self._paced_task, self._paced_count = 0, 0
         self._keys_wanted = False
         # Nonces of decisions already acted on (workflows/decisions.py).
@@ -232,19 +236,20 @@ class IncidentWorkflow:
             if workflow.info().is_continue_as_new_suggested():
                 await self._continue_as_new(inp)
             await self._wait_for_next_event()
-            await self._take_arrivals()
+            await self._take_held_chunk()
             self._follow_severity()
             if self._keys_wanted:
                 await self._refresh_decision_keys()
-            await self._act_on_deadlines()
+            if not self._held:  # a deadline is judged on every alert that came before it
+                await self._act_on_deadlines()
             await self._brief_comms()
-        await self._brief_comms()
-        await self._audit_folded()
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        while self._arrivals:  # a pile's last alerts count, as they did unpaced
-            await self._take_arrivals()
-            await workflow.wait_condition(workflow.all_handlers_finished)
-        return self._state
+        while True:
+            await self._take_held_alerts()  # a closed incident still counts them
+            await self._brief_comms()
+            await self._audit_folded()
+            await workflow.wait_condition(self._handlers_finished_or_alerts_held)
+            if not self._held:
+                return self._state
 
     def _follow_severity(self) -> None:
         """A more severe alert joined: from now on the incident's timers and
@@ -290,9 +295,9 @@ class IncidentWorkflow:
     async def _continue_as_new(self, inp: IncidentInput) -> None:
         bounded = False
         while True:
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            if self._arrivals:  # applied before anything is carried
-                await self._take_arrivals()
+            await self._take_held_alerts()  # applied, never carried
+            await workflow.wait_condition(self._handlers_finished_or_alerts_held)
+            if self._held:
                 continue
             bounded = workflow.patched(BOUNDED_CARRY_PATCH)
             if not bounded:
@@ -502,7 +507,8 @@ class IncidentWorkflow:
 
     def _arrive(self, alerts: list[AlertEvent]) -> None:
         if workflow.patched(PACED_ALERTS_PATCH) and not self._room_for(len(alerts)):
-            self._arrivals += alerts  # for the run loop (_take_arrivals)
+            self._held += alerts  # for the run loop (_take_held_chunk)
+            self._held_total += len(alerts)
             self._wake = True
             return
         self._apply_batch(alerts)
@@ -523,33 +529,50 @@ class IncidentWorkflow:
 
     def _room_for(self, alerts: int) -> bool:
         """Whether `alerts` more fit in this workflow task (PACED_ALERTS_PATCH),
-        counting them if so. Later alerts never overtake earlier ones."""
-        if self._arrivals or self._paced_so_far() + alerts > ALERTS_PER_TASK:
+        counting them if so. Later alerts never overtake held ones."""
+        if self._held or self._paced_so_far() + alerts > ALERTS_PER_TASK:
             return False
         self._paced_count += alerts
         return True
 
     def _paced_so_far(self) -> int:
-        """Alerts applied in this workflow task; a task is known by the length
-        its history had when it began, the same for all of its jobs."""
+        """Alerts applied in this workflow task. A task is known by its
+        started event's id (the history length it began at): the same for all
+        of its jobs, and on replay."""
         task = workflow.info().get_current_history_length()
         if task != self._paced_task:
             self._paced_task, self._paced_count = task, 0
         return self._paced_count
 
-    async def _take_arrivals(self) -> None:
-        """Applies what this workflow task has room for of the alerts held
-        back, in arrival order; the rest after a timer that ends the task."""
-        if not self._arrivals:
+    async def _take_held_chunk(self) -> None:
+        """Applies what this workflow task has room for of the held alerts, in
+        arrival order; the rest wait for a timer that ends the task."""
+        if not self._held:
             return
-        taken = self._arrivals[: max(ALERTS_PER_TASK - self._paced_so_far(), 0)]
+        taken = self._held[: max(ALERTS_PER_TASK - self._paced_so_far(), 0)]
         if taken:
-            del self._arrivals[: len(taken)]
+            del self._held[: len(taken)]
             self._paced_count += len(taken)
+            self._held_applied += len(taken)
             self._apply_batch(taken)
-        if self._arrivals:
-            await workflow.sleep(PACE, summary="the next alerts of a pile")
+        if self._held:
+            await workflow.sleep(PACE, summary=f"{len(self._held):,} held alerts")
             self._wake = True
+
+    async def _take_held_alerts(self) -> None:
+        while self._held:
+            await self._take_held_chunk()
+
+    def _handlers_finished_or_alerts_held(self) -> bool:
+        return workflow.all_handlers_finished() or bool(self._held)
+
+    async def _after_held_alerts(self) -> None:
+        """A person's request waits for the alerts held when it came: they
+        arrived first and count first, as they did before alerts were paced
+        (a resolve must not be undone by the pile it came after)."""
+        came_after = self._held_total
+        if self._held:
+            await workflow.wait_condition(lambda: self._held_applied >= came_after)
 
     def _apply_alert(self, alert: AlertEvent) -> None:
         if self._seen.first_time(self._seen_key(alert)):
@@ -747,6 +770,7 @@ class IncidentWorkflow:
         await self._require_on_roster(request.by)
         if also_on_roster is not None:
             await self._require_on_roster(also_on_roster)
+        await self._after_held_alerts()
         made = change()
         effects = await made if inspect.isawaitable(made) else made
         if effects is None:

@@ -6,6 +6,7 @@ retry and the incident answered nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +16,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from stanch.harness.waiting import eventually
 from stanch.models.alert import AlertBatch, MonitorCondition
-from stanch.models.incident import IncidentState, IncidentStatus
+from stanch.models.incident import IncidentState, IncidentStatus, Resolve, UpdateResult
+from stanch.testing.decisions import decide
 from stanch.testing.started import Started
 from stanch.workflows.incident import ALERTS_PER_TASK, IncidentWorkflow
 from tests.support.incidents import alert_event, incident_worker, open_incident
@@ -47,8 +49,33 @@ async def test_a_pile_of_alerts_is_applied_in_paced_tasks_in_order_and_none_is_l
     assert not [e async for e in _failed_tasks(dev_env, incident)]
 
 
+async def test_a_resolve_after_a_pile_counts_after_all_of_it(
+    dev_env, task_queue, tmp_path, new_id, started: Started
+):
+    """bob resolves while the pile is still held: the pile came first, so its
+    Fired alerts must not reopen what he resolved (they would, counted after)."""
+    config = policy_file(tmp_path)
+    async with incident_worker(dev_env, task_queue, config):
+        incident = await open_incident(started, dev_env.client, task_queue, new_id())
+        await eventually(lambda: _opened(incident), what="the incident")
+    pile = [alert_event(alert_id=f"piled-{i}") for i in range(PILED)]
+    for at in range(0, len(pile), 100):
+        await incident.signal(IncidentWorkflow.add_alerts, AlertBatch(alerts=pile[at : at + 100]))
+    resolving = asyncio.create_task(
+        decide(incident, "resolve", Resolve(by="bob"), env=dev_env, result_type=UpdateResult)
+    )
+    await asyncio.sleep(0.5)  # the update waits for a worker, behind the pile
+    async with incident_worker(dev_env, task_queue, config):
+        resolved = await asyncio.wait_for(resolving, 60)
+        state = (await incident.query(IncidentWorkflow.state)).state
+    assert resolved.changed
+    assert state.alert_count == PILED + 1
+    assert state.status is IncidentStatus.RESOLVED, "the held alerts reopened the incident"
+
+
 async def _opened(incident: WorkflowHandle[Any, Any]) -> bool:
-    return (await incident.query(IncidentWorkflow.state)).state.alert_count == 1
+    view = await incident.query(IncidentWorkflow.state)
+    return view.plan_loaded and view.state.alert_count == 1
 
 
 async def _counted(incident: WorkflowHandle[Any, Any], piled: int) -> IncidentState | None:
@@ -70,7 +97,9 @@ async def _pace_timers(
     env: WorkflowEnvironment, incident: WorkflowHandle[Any, Any]
 ) -> AsyncIterator[HistoryEvent]:
     async for event in _runs(env, incident):
-        if event.HasField("timer_started_event_attributes") and "pile" in str(event.user_metadata):
+        if event.HasField("timer_started_event_attributes") and "held alerts" in str(
+            event.user_metadata
+        ):
             yield event
 
 
