@@ -73,15 +73,42 @@ async def test_a_resolve_after_a_pile_counts_after_all_of_it(
     assert state.status is IncidentStatus.RESOLVED, "the held alerts reopened the incident"
 
 
+async def test_a_deadline_that_passed_meanwhile_waits_for_the_held_alerts(
+    dev_env, task_queue, tmp_path, new_id, started: Started
+):
+    """A resolved incident's reopen window ends while no worker runs, and a
+    Fired alert lies past the first task's worth of the pile: it reopens the
+    incident, as it would have unpaced, instead of meeting it closed."""
+    config = policy_file(tmp_path, incident={"reopen_window": "3s"})
+    async with incident_worker(dev_env, task_queue, config):
+        incident = await open_incident(started, dev_env.client, task_queue, new_id())
+        await eventually(lambda: _opened(incident), what="the incident")
+        await decide(incident, "resolve", Resolve(by="bob"), env=dev_env, result_type=UpdateResult)
+    await asyncio.sleep(4)  # past the reopen window: closing is due
+    quiet = [
+        alert_event(alert_id=f"cleared-{i}", condition=MonitorCondition.RESOLVED)
+        for i in range(ALERTS_PER_TASK + 100)
+    ]
+    pile = [*quiet, alert_event(alert_id="fired-again")]
+    for at in range(0, len(pile), 100):
+        await incident.signal(IncidentWorkflow.add_alerts, AlertBatch(alerts=pile[at : at + 100]))
+    async with incident_worker(dev_env, task_queue, config):
+        state = await eventually(lambda: _counted(incident, 2, open_=True), what="the reopen")
+    assert state.status is IncidentStatus.TRIGGERED
+
+
 async def _opened(incident: WorkflowHandle[Any, Any]) -> bool:
     view = await incident.query(IncidentWorkflow.state)
     return view.plan_loaded and view.state.alert_count == 1
 
 
-async def _counted(incident: WorkflowHandle[Any, Any], piled: int) -> IncidentState | None:
+async def _counted(
+    incident: WorkflowHandle[Any, Any], firings: int, open_: bool = False
+) -> IncidentState | None:
+    """The state once `firings` Fired alerts count and the incident is open
+    (or not): a Resolved alert is not a firing."""
     state = (await incident.query(IncidentWorkflow.state)).state
-    # The first alert, then every piled Fired alert; the resolution is not a firing.
-    return state if state.alert_count == piled and not state.status.is_open else None
+    return state if state.alert_count == firings and state.status.is_open is open_ else None
 
 
 async def _runs(
