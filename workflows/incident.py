@@ -210,10 +210,10 @@ class IncidentWorkflow:
         self._timer: asyncio.Task[None] | None = None
         self._timer_at: datetime | None = None
         self._publish_held = False
-        # Alerts held back, how many ever were and were applied, and how many
-        # this workflow task applied (PACED_ALERTS_PATCH).
+        # Alerts held back, how many ever were, and how many this workflow
+        # task applied (PACED_ALERTS_PATCH).
         self._held: list[AlertEvent] = []
-        self._held_total = self._held_applied = 0
+        self._held_total = 0
         self._paced_task, self._paced_count = 0, 0
         self._keys_wanted = False
         # Nonces of decisions already acted on (workflows/decisions.py).
@@ -553,7 +553,6 @@ class IncidentWorkflow:
         if taken:
             del self._held[: len(taken)]
             self._paced_count += len(taken)
-            self._held_applied += len(taken)
             self._apply_batch(taken)
         if self._held:
             await workflow.sleep(PACE, summary=f"{len(self._held):,} held alerts")
@@ -572,7 +571,7 @@ class IncidentWorkflow:
         (a resolve must not be undone by the pile it came after)."""
         came_after = self._held_total
         if self._held:
-            await workflow.wait_condition(lambda: self._held_applied >= came_after)
+            await workflow.wait_condition(lambda: self._held_total - len(self._held) >= came_after)
 
     def _apply_alert(self, alert: AlertEvent) -> None:
         if self._seen.first_time(self._seen_key(alert)):

@@ -38,7 +38,7 @@ from stanch.testing.decisions import decide
 from stanch.testing.started import Started
 from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows.incident import IncidentWorkflow
-from tests.support.incidents import alert_event, open_incident
+from tests.support.incidents import alert_event, open_incident, pile_up
 from tests.support.plans import policy_file
 
 HERE = Path(__file__).parent
@@ -185,7 +185,6 @@ async def paced_pile(client: Client, config: Path) -> None:
     """Alerts that piled up while no worker ran, applied a workflow task's
     worth at a time (tests/workflows/test_paced_alerts.py)."""
     from stanch.harness.waiting import eventually
-    from stanch.models.alert import AlertBatch
     from stanch.workflows.incident import ALERTS_PER_TASK
 
     queue = f"record-{uuid.uuid4()}"
@@ -194,8 +193,7 @@ async def paced_pile(client: Client, config: Path) -> None:
         handle = await open_incident(Started(), client, queue, f"record-{uuid.uuid4().hex[:8]}")
         await asyncio.sleep(2)
     pile = [alert_event(alert_id=f"piled-{i}") for i in range(2 * ALERTS_PER_TASK + 500)]
-    for at in range(0, len(pile), 100):
-        await handle.signal(IncidentWorkflow.add_alerts, AlertBatch(alerts=pile[at : at + 100]))
+    await pile_up(handle, pile)
     async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=activities):
 
         async def applied() -> bool:

@@ -12,14 +12,22 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from stanch.client.alerts import open_incident as signal_with_start
+from stanch.gateway.coalesce import MAX_BATCH_ITEMS
 from stanch.harness.waiting import eventually
-from stanch.models.alert import AlertEvent, MonitorCondition
+from stanch.models.alert import AlertBatch, AlertEvent, MonitorCondition
 from stanch.models.incident import IncidentView, TimelineEntry
 from stanch.models.settings import Settings
 from stanch.models.severity import Severity
 from stanch.testing.started import Started
 from stanch.worker import WORKFLOWS, activities_for
 from stanch.workflows.incident import IncidentWorkflow
+
+
+async def pile_up(incident: WorkflowHandle[Any, Any], alerts: list[AlertEvent]) -> None:
+    """`alerts` signalled in the gateway's largest batches, as a storm sends them."""
+    for at in range(0, len(alerts), MAX_BATCH_ITEMS):
+        batch = AlertBatch(alerts=alerts[at : at + MAX_BATCH_ITEMS])
+        await incident.signal(IncidentWorkflow.add_alerts, batch)
 
 
 def incident_worker(env: WorkflowEnvironment, task_queue: str, config: Path) -> Worker:

@@ -15,12 +15,12 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from stanch.harness.waiting import eventually
-from stanch.models.alert import AlertBatch, MonitorCondition
+from stanch.models.alert import MonitorCondition
 from stanch.models.incident import IncidentState, IncidentStatus, Resolve, UpdateResult
 from stanch.testing.decisions import decide
 from stanch.testing.started import Started
 from stanch.workflows.incident import ALERTS_PER_TASK, IncidentWorkflow
-from tests.support.incidents import alert_event, incident_worker, open_incident
+from tests.support.incidents import alert_event, incident_worker, open_incident, pile_up
 from tests.support.plans import policy_file
 
 PILED = 2 * ALERTS_PER_TASK + 500  # three workflow tasks' worth, the gateway's batches of 100
@@ -38,8 +38,7 @@ async def test_a_pile_of_alerts_is_applied_in_paced_tasks_in_order_and_none_is_l
     # would reopen the incident.
     pile = [alert_event(alert_id=f"piled-{i}") for i in range(PILED - 1)]
     pile.append(alert_event(alert_id="a1", condition=MonitorCondition.RESOLVED))
-    for at in range(0, len(pile), 100):
-        await incident.signal(IncidentWorkflow.add_alerts, AlertBatch(alerts=pile[at : at + 100]))
+    await pile_up(incident, pile)
 
     async with incident_worker(dev_env, task_queue, config):
         state = await eventually(lambda: _counted(incident, PILED), timeout=60, what="the pile")
@@ -59,8 +58,7 @@ async def test_a_resolve_after_a_pile_counts_after_all_of_it(
         incident = await open_incident(started, dev_env.client, task_queue, new_id())
         await eventually(lambda: _opened(incident), what="the incident")
     pile = [alert_event(alert_id=f"piled-{i}") for i in range(PILED)]
-    for at in range(0, len(pile), 100):
-        await incident.signal(IncidentWorkflow.add_alerts, AlertBatch(alerts=pile[at : at + 100]))
+    await pile_up(incident, pile)
     resolving = asyncio.create_task(
         decide(incident, "resolve", Resolve(by="bob"), env=dev_env, result_type=UpdateResult)
     )
@@ -90,8 +88,7 @@ async def test_a_deadline_that_passed_meanwhile_waits_for_the_held_alerts(
         for i in range(ALERTS_PER_TASK + 100)
     ]
     pile = [*quiet, alert_event(alert_id="fired-again")]
-    for at in range(0, len(pile), 100):
-        await incident.signal(IncidentWorkflow.add_alerts, AlertBatch(alerts=pile[at : at + 100]))
+    await pile_up(incident, pile)
     async with incident_worker(dev_env, task_queue, config):
         state = await eventually(lambda: _counted(incident, 2, open_=True), what="the reopen")
     assert state.status is IncidentStatus.TRIGGERED
